@@ -1,0 +1,61 @@
+"""Build the compiled core: every tallyio/_ext/*.pyx becomes an extension.
+
+Environment switches:
+  TALLYIO_SANITIZE=thread|address   build with ThreadSanitizer / AddressSanitizer
+                                    (-O1 -g; thread also defines TIO_TSAN, see tio_atomic.h)
+  TALLYIO_NATIVE=1                  add -march=native (never for wheels you ship)
+"""
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from Cython.Build import cythonize
+
+HERE = Path(__file__).parent
+EXT_DIR = HERE / "tallyio" / "_ext"
+INCLUDE = str(EXT_DIR / "include")
+
+sanitize = os.environ.get("TALLYIO_SANITIZE", "").strip().lower()
+if sanitize not in ("", "thread", "address"):
+    sys.exit(f"TALLYIO_SANITIZE must be 'thread' or 'address', got {sanitize!r}")
+
+compile_args = ["-std=c11", "-O3"]
+link_args = []
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if sanitize:
+    compile_args = ["-std=c11", "-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={sanitize}"]
+    link_args = [f"-fsanitize={sanitize}"]
+    if sanitize == "thread":
+        macros.append(("TIO_TSAN", "1"))
+if os.environ.get("TALLYIO_NATIVE") == "1":
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        f"tallyio._ext.{pyx.stem}",
+        [str(pyx.relative_to(HERE))],
+        include_dirs=[INCLUDE],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    for pyx in sorted(EXT_DIR.glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=[str(HERE)],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        # keep the annotated HTML out of the tree; rebuild when .pxd/.pxi change
+        annotate=False,
+    ),
+)

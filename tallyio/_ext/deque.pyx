@@ -1,0 +1,3 @@
+class Steal: pass
+class Stealer: pass
+class WorkStealingDeque: pass

@@ -1,0 +1,2 @@
+class Block: pass
+class MemoryPool: pass
