@@ -1,0 +1,33 @@
+"""Check that the sdist carries every source file and the wheel every .pxd,
+.pyi and header (so users can `cimport` the core), and no generated C."""
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+dist = Path(sys.argv[1])
+repo = Path(__file__).resolve().parent.parent
+ext = repo / "tallyio" / "_ext"
+sources = sorted(p.relative_to(repo).as_posix() for pattern in ("*.pyx", "*.pxd", "*.pyi", "include/*.h", "testing/*.pxi")
+                 for p in ext.glob(pattern))
+errors = []
+
+(sdist,) = dist.glob("*.tar.gz")
+with tarfile.open(sdist) as tf:
+    names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+errors += [f"sdist lacks {s}" for s in sources if s not in names]
+errors += [f"sdist lacks {s}" for s in ("setup.py", "pyproject.toml", "README.md", "tallyio/py.typed") if s not in names]
+
+(wheel,) = dist.glob("*.whl")
+with zipfile.ZipFile(wheel) as zf:
+    wnames = set(zf.namelist())
+need = [s for s in sources if not s.endswith(".pyx")] + ["tallyio/py.typed"]
+errors += [f"wheel lacks {s}" for s in need if s not in wnames]
+errors += [f"wheel carries generated C {n}" for n in wnames if n.endswith(".c")]
+modules = sorted(p.stem for p in ext.glob("*.pyx"))
+for m in modules:
+    if not any(n.startswith(f"tallyio/_ext/{m}.") and n.endswith(".so") for n in wnames):
+        errors.append(f"wheel lacks the compiled module tallyio._ext.{m}")
+if errors:
+    sys.exit("\n".join(errors))
+print(f"dist OK: {sdist.name} ({len(names)} files), {wheel.name} ({len(wnames)} files, {len(modules)} compiled modules)")

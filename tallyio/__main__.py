@@ -1,0 +1,4 @@
+from tallyio.cli import main
+import sys
+
+sys.exit(main())
