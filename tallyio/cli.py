@@ -11,7 +11,7 @@ import sys
 import threading
 
 
-def demo(out=sys.stdout) -> int:
+def demo(out=None) -> int:
     """Move data through each structure and print what happened.
 
     >>> import io
@@ -21,6 +21,8 @@ def demo(out=sys.stdout) -> int:
     import numpy as np
 
     from tallyio import MemoryPool, MpmcQueue, SpscQueue, Steal, WorkStealingDeque
+
+    out = sys.stdout if out is None else out   # looked up now, so redirection works
 
     def say(msg: str) -> None:
         print(msg, file=out)
@@ -66,6 +68,7 @@ def demo(out=sys.stdout) -> int:
         prices[:4] = [101.5, 101.25, 101.75, 102.0]
         say(f"MemoryPool: block {block.index} at {block.address:#x}, first prices "
             f"{prices[:4].tolist()}, stats {pool.stats()}")
+        del prices  # a live view pins the block: freeing it now would raise BufferError
     say(f"MemoryPool: after the with-block, in use = {pool.stats().in_use}")
     return 0
 

@@ -11,7 +11,8 @@ into a checksum it returns or checks, so the loop cannot be optimised away).
 from libc.stdint cimport uint64_t, int64_t, uintptr_t
 from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_init_u64,
                                   tio_atomic_fetch_add_u64_acqrel,
-                                  tio_atomic_load_u64_acquire, tio_cpu_relax,
+                                  tio_atomic_load_u64_acquire, tio_backoff, tio_cpu_relax,
+                                  tio_backoff_reset, tio_backoff_snooze,
                                   tio_now_ns, TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY)
 
 
@@ -27,10 +28,15 @@ cdef class StartGate:
         tio_atomic_init_u64(&self.arrived, 0)
 
     cdef void wait(self) noexcept nogil:
+        cdef tio_backoff backoff
+        tio_backoff_reset(&backoff)
         # acq_rel: every thread's setup happens-before every thread's start
         tio_atomic_fetch_add_u64_acqrel(&self.arrived, 1)
+        # acquire: pairs with the other parties' fetch_add above.  Back off
+        # (spin, then yield): with more threads than cores a pure spin would
+        # keep the late arrivals off the CPU.
         while tio_atomic_load_u64_acquire(&self.arrived) < self.parties:
-            tio_cpu_relax()
+            tio_backoff_snooze(&backoff)
 
 
 cdef inline uint64_t mix64(uint64_t x) noexcept nogil:

@@ -1,5 +1,6 @@
 # cython: language_level=3
 """Status codes -> exceptions (the only such mapping in tallyio)."""
+import operator
 import queue
 import threading
 
@@ -112,8 +113,13 @@ cdef int acquire_u64_buffer(object arr, Py_buffer *view, bint writable, str what
 
 cdef uint64_t object_to_u64(object value, str what) except? 0xFFFFFFFFFFFFFFFF:
     """An int in 0 .. 2**64-1, for structures built with dtype='uint64'."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise TypeError(f"{what}: dtype='uint64' items must be ints, got {type(value).__name__}")
+    if not isinstance(value, int):
+        # numpy integer scalars (np.uint64(3)) and other __index__ types count as ints
+        if not hasattr(type(value), "__index__"):
+            raise TypeError(f"{what}: dtype='uint64' items must be ints, got {type(value).__name__}")
+        value = operator.index(value)
     if value < 0 or value > 0xFFFFFFFFFFFFFFFF:
         raise OverflowError(f"{what}: item {value} is outside 0 .. 2**64-1")
     return <uint64_t>value
