@@ -6,6 +6,8 @@ ThreadSanitizer slows code 5-15x.  Random tests print their seed.
 """
 import os
 import random
+import threading
+import time
 
 import pytest
 
@@ -37,3 +39,31 @@ def seed(request) -> int:
     return value
 
 
+
+
+def run_threads(*targets, timeout: float = 240.0):
+    """Run each ``(fn, args)`` on its own thread at once and return their
+    results in order; re-raise the first exception a thread hit.
+
+    The threads are daemons joined against one shared deadline, so a helper
+    stuck in a nogil loop fails the test instead of hanging the run."""
+    results = [None] * len(targets)
+    errors = []
+
+    def body(i, fn, args):
+        try:
+            results[i] = fn(*args)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i, fn, args), daemon=True)
+               for i, (fn, args) in enumerate(targets)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"a helper thread hung for {timeout} s"
+    if errors:
+        raise errors[0]
+    return results

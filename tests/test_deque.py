@@ -15,37 +15,13 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,
                                  precondition, rule)
 
-from conftest import scaled
+from conftest import scaled, run_threads
 import tallyio
 from tallyio import QueueFullError, RoleError, Steal, Stealer, WorkStealingDeque
 from tallyio._ext import _testing
 from tallyio._ext import deque as deque_module
 
 U64_MAX = 2**64 - 1
-
-
-def run_threads(*targets, timeout=240):
-    """Run each (fn, args) on its own thread, join all, return their results
-    in order; re-raise the first exception a thread hit."""
-    results = [None] * len(targets)
-    errors = []
-
-    def body(i, fn, args):
-        try:
-            results[i] = fn(*args)
-        except BaseException as exc:  # pragma: no cover - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(i, fn, args))
-               for i, (fn, args) in enumerate(targets)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-        assert not t.is_alive(), "a helper thread hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 class Token:

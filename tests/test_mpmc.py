@@ -11,7 +11,6 @@ import queue
 import signal
 import sys
 import threading
-import time
 import weakref
 from collections import deque
 
@@ -24,7 +23,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,
 import tallyio
 from tallyio import MpmcQueue, QueueFullError
 from tallyio._ext import _testing, mpmc as mpmc_module
-from conftest import scaled
+from conftest import scaled, run_threads
 
 U64 = np.uint64
 MAX_U64 = 2**64 - 1
@@ -37,34 +36,6 @@ class Thing:
         self.n = n
 
 
-def run_threads(jobs, timeout=100):
-    """Run [(fn, args), ...] on one thread each; return their results.
-
-    Fails (instead of hanging until pytest-timeout) if they are not all done
-    within `timeout` seconds together."""
-    results = [None] * len(jobs)
-    errors = []
-
-    def body(i, fn, args):
-        try:
-            results[i] = fn(*args)
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(i, fn, args), daemon=True)
-               for i, (fn, args) in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    assert not any(t.is_alive() for t in threads), "a worker thread hung"
-    if errors:
-        raise errors[0]
-    return results
-
-
-# ---- smoke ---------------------------------------------------------------------
 def test_smoke_objects_fifo():
     q = MpmcQueue(8)
     items = ["a", 1, None, (2, 3), Thing(4)]
@@ -544,7 +515,7 @@ def _stress(q, producers, consumers, per_producer):
             for p in range(producers)]
     jobs += [(_testing.mpmc_consume, (q, gate, quota, outs[c], PATIENCE))
              for c in range(consumers)]
-    results = run_threads(jobs)
+    results = run_threads(*jobs)
     _check_counts(results, producers, per_producer, quota)
     assert q.empty()
     _check_records(outs, producers, per_producer)
@@ -580,7 +551,7 @@ def test_mpmc_stress_batches(start):
             for p in range(producers)]
     jobs += [(_testing.mpmc_consume_many, (q, gate, quota, batches[c], outs[c], PATIENCE))
              for c in range(consumers)]
-    results = run_threads(jobs)
+    results = run_threads(*jobs)
     _check_counts(results, producers, per, quota)
     assert q.empty()
     _check_records(outs, producers, per)
@@ -592,7 +563,7 @@ def test_mpmc_stress_mixed_single_and_batch():
     q = MpmcQueue(128, dtype="uint64")
     gate = _testing.StartGate(4)
     outs = [np.zeros(per, dtype=U64) for _ in range(2)]
-    results = run_threads([
+    results = run_threads(*[
         (_testing.mpmc_produce, (q, gate, 0, per, PATIENCE)),
         (_testing.mpmc_produce_many, (q, gate, 1 << 32, per, 32, PATIENCE)),
         (_testing.mpmc_consume, (q, gate, per, outs[0], PATIENCE)),
@@ -626,7 +597,7 @@ def test_stampede_python_objects_blocking():
     consumers = [threading.Thread(target=consume, args=(c,)) for c in range(4)]
     for t in consumers:
         t.start()
-    run_threads([(produce, (p,)) for p in range(4)])
+    run_threads(*[(produce, (p,)) for p in range(4)])
     for _ in consumers:
         q.put(sentinel, timeout=60)
     for t in consumers:

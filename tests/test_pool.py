@@ -8,7 +8,6 @@ import gc
 import pickle
 import random
 import sys
-import threading
 import time
 import weakref
 
@@ -18,32 +17,12 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,
                                  precondition, rule)
 
-from conftest import scaled
+from conftest import scaled, run_threads
 from tallyio import Block, BlockError, MemoryPool, PoolExhaustedError, TallyioError
 from tallyio._ext import _testing
 from tallyio._ext.pool import PoolStats
 
 TIO_OK, TIO_EXHAUSTED, TIO_DOUBLE_FREE, TIO_FOREIGN = 0, 4, 5, 6
-
-
-def run_threads(*targets):
-    """Run each (fn, args) on its own thread, join all; re-raise the first
-    exception a thread hit."""
-    errors = []
-
-    def body(fn, args):
-        try:
-            fn(*args)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(fn, args)) for fn, args in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 def drain(pool):

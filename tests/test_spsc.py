@@ -17,33 +17,11 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,
                                  precondition, rule)
 
-from conftest import scaled
+from conftest import scaled, run_threads
 from tallyio import QueueFullError, RoleError, SpscQueue, TallyioError
 from tallyio._ext import _testing
 
 U64_MAX = 2**64 - 1
-
-
-def run_threads(*targets):
-    """Run each (fn, args) on its own thread, join all, return their results
-    in order; re-raise the first exception a thread hit."""
-    results = [None] * len(targets)
-    errors = []
-
-    def body(i, fn, args):
-        try:
-            results[i] = fn(*args)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(i, fn, args)) for i, (fn, args) in enumerate(targets)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 class Token:
