@@ -21,8 +21,25 @@ from tallyio._ext.mpmc import MpmcQueue
 from tallyio._ext.deque import Steal, Stealer, WorkStealingDeque
 from tallyio._ext.pool import Block, MemoryPool
 
+
+
+def get_include() -> str:
+    """The directory of tallyio's C headers (tio_atomic.h, tio_platform.h,
+    tio_status.h), for the ``include_dirs`` of Cython extensions that
+    ``cimport`` tallyio's core, as with ``numpy.get_include()``.
+
+    >>> import os, tallyio
+    >>> os.path.isfile(os.path.join(tallyio.get_include(), "tio_atomic.h"))
+    True
+    """
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "_ext", "include")
+
+
 __all__ = [
     "__version__",
+    "get_include",
     "SpscQueue",
     "MpmcQueue",
     "WorkStealingDeque",
