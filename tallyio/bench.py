@@ -248,17 +248,23 @@ def format_table(result: dict) -> str:
                  f"{m['numa_nodes']} NUMA node(s)), Python {m['python']}")
     lines.append("median ns per operation over repetitions; spread = (max-min)/median; "
                  "ratio = peer/tallyio (> 1: tallyio faster)")
+    figures = result["figures"]
+    width = max(len(f.case) for f in figures) + 2
     group = None
-    for f in result["figures"]:
+    for f in figures:
         if f.group != group:
             group = f.group
+            has_peer = any(g.peer for g in figures if g.group == group)
             lines.append("")
-            lines.append(f"{group}")
-            lines.append(f"  {'case':<50} {'ns/op':>9} {'spread':>7}   {'peer':<30} {'ns/op':>9} {'ratio':>6}")
-        peer = ""
+            lines.append(group)
+            header = f"  {'case':<{width}} {'ns/op':>9} {'spread':>7}"
+            if has_peer:
+                header += f"   {'peer':<30} {'ns/op':>9} {'ratio':>6}"
+            lines.append(header)
+        row = f"  {f.case:<{width}} {f.median:>9.1f} {f.spread:>6.0%}"
         if f.peer:
-            peer = f"{f.peer:<30} {f.peer_median:>9.1f} {f.ratio:>6.2f}"
-        lines.append(f"  {f.case:<50} {f.median:>9.1f} {f.spread:>6.0%}   {peer}")
+            row += f"   {f.peer:<30} {f.peer_median:>9.1f} {f.ratio:>6.2f}"
+        lines.append(row)
     return "\n".join(lines)
 
 
