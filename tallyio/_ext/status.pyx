@@ -4,6 +4,8 @@ import operator
 import queue
 import threading
 
+import numpy
+
 from tallyio.errors import (QueueFullError, PoolExhaustedError, BlockError,
                             RoleError, TallyioError)
 from tallyio._ext.common cimport (TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY,
@@ -111,9 +113,14 @@ cdef int acquire_u64_buffer(object arr, Py_buffer *view, bint writable, str what
     return 0
 
 
+# bools are ints to Python but never a sensible uint64 item (numpy's bool also
+# has a deprecated __index__)
+_BOOL_TYPES = (bool, numpy.bool_)
+
+
 cdef uint64_t object_to_u64(object value, str what) except? 0xFFFFFFFFFFFFFFFF:
     """An int in 0 .. 2**64-1, for structures built with dtype='uint64'."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, _BOOL_TYPES):
         raise TypeError(f"{what}: dtype='uint64' items must be ints, got {type(value).__name__}")
     if not isinstance(value, int):
         # numpy integer scalars (np.uint64(3)) and other __index__ types count as ints
