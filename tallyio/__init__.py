@@ -1,5 +1,5 @@
-"""tallyio: lock-free queues, work-stealing deques and a memory pool in nogil
-Cython over C11 atomics -- the core of a NUMA-aware task scheduler.
+"""tallyio: a NUMA-aware work-stealing task scheduler for Python, over lock-free
+queues, Chase-Lev deques and a memory pool in nogil Cython and C11 atomics.
 
     >>> import tallyio
     >>> q = tallyio.SpscQueue(8)
@@ -20,6 +20,12 @@ from tallyio._ext.spsc import SpscQueue
 from tallyio._ext.mpmc import MpmcQueue
 from tallyio._ext.deque import Steal, Stealer, WorkStealingDeque
 from tallyio._ext.pool import Block, MemoryPool
+from tallyio.task import Task, TaskResult
+from tallyio.topology import NumaNode, NumaTopology
+from tallyio.config import SchedulerConfig
+from tallyio.balancer import Load, LoadBalancer
+from tallyio.stats import SchedulerStats
+from tallyio.scheduler import NumaScheduler
 
 
 
@@ -47,6 +53,15 @@ __all__ = [
     "Steal",
     "MemoryPool",
     "Block",
+    "NumaScheduler",
+    "SchedulerConfig",
+    "Task",
+    "TaskResult",
+    "NumaTopology",
+    "NumaNode",
+    "LoadBalancer",
+    "Load",
+    "SchedulerStats",
     "TallyioError",
     "QueueFullError",
     "PoolExhaustedError",

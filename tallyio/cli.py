@@ -3,6 +3,8 @@
     tallyio demo                 a short tour of the queues, the deque and the pool
     tallyio bench [--quick|--smoke] [--json FILE]
                                  the core against stdlib peers, side by side
+    tallyio topology [--json] [--root PATH]
+                                 the NUMA nodes, CPUs, memory and distances tallyio sees
 """
 from __future__ import annotations
 
@@ -95,6 +97,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topology(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from tallyio.topology import SYSFS_NODE_ROOT, NumaTopology
+
+    # a broken tree is not an error: show the fallback and say why, without a traceback-style warning line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        topology = NumaTopology.detect(args.root or SYSFS_NODE_ROOT)
+    for warning in caught:
+        print(f"tallyio: warning: {warning.message}", file=sys.stderr)
+    print(json.dumps(topology.to_dict(), indent=2) if args.json else topology.describe())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tallyio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,9 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
+    t = sub.add_parser("topology", help="print the NUMA topology tallyio detects")
+    t.add_argument("--json", action="store_true", help="print it as JSON")
+    t.add_argument("--root", metavar="PATH",
+                   help="read this sysfs node tree instead of /sys/devices/system/node")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
+    if args.command == "topology":
+        return _topology(args)
     return _bench(args)
 
 

@@ -27,6 +27,7 @@ cdef extern from "tio_status.h" nogil:
         TIO_NOMEM
         TIO_INVALID
         TIO_INTERRUPTED
+        TIO_CLOSED
 
 cdef extern from "tio_atomic.h" nogil:
     ctypedef struct tio_atomic_u64:
@@ -57,12 +58,21 @@ cdef extern from "tio_atomic.h" nogil:
     uint64_t tio_atomic_fetch_add_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_fetch_sub_u64_relaxed(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
+    uint64_t tio_atomic_fetch_add_u64_seqcst(tio_atomic_u64 *a, uint64_t v)
+    uint64_t tio_atomic_fetch_or_u64_seqcst(tio_atomic_u64 *a, uint64_t v)
     uint32_t tio_atomic_load_u32_relaxed(const tio_atomic_u32 *a)
     uint32_t tio_atomic_load_u32_acquire(const tio_atomic_u32 *a)
     void tio_atomic_store_u32_relaxed(tio_atomic_u32 *a, uint32_t v)
     void tio_atomic_store_u32_release(tio_atomic_u32 *a, uint32_t v)
     uint32_t tio_atomic_fetch_add_u32_acqrel(tio_atomic_u32 *a, uint32_t v)
     bint tio_atomic_cas_u32_acqrel(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired)
+    uint32_t tio_atomic_load_u32_fenced_relaxed(const tio_atomic_u32 *a)
+    void tio_atomic_store_u32_seqcst(tio_atomic_u32 *a, uint32_t v)
+    bint tio_atomic_cas_u32_seqcst(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired)
+    uint32_t tio_atomic_fetch_or_u32_seqcst(tio_atomic_u32 *a, uint32_t v)
+    uint32_t tio_atomic_fetch_and_u32_seqcst(tio_atomic_u32 *a, uint32_t v)
+    void tio_atomic_wait_u32(tio_atomic_u32 *a, uint32_t expected, uint64_t timeout_ns)
+    void tio_atomic_wake_u32(tio_atomic_u32 *a, int n)
     uint8_t tio_atomic_load_u8_relaxed(const tio_atomic_u8 *a)
     void tio_atomic_store_u8_relaxed(tio_atomic_u8 *a, uint8_t v)
     uint8_t tio_atomic_exchange_u8_acqrel(tio_atomic_u8 *a, uint8_t v)
@@ -76,6 +86,7 @@ cdef extern from "tio_platform.h" nogil:
     void *tio_aligned_calloc(size_t alignment, size_t size)
     void tio_aligned_free(void *p)
     uint64_t tio_now_ns()
+    uint64_t tio_ticks()
     bint tio_is_pow2(uint64_t x)
     uint64_t tio_next_pow2(uint64_t x)
     ctypedef struct tio_backoff:

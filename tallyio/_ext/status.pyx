@@ -7,10 +7,11 @@ import threading
 import numpy
 
 from tallyio.errors import (QueueFullError, PoolExhaustedError, BlockError,
-                            RoleError, TallyioError)
+                            RoleError, TallyioError, SchedulerNotRunningError)
 from tallyio._ext.common cimport (TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY,
                                   TIO_EXHAUSTED, TIO_DOUBLE_FREE, TIO_FOREIGN,
-                                  TIO_NOMEM, TIO_INVALID, TIO_INTERRUPTED)
+                                  TIO_NOMEM, TIO_INVALID, TIO_INTERRUPTED,
+                                  TIO_CLOSED)
 
 
 cdef int raise_status(int status, str what) except -1:
@@ -32,6 +33,8 @@ cdef int raise_status(int status, str what) except -1:
         raise ValueError(f"{what}: invalid argument")
     if status == TIO_INTERRUPTED:
         raise KeyboardInterrupt(f"{what}: wait interrupted")
+    if status == TIO_CLOSED:
+        raise SchedulerNotRunningError(f"{what} is not running")
     if status == TIO_RETRY:
         raise TallyioError(f"{what}: lost a race (retry); this is a tallyio bug if it escapes")
     raise TallyioError(f"{what}: unexpected status {status}")

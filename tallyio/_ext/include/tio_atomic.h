@@ -114,6 +114,12 @@ static inline uint64_t tio_atomic_fetch_sub_u64_relaxed(tio_atomic_u64 *a, uint6
 static inline uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v) {
     return atomic_exchange_explicit(&a->v, v, TIO_MO_ACQREL);
 }
+static inline uint64_t tio_atomic_fetch_add_u64_seqcst(tio_atomic_u64 *a, uint64_t v) {
+    return atomic_fetch_add_explicit(&a->v, v, TIO_MO_SEQCST);
+}
+static inline uint64_t tio_atomic_fetch_or_u64_seqcst(tio_atomic_u64 *a, uint64_t v) {
+    return atomic_fetch_or_explicit(&a->v, v, TIO_MO_SEQCST);
+}
 
 /* ---- u32 --------------------------------------------------------------- */
 static inline uint32_t tio_atomic_load_u32_relaxed(const tio_atomic_u32 *a) {
@@ -134,6 +140,21 @@ static inline uint32_t tio_atomic_fetch_add_u32_acqrel(tio_atomic_u32 *a, uint32
 static inline int tio_atomic_cas_u32_acqrel(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired) {
     return atomic_compare_exchange_strong_explicit(&a->v, expected, desired, TIO_MO_ACQREL, TIO_MO_ACQUIRE);
 }
+static inline uint32_t tio_atomic_load_u32_fenced_relaxed(const tio_atomic_u32 *a) {
+    return atomic_load_explicit((_Atomic uint32_t *)&a->v, TIO_MO_FENCED);
+}
+static inline void tio_atomic_store_u32_seqcst(tio_atomic_u32 *a, uint32_t v) {
+    atomic_store_explicit(&a->v, v, TIO_MO_SEQCST);
+}
+static inline int tio_atomic_cas_u32_seqcst(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired) {
+    return atomic_compare_exchange_strong_explicit(&a->v, expected, desired, TIO_MO_SEQCST, TIO_MO_SEQCST);
+}
+static inline uint32_t tio_atomic_fetch_or_u32_seqcst(tio_atomic_u32 *a, uint32_t v) {
+    return atomic_fetch_or_explicit(&a->v, v, TIO_MO_SEQCST);
+}
+static inline uint32_t tio_atomic_fetch_and_u32_seqcst(tio_atomic_u32 *a, uint32_t v) {
+    return atomic_fetch_and_explicit(&a->v, v, TIO_MO_SEQCST);
+}
 
 /* ---- u8 ---------------------------------------------------------------- */
 static inline uint8_t tio_atomic_load_u8_relaxed(const tio_atomic_u8 *a) {
@@ -147,12 +168,55 @@ static inline uint8_t tio_atomic_exchange_u8_acqrel(tio_atomic_u8 *a, uint8_t v)
 }
 
 /* ---- fences ------------------------------------------------------------ */
-/* Full fence.  In a TIO_TSAN build it is empty and the *_fenced_relaxed
- * accessors around it carry seq_cst instead (see the header comment). */
+/* Full fence.  In a TIO_TSAN build the *_fenced_relaxed accessors around it
+ * carry seq_cst (see the header comment) and the C11 fence, which TSan cannot
+ * model (gcc warns -Wtsan), becomes a bare hardware fence: TSan ignores it, but
+ * protocols whose other side is not a *_fenced_relaxed accessor (the
+ * scheduler's sleep protocol: a queue push, then a load of the idle word)
+ * still get the store->load ordering on the real machine, so a sanitizer run
+ * cannot lose a wake-up and hang. */
 static inline void tio_fence_seqcst(void) {
 #if !defined(TIO_TSAN)
     atomic_thread_fence(TIO_MO_SEQCST);
+#elif defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("mfence" ::: "memory");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("dmb ish" ::: "memory");
+#else
+    __sync_synchronize();
 #endif
 }
+
+/* ---- waiting on a u32 (futex) --------------------------------------------
+ * Like C++20 atomic<uint32_t>::wait/notify: tio_atomic_wait_u32 sleeps while
+ * *a == expected (returns at once if it differs; may return spuriously, so
+ * callers loop), for at most timeout_ns (0 = no limit).  Linux futex with the
+ * PRIVATE flag; elsewhere a short sleep stands in (correct, just slower). */
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <time.h>
+static inline void tio_atomic_wait_u32(tio_atomic_u32 *a, uint32_t expected, uint64_t timeout_ns) {
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000ull);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000ull);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)&a->v, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+}
+static inline void tio_atomic_wake_u32(tio_atomic_u32 *a, int n) {
+    syscall(SYS_futex, (uint32_t *)&a->v, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+#else
+#include <time.h>
+static inline void tio_atomic_wait_u32(tio_atomic_u32 *a, uint32_t expected, uint64_t timeout_ns) {
+    struct timespec ts = { 0, 50000 };
+    (void)timeout_ns;
+    if (atomic_load_explicit(&a->v, TIO_MO_ACQUIRE) == expected) nanosleep(&ts, NULL);
+}
+static inline void tio_atomic_wake_u32(tio_atomic_u32 *a, int n) { (void)a; (void)n; }
+#endif
 
 #endif /* TIO_ATOMIC_H */

@@ -16,7 +16,8 @@ typedef enum {
     TIO_FOREIGN = 6,       /* pointer is not a block of this pool */
     TIO_NOMEM = 7,         /* malloc failed during setup */
     TIO_INVALID = 8,       /* bad argument during setup */
-    TIO_INTERRUPTED = 9    /* a blocking wait saw a Python exception (signal) */
+    TIO_INTERRUPTED = 9,   /* a blocking wait saw a Python exception (signal) */
+    TIO_CLOSED = 10        /* the scheduler is not running (not started, stopping, stopped) */
 } tio_status;
 
 #endif /* TIO_STATUS_H */

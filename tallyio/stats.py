@@ -1,0 +1,138 @@
+"""Snapshots of a NumaScheduler's counters: what ``NumaScheduler.stats()`` returns.
+
+Counters live in C, one cache line per worker, and are merged on read; reading
+never stops the workers, so a snapshot taken while tasks run is only
+approximately consistent.  After ``stop()`` these identities hold exactly::
+
+    metrics.tasks_submitted == metrics.tasks_processed + metrics.tasks_cancelled
+    metrics.tasks_processed == metrics.tasks_succeeded + metrics.tasks_failed
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy
+
+__all__ = ["SchedulerMetrics", "WorkerStats", "Percentiles", "TaskError", "SchedulerStats",
+           "bucket_bounds", "percentiles_from_histogram"]
+
+HIST_BUCKETS = 496
+
+
+def bucket_bounds() -> numpy.ndarray:
+    """Upper bound (exclusive, in ticks) of each log-linear histogram bucket:
+    exact below 16, then 8 buckets per power of two (12.5 % resolution).
+
+    >>> b = bucket_bounds(); int(b[0]), int(b[15]), int(b[16]), int(b[23]), int(b[24])
+    (1, 16, 18, 32, 36)
+    """
+    bounds = numpy.empty(HIST_BUCKETS, dtype=numpy.float64)
+    bounds[:16] = numpy.arange(1, 17)
+    i = numpy.arange(16, HIST_BUCKETS)
+    exponent = 4 + (i - 16) // 8
+    sub = (i - 16) % 8
+    bounds[16:] = (8 + sub + 1) * numpy.exp2(exponent - 3)
+    return bounds
+
+
+_BOUNDS = bucket_bounds()
+
+
+def percentiles_from_histogram(counts: numpy.ndarray, ns_per_tick: float,
+                               qs: tuple[float, ...] = (50.0, 99.0, 99.9)) -> tuple[float, ...]:
+    """Percentiles in microseconds from bucket counts (the upper bound of the
+    bucket holding each rank: never optimistic by more than 12.5 %).  NaN when
+    the histogram is empty.
+
+    >>> counts = numpy.zeros(HIST_BUCKETS, dtype=numpy.uint64); counts[10] = 99; counts[40] = 1
+    >>> p50, p99, p999 = percentiles_from_histogram(counts, 1000.0)
+    >>> p50, p99, p999 > p99
+    (11.0, 11.0, True)
+    """
+    counts = numpy.asarray(counts, dtype=numpy.float64)
+    total = counts.sum()
+    if total == 0:
+        return tuple(float("nan") for _ in qs)
+    cumulative = numpy.cumsum(counts)
+    out = []
+    for q in qs:
+        rank = q / 100.0 * total
+        index = int(numpy.searchsorted(cumulative, rank, side="left"))
+        index = min(index, HIST_BUCKETS - 1)
+        out.append(float(_BOUNDS[index] * ns_per_tick / 1000.0))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class SchedulerMetrics:
+    """Scheduler-wide counters (sums over workers)."""
+
+    tasks_submitted: int = 0     #: accepted by submit_task/submit/native submit (retries not counted)
+    tasks_processed: int = 0     #: finished: succeeded + failed
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0        #: raised, returned FAILED, or ran out of retries
+    tasks_retried: int = 0       #: re-queues after TaskResult.RETRY
+    tasks_stolen: int = 0        #: tasks moved by an idle worker's steal
+    steal_attempts: int = 0      #: victims probed by idle workers
+    tasks_cancelled: int = 0     #: cancelled at a cancelling stop, or futures cancelled before they ran
+    tasks_migrated: int = 0      #: tasks handed to a less loaded worker by the rebalancer
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """One worker's row."""
+
+    index: int
+    node: int            #: NUMA node id
+    cpu: int             #: the CPU it is pinned to, or -1
+    queue_size: int      #: tasks queued in its inbox bands and deque
+    capacity: int        #: slots in its inbox bands and deque
+    processed: int
+    stolen: int
+    busy_ns: int         #: time spent running tasks
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Latency percentiles in microseconds (NaN when nothing was measured)."""
+
+    p50: float
+    p99: float
+    p999: float
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """A task that failed with an exception (kept in ``stats().recent_errors``)."""
+
+    task: object
+    exception: BaseException
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    """A snapshot of a NumaScheduler (see the module docstring)."""
+
+    metrics: SchedulerMetrics
+    workers: tuple[WorkerStats, ...]
+    elapsed_s: float                     #: seconds between start() and now (or stop)
+    queue_wait_us: Percentiles           #: submit -> start of execution
+    execution_us: Percentiles            #: start -> end of execution
+    recent_errors: tuple[TaskError, ...] = field(default=())
+
+    def total_queue_size(self) -> int:
+        """Tasks queued across every worker."""
+        return sum(w.queue_size for w in self.workers)
+
+    def total_capacity(self) -> int:
+        """Queue slots across every worker."""
+        return sum(w.capacity for w in self.workers)
+
+    def average_steal_ratio(self) -> float:
+        """Share of processed tasks that an idle worker stole (0.0 .. 1.0)."""
+        processed = self.metrics.tasks_processed
+        return min(1.0, self.metrics.tasks_stolen / processed) if processed else 0.0
+
+    def throughput(self) -> float:
+        """Tasks processed per second since start()."""
+        return self.metrics.tasks_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
