@@ -158,7 +158,8 @@ class NumaScheduler(concurrent.futures.Executor):
         self._recent_errors: collections.deque[TaskError] = collections.deque(maxlen=RECENT_ERRORS)
         self._threads: list[threading.Thread] = []
         self._worker_cpus: list[int] = [cpu for _, cpu, _ in self._layout]
-        self._lock = threading.Lock()
+        # re-entrant: a task run by _finish's sweep may itself call stop()
+        self._lock = threading.RLock()
         self._state = "new"            # new -> running -> stopping -> stopped
         self._started_at = self._stopped_at = 0.0
         self._balancer = LoadBalancer(self)
@@ -227,12 +228,16 @@ class NumaScheduler(concurrent.futures.Executor):
                 thread.start()
             for _ in range(n):
                 ready.acquire()
+            if errors:
+                # close before letting the workers in: they leave at once and
+                # never look at the queues the failed worker could not allocate
+                self._core.close(True)
             self._core.mark_started()
             self._started_at = time.perf_counter()
-            self._state = "running"
+            self._state = "running" if not errors else "stopping"
             _live.add(self)
         if errors:
-            self.stop(wait=True, cancel_pending=True)
+            self._finish()
             raise errors[0]
         return self
 
@@ -277,9 +282,9 @@ class NumaScheduler(concurrent.futures.Executor):
                 self._state = "stopping"
         if state == "running" or cancel_pending:
             self._core.close(cancel_pending)
-        if threading.current_thread() in self._threads:
-            return
-        if not wait:
+        if not wait or threading.current_thread() in self._threads:
+            # from inside a task: our own worker cannot be joined from itself;
+            # a helper thread finishes the stop once the workers have left
             if state == "running":
                 threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
             return
@@ -396,7 +401,7 @@ class NumaScheduler(concurrent.futures.Executor):
             tasks_succeeded=total("succeeded"), tasks_failed=total("failed"),
             tasks_retried=total("retried"), tasks_stolen=total("stolen"),
             steal_attempts=total("steal_attempts"), tasks_cancelled=total("cancelled"),
-            tasks_migrated=total("migrated"))
+            tasks_migrated=total("migrated"), wakeups=core.wakeups)
         wait_hist, exec_hist = core.histograms()
         npt = core.ns_per_tick
         if self._started_at == 0.0:

@@ -76,6 +76,7 @@ class SchedulerMetrics:
     steal_attempts: int = 0      #: victims probed by idle workers
     tasks_cancelled: int = 0     #: cancelled at a cancelling stop, or futures cancelled before they ran
     tasks_migrated: int = 0      #: tasks handed to a less loaded worker by the rebalancer
+    wakeups: int = 0             #: parked workers woken (one futex syscall each)
 
 
 @dataclass(frozen=True)

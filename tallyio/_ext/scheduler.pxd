@@ -164,6 +164,7 @@ cdef struct tio_sched:
     char _pad1[128]
     tio_atomic_u64 gate          # TIO_GATE_CLOSED | native submitters inside
     char _pad2[128]
+    tio_atomic_u64 wakeups       # futex wakes issued (a parked worker woken)
     tio_atomic_u32 mode          # TIO_MODE_*
     tio_atomic_u32 exited        # worker threads that left their loop
     tio_atomic_u32 go            # 1 once every worker has allocated its queues (victims must exist)

@@ -221,6 +221,8 @@ cdef bint wake_worker(tio_sched *s, tio_worker *w) noexcept nogil:
     # submitter never sees the woken worker as neither
     tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SEARCHING - TIO_IDLE_SLEEPING)
     tio_atomic_wake_u32(&w.sleep_state, 1)
+    # relaxed RMW: a statistic; wake-ups are rare (that is the point)
+    tio_atomic_fetch_add_u64_relaxed(&s.wakeups, 1)
     return True
 
 
@@ -995,6 +997,7 @@ cdef class SchedulerCore:
         tio_atomic_init_u32(&s.mode, TIO_MODE_RUNNING)
         tio_atomic_init_u32(&s.exited, 0)
         tio_atomic_init_u32(&s.go, 0)
+        tio_atomic_init_u64(&s.wakeups, 0)
         s.workers = <tio_worker **>calloc(n, sizeof(tio_worker *))
         s.node_first = <uint32_t *>calloc(nnodes + 1, sizeof(uint32_t))
         if s.workers == NULL or s.node_first == NULL:
@@ -1167,9 +1170,14 @@ cdef class SchedulerCore:
             # acquire: pairs with mark_started's release; every worker's queues exist
             while tio_atomic_load_u32_acquire(&s.go) == 0:
                 tio_atomic_wait_u32(&s.go, 0, 0)
-            tio_tls_worker = <void *>w
-            worker_loop(w)
-            tio_tls_worker = NULL
+            if tio_atomic_load_u32_acquire(&s.mode) == TIO_MODE_CANCEL:
+                # start() failed (some worker has no queues): leave untouched
+                tio_pool_cache_flush(&w.cache, 0)
+                tio_atomic_fetch_add_u32_acqrel(&s.exited, 1)
+            else:
+                tio_tls_worker = <void *>w
+                worker_loop(w)
+                tio_tls_worker = NULL
 
     def mark_started(self):
         """Every worker reported ready: let them into their loops."""
@@ -1366,9 +1374,9 @@ cdef class SchedulerCore:
             raise SchedulerNotRunningError(
                 f"this NumaScheduler was inherited by a forked child process (pid {os.getpid()}); "
                 "its workers do not exist here: create a new scheduler in the child")
-        if not self.started:
-            raise_status(TIO_CLOSED, "NumaScheduler (not started: call start())")
-        raise_status(TIO_CLOSED, "NumaScheduler (stopped)")
+        if tio_atomic_load_u32_relaxed(&self.s.mode) != TIO_MODE_RUNNING:
+            raise_status(TIO_CLOSED, "NumaScheduler (stopped)")
+        raise_status(TIO_CLOSED, "NumaScheduler (not started: call start())")
 
     # ---- reading (stats, balancer) ----------------------------------------------------
 
@@ -1397,6 +1405,11 @@ cdef class SchedulerCore:
     @property
     def ns_per_tick(self):
         return self.s.ns_per_tick
+
+    @property
+    def wakeups(self):
+        """Parked workers woken so far (each one a futex syscall)."""
+        return tio_atomic_load_u64_relaxed(&self.s.wakeups)
 
     @property
     def idle_word(self):
