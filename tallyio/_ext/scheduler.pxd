@@ -118,6 +118,9 @@ cdef struct tio_worker:
     # ---- written by the owner (published every few tasks) ------------------
     tio_atomic_u64 deq_tasks     # taken out by the owner
     tio_atomic_u64 deq_us
+    tio_atomic_u64 spawned       # queued from inside tasks running here (owner only: load+store, no lock)
+    tio_atomic_u64 own_enq_tasks # spawned onto this worker's deque (owner only: load+store)
+    tio_atomic_u64 own_enq_us
     char _pad3[128]
     # ---- sleep state (futex word) -------------------------------------------
     tio_atomic_u32 sleep_state
@@ -131,6 +134,8 @@ cdef struct tio_worker:
     uint64_t deq_us_local
     uint32_t since_publish
     uint32_t since_rebalance
+    uint32_t spawns_to_idle_check  # spawn_record loads the idle word when this reaches 0
+    uint64_t task_start_tick     # when the running native task started (its spawns' submit tick)
     uint64_t band_age_tick[TIO_BANDS + 1]   # last time each band (and the deque, index TIO_BANDS) was served or seen empty
     tio_task *carry              # an item taken while holding the GIL, to run next
     uint32_t stash_head
@@ -174,6 +179,8 @@ cdef tio_sched *tio_sched_of(object scheduler) except NULL
 cdef int tio_submit_native(tio_sched *s, tio_native_fn fn, void *arg,
                            int priority, int preferred_node) noexcept nogil
 cdef int tio_spawn_native(tio_native_fn fn, void *arg) noexcept nogil
+cdef int tio_submit_native_many(tio_sched *s, tio_native_fn fn, void **args, uint64_t n,
+                                int priority, int preferred_node, uint64_t *accepted) noexcept nogil
 
 
 cdef class SchedulerCore:
