@@ -705,10 +705,23 @@ cdef inline void leave_searching(tio_worker *w) noexcept nogil:
     worker if there is visibly more work, so a burst is not left to one worker."""
     cdef tio_sched *s = w.sched
     cdef uint64_t prev = tio_atomic_fetch_add_u64_seqcst(&s.idle, <uint64_t>0 - TIO_IDLE_SEARCHING)
-    if (prev & 0xFFFFFFFFULL) == 1 and (prev >> 32) > 0:
-        if tio_atomic_load_u32_relaxed(&w.band_hint) != 0 or tio_deque_len(w.local) > 0 or w.stash_count > 0:
-            tio_fence_seqcst()
-            notify_one(s, NULL)
+    if (prev & 0xFFFFFFFFULL) == 1 and (prev >> 32) > 0 and has_more_work(w):
+        tio_fence_seqcst()
+        notify_one(s, NULL)
+
+
+cdef bint has_more_work(tio_worker *w) noexcept nogil:
+    """Does w visibly hold more queued work (beyond the task it just took)?
+    Looks at the rings, not at band_hint: a bit stays set after its band's
+    last item was taken, until the owner finds the band empty."""
+    cdef uint32_t hint = tio_atomic_load_u32_relaxed(&w.band_hint)
+    cdef int b
+    if w.stash_count > 0 or tio_deque_len(w.local) > 0:
+        return True
+    for b in range(TIO_BANDS):
+        if (hint >> b) & 1 and tio_mpmc_size(w.inbox[b]) > 0:
+            return True
+    return False
 
 
 cdef bint park(tio_worker *w) noexcept nogil:
