@@ -1,8 +1,9 @@
 """The ``tallyio`` command.
 
     tallyio demo                 a short tour of the queues, the deque and the pool
-    tallyio bench [--quick|--smoke] [--json FILE]
-                                 the core against stdlib peers, side by side
+    tallyio bench [--quick|--smoke] [--group core|scheduler] [--json FILE]
+                                 the core and the scheduler against their peers
+                                 (stdlib queues, ThreadPoolExecutor, asyncio), side by side
     tallyio topology [--json] [--root PATH]
                                  the NUMA nodes, CPUs, memory and distances tallyio sees
 """
@@ -84,7 +85,8 @@ def _bench(args: argparse.Namespace) -> int:
         else:
             print(msg, file=sys.stderr, flush=True)
 
-    result = bench.run(quick=args.quick, smoke=args.smoke, progress=progress)
+    result = bench.run(quick=args.quick, smoke=args.smoke, groups=args.group or bench.GROUPS,
+                       progress=progress)
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     print(bench.format_table(result))
@@ -114,14 +116,18 @@ def _topology(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tallyio.bench import GROUPS
+
     parser = argparse.ArgumentParser(prog="tallyio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="a short tour of the queues, the deque and the pool")
-    b = sub.add_parser("bench", help="benchmark the core side by side with stdlib peers")
+    b = sub.add_parser("bench", help="benchmark the core and the scheduler side by side with their peers")
     size = b.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
+    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (about a minute)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
+    b.add_argument("--group", action="append", choices=GROUPS,
+                   help="run only this group (repeatable; default: all of them)")
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
     t = sub.add_parser("topology", help="print the NUMA topology tallyio detects")
     t.add_argument("--json", action="store_true", help="print it as JSON")
