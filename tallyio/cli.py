@@ -73,6 +73,36 @@ def demo(out=None) -> int:
             f"{prices[:4].tolist()}, stats {pool.stats()}")
         del prices  # a live view pins the block: freeing it now would raise BufferError
     say(f"MemoryPool: after the with-block, in use = {pool.stats().in_use}")
+
+    # The scheduler: Python tasks, the Executor interface and native tasks
+    from tallyio import NumaScheduler, SchedulerConfig, Task
+    from tallyio._ext.native_example import spawn_tree
+
+    class Fib(Task):
+        __slots__ = ("n", "out")
+
+        def __init__(self, n: int, out: list) -> None:
+            self.n, self.out = n, out
+
+        def execute(self) -> None:
+            a, b = 0, 1
+            for _ in range(self.n):
+                a, b = b, a + b
+            self.out.append(a)
+
+    results: list[int] = []
+    with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
+        for n in range(20):
+            scheduler.submit_task(Fib(n, results))
+        square = scheduler.submit(pow, 12, 2)
+        tree = spawn_tree(scheduler, 100_000)      # native nogil tasks spawning native tasks
+        tree.wait()
+        scheduler.join()
+        stats = scheduler.stats()
+    say(f"NumaScheduler: {len(results)} Python tasks (fib(19) = {max(results)}), "
+        f"a future -> {square.result()}, {tree.done():,} native tasks; "
+        f"{stats.metrics.tasks_processed:,} processed, {stats.metrics.tasks_stolen:,} stolen "
+        f"by idle workers, queue wait p50 {stats.queue_wait_us.p50:.1f} us")
     return 0
 
 
