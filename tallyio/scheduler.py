@@ -81,6 +81,7 @@ _live: weakref.WeakSet[NumaScheduler] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for scheduler in list(_live):
+        scheduler._forked = True
         scheduler._core.mark_forked()
 
 
@@ -161,6 +162,7 @@ class NumaScheduler(concurrent.futures.Executor):
         # re-entrant: a task run by _finish's sweep may itself call stop()
         self._lock = threading.RLock()
         self._state = "new"            # new -> running -> stopping -> stopped
+        self._forked = False           # set in a forked child: its workers do not exist
         self._started_at = self._stopped_at = 0.0
         self._balancer = LoadBalancer(self)
 
@@ -288,30 +290,43 @@ class NumaScheduler(concurrent.futures.Executor):
             if state == "running":
                 threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
             return
-        self._finish()
+        try:
+            self._finish()
+        except KeyboardInterrupt:
+            # Ctrl+C can land in any call of the wait, not only inside join():
+            # cancel what is queued, finish the stop (a second Ctrl+C aborts
+            # that), then re-raise
+            self._core.close(True)
+            self._finish()
+            raise
 
     def _finish(self) -> None:
-        """Join the workers, then settle anything left in the queues."""
-        interrupted = None
-        for thread in self._threads:
-            while thread.is_alive():
-                try:
-                    thread.join(0.05)
-                except KeyboardInterrupt as exc:
-                    interrupted = exc
-                    self._core.close(True)       # stop running queued work; cancel it below
+        """Wait until every worker has left its loop, then settle anything left in the queues."""
+        self._wait_workers_exited()
         with self._lock:
             if self._state == "stopped":
-                if interrupted is not None:
-                    raise interrupted
                 return
-            cancel = interrupted is not None or self._core.cancelling
-            self._core.sweep(cancel, self._cancel_task)
+            self._core.sweep(self._core.cancelling, self._cancel_task)
             self._stopped_at = time.perf_counter()
             self._state = "stopped"
             _live.discard(self)
-        if interrupted is not None:
-            raise interrupted
+
+    def _wait_workers_exited(self) -> None:
+        # The core's count of exited workers decides, not Thread.is_alive(): on
+        # CPython < 3.13 a join() interrupted by Ctrl+C releases the tstate lock
+        # of a thread that still runs and marks it stopped (threading's
+        # bpo-45274 branch), and sweeping the queues under a live worker races
+        # with it.  In a forked child the workers do not exist.
+        if self._forked:
+            return
+        while self._core.workers_exited() < len(self._threads):
+            alive = [thread for thread in self._threads if thread.is_alive()]
+            if alive:
+                alive[0].join(0.05)
+            else:
+                time.sleep(0.001)     # marked stopped too early (see above): poll the count
+        for thread in self._threads:
+            thread.join()             # each has left its loop: only returning is left
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """``concurrent.futures.Executor.shutdown``: ``stop(wait, cancel_pending=cancel_futures)``."""

@@ -53,8 +53,11 @@ cdef extern from *:
     /* The worker running on this thread (NULL elsewhere): lets submit_task()
      * and tio_spawn_native() called from inside a task use the worker's own
      * deque without a lookup. */
-    static __thread void *tio_tls_worker = NULL;
-    static __thread uint64_t tio_tls_rng = 0;
+    /* initial-exec: no __tls_get_addr call per submit, and ThreadSanitizer
+     * does not misreport glibc's reuse of dynamic TLS blocks (16 bytes of the
+     * static TLS surplus glibc reserves for dlopen'ed modules) */
+    static __thread __attribute__((tls_model("initial-exec"))) void *tio_tls_worker = NULL;
+    static __thread __attribute__((tls_model("initial-exec"))) uint64_t tio_tls_rng = 0;
     """
     void *tio_tls_worker
     uint64_t tio_tls_rng
@@ -512,11 +515,13 @@ cdef inline uint64_t run_native(tio_worker *w, tio_task *t, uint64_t start) noex
 
 cdef int requeue_self(tio_worker *w, tio_task *t) noexcept nogil:
     """Put a RETRY task back on its own worker.  TIO_OK or TIO_FULL."""
+    # read before the push: a thief may take t from our inbox, run and free it
+    cdef uint32_t band = t.priority >> TIO_BAND_SHIFT
     if push_inbox(w, t) == TIO_OK:
         tio_fence_seqcst()
-        publish_hint(w, t.priority >> TIO_BAND_SHIFT)
+        publish_hint(w, band)
         return TIO_OK
-    if t.priority >> TIO_BAND_SHIFT == 0:
+    if band == 0:
         tio_atomic_fetch_add_u64_relaxed(&w.enq_tasks, 1)
         tio_atomic_fetch_add_u64_relaxed(&w.enq_us, t.est_us)
         if tio_deque_push(w.local, <uint64_t><uintptr_t>t) == TIO_OK:
@@ -641,12 +646,14 @@ cdef void maybe_rebalance(tio_worker *w) noexcept nogil:
     stealing off, too: it is the only way work moves then."""
     cdef tio_sched *s = w.sched
     cdef uint64_t mine, least = 0, load, item, moved = 0, moved_us = 0, goal
-    cdef uint32_t i, least_i
+    cdef uint32_t i, least_i, est_us
     cdef int band
+    cdef bint no_room = False
     cdef tio_worker *dst
     cdef tio_task *t
     w.since_rebalance = 0
-    if s.nworkers < 2 or tio_atomic_load_u32_relaxed(&s.mode) != TIO_MODE_RUNNING:
+    # w.carry must be free: it takes the one task that may fit nowhere else below
+    if s.nworkers < 2 or w.carry != NULL or tio_atomic_load_u32_relaxed(&s.mode) != TIO_MODE_RUNNING:
         return
     mine = worker_queued_us(w)
     if mine == 0:
@@ -670,15 +677,20 @@ cdef void maybe_rebalance(tio_worker *w) noexcept nogil:
             if tio_mpmc_pop(w.inbox[band], &item) != TIO_OK:
                 break
             t = <tio_task *><uintptr_t>item
+            # read before the push: once in dst's inbox, t may run, be freed
+            # and be reused for another task at any moment
+            est_us = t.est_us
             if push_inbox(dst, t) != TIO_OK:
-                # no room there: keep it (back into our own band, which has room
-                # for what we just took unless a pusher filled it: then the deque)
-                if push_inbox(w, t) != TIO_OK:
-                    w.carry = t if w.carry == NULL else w.carry
+                # no room there: keep it, back in our own band (still counted in
+                # our load, so no push_inbox), which has room for what we just
+                # took unless a pusher filled it: then in w.carry (free, above)
+                if tio_mpmc_push(w.inbox[band], item) != TIO_OK:
+                    w.carry = t
+                no_room = True
                 break
             moved += 1
-            moved_us += t.est_us
-        if moved_us >= goal:
+            moved_us += est_us
+        if no_room or moved_us >= goal:
             break
     if moved:
         tio_atomic_fetch_add_u64_relaxed(&w.out_tasks, moved)
@@ -702,12 +714,52 @@ cdef inline bint gate_quiet(tio_sched *s) noexcept nogil:
 
 cdef inline void leave_searching(tio_worker *w) noexcept nogil:
     """Searching -> running.  The last searcher to find work wakes another
-    worker if there is visibly more work, so a burst is not left to one worker."""
+    worker if there is visibly more work, so a burst is not left to one worker.
+    "More work" includes the other workers' queues: a submitter that saw this
+    worker searching skipped its wake-up, counting on it to find the item, but
+    it may have found another one (its own) while the item waits in the inbox
+    of a sleeping worker."""
     cdef tio_sched *s = w.sched
     cdef uint64_t prev = tio_atomic_fetch_add_u64_seqcst(&s.idle, <uint64_t>0 - TIO_IDLE_SEARCHING)
-    if (prev & 0xFFFFFFFFULL) == 1 and (prev >> 32) > 0 and has_more_work(w):
-        tio_fence_seqcst()
+    if (prev & 0xFFFFFFFFULL) == 1:
+        pass_on_wake_up(w)
+
+
+cdef void pass_on_wake_up(tio_worker *w) noexcept nogil:
+    """Called by the last searcher when it stops searching with a task in
+    hand (leave_searching, or park's re-check finding its own work): wake a
+    sleeper if work is queued anywhere, on behalf of the submitters that saw
+    it searching and skipped their wake-up."""
+    cdef tio_sched *s = w.sched
+    cdef uint64_t idle
+    # the fence pairs with a submitter's fence between its push and its
+    # idle-word load: either it saw no searcher (and woke a worker itself) or
+    # the scan below sees its item
+    tio_fence_seqcst()
+    # fenced_relaxed: after the fence above
+    idle = tio_atomic_load_u64_fenced_relaxed(&s.idle)
+    if (idle & 0xFFFFFFFFULL) != 0 or (idle >> 32) == 0:
+        return          # another searcher will look, or nobody sleeps
+    if has_more_work(w) or (s.stealing and work_queued_elsewhere(s, w)):
         notify_one(s, NULL)
+
+
+cdef bint work_queued_elsewhere(tio_sched *s, tio_worker *me) noexcept nogil:
+    """Does another worker's inbox or deque hold work?  Looks at the rings,
+    not at band_hint: a submitter sets the hint only after its fence."""
+    cdef uint32_t i
+    cdef int b
+    cdef tio_worker *v
+    for i in range(s.nworkers):
+        v = s.workers[i]
+        if v == me:
+            continue
+        if tio_deque_len(v.local) > 0:
+            return True
+        for b in range(TIO_BANDS):
+            if tio_mpmc_size(v.inbox[b]) > 0:
+                return True
+    return False
 
 
 cdef bint has_more_work(tio_worker *w) noexcept nogil:
@@ -731,13 +783,14 @@ cdef bint park(tio_worker *w) noexcept nogil:
     searcher, False if it is running (w.carry holds its next record)."""
     cdef tio_sched *s = w.sched
     cdef uint32_t expected
+    cdef uint64_t prev
     cdef tio_task *t
     publish_deq(w)
     # 1. announce.  seq_cst store before the idle RMW: a waker that sees us in
     #    the sleeping count (its idle load is after ours in the seq_cst order)
     #    finds SLEEPING when it CASes our state.
     tio_atomic_store_u32_seqcst(&w.sleep_state, TIO_SLEEPING)
-    tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SLEEPING - TIO_IDLE_SEARCHING)
+    prev = tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SLEEPING - TIO_IDLE_SEARCHING)
     # 2. the fence pairs with every pusher's fence between its push and its
     #    load of the idle word (or of our sleep_state): either the pusher sees
     #    us sleeping and wakes someone, or our re-check below sees its item.
@@ -753,6 +806,10 @@ cdef bint park(tio_worker *w) noexcept nogil:
             if t != NULL:
                 tio_atomic_fetch_add_u64_seqcst(&s.idle, <uint64_t>0 - TIO_IDLE_SLEEPING)
                 w.carry = t
+                if (prev & 0xFFFFFFFFULL) == 1:
+                    # we were the last searcher and found our own work: a
+                    # submitter counting on us may have queued elsewhere
+                    pass_on_wake_up(w)
                 return False
             tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SEARCHING - TIO_IDLE_SLEEPING)
             return True
@@ -1466,8 +1523,11 @@ cdef class SchedulerCore:
         n = task.preferred_node()
         if n is None:
             return -1
-        idx = self.node_index_of.get(n)
-        if idx is None or isinstance(n, bool):
+        # integers only, as for priority(): 0.0 == 0 would otherwise find node 0
+        idx = None
+        if not isinstance(n, bool) and hasattr(n, "__index__"):
+            idx = self.node_index_of.get(n.__index__())
+        if idx is None:
             raise ValueError(f"{type(task).__name__}.preferred_node() returned {n!r}; "
                              f"expected None or one of the scheduler's nodes {sorted(self.node_index_of)}")
         return idx
