@@ -75,13 +75,15 @@ def test_cli_demo(capsys):
     assert "in order: True" in out
     assert "thief steal -> (SUCCESS, 'a')" in out
     assert "in use = 0" in out
+    assert "NumaScheduler: 20 Python tasks (fib(19) = 4181), a future -> 144, 100,000 native tasks" in out
 
 
 def test_cli_bench_smoke(capsys):
     from tallyio.cli import main
     assert main(["bench", "--smoke"]) == 0
     out = capsys.readouterr().out
-    for case in ("SpscQueue put_nowait+get_nowait", "MemoryPool alloc+free", "C level, deque"):
+    for case in ("SpscQueue put_nowait+get_nowait", "MemoryPool alloc+free", "C level, deque",
+                 "tasks per second"):
         assert case in out
 
 

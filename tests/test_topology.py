@@ -451,9 +451,13 @@ def test_range_list_of_runs(runs):
 
 def run_cli(*args):
     """``python -m tallyio ...`` in a subprocess that imports the tallyio these tests import."""
-    env = dict(os.environ, PYTHONPATH=str(Path(tallyio.__file__).resolve().parent.parent))
+    home = str(Path(tallyio.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=home)
+    # cwd: `python -m` puts the working directory first on sys.path, and in a
+    # source checkout with an installed (not in-place) build that would import
+    # the uncompiled source tree instead
     return subprocess.run([sys.executable, "-m", "tallyio", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, cwd=home, timeout=120)
 
 
 def test_cli_topology_on_this_machine():
