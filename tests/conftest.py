@@ -67,3 +67,40 @@ def run_threads(*targets, timeout: float = 240.0):
     if errors:
         raise errors[0]
     return results
+
+
+def build_user_extension(tmp_path, name: str, source: str, monkeypatch):
+    """Compile ``source`` as extension module ``name`` in tmp_path, as a user's
+    own Cython code would be (include_dirs=[tallyio.get_include()], cimports
+    from the installed .pxd files), with no compiler warning about it, and
+    import it."""
+    import importlib
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tallyio
+
+    pytest.importorskip("Cython")
+    if any(lib in os.environ.get("LD_PRELOAD", "") for lib in ("libasan", "libtsan")):
+        pytest.skip("the system compiler does not run under a preloaded sanitizer runtime")
+    (tmp_path / f"{name}.pyx").write_text(source)
+    (tmp_path / "setup.py").write_text(
+        "import tallyio\n"
+        "from setuptools import Extension, setup\n"
+        "from Cython.Build import cythonize\n"
+        f"setup(ext_modules=cythonize([Extension('{name}', ['{name}.pyx'],\n"
+        "      include_dirs=[tallyio.get_include()], extra_compile_args=['-std=c11', '-O2'])],\n"
+        "      compiler_directives={'language_level': 3}))\n")
+    # the build must find the same tallyio (installed, or an in-place dev build) as the tests
+    env = dict(os.environ)
+    root = str(Path(tallyio.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines()
+                if "warning:" in line and name in line]
+    assert not warnings, "\n".join(warnings)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)

@@ -5,18 +5,14 @@ tallyio._ext.native_example is the package's worked example of that API; the
 last test compiles a user module outside the package against the installed
 .pxd files, as a user would."""
 import gc
-import importlib
-import os
-import subprocess
 import sys
 import time
 import weakref
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_threads, scaled
+from conftest import build_user_extension, run_threads, scaled
 from tallyio import NumaScheduler, SchedulerConfig, SchedulerNotRunningError
 from tallyio._ext import native_example
 from tallyio._ext.native_example import NativeBatch, measure_native_throughput, spawn_tree
@@ -343,31 +339,7 @@ def sum_on_workers(scheduler, uint64_t n):
 
 @pytest.mark.timeout(600)
 def test_user_module_submits_native_tasks(tmp_path, monkeypatch):
-    pytest.importorskip("Cython")
-    if any(name in os.environ.get("LD_PRELOAD", "") for name in ("libasan", "libtsan")):
-        pytest.skip("the system compiler does not run under a preloaded sanitizer runtime")
-    (tmp_path / "user_native.pyx").write_text(USER_MODULE)
-    (tmp_path / "setup.py").write_text(
-        "import tallyio\n"
-        "from setuptools import Extension, setup\n"
-        "from Cython.Build import cythonize\n"
-        "setup(ext_modules=cythonize([Extension('user_native', ['user_native.pyx'],\n"
-        "      include_dirs=[tallyio.get_include()], extra_compile_args=['-std=c11', '-O2'])],\n"
-        "      compiler_directives={'language_level': 3}))\n")
-    import tallyio
-
-    # the build must find the same tallyio (installed, or an in-place dev build) as this test
-    env = dict(os.environ)
-    root = str(Path(tallyio.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    warnings = [line for line in (proc.stdout + proc.stderr).splitlines()
-                if "warning:" in line and "user_native" in line]
-    assert not warnings, "\n".join(warnings)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    user_native = importlib.import_module("user_native")
+    user_native = build_user_extension(tmp_path, "user_native", USER_MODULE, monkeypatch)
     n = scaled(50_000)
     with two_workers(queue_capacity=256) as scheduler:
         assert user_native.sum_on_workers(scheduler, n) == n * (n + 1) // 2

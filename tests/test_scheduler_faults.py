@@ -17,48 +17,20 @@ import numpy as np
 import pytest
 
 from conftest import scaled
-from tallyio import (NumaScheduler, NumaTopology, QueueFullError, SchedulerConfig,
+from schedtools import Count, Gate, make_config
+from schedtools import assert_identities as assert_stats_identities
+from tallyio import (NumaScheduler, NumaTopology, QueueFullError,
                      SchedulerNotRunningError, Task)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def make_config(**overrides) -> SchedulerConfig:
-    overrides.setdefault("enable_cpu_affinity", False)
-    return SchedulerConfig(**overrides)
-
-
 def assert_identities(scheduler: NumaScheduler) -> None:
-    m = scheduler.stats().metrics
-    assert m.tasks_submitted == m.tasks_processed + m.tasks_cancelled, m
-    assert m.tasks_processed == m.tasks_succeeded + m.tasks_failed, m
+    assert_stats_identities(scheduler.stats())
 
 
 def worker_threads_alive(scheduler: NumaScheduler) -> list:
     return [t for t in scheduler._threads if t.is_alive()]
-
-
-class Count(Task):
-    __slots__ = ("i", "counts")
-
-    def __init__(self, i, counts):
-        self.i, self.counts = i, counts
-
-    def execute(self):
-        self.counts[self.i] += 1
-
-
-class Gate(Task):
-    """Blocks its worker until released."""
-
-    def __init__(self):
-        self.started, self.release = threading.Event(), threading.Event()
-        self.finished = False
-
-    def execute(self):
-        self.started.set()
-        assert self.release.wait(10), "gate never released"
-        self.finished = True
 
 
 class Call(Task):

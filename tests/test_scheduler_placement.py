@@ -12,32 +12,13 @@ import threading
 
 import pytest
 
+from schedtools import Gate, make_config
 from tallyio import NumaNode, NumaScheduler, NumaTopology, SchedulerConfig, Task
 
 pytestmark = pytest.mark.timeout(60)
 
 #: aging_us's maximum: no band ages during a test, so priority order is strict
 NO_AGING = 60e6
-
-
-def make_config(**overrides) -> SchedulerConfig:
-    overrides.setdefault("enable_cpu_affinity", False)
-    return SchedulerConfig(**overrides)
-
-
-class Gate(Task):
-    """Blocks its worker until released."""
-
-    def __init__(self, node=None):
-        self.node = node
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def execute(self):
-        self.started.set()
-        assert self.release.wait(10), "gate never released"
-
-    def preferred_node(self):
-        return self.node
 
 
 class Record(Task):
