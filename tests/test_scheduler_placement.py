@@ -194,9 +194,18 @@ def test_aging_priority_zero_does_not_starve():
     """A continuous flood of priority-255 work (it re-queues itself) cannot
     keep a priority-0 task waiting: after aging_us it is served."""
     limit = 2_000_000
+    state = flood_with_one_low_task(aging_us=1000, limit=limit)
+    assert state["low_ran_at"] is not None, "the priority-0 task never ran"
+    assert state["low_ran_at"] < limit, "the priority-0 task ran only after the flood ended"
+
+
+def flood_with_one_low_task(aging_us, limit):
+    """One worker: 32 self-resubmitting priority-255 flooders (until `limit`
+    tasks ran) and one priority-0 task queued behind them.  Returns the state
+    dict: low_ran_at = the flood count when the priority-0 task ran."""
     state = {"flood": 0, "low_ran_at": None, "limit": limit}
     scheduler = NumaScheduler(make_config(workers_per_numa_node=1, enable_work_stealing=False,
-                                          aging_us=1000))
+                                          aging_us=aging_us))
     gate = Gate()
     with scheduler:
         try:
@@ -208,28 +217,14 @@ def test_aging_priority_zero_does_not_starve():
         finally:
             gate.release.set()
         assert scheduler.join(60)
-    assert state["low_ran_at"] is not None, "the priority-0 task never ran"
-    assert state["low_ran_at"] < limit, "the priority-0 task ran only after the flood ended"
+    return state
 
 
 def test_without_aging_pressure_low_priority_waits_for_the_flood():
     """The control for the aging test: with aging off, the same flood keeps
     the priority-0 task waiting until it ends (so the test above measures aging)."""
     limit = 5000
-    state = {"flood": 0, "low_ran_at": None, "limit": limit}
-    scheduler = NumaScheduler(make_config(workers_per_numa_node=1, enable_work_stealing=False,
-                                          aging_us=NO_AGING))
-    gate = Gate()
-    with scheduler:
-        try:
-            scheduler.submit_task(gate)
-            assert gate.started.wait(10)
-            for _ in range(32):
-                scheduler.submit_task(Flooder(scheduler, state))
-            scheduler.submit_task(Low(state))
-        finally:
-            gate.release.set()
-        assert scheduler.join(60)
+    state = flood_with_one_low_task(aging_us=NO_AGING, limit=limit)
     assert state["low_ran_at"] >= limit
 
 
