@@ -40,7 +40,8 @@ class LoadBalancer:
         self._core = scheduler._core
 
     def load(self, worker: int) -> Load:
-        """Queued load of worker index ``worker`` (0 .. workers - 1)."""
+        """Load of worker index ``worker`` (0 .. workers - 1): its queued tasks,
+        counting each until it has run (the one running included)."""
         tasks, us = self._core.load(self._worker_index(worker))
         return Load(tasks, us)
 

@@ -1470,7 +1470,7 @@ cdef class SchedulerCore:
         me = <tio_worker *>tio_tls_worker
         if me != NULL and me.sched == s:
             # inside a task on one of our workers: its own deque / inbox
-            st = spawn_record_py(me, t)
+            st = spawn_record(me, t)
             if st != TIO_OK:
                 Py_DECREF(task)
                 raise_status(TIO_FULL, "NumaScheduler worker's own queues")
@@ -1638,16 +1638,6 @@ cdef class SchedulerCore:
         """The worker the balancer would choose now (node_index -1: any)."""
         return choose_worker(self.s, node_index, &self.submit_rng)
 
-    def totals(self):
-        """(submitted, processed, cancelled) summed over workers."""
-        cdef uint64_t sub = 0, done = 0, canc = 0
-        cdef uint32_t i
-        for i in range(self.s.nworkers):
-            sub += tio_atomic_load_u64_relaxed(&self.s.workers[i].submitted) + tio_atomic_load_u64_relaxed(&self.s.workers[i].spawned)
-            done += tio_atomic_load_u64_relaxed(&self.s.workers[i].stats.processed)
-            canc += tio_atomic_load_u64_relaxed(&self.s.workers[i].stats.cancelled)
-        return (sub, done, canc)
-
     def wait_idle(self, double timeout):
         """Block (without the GIL) until every submitted task finished or was
         cancelled; timeout < 0: no limit.  Returns True when idle, False on
@@ -1689,11 +1679,6 @@ cdef class SchedulerCore:
             sub += tio_atomic_load_u64_acquire(&w.submitted) + tio_atomic_load_u64_acquire(&w.spawned)
             done += tio_atomic_load_u64_acquire(&w.stats.processed) + tio_atomic_load_u64_acquire(&w.stats.cancelled)
         return done >= sub
-
-
-cdef int spawn_record_py(tio_worker *w, tio_task *t) noexcept nogil:
-    """spawn_record for a record allocated from the submit cache (GIL held)."""
-    return spawn_record(w, t)
 
 
 cdef extern from "<time.h>" nogil:
