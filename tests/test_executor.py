@@ -10,7 +10,8 @@ import pytest
 
 from tallyio import NumaScheduler, SchedulerConfig, SchedulerNotRunningError
 
-pytestmark = pytest.mark.timeout(60)
+# every test here runs real worker threads (nogil loops): all of them run under TSan too
+pytestmark = [pytest.mark.timeout(60), pytest.mark.concurrency]
 
 WORKERS = 2
 

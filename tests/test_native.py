@@ -17,7 +17,8 @@ from tallyio import NumaScheduler, SchedulerConfig, SchedulerNotRunningError
 from tallyio._ext import native_example
 from tallyio._ext.native_example import NativeBatch, measure_native_throughput, spawn_tree
 
-pytestmark = pytest.mark.timeout(60)
+# every test here runs real worker threads (nogil loops): all of them run under TSan too
+pytestmark = [pytest.mark.timeout(60), pytest.mark.concurrency]
 
 
 def two_workers(**overrides) -> NumaScheduler:
@@ -48,7 +49,6 @@ def test_smoke_batch_lifecycle():
     assert "done=10" in repr(batch)
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("many", [False, True], ids=["one-by-one", "submit_many"])
 def test_submitted_tasks_run_exactly_once(many):
     n = scaled(100_000)
@@ -63,7 +63,6 @@ def test_submitted_tasks_run_exactly_once(many):
         assert metrics.tasks_failed == metrics.tasks_cancelled == 0
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("many", [False, True], ids=["one-by-one", "submit_many"])
 def test_several_threads_submit_at_once(many):
     # each submit() runs its whole loop without the GIL, so these submitters
@@ -82,7 +81,6 @@ def test_several_threads_submit_at_once(many):
     assert metrics.tasks_submitted == metrics.tasks_processed == threads * n
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("fanout", [1, 2, 8, 1000])
 def test_spawn_tree_runs_every_task_once(fanout):
     # fanout 1 is a chain (one spawn per task); 1000 with 64-slot queues makes

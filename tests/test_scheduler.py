@@ -24,7 +24,8 @@ from tallyio import (NumaScheduler, NumaTopology, QueueFullError,
                      SchedulerNotRunningError, SchedulerStats, Task, TaskResult)
 from tallyio.stats import Percentiles, SchedulerMetrics, TaskError, WorkerStats
 
-pytestmark = pytest.mark.timeout(60)
+# every test here runs real worker threads (nogil loops): all of them run under TSan too
+pytestmark = [pytest.mark.timeout(60), pytest.mark.concurrency]
 
 
 class Returns(Task):
@@ -49,7 +50,6 @@ class Raises(Task):
 
 # ---- conservation under load --------------------------------------------------------------
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("workers", [2, 4])
 @pytest.mark.parametrize("stealing", [True, False], ids=["stealing", "no-stealing"])
 def test_stress_every_task_runs_exactly_once(workers, stealing):
@@ -73,7 +73,6 @@ def test_stress_every_task_runs_exactly_once(workers, stealing):
     assert stats.total_queue_size() == 0
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("stealing", [True, False], ids=["stealing", "no-stealing"])
 def test_stress_two_nodes_two_submitter_threads(stealing):
     """Two nodes of two workers, two threads submitting at once: every id once."""
@@ -112,7 +111,6 @@ class Spawner(Task):
                 self.scheduler.submit_task(Spawner(self.scheduler, child, self.depth - 1, self.counts))
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("stealing", [True, False], ids=["stealing", "no-stealing"])
 def test_stress_tasks_spawned_inside_tasks_run_exactly_once(stealing):
     """Spawned work goes to the worker's own Chase-Lev deque; thieves take from it."""
@@ -147,7 +145,6 @@ class Meet(Task):
             self.met.append(False)
 
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("workers", [2, 4])
 def test_idle_workers_all_wake_for_tasks_that_wait_for_each_other(workers):
     """`workers` tasks submitted to an idle scheduler of `workers` workers run
@@ -604,7 +601,6 @@ def test_stats_queue_size_counts_queued_tasks():
         assert scheduler.stats().total_queue_size() == 0
 
 
-@pytest.mark.concurrency
 def test_stats_from_another_thread_while_tasks_run():
     n = scaled(50_000)
     counts = np.zeros(n, dtype=np.int64)

@@ -22,7 +22,8 @@ from schedtools import assert_identities as assert_stats_identities
 from tallyio import (NumaScheduler, NumaTopology, QueueFullError,
                      SchedulerNotRunningError, Task)
 
-pytestmark = pytest.mark.timeout(60)
+# every test here runs real worker threads (nogil loops): all of them run under TSan too
+pytestmark = [pytest.mark.timeout(60), pytest.mark.concurrency]
 
 
 def assert_identities(scheduler: NumaScheduler) -> None:
@@ -275,7 +276,6 @@ def test_stop_from_a_done_callback():
 
 # ---- cancelling stops -----------------------------------------------------------------------
 
-@pytest.mark.concurrency
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cancel_pending_accepted_equals_completed_plus_cancelled(workers):
     n = scaled(50_000)

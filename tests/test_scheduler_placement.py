@@ -15,7 +15,8 @@ import pytest
 from schedtools import Gate, make_config
 from tallyio import NumaNode, NumaScheduler, NumaTopology, SchedulerConfig, Task
 
-pytestmark = pytest.mark.timeout(60)
+# every test here runs real worker threads (nogil loops): all of them run under TSan too
+pytestmark = [pytest.mark.timeout(60), pytest.mark.concurrency]
 
 #: aging_us's maximum: no band ages during a test, so priority order is strict
 NO_AGING = 60e6
@@ -135,7 +136,6 @@ class Urgent(Task):
         return 255
 
 
-@pytest.mark.concurrency
 def test_priority_isolation_under_a_live_flood():
     """While priority-0 tasks keep arriving, a priority-255 task submitted
     behind a backlog runs before (nearly all of) that backlog."""
@@ -189,7 +189,6 @@ class Low(Task):
         self.state["low_ran_at"] = self.state["flood"]
 
 
-@pytest.mark.concurrency
 def test_aging_priority_zero_does_not_starve():
     """A continuous flood of priority-255 work (it re-queues itself) cannot
     keep a priority-0 task waiting: after aging_us it is served."""
@@ -465,7 +464,6 @@ class Slow(Task):
         return 0
 
 
-@pytest.mark.concurrency
 def test_idle_workers_of_the_other_node_steal():
     scheduler = NumaScheduler(make_config(workers_per_numa_node=1, load_balance_threshold=1.0),
                               topology=NumaTopology.uniform(2, 1))
@@ -482,7 +480,6 @@ def test_idle_workers_of_the_other_node_steal():
     assert stats.metrics.tasks_migrated == 0
 
 
-@pytest.mark.concurrency
 def test_without_stealing_or_rebalancing_the_other_node_stays_idle():
     scheduler = NumaScheduler(no_moves(workers_per_numa_node=1), topology=NumaTopology.uniform(2, 1))
     log = []
@@ -494,7 +491,6 @@ def test_without_stealing_or_rebalancing_the_other_node_stays_idle():
     assert {t for _, t in log} == {"tallyio-worker-0"}
 
 
-@pytest.mark.concurrency
 def test_rebalancing_moves_work_when_stealing_is_off():
     """With stealing off, the rebalancer (load_balance_threshold) is the only
     way work leaves an overloaded worker.  It runs while the scheduler is
