@@ -259,7 +259,7 @@ class NumaScheduler(concurrent.futures.Executor):
         if cpu >= 0:
             try:
                 os.sched_setaffinity(0, {cpu})       # this thread only (Linux: pid 0 = caller)
-            except OSError:
+            except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
                 self._worker_cpus[index] = -1
         self._core.worker_main(index, report)
 
