@@ -394,6 +394,7 @@ class NumaScheduler(concurrent.futures.Executor):
 
     @property
     def worker_count(self) -> int:
+        """Number of worker threads: workers_per_numa_node x nodes with CPUs."""
         return len(self._layout)
 
     def stats(self) -> SchedulerStats:
