@@ -6,6 +6,7 @@ NumaTopology, so two- and four-node layouts are tested here.  Orders and
 counts are asserted, never times: a "gate" task blocks a worker so that the
 queue contents are known when it is released.
 """
+import contextlib
 import os
 import random
 import threading
@@ -348,27 +349,35 @@ def test_preferred_node_runs_on_that_node_without_stealing():
         assert node_of_worker == (1 if label % 3 else 0), (label, thread)
 
 
-def test_without_a_preferred_node_work_spreads_over_the_least_loaded_nodes():
-    """Both workers held in gates, so the queued loads only grow: each submit
-    goes to the node with less queued work, which alternates."""
+@contextlib.contextmanager
+def two_gated_nodes():
+    """A running scheduler with one worker on each of two nodes, both held in
+    a gate task (so queued loads only grow) until the block ends; it stops on exit."""
     scheduler = NumaScheduler(no_moves(workers_per_numa_node=1), topology=NumaTopology.uniform(2, 1))
     gates = [Gate(node=0), Gate(node=1)]
-    log = []
     with scheduler:
         try:
             for gate in gates:
                 scheduler.submit_task(gate)
             for gate in gates:
                 assert gate.started.wait(10)
-            for i in range(100):
-                scheduler.submit_task(Record(i, log))
-            loads = [scheduler.balancer.node_load(n).tasks for n in (0, 1)]
-            # each node also counts its gate, which is running
-            assert abs(loads[0] - loads[1]) <= 1 and sum(loads) in (100, 101, 102)
-            assert [w.queue_size for w in scheduler.stats().workers] == [50, 50]
+            yield scheduler
         finally:
             for gate in gates:
                 gate.release.set()
+
+
+def test_without_a_preferred_node_work_spreads_over_the_least_loaded_nodes():
+    """Both workers held in gates, so the queued loads only grow: each submit
+    goes to the node with less queued work, which alternates."""
+    log = []
+    with two_gated_nodes() as scheduler:
+        for i in range(100):
+            scheduler.submit_task(Record(i, log))
+        loads = [scheduler.balancer.node_load(n).tasks for n in (0, 1)]
+        # each node also counts its gate, which is running
+        assert abs(loads[0] - loads[1]) <= 1 and sum(loads) in (100, 101, 102)
+        assert [w.queue_size for w in scheduler.stats().workers] == [50, 50]
     per_worker = [sum(1 for _, t in log if worker_index(t) == w) for w in (0, 1)]
     assert per_worker == [50, 50]
 
@@ -380,25 +389,15 @@ def test_placement_weighs_estimated_durations():
         def estimated_duration_us(self):
             return 1000
 
-    scheduler = NumaScheduler(no_moves(workers_per_numa_node=1), topology=NumaTopology.uniform(2, 1))
-    gates = [Gate(node=0), Gate(node=1)]
     log = []
-    with scheduler:
-        try:
-            for gate in gates:
-                scheduler.submit_task(gate)
-            for gate in gates:
-                assert gate.started.wait(10)
-            scheduler.submit_task(Heavy("heavy", log, node=0))
-            for i in range(10):
-                scheduler.submit_task(Record(i, log))       # 100 us each (the default)
-            assert [w.queue_size for w in scheduler.stats().workers] == [1, 10]
-            balancer = scheduler.balancer
-            assert balancer.node_load(0).estimated_us == balancer.node_load(1).estimated_us
-            assert 0.0 <= scheduler.balancer.imbalance() <= 1.0
-        finally:
-            for gate in gates:
-                gate.release.set()
+    with two_gated_nodes() as scheduler:
+        scheduler.submit_task(Heavy("heavy", log, node=0))
+        for i in range(10):
+            scheduler.submit_task(Record(i, log))       # 100 us each (the default)
+        assert [w.queue_size for w in scheduler.stats().workers] == [1, 10]
+        balancer = scheduler.balancer
+        assert balancer.node_load(0).estimated_us == balancer.node_load(1).estimated_us
+        assert 0.0 <= scheduler.balancer.imbalance() <= 1.0
     assert len(log) == 11
 
 
