@@ -1,5 +1,6 @@
-"""Check that the sdist carries every source file and the wheel every .pxd,
-.pyi and header (so users can `cimport` the core), and no generated C."""
+"""Check that the sdist carries every source file and the wheel every Python
+module, .pxd, .pyi and header (so users can `cimport` the core), and no
+generated C."""
 import sys
 import tarfile
 import zipfile
@@ -21,7 +22,10 @@ errors += [f"sdist lacks {s}" for s in ("setup.py", "pyproject.toml", "README.md
 (wheel,) = dist.glob("*.whl")
 with zipfile.ZipFile(wheel) as zf:
     wnames = set(zf.namelist())
-need = [s for s in sources if not s.endswith(".pyx")] + ["tallyio/py.typed"]
+# every Python module of the package, sub-packages included (a package left out of
+# pyproject's list builds fine and fails only at import on the user's machine)
+python_modules = sorted(p.relative_to(repo).as_posix() for p in (repo / "tallyio").rglob("*.py"))
+need = [s for s in sources if not s.endswith(".pyx")] + ["tallyio/py.typed"] + python_modules
 errors += [f"wheel lacks {s}" for s in need if s not in wnames]
 errors += [f"wheel carries generated C {n}" for n in wnames if n.endswith(".c")]
 modules = sorted(p.stem for p in ext.glob("*.pyx"))

@@ -1,9 +1,10 @@
 """The ``tallyio`` command.
 
     tallyio demo                 a short tour of the queues, the deque and the pool
-    tallyio bench [--quick|--smoke] [--group core|scheduler] [--json FILE]
-                                 the core and the scheduler against their peers
-                                 (stdlib queues, ThreadPoolExecutor, asyncio), side by side
+    tallyio bench [--quick|--smoke] [--group core|scheduler] [--json FILE] [--plot FILE.png]
+                                 the core and the scheduler against their peers (stdlib
+                                 queues, ThreadPoolExecutor, asyncio, multiprocessing,
+                                 loky and dask when installed), side by side
     tallyio topology [--json] [--root PATH]
                                  the NUMA nodes, CPUs, memory and distances tallyio sees
 """
@@ -107,17 +108,32 @@ def demo(out=None) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import os
+
     from tallyio import bench
 
+    # refuse before measuring for minutes, not after
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            print(f"tallyio bench: {flag} {path}: no such directory {folder}", file=sys.stderr)
+            return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("tallyio bench: --plot needs matplotlib: pip install 'tallyio[plot]'", file=sys.stderr)
+            return 2
+
+    live = sys.stderr.isatty()
+
     def progress(msg: str) -> None:
-        if sys.stderr.isatty():
-            print(f"\r\033[K{msg}", end="", file=sys.stderr, flush=True)
-        else:
-            print(msg, file=sys.stderr, flush=True)
+        # on a terminal one line rewritten in place; in a log one line per step
+        print(f"\r\033[K{msg}" if live else msg, end="" if live else "\n", file=sys.stderr, flush=True)
 
     result = bench.run(quick=args.quick, smoke=args.smoke, groups=args.group or bench.GROUPS,
                        progress=progress)
-    if sys.stderr.isatty():
+    if live:
         print("\r\033[K", end="", file=sys.stderr)
     print(bench.format_table(result))
     if args.smoke:
@@ -126,6 +142,9 @@ def _bench(args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             fh.write(bench.to_json(result))
         print(f"\nwrote {args.json}")
+    if args.plot:
+        bench.plot(result, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -154,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="a short tour of the queues, the deque and the pool")
     b = sub.add_parser("bench", help="benchmark the core and the scheduler side by side with their peers")
     size = b.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (about a minute)")
+    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (under 2 minutes)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
     b.add_argument("--group", action="append", choices=GROUPS,
                    help="run only this group (repeatable; default: all of them)")
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
+    b.add_argument("--plot", metavar="FILE.png",
+                   help="also draw tallyio against its peers into a PNG (needs matplotlib: pip install 'tallyio[plot]')")
     t = sub.add_parser("topology", help="print the NUMA topology tallyio detects")
     t.add_argument("--json", action="store_true", help="print it as JSON")
     t.add_argument("--root", metavar="PATH",

@@ -1,0 +1,69 @@
+"""Side-by-side benchmarks of tallyio against what a Python user would
+otherwise pick, measured in one process run, alternating the contenders.
+
+    tallyio bench --quick              # about a minute and a half on 2 cores
+    tallyio bench                      # full run, every group (under 10 minutes)
+    tallyio bench --smoke              # tiny sizes: proves every benchmark runs (CI)
+    tallyio bench --group scheduler    # one group only (core, scheduler)
+    tallyio bench --json out.json --plot out.png
+
+Groups:
+
+* ``core``: the queues, the deque and the pool, at C level (ns per operation
+  in nogil loops) and per call from Python next to ``queue.SimpleQueue``,
+  ``collections.deque`` and ``bytearray``.
+* ``scheduler``: ``NumaScheduler`` with 2 workers next to
+  ``concurrent.futures.ThreadPoolExecutor`` (1, 2 and 4 workers), an asyncio
+  loop in another thread fed by ``call_soon_threadsafe``,
+  ``multiprocessing.Pool(2)`` (``apply_async`` and ``map``), and, when
+  installed, loky and dask's threaded scheduler (missing ones are listed as
+  skipped with the reason): no-op tasks, ~5 us pure-Python tasks, tasks that
+  release the GIL, native nogil tasks, the cost of one submit,
+  submit-to-start and submit-to-complete latency, priority isolation and
+  memory.
+
+Every figure is the median of several repetitions; the spread is
+(max-min)/median; within a repetition the contenders run one after the
+other, each set up (threads or processes started) outside its timing.  The
+ratio of a peer says how many times better tallyio's figure is (> 1: tallyio
+better), whichever way the unit points.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from tallyio.bench import _core, _scheduler
+from tallyio.bench._figures import Figure, Target
+from tallyio.bench._plot import plot
+from tallyio.bench._progress import Progress
+from tallyio.bench._report import format_table, machine_description, to_json
+
+__all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_table", "to_json", "plot"]
+
+#: the benchmark groups `run` knows, in the order they run
+GROUPS = ("core", "scheduler")
+_SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections}
+
+
+def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GROUPS,
+        progress: Callable[[str], None] | None = None) -> dict:
+    """Run the benchmark ``groups`` and return ``{"machine", "mode", "figures"}``;
+    ``progress`` receives a line saying what runs, as it starts.
+
+    >>> result = run(smoke=True, groups=["core"])
+    >>> sorted(result) == ["figures", "machine", "mode"] and len(result["figures"]) > 0
+    True
+    """
+    if quick and smoke:
+        raise ValueError("choose one of quick and smoke")
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise ValueError(f"groups must be a non-empty selection of {GROUPS}, got {list(groups)!r}")
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    sections = [section for group in GROUPS if group in groups for section in _SECTIONS[group](mode)]
+    tracker = Progress(progress, sections=len(sections))
+    figures: list[Figure] = []
+    for name, measure in sections:
+        tracker.section(name)
+        figures += measure(tracker)
+    return {"machine": machine_description(), "mode": mode, "figures": figures}
