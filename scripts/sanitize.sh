@@ -24,7 +24,9 @@ venv="$work/venv"
 if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q "Cython>=3.1" setuptools numpy pytest pytest-timeout hypothesis
+    # the same test dependencies the README's test command installs (the bench peers and the plot too)
+    "$venv/bin/python" -m pip install -q "Cython>=3.1" setuptools numpy psutil pytest pytest-timeout hypothesis \
+        pytest-benchmark loky dask matplotlib
 fi
 
 run_one() {
@@ -43,7 +45,9 @@ run_one() {
         runtime="$(gcc -print-file-name=libtsan.so)"
         export TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0 second_deadlock_stack=1 log_path=$reports/report"
     else
-        runtime="$(gcc -print-file-name=libasan.so)"
+        # libstdc++ too: ASan intercepts __cxa_throw only if it is loaded when ASan starts,
+        # and C++ extensions (matplotlib's ft2font) throw inside their own code
+        runtime="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
         # CPython frees its arenas at exit only partly: leak checking would drown real reports.
         export ASAN_OPTIONS="detect_leaks=0 halt_on_error=1 exitcode=66 abort_on_error=0 log_path=$reports/report"
         export PYTHONMALLOC=malloc   # let ASan see every object allocation

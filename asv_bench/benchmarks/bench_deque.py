@@ -54,6 +54,7 @@ class DequeSteal:
     """Stealer.steal() from Python, CALLS items per call (deque refilled in setup)."""
 
     number = 1          # setup refills the deque before every timed call
+    repeat = (10, 50, 10.0)
     params = ["object", "uint64"]
     param_names = ["dtype"]
 

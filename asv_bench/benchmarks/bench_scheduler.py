@@ -7,7 +7,8 @@
 * tasks that release the GIL (hashlib.sha256 of 16 KiB), parallel versus a
   serial loop of the same hashes (as in pandas' asv_bench/benchmarks/gil.py);
 * native nogil tasks through tallyio._ext.native_example (skipped when that
-  module is not built).
+  module is not built): near no-op throughput, and tasks doing real work
+  without the GIL on 1 versus 2 workers (workers=1 is the serial run).
 
 setup() starts the scheduler (outside the timing) and teardown() stops it.
 Every timed run ends with the scheduler idle again, so runs do not leak work
@@ -192,3 +193,53 @@ class NativeThroughput:
     def track_tasks_per_second(self, workers, mode):
         return native_example.measure_native_throughput(self.scheduler, self.N, mode=mode)
     track_tasks_per_second.unit = "tasks/s"
+
+
+class NativeWork:
+    """N native tasks that each do WORK rounds of an integer mix without the
+    GIL (NativeBatch's count_task), submitted from this thread ("submit") or
+    spawned on the workers as a tree ("spawn", stolen by idle workers).  The
+    workers param makes the parallel-versus-serial pair: workers=1 runs the
+    same work on one core.  Each task stores its mix result, so the work is
+    kept; teardown checks that every task ran exactly once."""
+
+    params = (WORKERS, ["submit", "spawn"])
+    param_names = ["workers", "mode"]
+    number = 1          # a NativeBatch runs once: setup makes a fresh one per sample
+    repeat = (5, 20, 10.0)
+    N = 20_000
+    WORK = 2_000
+
+    def setup(self, workers, mode):
+        if native_example is None:
+            raise NotImplementedError("tallyio._ext.native_example is not built")
+        self.scheduler = _start(workers)
+        # spawn_tree makes its own batch (one root task) inside the run
+        self.batch = native_example.NativeBatch(self.N, work_iters=self.WORK) if mode == "submit" else None
+
+    def teardown(self, workers, mode):
+        try:
+            if self.batch is not None and self.batch.accepted:
+                if not self.batch.wait(timeout=60.0):
+                    raise RuntimeError(f"native tasks still running: {self.batch!r}")
+                counts = self.batch.counts()
+                if counts.min() != 1 or counts.max() != 1:
+                    raise RuntimeError(f"native tasks ran {counts.min()}..{counts.max()} times, not once")
+        finally:
+            self.scheduler.stop()
+
+    def _run(self, mode):
+        if mode == "submit":
+            self.batch.submit(self.scheduler)
+        else:
+            self.batch = native_example.spawn_tree(self.scheduler, self.N, work_iters=self.WORK)
+        self.batch.wait()
+
+    def time_run(self, workers, mode):
+        self._run(mode)
+
+    def track_tasks_stolen(self, workers, mode):
+        before = self.scheduler.stats().metrics.tasks_stolen
+        self._run(mode)
+        return self.scheduler.stats().metrics.tasks_stolen - before
+    track_tasks_stolen.unit = "tasks"
