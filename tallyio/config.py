@@ -131,7 +131,8 @@ class SchedulerConfig:
     - ``load_balance_threshold`` (0.25, 0.0..1.0): the load imbalance between
       nodes above which work is rebalanced.
     - ``numa_enabled`` (True): False treats the machine as one node.
-    - ``spin_us`` (50.0, 0..6e7): how long an idle worker spins before it parks.
+    - ``spin_us`` (50.0, 0..6e7): how long an idle worker spins before it parks;
+      at most half the workers (at least one) spin at once, the others park at once.
     - ``max_retries`` (3, 0..65535): a task returning ``TaskResult.RETRY`` is re-queued
       at most this many times, then counts as failed.
     - ``gil_batch`` (64, 1..65536): at most this many Python tasks run per GIL acquisition.

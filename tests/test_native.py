@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import build_user_extension, run_threads, scaled
+from schedtools import Gate
 from tallyio import NumaScheduler, SchedulerConfig, SchedulerNotRunningError
 from tallyio._ext import native_example
 from tallyio._ext.native_example import NativeBatch, measure_native_throughput, spawn_tree
@@ -251,13 +252,21 @@ def test_a_batch_is_submitted_once():
 
 def test_submitted_batch_stays_alive_until_its_tasks_ran():
     scheduler = two_workers().start()
+    gates = [Gate(), Gate()]
     try:
+        # both workers held in a Python task: none of the batch can run yet
+        # (without that a slow submit, under TSan, let every task finish first)
+        for gate in gates:
+            scheduler.submit_task(gate)
+        assert all(gate.started.wait(30) for gate in gates)
         batch = NativeBatch(2_000, work_iters=2_000)
         batch.submit(scheduler)
         ref = weakref.ref(batch)
         del batch
         gc.collect()
         assert ref() is not None, "a batch whose tasks may still run was freed"
+        for gate in gates:
+            gate.release.set()
         assert scheduler.join(timeout=30)
         # settled batches are forgotten at the next submit to the same scheduler
         other = NativeBatch(1)
@@ -274,6 +283,8 @@ def test_submitted_batch_stays_alive_until_its_tasks_ran():
         gc.collect()
         assert ref() is None
     finally:
+        for gate in gates:
+            gate.release.set()
         scheduler.stop()
 
 

@@ -86,6 +86,35 @@ def test_an_idle_scheduler_parks_every_worker():
         _wait_all_parked(scheduler, 2)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_at_most_half_the_workers_spin_and_the_rest_park(workers):
+    """A spinning worker on every core leaves a blocked submitter no core to
+    wake up on: at most max(1, workers // 2) spin, the rest park at once, even
+    with a spin window of a minute.  Tasks still run exactly once."""
+    cap = max(1, workers // 2)
+    config = SchedulerConfig(workers_per_numa_node=workers, spin_us=60e6, enable_cpu_affinity=False)
+    hits = []
+    with NumaScheduler(config) as scheduler:
+        for round_ in range(3):
+            if round_:
+                for _ in range(scaled(2000, minimum=200)):
+                    scheduler.submit_task(Count(hits))
+                assert scheduler.join(HANG)
+            settled = (cap, workers - cap)       # (searching, sleeping)
+            for _ in range(50_000):
+                if scheduler._core.idle_word == settled:
+                    break
+                threading.Event().wait(0.0002)
+            # a worker passes through "searching" on its way to park, so only
+            # the settled state is checked, and that it stays settled
+            later = set()
+            for _ in range(100):
+                later.add(scheduler._core.idle_word)
+                threading.Event().wait(0.0002)
+            assert later == {settled}, f"round {round_}: expected {settled} for good, saw {sorted(later)}"
+    assert len(hits) == 2 * scaled(2000, minimum=200)
+
+
 def test_a_flood_costs_a_handful_of_wake_ups_not_one_per_task():
     """Submits wake a parked worker only when no worker is searching, so a
     flood of tasks (workers busy or spinning) makes a few futex wakes, not

@@ -160,6 +160,7 @@ cdef struct tio_sched:
     uint32_t gil_batch
     uint64_t gil_batch_ticks
     uint64_t spin_ticks
+    uint32_t max_spinners        # searchers allowed to spin at once; the rest park at once
     uint64_t aging_ticks
     double threshold
     double ns_per_tick

@@ -831,7 +831,7 @@ cdef void worker_loop(tio_worker *w) noexcept nogil:
     """Own queues -> steal -> spin for spin_ticks -> park, until stopped."""
     cdef tio_sched *s = w.sched
     cdef tio_task *t
-    cdef uint64_t now, search_start = 0, last_end = 0
+    cdef uint64_t now, search_start = 0, last_end = 0, spin_window = 0, prev
     cdef bint searching = False
     cdef uint32_t mode
     while True:
@@ -867,11 +867,15 @@ cdef void worker_loop(tio_worker *w) noexcept nogil:
             search_start = now
             # seq_cst: a submitter reading the idle word after its fence sees
             # us searching and skips the wake-up syscall
-            tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SEARCHING)
+            prev = tio_atomic_fetch_add_u64_seqcst(&s.idle, TIO_IDLE_SEARCHING)
             publish_deq(w)
-        if now - search_start < s.spin_ticks:
+            # max_spinners others search already: park now and leave the core
+            # to the threads that submit (a spinning worker on every core
+            # starves them: ms tails for a woken submitter on 2 vCPUs)
+            spin_window = s.spin_ticks if (prev & 0xFFFFFFFFULL) < s.max_spinners else 0
+        if now - search_start < spin_window:
             # spin: PAUSE for the first half of the window, then yield the core
-            if now - search_start < s.spin_ticks // 2:
+            if now - search_start < spin_window // 2:
                 for _ in range(32):
                     tio_cpu_relax()
             else:
@@ -879,6 +883,10 @@ cdef void worker_loop(tio_worker *w) noexcept nogil:
             continue
         searching = park(w)
         search_start = tio_ticks()
+        # woken as a searcher (counted in idle): spin only if at most
+        # max_spinners searchers, us included.  relaxed: a stale count only
+        # changes how long we spin, never whether a wake-up is lost
+        spin_window = s.spin_ticks if (tio_atomic_load_u64_relaxed(&s.idle) & 0xFFFFFFFFULL) <= s.max_spinners else 0
     if searching:
         tio_atomic_fetch_add_u64_seqcst(&s.idle, <uint64_t>0 - TIO_IDLE_SEARCHING)
     publish_deq(w)
@@ -1149,6 +1157,7 @@ cdef class SchedulerCore:
         s.gil_batch = gil_batch
         s.gil_batch_ticks = <uint64_t>(gil_batch_us * 1000.0 / npt)
         s.spin_ticks = <uint64_t>(spin_us * 1000.0 / npt)
+        s.max_spinners = max(1, n // 2)        # as tokio: half the workers search at most
         s.aging_ticks = <uint64_t>(aging_us * 1000.0 / npt)
         s.threshold = threshold
         s.ns_per_tick = npt
