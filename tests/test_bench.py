@@ -19,7 +19,7 @@ from tallyio.bench import _contenders as contenders_module
 from tallyio.bench._contenders import (AsyncioLoop, DaskThreaded, Loky, ProcessPoolApply, ProcessPoolMap,
                                        TallyioFutures, TallyioTasks, ThreadPool, contenders)
 from tallyio.bench._progress import Progress
-from tallyio.bench._workloads import NOOP, SHA256, Work, python_work, sha256_work
+from tallyio.bench._workloads import NOOP, PYTHON_WORK_ITERS, SHA256, Work, python_work, sha256_work
 from tallyio.task import Task
 
 MACHINE = {"tallyio": "0", "cpu": "test CPU", "usable_cpus": 2, "numa_nodes": 1, "python": "3"}
@@ -86,7 +86,7 @@ def test_process_contenders_run_the_work(cls):
 
 
 def test_workloads_do_their_work():
-    assert python_work() == sum(range(200))
+    assert python_work() == sum(range(PYTHON_WORK_ITERS))
     assert sha256_work() is None
 
 

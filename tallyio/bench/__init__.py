@@ -50,6 +50,11 @@ def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GRO
     """Run the benchmark ``groups`` and return ``{"machine", "mode", "figures"}``;
     ``progress`` receives a line saying what runs, as it starts.
 
+    The process peers (multiprocessing.Pool, loky) start their workers with
+    the forkserver method, which imports the caller's main module in each of
+    them: call ``run()`` from a script under ``if __name__ == "__main__":``
+    (the ``tallyio bench`` command does).
+
     >>> result = run(smoke=True, groups=["core"])
     >>> sorted(result) == ["figures", "machine", "mode"] and len(result["figures"]) > 0
     True
