@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from tallyio import MemoryPool, MpmcQueue, SpscQueue, WorkStealingDeque
 from tallyio.bench._figures import Figure, alternate, figures_for
 from tallyio.bench._progress import Progress
 
@@ -25,51 +26,40 @@ def _per_call_ns(fn: Callable[[int], None], calls: int) -> float:
     return (perf_counter_ns() - start) / calls
 
 
-def _spsc_roundtrip(calls: int) -> None:
-    from tallyio import SpscQueue
-    q = SpscQueue(1024)
-    put, get, item = q.put_nowait, q.get_nowait, object()
+def _put_get_loop(put: Callable[[object], object], get: Callable[[], object], calls: int) -> None:
+    """The loop every per-call contender runs, so only the two calls differ."""
+    item = object()
     for _ in range(calls):
         put(item)
         get()
+
+
+def _spsc_roundtrip(calls: int) -> None:
+    q = SpscQueue(1024)
+    _put_get_loop(q.put_nowait, q.get_nowait, calls)
 
 
 def _mpmc_roundtrip(calls: int) -> None:
-    from tallyio import MpmcQueue
     q = MpmcQueue(1024)
-    put, get, item = q.put_nowait, q.get_nowait, object()
-    for _ in range(calls):
-        put(item)
-        get()
+    _put_get_loop(q.put_nowait, q.get_nowait, calls)
 
 
 def _simplequeue_roundtrip(calls: int) -> None:
-    q = queue.SimpleQueue()
-    put, get, item = q.put, q.get, object()
-    for _ in range(calls):
-        put(item)
-        get()
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    _put_get_loop(q.put, q.get, calls)
 
 
 def _deque_push_pop(calls: int) -> None:
-    from tallyio import WorkStealingDeque
     d = WorkStealingDeque(1024)
-    push, pop, item = d.push, d.pop, object()
-    for _ in range(calls):
-        push(item)
-        pop()
+    _put_get_loop(d.push, d.pop, calls)
 
 
 def _collections_deque_append_pop(calls: int) -> None:
-    d = collections.deque()
-    push, pop, item = d.append, d.pop, object()
-    for _ in range(calls):
-        push(item)
-        pop()
+    d: collections.deque = collections.deque()
+    _put_get_loop(d.append, d.pop, calls)
 
 
 def _pool_alloc_free(calls: int) -> None:
-    from tallyio import MemoryPool
     pool = MemoryPool(256, 64)
     alloc, free = pool.alloc, pool.free
     for _ in range(calls):
@@ -81,28 +71,29 @@ def _bytearray_256(calls: int) -> None:
         bytearray(256)
 
 
-def _batch(cls_name: str) -> Callable[[int], None]:
-    def run_batch(items: int) -> None:
-        import tallyio
-        cls = getattr(tallyio, cls_name)
-        q = cls(4096, dtype="uint64")
-        src = np.arange(4096, dtype=np.uint64)
-        out = np.empty(4096, dtype=np.uint64)
-        put, get = q.put_many, q.get_many
-        for _ in range(max(1, items // 4096)):
-            put(src)
-            get(out)
-    return run_batch
-
-
-def _deque_batch(items: int) -> None:
-    from tallyio import WorkStealingDeque
-    d = WorkStealingDeque(4096, dtype="uint64")
+def _batch_loop(put_many: Callable[[np.ndarray], object], get_many: Callable[[np.ndarray], object],
+                items: int) -> None:
+    """Move `items` uint64 items through, 4096 per call each way."""
     src = np.arange(4096, dtype=np.uint64)
     out = np.empty(4096, dtype=np.uint64)
     for _ in range(max(1, items // 4096)):
-        d.push_many(src)
-        d.pop_many(out)
+        put_many(src)
+        get_many(out)
+
+
+def _spsc_batch(items: int) -> None:
+    q = SpscQueue(4096, dtype="uint64")
+    _batch_loop(q.put_many, q.get_many, items)
+
+
+def _mpmc_batch(items: int) -> None:
+    q = MpmcQueue(4096, dtype="uint64")
+    _batch_loop(q.put_many, q.get_many, items)
+
+
+def _deque_batch(items: int) -> None:
+    d = WorkStealingDeque(4096, dtype="uint64")
+    _batch_loop(d.push_many, d.pop_many, items)
 
 
 PYTHON_CASES = [
@@ -113,8 +104,8 @@ PYTHON_CASES = [
     ("MemoryPool alloc+free (256 B)", _pool_alloc_free, "bytearray(256)", _bytearray_256, 200_000),
 ]
 BATCH_CASES = [
-    ("SpscQueue put_many+get_many, per item", _batch("SpscQueue"), 4096 * 400),
-    ("MpmcQueue put_many+get_many, per item", _batch("MpmcQueue"), 4096 * 400),
+    ("SpscQueue put_many+get_many, per item", _spsc_batch, 4096 * 400),
+    ("MpmcQueue put_many+get_many, per item", _mpmc_batch, 4096 * 400),
     ("WorkStealingDeque push_many+pop_many, per item", _deque_batch, 4096 * 400),
 ]
 
