@@ -108,8 +108,9 @@ def test_plot_leaves_the_callers_backend_alone(tmp_path):
         "print('matplotlib.pyplot' in sys.modules)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(tallyio.__file__).resolve().parent.parent))
+    # cwd: not the source tree, whose uncompiled tallyio/ would shadow the installed one
     done = subprocess.run([sys.executable, "-W", "error", "-c", script], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]  # pyplot, which picks and switches backends, never imported
 

@@ -73,6 +73,8 @@ class SignalTask(Task):
 
 
 class Contender:
+    """One way to run tasks (the module docstring has the protocol)."""
+
     name: str
     #: why this contender has no per-call submit (then submit cost is not measured)
     no_submit: str | None = None
@@ -118,8 +120,9 @@ class _FutureContender(Contender):
 class TallyioTasks(Contender):
     """NumaScheduler.submit_task of a reused Task, then join()."""
 
-    def __init__(self, name: str = "tallyio", workers: int = WORKERS, **config: Any) -> None:
-        self.name = name
+    name = "tallyio"
+
+    def __init__(self, workers: int = WORKERS, **config: Any) -> None:
         self._config = SchedulerConfig(workers_per_numa_node=workers, **config)
 
     def __enter__(self) -> TallyioTasks:
