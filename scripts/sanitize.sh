@@ -25,7 +25,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     # the same test dependencies the README's test command installs (the bench peers and the plot too)
-    "$venv/bin/python" -m pip install -q "Cython>=3.1" setuptools numpy psutil pytest pytest-timeout hypothesis \
+    "$venv/bin/python" -m pip install -q "Cython>=3.1" "setuptools>=77" numpy psutil pytest pytest-timeout hypothesis \
         pytest-benchmark loky dask matplotlib
 fi
 
