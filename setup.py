@@ -1,4 +1,6 @@
-"""Build the compiled core: every tallyio/_ext/*.pyx becomes an extension.
+"""Build the compiled core: every tallyio/**/*.pyx becomes an extension named by its
+path (tallyio/_ext/spsc.pyx -> tallyio._ext.spsc, tallyio/eth/_decode.pyx ->
+tallyio.eth._decode); every one sees the shared headers in tallyio/_ext/include.
 
 Environment switches:
   TALLYIO_SANITIZE=thread|address   build with ThreadSanitizer / AddressSanitizer
@@ -13,8 +15,8 @@ from setuptools import Extension, setup
 from Cython.Build import cythonize
 
 HERE = Path(__file__).parent
-EXT_DIR = HERE / "tallyio" / "_ext"
-INCLUDE = str(EXT_DIR / "include")
+PACKAGE = HERE / "tallyio"
+INCLUDE = str(PACKAGE / "_ext" / "include")
 
 sanitize = os.environ.get("TALLYIO_SANITIZE", "").strip().lower()
 if sanitize not in ("", "thread", "address"):
@@ -33,14 +35,14 @@ if os.environ.get("TALLYIO_NATIVE") == "1":
 
 extensions = [
     Extension(
-        f"tallyio._ext.{pyx.stem}",
+        ".".join(pyx.relative_to(HERE).with_suffix("").parts),
         [str(pyx.relative_to(HERE))],
         include_dirs=[INCLUDE],
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    for pyx in sorted(EXT_DIR.glob("*.pyx"))
+    for pyx in sorted(PACKAGE.rglob("*.pyx"))
 ]
 
 setup(
