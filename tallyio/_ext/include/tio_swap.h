@@ -1,0 +1,54 @@
+/*
+ * tio_swap.h -- a swap as the decoder (tallyio/eth) hands it to the analyzer
+ * (tallyio/mempool): what a router call asks a pool to do, normalized across
+ * Uniswap V2 Router01/02 (and forks), V3 SwapRouter/SwapRouter02 and the
+ * Universal Router, with multicalls unwrapped.  Plain data, fixed size, no
+ * pointers: it is filled and read without the GIL.
+ */
+#ifndef TIO_SWAP_H
+#define TIO_SWAP_H
+
+#include <stdint.h>
+#include "tio_u256.h"
+
+#define TIO_SWAP_MAX_PATH 8      /* tokens in one path; a longer path is rejected (counted) */
+#define TIO_SWAP_MAX_PER_CALL 8  /* swaps in one transaction (multicall, Universal Router) */
+
+enum {
+    TIO_PROTOCOL_V2 = 1,         /* constant product pairs, a fee in basis points */
+    TIO_PROTOCOL_V3 = 2          /* concentrated liquidity pools, fee in pips per hop */
+};
+
+enum {
+    TIO_SWAP_EXACT_IN = 1,       /* amount = exact input; amount_limit = minimum output */
+    TIO_SWAP_EXACT_OUT = 2       /* amount = exact output; amount_limit = maximum input */
+};
+
+/* flags */
+#define TIO_SWAP_ETH_IN          0x01  /* the input is the call's ETH value (wrapped by the router) */
+#define TIO_SWAP_ETH_OUT         0x02  /* the output is unwrapped to ETH */
+#define TIO_SWAP_FEE_ON_TRANSFER 0x04  /* ...SupportingFeeOnTransferTokens: amounts are not exact */
+#define TIO_SWAP_AMOUNT_UNKNOWN  0x08  /* the input amount is decided at run time (router balance, a
+                                          previous command's output): `amount` is not meaningful */
+
+typedef struct {
+    uint8_t protocol;            /* TIO_PROTOCOL_* */
+    uint8_t kind;                /* TIO_SWAP_EXACT_* */
+    uint8_t flags;               /* TIO_SWAP_* flags */
+    uint8_t path_len;            /* tokens in `path`, 2..TIO_SWAP_MAX_PATH */
+    uint32_t fees[TIO_SWAP_MAX_PATH - 1];  /* V3: fee in pips of hop i (path[i] -> path[i+1]); V2: 0 */
+    tio_u256 amount;             /* see kind */
+    tio_u256 amount_limit;       /* see kind */
+    uint64_t deadline;           /* unix seconds; 0 when the call carries none */
+    uint8_t path[TIO_SWAP_MAX_PATH][20];   /* token addresses in the order the tokens flow
+                                              (a V3 exactOutput path is stored reversed) */
+    uint8_t recipient[20];
+} tio_swap;
+
+typedef struct {
+    uint32_t selector;           /* the outer call's 4-byte selector, big-endian as an integer */
+    uint32_t n_swaps;            /* swaps found, 0..TIO_SWAP_MAX_PER_CALL */
+    tio_swap swaps[TIO_SWAP_MAX_PER_CALL];
+} tio_decoded_call;
+
+#endif /* TIO_SWAP_H */
