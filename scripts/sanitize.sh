@@ -24,9 +24,19 @@ venv="$work/venv"
 if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    # the same test dependencies the README's test command installs (the bench peers and the plot too)
-    "$venv/bin/python" -m pip install -q "Cython>=3.1" "setuptools>=77" numpy psutil pytest pytest-timeout hypothesis \
-        pytest-benchmark loky dask matplotlib
+    # the same dependencies the README's test command installs (pyproject's runtime list and its
+    # `test` extra), read from pyproject.toml so the two lists cannot drift apart
+    mapfile -t deps < <("$venv/bin/python" - "$repo/pyproject.toml" <<'PY'
+import sys
+try:
+    import tomllib
+except ImportError:  # Python 3.10: pip vendors a TOML reader
+    from pip._vendor import tomli as tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))
+PY
+)
+    "$venv/bin/python" -m pip install -q "setuptools>=77" "${deps[@]}"
 fi
 
 run_one() {
