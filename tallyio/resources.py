@@ -67,7 +67,7 @@ def scheduler_footprint(workers: int, queue_capacity: int) -> SchedulerFootprint
 
     >>> f = scheduler_footprint(workers=4, queue_capacity=2**24)
     >>> round(f.total / 2**30, 1), round(f.queues / f.total, 2)
-    (29.3, 0.61)
+    (29.3, 0.29)
     """
     capacity = _pow2_at_least(queue_capacity)
     queues = workers * (BANDS * (MPMC_HEADER_BYTES + capacity * MPMC_SLOT_BYTES)
@@ -145,7 +145,7 @@ def check_scheduler_fits(*, workers_per_numa_node: int, nodes: int, queue_capaci
     >>> check_scheduler_fits(workers_per_numa_node=1024, nodes=64, queue_capacity=2**22)
     Traceback (most recent call last):
     ...
-    tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1024 x 64 node(s) = 65536 workers with queue_capacity=4194304 need about 120117.4 GiB ...
+    tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1024 x 64 node(s) = 65536 workers with queue_capacity=4194304 need about 120117.4 GiB, more than ...
     """
     workers = workers_per_numa_node * nodes
     footprint = scheduler_footprint(workers, queue_capacity)

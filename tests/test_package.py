@@ -176,7 +176,7 @@ def test_cli_version_as_a_command():
 
 @pytest.mark.parametrize("argv, expected", [
     ([], ["tallyio demo", "tallyio bench", "tallyio topology", "--version"]),
-    (["demo"], ["a short tour", "queues", "scheduler"]),
+    (["demo"], ["A short tour", "SpscQueue", "NumaScheduler"]),
     (["topology"], ["NUMA", "/sys/devices/system/node", "--json", "--root"]),
     (["bench"], ["--quick", "--details", "--json"]),
 ])
