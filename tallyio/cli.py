@@ -172,13 +172,6 @@ def _topology(args: argparse.Namespace) -> int:
 _DESCRIPTION = """\
 tallyio: a NUMA-aware work-stealing task scheduler for Python, over lock-free
 queues, Chase-Lev deques and a memory pool written in nogil Cython.
-
-commands:
-  tallyio demo        a short tour of the queues, the deque, the pool and the scheduler
-  tallyio bench       tallyio beside its peers (stdlib queues, ThreadPoolExecutor, asyncio,
-                      multiprocessing, loky, dask), measured in one run; one summary table
-  tallyio topology    the NUMA nodes, CPUs, memory and distances tallyio sees
-
 'tallyio COMMAND --help' describes each command.
 """
 
@@ -197,10 +190,12 @@ against queue.SimpleQueue, collections.deque and bytearray; the scheduler
 (group scheduler) against ThreadPoolExecutor, an asyncio loop,
 multiprocessing.Pool, loky and dask when installed.
 
-It prints one summary table: for each figure, tallyio's median, the best
-peer's, the ratio (how many times better tallyio is; > 1: tallyio better) and
-whether the target is met. --details adds every peer and the spread of each
-figure; --json writes all of it with the raw samples.
+It prints one summary table: for each figure compared with a peer or a
+target, tallyio's median, the best peer's, the ratio (how many times better
+tallyio is; > 1: tallyio better) and whether the target is met. --details
+adds every peer, the spread of each figure and the figures measured for
+tallyio alone (C-level ns per operation); --json writes all of it with the
+raw samples.
 """
 
 _TOPOLOGY_DESCRIPTION = """\
@@ -224,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     plain = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="tallyio", description=_DESCRIPTION, formatter_class=plain)
     parser.add_argument("--version", action="version", version=f"tallyio {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     sub.add_parser("demo", help="a short tour of the queues, the deque, the pool and the scheduler",
                    description=_DEMO_DESCRIPTION, formatter_class=plain)
-    b = sub.add_parser("bench", help="benchmark the core and the scheduler side by side with their peers",
+    b = sub.add_parser("bench", help="tallyio beside its peers (stdlib queues, ThreadPoolExecutor, asyncio, "
+                                     "multiprocessing, loky, dask), measured in one run: one summary table",
                        description=_BENCH_DESCRIPTION, formatter_class=plain)
     size = b.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (under 2 minutes)")
@@ -239,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
     b.add_argument("--plot", metavar="FILE.png",
                    help="also draw tallyio against its peers into a PNG (needs matplotlib: pip install 'tallyio[plot]')")
-    t = sub.add_parser("topology", help="print the NUMA topology tallyio detects",
+    t = sub.add_parser("topology", help="the NUMA nodes, CPUs, memory and distances tallyio sees",
                        description=_TOPOLOGY_DESCRIPTION, formatter_class=plain)
     t.add_argument("--json", action="store_true", help="print it as JSON")
     t.add_argument("--root", metavar="PATH",

@@ -154,6 +154,19 @@ def test_uniform_topology_equals_the_explicit_one():
         uniform.node(0).distances[3]
 
 
+@pytest.mark.parametrize("nodes", [1, 2, 5])
+@pytest.mark.parametrize("cpus, remote", [(1, 20), (3, 31)])
+def test_uniform_agrees_with_explicit_nodes(nodes, cpus, remote):
+    explicit = NumaTopology([NumaNode(n, range(n * cpus, (n + 1) * cpus), None,
+                                      {o: 10 if o == n else remote for o in range(nodes)}) for n in range(nodes)])
+    uniform = NumaTopology.uniform(nodes, cpus, remote_distance=remote)
+    assert uniform == explicit and explicit == uniform and hash(uniform) == hash(explicit)
+    assert all(dict(a.distances) == dict(b.distances) and list(a.distances) == list(b.distances)
+               for a, b in zip(uniform.nodes, explicit.nodes))
+    assert [uniform.distance(a, b) for a in range(nodes) for b in range(nodes)] == \
+        [explicit.distance(a, b) for a in range(nodes) for b in range(nodes)]
+
+
 def test_uniform_distances_are_checked():
     with pytest.raises(ConfigError, match="remote distance"):
         NodeDistances.uniform(0, range(2), -1)

@@ -175,7 +175,7 @@ def test_cli_version_as_a_command():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    ([], ["tallyio demo", "tallyio bench", "tallyio topology", "--version"]),
+    ([], ["commands:", "demo", "bench", "topology", "--version", "tallyio COMMAND --help"]),
     (["demo"], ["A short tour", "SpscQueue", "NumaScheduler"]),
     (["topology"], ["NUMA", "/sys/devices/system/node", "--json", "--root"]),
     (["bench"], ["--quick", "--details", "--json"]),
