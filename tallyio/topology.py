@@ -136,10 +136,15 @@ class NodeDistances(Mapping[int, int]):
         if not isinstance(node_ids, range) or node_ids.step <= 0 or node_id not in node_ids:
             raise ConfigError(f"uniform distances need an increasing range of node ids holding "
                               f"node {node_id!r}, got {node_ids!r}")
+        return cls._unchecked_uniform(node_id, node_ids,
+                                      _check_id(f"node {node_id}: remote distance", remote_distance))
+
+    @classmethod
+    def _unchecked_uniform(cls, node_id: int, node_ids: range, remote_distance: int) -> NodeDistances:
+        # for NumaTopology.uniform, which checked the arguments once for all its nodes
         self = cls.__new__(cls)
         self._by_node = None
-        self._self_id, self._ids = node_id, node_ids
-        self._remote = _check_id(f"node {node_id}: remote distance", remote_distance)
+        self._self_id, self._ids, self._remote = node_id, node_ids, remote_distance
         self._hash = None
         return self
 
@@ -242,6 +247,15 @@ class NumaNode:
         object.__setattr__(self, "memory_bytes", memory)
         object.__setattr__(self, "distances", distances)
 
+    @classmethod
+    def _unchecked(cls, node_id: int, cpus: tuple[int, ...], distances: NodeDistances) -> NumaNode:
+        # for NumaTopology.uniform: its arguments were checked once, so the
+        # n per-node checks of __post_init__ would only repeat them
+        node = object.__new__(cls)
+        for name, value in (("id", node_id), ("cpus", cpus), ("memory_bytes", None), ("distances", distances)):
+            object.__setattr__(node, name, value)
+        return node
+
 
 class NumaTopology:
     """The NUMA nodes of a machine, as the process sees them.
@@ -319,10 +333,11 @@ class NumaTopology:
             if _check_id(name, value) < low:
                 raise ConfigError(f"{name} must be >= {low}, got {value!r}")
         nodes, cpus_per_node = operator.index(nodes), operator.index(cpus_per_node)
+        remote_distance = operator.index(remote_distance)
         node_ids = range(nodes)      # one range shared by every node's distances: O(nodes) in all
         return cls(
-            NumaNode(node, range(node * cpus_per_node, (node + 1) * cpus_per_node), None,
-                     NodeDistances.uniform(node, node_ids, remote_distance))
+            NumaNode._unchecked(node, tuple(range(node * cpus_per_node, (node + 1) * cpus_per_node)),
+                                NodeDistances._unchecked_uniform(node, node_ids, remote_distance))
             for node in node_ids)
 
     @classmethod
