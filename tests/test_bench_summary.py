@@ -48,9 +48,9 @@ def test_summary_is_one_table_with_the_best_peer_ratio_and_target():
     assert len(body) == 3         # the two compared figures and the skipped one, not the tallyio-only row
     first, second, skipped = body
     assert "Scheduler: no-op tasks: tasks per second" in first        # the group up to its parenthesis
-    assert re.search(r"2\.50M/s\s+asyncio\s+500\.0k/s\s+5\.00\s+met >= 10x ThreadPoolExecutor\(2\); >= 1\.00M/s",
+    assert re.search(r"2\.50M/s\s+asyncio\s+500\.0k/s\s+5\s+met >= 10x ThreadPoolExecutor\(2\); >= 1\.00M/s",
                      first)
-    assert re.search(r"40\.0 us\s+ThreadPoolExecutor\(2\)\s+20\.0 us\s+0\.50\s+MISSED <= 30\.0 us", second)
+    assert re.search(r"40\.0 us\s+ThreadPoolExecutor\(2\)\s+20\.0 us\s+0\.5\s+MISSED <= 30\.0 us", second)
     assert "skipped" in skipped and "native_example not built" in skipped
     assert "C level" not in text
     assert text.count("not measured: loky (loky is not installed)") == 1
@@ -58,6 +58,12 @@ def test_summary_is_one_table_with_the_best_peer_ratio_and_target():
     assert "1 figure(s) measured for tallyio alone" in text
     # one table: a header, its rows, no second header
     assert len(HEADER.findall(text)) == 1 and "spread " not in text
+
+
+def test_small_ratios_keep_their_digits():
+    slow = Figure("Scheduler: latency", "p99", [12000.0], unit="us", peers={"asyncio": [19.7]})
+    text = format_summary({"machine": MACHINE, "mode": "quick", "figures": [slow]})
+    assert re.search(r"19\.7 us\s+0\.00164\s+-$", text, re.M), text
 
 
 def test_details_and_json_keep_everything():

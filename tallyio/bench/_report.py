@@ -121,7 +121,7 @@ def format_summary(result: dict) -> str:
         ratio = f.ratio(peer) if peer else None
         rows.append((name, format_value(f.median, f.unit), peer or "-",
                      format_value(f.peer_median(peer), f.unit) if peer else "-",
-                     f"{ratio:.2f}" if ratio is not None else "-", _target_cell(f)))
+                     f"{ratio:.3g}" if ratio is not None else "-", _target_cell(f)))   # 0.00164, not 0.00
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
