@@ -6,7 +6,7 @@ and :meth:`SchedulerConfig.from_env` for the ``TALLYIO_*`` environment variables
     >>> config = SchedulerConfig(workers_per_numa_node=2, load_balance_threshold=0.5)
     >>> config.workers_per_numa_node, config.queue_capacity, config.enable_work_stealing
     (2, 8192, True)
-    >>> SchedulerConfig().workers_per_numa_node is None     # auto: each node's usable CPUs, at most 4
+    >>> SchedulerConfig().workers_per_numa_node is None     # auto: the nodes' usable CPUs, at most 4
     True
 """
 from __future__ import annotations
@@ -148,7 +148,8 @@ class SchedulerConfig:
     Fields (default, allowed range):
 
     - ``workers_per_numa_node`` (None, or 1..1024): worker threads on each node that
-      has CPUs; None (auto) means the node's usable CPUs, at most 4.
+      has CPUs; None (auto) means the usable CPUs of the smallest such node, at
+      most 4 (so no node gets more workers than CPUs; see :meth:`for_nodes`).
     - ``queue_capacity`` (8192, 2..2**22): slots in each of a worker's queues
       (its inbox has one queue per priority band, 8 bands, plus its deque); the
       scheduler rounds it up to a power of two (the value here is kept as given).

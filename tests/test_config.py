@@ -8,7 +8,7 @@ from tallyio.config import SchedulerConfig
 from tallyio.errors import ConfigError
 
 DEFAULTS = {
-    "workers_per_numa_node": None,     # auto: each node's usable CPUs, at most 4
+    "workers_per_numa_node": None,     # auto: the nodes' usable CPUs, at most 4
     "queue_capacity": 8192,
     "enable_work_stealing": True,
     "enable_cpu_affinity": True,
