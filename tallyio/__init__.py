@@ -16,10 +16,18 @@ from tallyio.errors import (
     SchedulerNotRunningError,
     TallyioError,
 )
-from tallyio._ext.spsc import SpscQueue
-from tallyio._ext.mpmc import MpmcQueue
-from tallyio._ext.deque import Steal, Stealer, WorkStealingDeque
-from tallyio._ext.pool import Block, MemoryPool
+try:
+    from tallyio._ext.spsc import SpscQueue
+    from tallyio._ext.mpmc import MpmcQueue
+    from tallyio._ext.deque import Steal, Stealer, WorkStealingDeque
+    from tallyio._ext.pool import Block, MemoryPool
+except ModuleNotFoundError as _missing:
+    if not (_missing.name or "").startswith("tallyio._ext"):
+        raise
+    # say what happened and what to do, as numpy does (the usual cause: Python
+    # started inside an unbuilt source checkout, which shadows the installed tallyio)
+    from tallyio._missing_core import explain as _explain
+    raise ImportError(_explain(_missing), name=_missing.name, path=__file__) from None
 from tallyio.task import Task, TaskResult
 from tallyio.topology import NumaNode, NumaTopology
 from tallyio.config import SchedulerConfig

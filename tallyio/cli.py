@@ -1,10 +1,12 @@
-"""The ``tallyio`` command.
+"""The ``tallyio`` command: ``tallyio demo``, ``tallyio bench`` and
+``tallyio topology`` (``tallyio --help`` and ``tallyio COMMAND --help``
+describe them in plain text; ``tallyio --version``).
 
-    tallyio demo                 a short tour of the queues, the deque and the pool
-    tallyio bench [--quick|--smoke] [--group core|scheduler] [--json FILE] [--plot FILE.png]
+    tallyio demo                 a short tour of the queues, the deque, the pool and the scheduler
+    tallyio bench [--quick|--smoke] [--group core|scheduler] [--details] [--json FILE] [--plot FILE.png]
                                  the core and the scheduler against their peers (stdlib
                                  queues, ThreadPoolExecutor, asyncio, multiprocessing,
-                                 loky and dask when installed), side by side
+                                 loky and dask when installed), side by side: one summary table
     tallyio topology [--json] [--root PATH]
                                  the NUMA nodes, CPUs, memory and distances tallyio sees
 """
@@ -135,7 +137,10 @@ def _bench(args: argparse.Namespace) -> int:
                        progress=progress)
     if live:
         print("\r\033[K", end="", file=sys.stderr)
-    print(bench.format_table(result))
+    print(bench.format_summary(result))
+    if args.details:
+        print()
+        print(bench.format_table(result))
     if args.smoke:
         print("\n(--smoke: tiny sizes, the figures above prove only that every benchmark runs)")
     if args.json:
@@ -164,23 +169,74 @@ def _topology(args: argparse.Namespace) -> int:
     return 0
 
 
+_DESCRIPTION = """\
+tallyio: a NUMA-aware work-stealing task scheduler for Python, over lock-free
+queues, Chase-Lev deques and a memory pool written in nogil Cython.
+'tallyio COMMAND --help' describes each command.
+"""
+
+_DEMO_DESCRIPTION = """\
+A short tour: a million integers cross an SpscQueue between two threads in
+batches, a dict goes through an MpmcQueue, a thief steals from a
+WorkStealingDeque, prices land in a MemoryPool block through numpy, and a
+NumaScheduler runs Python tasks, a future and 100,000 native nogil tasks.
+Takes a second or two.
+"""
+
+_BENCH_DESCRIPTION = """\
+Measures tallyio and what you would otherwise use side by side, in one run,
+alternating the contenders: the queues, the deque and the pool (group core)
+against queue.SimpleQueue, collections.deque and bytearray; the scheduler
+(group scheduler) against ThreadPoolExecutor, an asyncio loop,
+multiprocessing.Pool, loky and dask when installed.
+
+It prints one summary table: for each figure compared with a peer or a
+target, tallyio's median, the best peer's, the ratio (how many times better
+tallyio is; > 1: tallyio better) and whether the target is met. --details
+adds every peer, the spread of each figure and the figures measured for
+tallyio alone (C-level ns per operation); --json writes all of it with the
+raw samples.
+"""
+
+_TOPOLOGY_DESCRIPTION = """\
+Prints the NUMA nodes tallyio detects: each node's usable CPUs (those this
+process may run on), its memory and its distances to the other nodes, read
+from /sys/devices/system/node (or --root). A missing or unreadable tree is
+not an error: tallyio then treats the machine as one node, and says why.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``tallyio`` command; returns its exit status.
+
+    >>> main(["topology", "--root", "/nonexistent"]) == 0   # doctest: +ELLIPSIS
+    NUMA topology: 1 node, ...
+    True
+    """
+    from tallyio import __version__
     from tallyio.bench import GROUPS
 
-    parser = argparse.ArgumentParser(prog="tallyio", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="a short tour of the queues, the deque and the pool")
-    b = sub.add_parser("bench", help="benchmark the core and the scheduler side by side with their peers")
+    plain = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="tallyio", description=_DESCRIPTION, formatter_class=plain)
+    parser.add_argument("--version", action="version", version=f"tallyio {__version__}")
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("demo", help="a short tour of the queues, the deque, the pool and the scheduler",
+                   description=_DEMO_DESCRIPTION, formatter_class=plain)
+    b = sub.add_parser("bench", help="tallyio beside its peers (stdlib queues, ThreadPoolExecutor, asyncio, "
+                                     "multiprocessing, loky, dask), measured in one run: one summary table",
+                       description=_BENCH_DESCRIPTION, formatter_class=plain)
     size = b.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (under 2 minutes)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
     b.add_argument("--group", action="append", choices=GROUPS,
                    help="run only this group (repeatable; default: all of them)")
+    b.add_argument("--details", action="store_true",
+                   help="after the summary, every peer of every figure with its spread, group by group")
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
     b.add_argument("--plot", metavar="FILE.png",
                    help="also draw tallyio against its peers into a PNG (needs matplotlib: pip install 'tallyio[plot]')")
-    t = sub.add_parser("topology", help="print the NUMA topology tallyio detects")
+    t = sub.add_parser("topology", help="the NUMA nodes, CPUs, memory and distances tallyio sees",
+                       description=_TOPOLOGY_DESCRIPTION, formatter_class=plain)
     t.add_argument("--json", action="store_true", help="print it as JSON")
     t.add_argument("--root", metavar="PATH",
                    help="read this sysfs node tree instead of /sys/devices/system/node")

@@ -1,10 +1,13 @@
 """Scheduler configuration: :class:`SchedulerConfig`, validated on construction,
-and :meth:`SchedulerConfig.from_env` for the ``TALLYIO_*`` environment variables.
+and :meth:`SchedulerConfig.from_env` for the ``TALLYIO_*`` environment variables
+(the list of known variables is :mod:`tallyio.environment`'s).
 
     >>> from tallyio.config import SchedulerConfig
     >>> config = SchedulerConfig(workers_per_numa_node=2, load_balance_threshold=0.5)
     >>> config.workers_per_numa_node, config.queue_capacity, config.enable_work_stealing
     (2, 8192, True)
+    >>> SchedulerConfig().workers_per_numa_node is None     # auto: the nodes' usable CPUs, at most 4
+    True
 """
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ import numbers
 import operator
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
+from tallyio.environment import check_environment
 from tallyio.errors import ConfigError
+from tallyio.resources import check_scheduler_fits
 
 __all__ = ["SchedulerConfig"]
 
@@ -28,12 +33,20 @@ class _Rule(NamedTuple):
     low: float | None = None
     high: float | None = None
     low_inclusive: bool = True
+    none_means: str | None = None   # None is accepted and means this (e.g. "auto")
+
+
+#: workers per node when ``workers_per_numa_node`` is None: the node's usable CPUs, at most this
+AUTO_WORKERS_CAP = 4
 
 
 # the bounds of each field; SchedulerConfig's docstring says what each one means
 _RULES: dict[str, _Rule] = {
-    "workers_per_numa_node": _Rule(int, 1, 1024),
-    "queue_capacity": _Rule(int, 2, 2**24),
+    # upper bounds a real machine can meet (the whole layout is checked against
+    # the machine's memory and thread limits when a scheduler is built):
+    # 1024 threads per node; 2**22 slots per queue = 2 GiB per worker
+    "workers_per_numa_node": _Rule(int, 1, 1024, none_means="auto"),
+    "queue_capacity": _Rule(int, 2, 2**22),
     "enable_work_stealing": _Rule(bool),
     "enable_cpu_affinity": _Rule(bool),
     "load_balance_threshold": _Rule(float, 0.0, 1.0),
@@ -52,6 +65,8 @@ def _check_field(name: str, value: object) -> Any:
     """``value`` for field ``name``, normalized (numpy scalars to int/float, ints
     to float for float fields); ConfigError naming the field otherwise."""
     rule = _RULES[name]
+    if value is None and rule.none_means is not None:
+        return None
     if rule.kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
@@ -62,7 +77,8 @@ def _check_field(name: str, value: object) -> Any:
         try:
             number: int | float = operator.index(value)  # type: ignore[arg-type]
         except TypeError:
-            raise ConfigError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
+            also = f" or None ({rule.none_means})" if rule.none_means else ""
+            raise ConfigError(f"{name} must be an int{also}, got {value!r} ({type(value).__name__})") from None
     else:
         if not isinstance(value, numbers.Real):
             raise ConfigError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
@@ -104,11 +120,20 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+def _parse_int_or_auto(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return _parse_int(text)
+    except ValueError:
+        raise ValueError("expected an integer or auto") from None
+
+
 # environment variable -> (the field it sets, how its text is read)
 _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TALLYIO_NUMA_ENABLED": ("numa_enabled", _parse_bool),
     "TALLYIO_CPU_AFFINITY": ("enable_cpu_affinity", _parse_bool),
-    "TALLYIO_WORKERS_PER_NODE": ("workers_per_numa_node", _parse_int),
+    "TALLYIO_WORKERS_PER_NODE": ("workers_per_numa_node", _parse_int_or_auto),
 }
 
 
@@ -122,10 +147,16 @@ class SchedulerConfig:
 
     Fields (default, allowed range):
 
-    - ``workers_per_numa_node`` (4, 1..1024): worker threads on each node that has CPUs.
-    - ``queue_capacity`` (8192, 2..2**24): slots in each of a worker's queues
+    - ``workers_per_numa_node`` (None, or 1..1024): worker threads on each node that
+      has CPUs; None (auto) means the usable CPUs of the smallest such node, at
+      most 4 (so no node gets more workers than CPUs; see :meth:`for_nodes`).
+    - ``queue_capacity`` (8192, 2..2**22): slots in each of a worker's queues
       (its inbox has one queue per priority band, 8 bands, plus its deque); the
       scheduler rounds it up to a power of two (the value here is kept as given).
+      Each slot costs about 470 bytes per worker (2**22 slots: about 2 GiB per
+      worker); a scheduler whose whole layout needs more memory (or threads)
+      than the machine has raises :class:`~tallyio.errors.ResourceLimitError`
+      before allocating anything.
     - ``enable_work_stealing`` (True): idle workers take queued tasks from busy ones.
     - ``enable_cpu_affinity`` (True): each worker pins itself to a CPU of its node.
     - ``load_balance_threshold`` (0.25, 0.0..1.0): the load imbalance between
@@ -145,13 +176,17 @@ class SchedulerConfig:
     Traceback (most recent call last):
     ...
     tallyio.errors.ConfigError: workers_per_numa_node must be between 1 and 1024, got 0
+    >>> SchedulerConfig(queue_capacity=2**24)
+    Traceback (most recent call last):
+    ...
+    tallyio.errors.ConfigError: queue_capacity must be between 2 and 4194304, got 16777216
     >>> SchedulerConfig(enable_work_stealing=1)
     Traceback (most recent call last):
     ...
     tallyio.errors.ConfigError: enable_work_stealing must be a bool (True or False), got 1 (int)
     """
 
-    workers_per_numa_node: int = 4
+    workers_per_numa_node: int | None = None
     queue_capacity: int = 8192
     enable_work_stealing: bool = True
     enable_cpu_affinity: bool = True
@@ -177,12 +212,14 @@ class SchedulerConfig:
 
         - ``TALLYIO_NUMA_ENABLED`` -> ``numa_enabled``
         - ``TALLYIO_CPU_AFFINITY`` -> ``enable_cpu_affinity``
-        - ``TALLYIO_WORKERS_PER_NODE`` -> ``workers_per_numa_node``
+        - ``TALLYIO_WORKERS_PER_NODE`` -> ``workers_per_numa_node`` (an int, or ``auto``)
 
         Booleans are 1/0, true/false, yes/no or on/off (any case, surrounding
         whitespace ignored). An unset or empty variable leaves the default; an
         invalid one raises :class:`~tallyio.errors.ConfigError` naming the
-        variable and its value.
+        variable and its value. A ``TALLYIO_*`` variable that no part of
+        tallyio reads (a typo, say) gets a :class:`RuntimeWarning` naming it
+        and the known ones (:func:`tallyio.environment.check_environment`).
 
         >>> env = {"TALLYIO_WORKERS_PER_NODE": "2", "TALLYIO_CPU_AFFINITY": "off"}
         >>> config = SchedulerConfig.from_env(env, spin_us=0)
@@ -194,6 +231,7 @@ class SchedulerConfig:
         tallyio.errors.ConfigError: TALLYIO_NUMA_ENABLED='maybe' is invalid: expected a boolean: 1/0, true/false, yes/no or on/off
         """
         environ = os.environ if environ is None else environ
+        check_environment(environ, stacklevel=2)
         from_environment: dict[str, Any] = {}
         for variable, (field, parse) in _ENVIRONMENT.items():
             raw = environ.get(variable, "")
@@ -204,6 +242,45 @@ class SchedulerConfig:
             except ValueError as exc:   # ConfigError is a ValueError too
                 raise ConfigError(f"{variable}={raw!r} is invalid: {exc}") from None
         return cls(**{**from_environment, **overrides})
+
+    def workers_on(self, usable_cpus: int) -> int:
+        """Worker threads for a node with ``usable_cpus`` CPUs this process may
+        use: ``workers_per_numa_node``, or when it is None (auto) the usable
+        CPUs capped at 4 (at least 1).
+
+        >>> SchedulerConfig().workers_on(2), SchedulerConfig().workers_on(64)
+        (2, 4)
+        >>> SchedulerConfig(workers_per_numa_node=3).workers_on(2)
+        3
+        """
+        if self.workers_per_numa_node is not None:
+            return self.workers_per_numa_node
+        return max(1, min(AUTO_WORKERS_CAP, usable_cpus))
+
+    def for_nodes(self, nodes: Sequence[Any]) -> SchedulerConfig:
+        """This config made concrete for a scheduler on ``nodes`` (the
+        :class:`~tallyio.NumaNode` objects that get workers) and checked
+        against the machine: ``workers_per_numa_node`` resolved when auto (the
+        smallest node's :meth:`workers_on`, so no node gets more workers than
+        usable CPUs), then :class:`~tallyio.errors.ResourceLimitError` if the
+        whole layout needs more memory or threads than this machine has.
+        O(number of nodes); allocates nothing.
+
+        >>> from tallyio.topology import NumaTopology
+        >>> SchedulerConfig().for_nodes(NumaTopology.uniform(2, 3).cpu_nodes()).workers_per_numa_node
+        3
+        >>> SchedulerConfig(queue_capacity=2**22).for_nodes(NumaTopology.uniform(2**14, 1).cpu_nodes())
+        Traceback (most recent call last):
+        ...
+        tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1 x 16384 node(s) = 16384 workers with queue_capacity=4194304 need about ...
+        """
+        if not nodes:
+            raise ConfigError("a scheduler needs at least one node with CPUs")
+        per_node = self.workers_per_numa_node
+        if per_node is None:
+            per_node = min(self.workers_on(len(node.cpus)) for node in nodes)
+        check_scheduler_fits(workers_per_numa_node=per_node, nodes=len(nodes), queue_capacity=self.queue_capacity)
+        return self if per_node == self.workers_per_numa_node else self.replace(workers_per_numa_node=per_node)
 
     def replace(self, **changes: Any) -> SchedulerConfig:
         """A copy with some fields changed, validated like a new config.

@@ -18,6 +18,8 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    # scheduler limits (polish9)
+    "ResourceLimitError",
 ]
 
 
@@ -48,3 +50,11 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- scheduler limits (polish9: tallyio.resources) ----------------------------------
+
+class ResourceLimitError(ConfigError, MemoryError):
+    """A configuration valid field by field needs, as a whole, more memory or
+    threads than this machine can ever give (raised before anything is
+    allocated; the message names the fields, the need and the limit)."""

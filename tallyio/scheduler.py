@@ -142,6 +142,7 @@ class NumaScheduler(concurrent.futures.Executor):
         self._on_error = on_error
         self._nodes = topology.cpu_nodes()
         self._node_ids = [node.id for node in self._nodes]
+        self.config = config = config.for_nodes(self._nodes)   # auto workers; memory/thread check before allocating
         self._layout = self._plan_workers()
         self._core = SchedulerCore(
             [(node_index, cpu, groups) for node_index, cpu, groups in self._layout],

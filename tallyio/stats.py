@@ -137,3 +137,90 @@ class SchedulerStats:
     def throughput(self) -> float:
         """Tasks processed per second since start()."""
         return self.metrics.tasks_processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (f"<SchedulerStats {len(self.workers)} workers, {m.tasks_processed:,} processed "
+                f"({m.tasks_failed:,} failed, {m.tasks_cancelled:,} cancelled), "
+                f"{self.total_queue_size():,} queued, {_duration_us(self.elapsed_s * 1e6)}>")
+
+    def __str__(self) -> str:
+        """A few lines for people: counters, rates, latency percentiles with
+        three significant digits, and one row per worker (the first
+        ``STR_WORKER_ROWS``).
+
+        >>> stats = SchedulerStats(
+        ...     metrics=SchedulerMetrics(tasks_submitted=1000, tasks_processed=990, tasks_succeeded=985,
+        ...                              tasks_failed=5, tasks_cancelled=10, tasks_stolen=120,
+        ...                              steal_attempts=400, wakeups=7),
+        ...     workers=(WorkerStats(0, 0, 0, 0, 73728, 500, 60, 2_000_000),
+        ...              WorkerStats(1, 0, 1, 3, 73728, 490, 60, 1_500_000)),
+        ...     elapsed_s=0.5, queue_wait_us=Percentiles(51.699307161469806, 120.4, 3071.9),
+        ...     execution_us=Percentiles(4.25, float("nan"), float("nan")))
+        >>> print(stats)
+        SchedulerStats: 990 tasks processed in 500 ms (1.98k tasks/s), 3 queued of 147,456 slots
+          tasks        submitted 1,000  succeeded 985  failed 5  cancelled 10  retried 0
+          stealing     120 stolen (12.1 % of processed) in 400 attempts; 0 migrated; 7 wake-ups
+          queue wait   p50 51.7 us  p99 120 us  p99.9 3.07 ms
+          execution    p50 4.25 us  p99 -  p99.9 -
+          worker  node  cpu  queued  processed  stolen   busy
+               0     0    0       0        500      60  2 ms
+               1     0    1       3        490      60  1.5 ms
+        >>> repr(stats)
+        '<SchedulerStats 2 workers, 990 processed (5 failed, 10 cancelled), 3 queued, 500 ms>'
+        """
+        m = self.metrics
+        lines = [
+            f"SchedulerStats: {m.tasks_processed:,} tasks processed in {_duration_us(self.elapsed_s * 1e6)} "
+            f"({_count(self.throughput())} tasks/s), {self.total_queue_size():,} queued of "
+            f"{self.total_capacity():,} slots",
+            f"  tasks        submitted {m.tasks_submitted:,}  succeeded {m.tasks_succeeded:,}  "
+            f"failed {m.tasks_failed:,}  cancelled {m.tasks_cancelled:,}  retried {m.tasks_retried:,}",
+            f"  stealing     {m.tasks_stolen:,} stolen ({self.average_steal_ratio() * 100:.3g} % of processed) "
+            f"in {m.steal_attempts:,} attempts; {m.tasks_migrated:,} migrated; {m.wakeups:,} wake-ups",
+            f"  queue wait   {_percentiles(self.queue_wait_us)}",
+            f"  execution    {_percentiles(self.execution_us)}",
+        ]
+        if self.recent_errors:
+            last = self.recent_errors[-1]
+            lines.append(f"  errors       {len(self.recent_errors)} recent, last: {last.exception!r} "
+                         f"in {_short(repr(last.task))}")
+        rows = [("worker", "node", "cpu", "queued", "processed", "stolen", "busy")]
+        rows += [(str(w.index), str(w.node), str(w.cpu), f"{w.queue_size:,}", f"{w.processed:,}",
+                  f"{w.stolen:,}", _duration_us(w.busy_ns / 1000.0)) for w in self.workers[:STR_WORKER_ROWS]]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        if len(self.workers) > STR_WORKER_ROWS:
+            lines.append(f"  ... and {len(self.workers) - STR_WORKER_ROWS} more workers (stats.workers has them all)")
+        return "\n".join(lines)
+
+
+#: str(SchedulerStats) shows at most this many worker rows
+STR_WORKER_ROWS = 16
+
+
+def _duration_us(us: float) -> str:
+    """Three significant digits in us, ms or s; '-' for NaN (nothing measured)."""
+    if us != us:
+        return "-"
+    if us >= 1e6:
+        return f"{us / 1e6:.3g} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.3g} ms"
+    return f"{us:.3g} us"
+
+
+def _percentiles(p: Percentiles) -> str:
+    return f"p50 {_duration_us(p.p50)}  p99 {_duration_us(p.p99)}  p99.9 {_duration_us(p.p999)}"
+
+
+def _count(value: float) -> str:
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -108,33 +108,90 @@ class NodeDistances(Mapping[int, int]):
     """A node's distances to the other nodes, keyed by their ids: a read-only,
     hashable mapping, so a frozen :class:`NumaNode` stays hashable.
 
+    :meth:`uniform` builds the common case (10 to itself, one figure to every
+    other node) in constant memory, sharing one ``range`` of node ids between
+    all the nodes of a topology: a machine of n nodes then costs O(n), not
+    O(n**2), to describe.
+
     >>> d = NodeDistances({1: 21, 0: 10})
     >>> d[1], list(d), d == {0: 10, 1: 21}
     (21, [0, 1], True)
+    >>> u = NodeDistances.uniform(0, range(2), 21)
+    >>> u == d, hash(u) == hash(d), u
+    (True, True, {0: 10, 1: 21})
     """
 
-    __slots__ = ("_by_node",)
+    __slots__ = ("_by_node", "_self_id", "_ids", "_remote", "_hash")
 
     def __init__(self, distances: Mapping[int, int] | Iterable[tuple[int, int]] = ()) -> None:
-        self._by_node = dict(sorted(dict(distances).items()))
+        self._by_node: dict[int, int] | None = dict(sorted(dict(distances).items()))
+        self._ids: range | None = None
+        self._self_id = self._remote = 0
+        self._hash: int | None = None
+
+    @classmethod
+    def uniform(cls, node_id: int, node_ids: range, remote_distance: int) -> NodeDistances:
+        """LOCAL_DISTANCE (10) to ``node_id``, ``remote_distance`` to every
+        other id of ``node_ids`` (a ``range``, shared, never copied)."""
+        if not isinstance(node_ids, range) or node_ids.step <= 0 or node_id not in node_ids:
+            raise ConfigError(f"uniform distances need an increasing range of node ids holding "
+                              f"node {node_id!r}, got {node_ids!r}")
+        return cls._unchecked_uniform(node_id, node_ids,
+                                      _check_id(f"node {node_id}: remote distance", remote_distance))
+
+    @classmethod
+    def _unchecked_uniform(cls, node_id: int, node_ids: range, remote_distance: int) -> NodeDistances:
+        # for NumaTopology.uniform, which checked the arguments once for all its nodes
+        self = cls.__new__(cls)
+        self._by_node = None
+        self._self_id, self._ids, self._remote = node_id, node_ids, remote_distance
+        self._hash = None
+        return self
+
+    @property
+    def is_uniform(self) -> bool:
+        """True when built by :meth:`uniform` (constant memory)."""
+        return self._ids is not None
+
+    def covers_only(self, node_ids: Mapping[int, Any]) -> list[int]:
+        """The keys of this mapping that are not keys of ``node_ids``, sorted
+        (checked once per shared range, see ``NumaTopology``)."""
+        if self._ids is not None:
+            return [i for i in self._ids if i not in node_ids]
+        return sorted(k for k in self._by_node if k not in node_ids)   # type: ignore[union-attr]
 
     def __getitem__(self, node_id: int) -> int:
-        return self._by_node[node_id]
+        if self._ids is None:
+            return self._by_node[node_id]      # type: ignore[index]
+        if isinstance(node_id, int) and not isinstance(node_id, bool) and node_id in self._ids:
+            return LOCAL_DISTANCE if node_id == self._self_id else self._remote
+        raise KeyError(node_id)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._by_node)
+        return iter(self._by_node if self._ids is None else self._ids)   # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        return len(self._by_node)
+        return len(self._by_node if self._ids is None else self._ids)    # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        if (isinstance(other, NodeDistances) and self._ids is not None and other._ids is not None):
+            # uniform against uniform: compare the parameters, not n entries
+            return ((self._self_id, self._ids, self._remote) == (other._self_id, other._ids, other._remote)
+                    or (len(self._ids) == len(other._ids) == 1 and list(self._ids) == list(other._ids)))
+        return super().__eq__(other)
 
     def __hash__(self) -> int:
-        return hash(tuple(self._by_node.items()))
+        # equal mappings must hash alike whichever way they were built: hash the
+        # items (computed once; only hashing a topology needs it)
+        if self._hash is None:
+            self._hash = hash(tuple(self.items()))
+        return self._hash
 
     def __repr__(self) -> str:
-        return repr(self._by_node)
+        return repr(dict(self.items()))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NumaNode:
     """One NUMA node: its id, the CPUs of it the process may use, its memory
     (``None`` when unknown) and its distances to other nodes by node id.
@@ -169,6 +226,13 @@ class NumaNode:
         memory = self.memory_bytes
         if memory is not None:
             memory = _check_id(f"node {node_id}: memory_bytes", memory)
+        if isinstance(self.distances, NodeDistances) and self.distances.is_uniform:
+            # checked when built, and O(1) to keep: re-reading its n entries
+            # per node is what made n-node topologies quadratic
+            object.__setattr__(self, "id", node_id)
+            object.__setattr__(self, "cpus", tuple(sorted(cpus)))
+            object.__setattr__(self, "memory_bytes", memory)
+            return
         try:
             pairs = dict(self.distances).items()
         except (TypeError, ValueError):
@@ -182,6 +246,15 @@ class NumaNode:
         object.__setattr__(self, "cpus", tuple(sorted(cpus)))
         object.__setattr__(self, "memory_bytes", memory)
         object.__setattr__(self, "distances", distances)
+
+    @classmethod
+    def _unchecked(cls, node_id: int, cpus: tuple[int, ...], distances: NodeDistances) -> NumaNode:
+        # for NumaTopology.uniform: its arguments were checked once, so the
+        # n per-node checks of __post_init__ would only repeat them
+        node = object.__new__(cls)
+        for name, value in (("id", node_id), ("cpus", cpus), ("memory_bytes", None), ("distances", distances)):
+            object.__setattr__(node, name, value)
+        return node
 
 
 class NumaTopology:
@@ -227,8 +300,16 @@ class NumaTopology:
                 if cpu in node_of_cpu:
                     raise ConfigError(f"CPU {cpu} is in both node {node_of_cpu[cpu]} and node {node.id}")
                 node_of_cpu[cpu] = node.id
+        # node.distances of uniform nodes share one range: check each range once (linear in nodes)
+        checked_ranges: set[range] = set()
         for node in ordered:
-            unknown = sorted(set(node.distances) - set(by_id))
+            distances = node.distances
+            if isinstance(distances, NodeDistances) and distances.is_uniform:
+                if distances._ids in checked_ranges:
+                    continue
+                checked_ranges.add(distances._ids)   # type: ignore[arg-type]
+            unknown = (distances.covers_only(by_id) if isinstance(distances, NodeDistances)
+                       else sorted(k for k in distances if k not in by_id))
             if unknown:
                 raise ConfigError(f"node {node.id} has distances to unknown node(s) {unknown}; "
                                   f"nodes are {sorted(by_id)}")
@@ -252,10 +333,12 @@ class NumaTopology:
             if _check_id(name, value) < low:
                 raise ConfigError(f"{name} must be >= {low}, got {value!r}")
         nodes, cpus_per_node = operator.index(nodes), operator.index(cpus_per_node)
+        remote_distance = operator.index(remote_distance)
+        node_ids = range(nodes)      # one range shared by every node's distances: O(nodes) in all
         return cls(
-            NumaNode(node, range(node * cpus_per_node, (node + 1) * cpus_per_node), None,
-                     {other: LOCAL_DISTANCE if other == node else remote_distance for other in range(nodes)})
-            for node in range(nodes))
+            NumaNode._unchecked(node, tuple(range(node * cpus_per_node, (node + 1) * cpus_per_node)),
+                                NodeDistances._unchecked_uniform(node, node_ids, remote_distance))
+            for node in node_ids)
 
     @classmethod
     def detect(cls, root: str | os.PathLike[str] = SYSFS_NODE_ROOT,

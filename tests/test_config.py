@@ -8,7 +8,7 @@ from tallyio.config import SchedulerConfig
 from tallyio.errors import ConfigError
 
 DEFAULTS = {
-    "workers_per_numa_node": 4,
+    "workers_per_numa_node": None,     # auto: the nodes' usable CPUs, at most 4
     "queue_capacity": 8192,
     "enable_work_stealing": True,
     "enable_cpu_affinity": True,
@@ -48,7 +48,7 @@ def test_unknown_field_is_a_type_error():
 
 @pytest.mark.parametrize("field, value", [
     ("workers_per_numa_node", 1), ("workers_per_numa_node", 1024),
-    ("queue_capacity", 2), ("queue_capacity", 2**24), ("queue_capacity", 1000),   # not rounded here
+    ("queue_capacity", 2), ("queue_capacity", 2**22), ("queue_capacity", 1000),   # not rounded here
     ("load_balance_threshold", 0.0), ("load_balance_threshold", 1.0),
     ("spin_us", 0.0), ("spin_us", 1e6),
     ("max_retries", 0), ("max_retries", 65535), ("spin_us", 60e6), ("gil_batch_us", 60e6),
@@ -65,8 +65,9 @@ def test_values_at_the_bounds_are_accepted(field, value):
     ("workers_per_numa_node", 0, "between 1 and 1024"),
     ("workers_per_numa_node", 1025, "between 1 and 1024"),
     ("workers_per_numa_node", -4, "between 1 and 1024"),
-    ("queue_capacity", 1, "between 2 and 16777216"),
-    ("queue_capacity", 2**24 + 1, "between 2 and 16777216"),
+    ("queue_capacity", 1, "between 2 and 4194304"),
+    ("queue_capacity", 2**22 + 1, "between 2 and 4194304"),
+    ("queue_capacity", 2**24, "between 2 and 4194304"),     # issue 9 item 7: needed ~30 GiB with 4 workers
     ("load_balance_threshold", -0.01, "between 0.0 and 1.0"),
     ("load_balance_threshold", 1.01, "between 0.0 and 1.0"),
     ("spin_us", -1.0, "between 0.0 and 60000000.0"),
@@ -105,8 +106,16 @@ def test_int_fields_reject_bools(field, value):
 @pytest.mark.parametrize("field", INT_FIELDS)
 @pytest.mark.parametrize("value", [4.0, "4", None, 2.5])
 def test_int_fields_reject_non_ints(field, value):
-    with pytest.raises(ConfigError, match=f"^{field} must be an int, got {value!r}"):
+    if field == "workers_per_numa_node" and value is None:
+        return      # None means auto there: test_workers_none_means_auto
+    also = " or None \\(auto\\)" if field == "workers_per_numa_node" else ""
+    with pytest.raises(ConfigError, match=f"^{field} must be an int{also}, got {value!r}"):
         SchedulerConfig(**{field: value})
+
+
+def test_workers_none_means_auto():
+    assert SchedulerConfig(workers_per_numa_node=None).workers_per_numa_node is None
+    assert SchedulerConfig(workers_per_numa_node=None) == SchedulerConfig()
 
 
 @pytest.mark.parametrize("field", FLOAT_FIELDS)
@@ -152,7 +161,7 @@ def test_replace_revalidates():
     changed = config.replace(queue_capacity=64, numa_enabled=False)
     assert (changed.workers_per_numa_node, changed.queue_capacity, changed.numa_enabled) == (2, 64, False)
     assert config.queue_capacity == 8192   # the original is untouched
-    with pytest.raises(ConfigError, match="queue_capacity must be between 2 and 16777216, got 0"):
+    with pytest.raises(ConfigError, match="queue_capacity must be between 2 and 4194304, got 0"):
         config.replace(queue_capacity=0)
     with pytest.raises(ConfigError, match="numa_enabled must be a bool"):
         config.replace(numa_enabled="no")
@@ -198,13 +207,20 @@ def test_from_env_workers(text, expected):
     assert SchedulerConfig.from_env({"TALLYIO_WORKERS_PER_NODE": text}).workers_per_numa_node == expected
 
 
+@pytest.mark.parametrize("text", ["auto", "AUTO", " Auto\n"])
+def test_from_env_workers_auto(text):
+    assert SchedulerConfig.from_env({"TALLYIO_WORKERS_PER_NODE": text}, workers_per_numa_node=None) \
+        == SchedulerConfig()
+    assert SchedulerConfig.from_env({"TALLYIO_WORKERS_PER_NODE": text}).workers_per_numa_node is None
+
+
 @pytest.mark.parametrize("text, reason", [
-    ("four", "expected an integer"),
-    ("4.0", "expected an integer"),
-    ("1_000", "expected an integer"),
-    ("0x4", "expected an integer"),
-    ("true", "expected an integer"),
-    ("4 4", "expected an integer"),
+    ("four", "expected an integer or auto"),
+    ("4.0", "expected an integer or auto"),
+    ("1_000", "expected an integer or auto"),
+    ("0x4", "expected an integer or auto"),
+    ("true", "expected an integer or auto"),
+    ("4 4", "expected an integer or auto"),
     ("0", "workers_per_numa_node must be between 1 and 1024, got 0"),
     ("-2", "workers_per_numa_node must be between 1 and 1024, got -2"),
     ("1025", "workers_per_numa_node must be between 1 and 1024, got 1025"),
@@ -224,8 +240,9 @@ def test_from_env_empty_means_default(variable, text):
 def test_from_env_all_three_and_unrelated_variables():
     env = {"TALLYIO_NUMA_ENABLED": "off", "TALLYIO_CPU_AFFINITY": "0", "TALLYIO_WORKERS_PER_NODE": "2",
            "TALLYIO_SOMETHING_ELSE": "ignored", "PATH": "/bin"}
-    assert SchedulerConfig.from_env(env) == SchedulerConfig(numa_enabled=False, enable_cpu_affinity=False,
-                                                            workers_per_numa_node=2)
+    with pytest.warns(RuntimeWarning, match="TALLYIO_SOMETHING_ELSE is not a tallyio environment variable"):
+        config = SchedulerConfig.from_env(env)
+    assert config == SchedulerConfig(numa_enabled=False, enable_cpu_affinity=False, workers_per_numa_node=2)
 
 
 def test_from_env_overrides_win_and_skip_their_variable():

@@ -28,6 +28,8 @@ def test_version_and_all():
     (errors.RoleError, RuntimeError),
     (errors.ConfigError, ValueError),
     (errors.SchedulerNotRunningError, RuntimeError),
+    (errors.ResourceLimitError, MemoryError),
+    (errors.ResourceLimitError, errors.ConfigError),
 ])
 def test_error_hierarchy(cls, std):
     assert issubclass(cls, errors.TallyioError)
@@ -80,7 +82,7 @@ def test_cli_demo(capsys):
 
 def test_cli_bench_smoke(capsys):
     from tallyio.cli import main
-    assert main(["bench", "--smoke"]) == 0
+    assert main(["bench", "--smoke", "--details"]) == 0
     out = capsys.readouterr().out
     for case in ("SpscQueue put_nowait+get_nowait", "MemoryPool alloc+free", "C level, deque",
                  "tasks per second"):
@@ -105,3 +107,90 @@ def test_readme_python_examples_run(capsys):
         exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "{'tx': '0xabc'}" in out and "PoolStats(capacity=1024, in_use=0" in out
+
+
+# ---- issue 9: importing from an unbuilt source checkout says what to do -----------------------------
+
+def _unbuilt_copy(tmp_path, with_setup_py: bool, foreign_extension: str | None = None) -> Path:
+    """The package's Python files without any compiled module, as in a fresh
+    checkout (with setup.py beside it) or a broken installation (without)."""
+    import shutil
+
+    package = Path(tallyio.__file__).parent
+    shutil.copytree(package, tmp_path / "tallyio",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__"))
+    if with_setup_py:
+        (tmp_path / "setup.py").write_text("# the checkout's setup.py\n")
+    if foreign_extension:
+        (tmp_path / "tallyio" / "_ext" / foreign_extension).write_bytes(b"")
+    return tmp_path
+
+
+def _import_tallyio_in(folder: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", "import tallyio"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_from_unbuilt_source_tree_explains(tmp_path):
+    proc = _import_tallyio_in(_unbuilt_copy(tmp_path, with_setup_py=True))
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "ImportError: tallyio's compiled core is missing: No module named 'tallyio._ext.spsc'" in err
+    assert f"from its source tree ({tmp_path})" in err
+    assert f"cd {tmp_path} && python setup.py build_ext --inplace" in err
+    assert "start Python from another directory" in err
+    assert "ModuleNotFoundError" not in err      # one clear error, not a chain
+
+
+def test_import_of_incomplete_installation_explains(tmp_path):
+    proc = _import_tallyio_in(_unbuilt_copy(tmp_path, with_setup_py=False,
+                                            foreign_extension="spsc.cpython-39-x86_64-linux-gnu.so"))
+    assert proc.returncode == 1
+    assert "spsc.cpython-39-x86_64-linux-gnu.so, built for another Python" in proc.stderr
+    assert "python -m pip install --force-reinstall tallyio" in proc.stderr
+
+
+# ---- issue 9: the command line ------------------------------------------------------------------
+
+def test_cli_version(capsys):
+    from tallyio.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tallyio {tallyio.__version__}"
+
+
+def test_cli_version_as_a_command():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tallyio", "--version"], capture_output=True, text=True,
+                          cwd=Path(tallyio.__file__).resolve().parent.parent, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tallyio {tallyio.__version__}"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], ["commands:", "demo", "bench", "topology", "--version", "tallyio COMMAND --help"]),
+    (["demo"], ["A short tour", "SpscQueue", "NumaScheduler"]),
+    (["topology"], ["NUMA", "/sys/devices/system/node", "--json", "--root"]),
+    (["bench"], ["--quick", "--details", "--json"]),
+])
+def test_cli_help_is_plain_text_with_a_description(capsys, argv, expected):
+    import re
+
+    from tallyio.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"``|:class:|:func:|:meth:|\.\. ", out), out     # no reST markup
+    for text in expected:
+        assert text in out, (text, out)
+    # a description paragraph, not only the usage line and the options
+    paragraphs = [p for p in out.split("\n\n") if p.strip()]
+    assert len(paragraphs) >= 3, out

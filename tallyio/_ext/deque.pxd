@@ -40,7 +40,7 @@ Ownership of PyObject references (WorkStealingDeque(dtype=object))
 """
 from libc.stdint cimport uint64_t, int64_t
 from tallyio._ext.common cimport (
-    tio_status, TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY, TIO_CACHE_LINE,
+    tio_status, TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY, TIO_CACHE_LINE, KIND_U64,
     tio_atomic_u64, tio_role,
     tio_atomic_load_u64_relaxed, tio_atomic_load_u64_acquire,
     tio_atomic_load_u64_seqcst, tio_atomic_load_u64_fenced_relaxed,
@@ -336,3 +336,16 @@ cdef class Stealer:
     """A thief handle (any thread); see deque.pyx."""
     cdef WorkStealingDeque source   # keeps the deque (and its C struct) alive
     cdef tio_deque *c_deque         # == source.c_deque
+
+
+# ---- the boundary for Cython code that moves raw uint64 values -----------------
+cdef inline tio_deque *tio_deque_uint64_ring(WorkStealingDeque d) except NULL:
+    """The C deque of ``d`` for pushing, popping and stealing raw uint64 values
+    from Cython; TypeError for None and for a dtype=object deque (whose
+    destructor would DECREF the raw numbers as objects)."""
+    if d is None:
+        raise TypeError("expected a WorkStealingDeque built with dtype='uint64', got None")
+    if d.kind != KIND_U64:
+        raise TypeError(f"{d.what} holds Python objects; raw uint64 values need a deque built with "
+                        f"WorkStealingDeque(capacity, dtype='uint64')")
+    return d.c_deque

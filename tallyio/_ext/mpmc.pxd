@@ -40,7 +40,7 @@ from libc.stdint cimport uint64_t, int64_t
 from tallyio._ext.common cimport (
     tio_atomic_u64, tio_atomic_load_u64_relaxed, tio_atomic_load_u64_acquire,
     tio_atomic_store_u64_release, tio_atomic_cas_weak_u64_relaxed,
-    TIO_OK, TIO_EMPTY, TIO_FULL, TIO_LIKELY, TIO_CACHE_LINE,
+    TIO_OK, TIO_EMPTY, TIO_FULL, TIO_LIKELY, TIO_CACHE_LINE, KIND_U64,
 )
 
 cdef enum:
@@ -294,3 +294,16 @@ cdef class MpmcQueue:
 
     cdef int _fail(self, int status) except -1
     cdef int _require_u64(self, str method) except -1
+
+
+# ---- the boundary for Cython code that moves raw uint64 values -----------------
+cdef inline tio_mpmc *tio_mpmc_uint64_ring(MpmcQueue q) except NULL:
+    """The ring of ``q`` for pushing and popping raw uint64 values from Cython;
+    TypeError for None and for a dtype=object queue (whose destructor would
+    DECREF the raw numbers as objects)."""
+    if q is None:
+        raise TypeError("expected an MpmcQueue built with dtype='uint64', got None")
+    if q._kind != KIND_U64:
+        raise TypeError(f"MpmcQueue(capacity={q._q.capacity}) holds Python objects (dtype=object); raw "
+                        f"uint64 values need a queue built with MpmcQueue(capacity, dtype='uint64')")
+    return q._q

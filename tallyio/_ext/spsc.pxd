@@ -31,7 +31,9 @@ on the slot owns that reference.  The thread that pops the item takes the
 reference over (``item_to_obj``).  ``tio_spsc_free`` does not touch slots:
 ``SpscQueue.__dealloc__`` DECREFs whatever is still queued, exactly once,
 with the GIL held.  Cython users who push their own uint64 values into an
-object queue break this contract; build the queue with dtype="uint64".
+object queue break this contract (the destructor would DECREF a number and
+crash the interpreter): take the ring with ``tio_spsc_uint64_ring(q)``, which
+raises TypeError unless the queue was built with dtype="uint64".
 """
 cimport cython
 from libc.stdint cimport uint64_t
@@ -40,7 +42,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_load_u64_relaxed,
                                   tio_atomic_load_u64_acquire,
                                   tio_atomic_store_u64_release, tio_role,
                                   TIO_OK, TIO_EMPTY, TIO_FULL, TIO_CACHE_LINE,
-                                  TIO_UNLIKELY)
+                                  TIO_UNLIKELY, KIND_U64)
 
 cdef enum:
     # Largest capacity (slots) a queue may have: 2**30 slots = 8 GiB.
@@ -208,3 +210,17 @@ cdef class SpscQueue:
     cdef str _consumer_what
     cdef str _put_many_what       # "SpscQueue(capacity=64).put_many"
     cdef str _get_many_what
+
+
+# ---- the boundary for Cython code that moves raw uint64 values -----------------
+cdef inline tio_spsc *tio_spsc_uint64_ring(SpscQueue q) except NULL:
+    """The ring of ``q`` for pushing and popping raw uint64 values from Cython.
+    TypeError for None, and for a queue built with dtype=object: its slots hold
+    references that its destructor DECREFs, so a raw number there would crash
+    the interpreter later, far from the mistake."""
+    if q is None:
+        raise TypeError("expected an SpscQueue built with dtype='uint64', got None")
+    if q._kind != KIND_U64:
+        raise TypeError(f"{q._what} holds Python objects (dtype=object); raw uint64 values need a "
+                        f"queue built with SpscQueue(capacity, dtype='uint64')")
+    return q.q

@@ -36,9 +36,10 @@ from tallyio.bench import _core, _scheduler
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
-from tallyio.bench._report import format_table, machine_description, to_json
+from tallyio.bench._report import best_peer, format_summary, format_table, machine_description, to_json
 
-__all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_table", "to_json", "plot"]
+__all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_summary", "format_table",
+           "best_peer", "to_json", "plot"]
 
 #: the benchmark groups `run` knows, in the order they run
 GROUPS = ("core", "scheduler")

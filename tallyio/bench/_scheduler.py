@@ -379,9 +379,10 @@ def _priority_section(s: _Sizes) -> Section:
         measures += [(name, _inside(lambda w=workers: TallyioTasks(workers=w), native_flood))
                      for name, workers in diagnostics.items()]
         samples = alternate(measures, s.reps, progress)
-        group = (f"Scheduler: submit-to-start of priority-255 Python tasks while another thread floods priority-0 "
-                 f"no-ops (a burst of {FLOOD_BURST} whenever fewer than {FLOOD_LOW:,} are queued), {WORKERS} workers; "
-                 f"the peers have no priorities")
+        # the words before the parenthesis name the figure in the summary table
+        group = (f"Scheduler: priority-255 tasks under a priority-0 flood (submit-to-start of priority-255 "
+                 f"Python tasks while another thread floods priority-0 no-ops, a burst of {FLOOD_BURST} whenever "
+                 f"fewer than {FLOOD_LOW:,} are queued, {WORKERS} workers; the peers have no priorities)")
         head_to_head = {name: samples[name] for name in ("tallyio", tpe)}
         figures = figures_for(group, head_to_head, [("p50", "p50"), ("p99", "p99")], unit="us",
                               higher_is_better=False, targets={"p99": [Target(50.0)]})

@@ -1,0 +1,114 @@
+"""The one registry of ``TALLYIO_*`` environment variables: which exist, who
+reads them, what they do; and the check that names an unknown one (a typo
+otherwise goes unnoticed).
+
+Owns: the registry and :func:`check_environment`.  Reads the environment, never
+writes it; imports nothing from tallyio but the standard library.
+
+A component that reads a new variable adds one :class:`Variable` line to
+``_BUILTIN`` below (so it is known before that component is imported, and the
+README's list is checked against it by the tests); code outside the package
+(a plugin, a deployment) calls :func:`register`.
+
+    >>> from tallyio.environment import check_environment, known_variables
+    >>> "TALLYIO_WORKERS_PER_NODE" in {v.name for v in known_variables()}
+    True
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_environment({"TALLYIO_WORKERS_PER_NOD": "2", "TALLYIO_SEED": "7"})
+    ['TALLYIO_WORKERS_PER_NOD']
+    >>> print(str(caught[0].message).split(";")[0])
+    TALLYIO_WORKERS_PER_NOD is not a tallyio environment variable (did you mean TALLYIO_WORKERS_PER_NODE?)
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Variable", "register", "known_variables", "check_environment", "PREFIX"]
+
+PREFIX = "TALLYIO_"
+_NAME = re.compile(r"TALLYIO_[A-Z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, the component that reads it, and
+    what it does (one line, as the README lists it)."""
+
+    name: str
+    reader: str
+    meaning: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"an environment variable name must match {_NAME.pattern}, got {self.name!r}")
+
+
+_BUILTIN = (
+    # read by SchedulerConfig.from_env (tallyio.config)
+    Variable("TALLYIO_NUMA_ENABLED", "tallyio.config",
+             "0/1, false/true, no/yes, off/on: SchedulerConfig.numa_enabled"),
+    Variable("TALLYIO_CPU_AFFINITY", "tallyio.config",
+             "0/1, false/true, no/yes, off/on: SchedulerConfig.enable_cpu_affinity"),
+    Variable("TALLYIO_WORKERS_PER_NODE", "tallyio.config",
+             "an int 1..1024, or auto: SchedulerConfig.workers_per_numa_node"),
+    # build (setup.py) and development tools
+    Variable("TALLYIO_SANITIZE", "setup.py", "thread or address: build with that sanitizer"),
+    Variable("TALLYIO_NATIVE", "setup.py", "1: build with -march=native (never for wheels you ship)"),
+    Variable("TALLYIO_SANITIZE_DIR", "scripts/sanitize.sh", "where the sanitizer builds go"),
+    # the test suite (tests/conftest.py, tests/realparts.py)
+    Variable("TALLYIO_TEST_SCALE", "tests", "scales the item counts of the stress tests (default 1.0)"),
+    Variable("TALLYIO_SEED", "tests", "replays a random test with this seed"),
+    Variable("TALLYIO_CHAIN_DIR", "tests", "the npm folder holding anvil and the contract artifacts"),
+    Variable("TALLYIO_REQUIRE_CHAIN", "tests", "1: a missing real part fails its test instead of skipping"),
+    Variable("TALLYIO_MAINNET_DATA", "tests", "the folder of recorded mainnet transactions"),
+)
+
+_lock = threading.Lock()
+_registry: dict[str, Variable] = {v.name: v for v in _BUILTIN}
+
+
+def register(name: str, reader: str, meaning: str) -> Variable:
+    """Make ``name`` a known variable (read by ``reader``); registering the
+    same name again with the same reader is harmless, with another reader a
+    ValueError (two components must not share a variable).
+
+    >>> register("TALLYIO_EXAMPLE_URL", "docs example", "where the example connects").name
+    'TALLYIO_EXAMPLE_URL'
+    """
+    variable = Variable(name, reader, meaning)
+    with _lock:
+        known = _registry.get(name)
+        if known is not None and known.reader != reader:
+            raise ValueError(f"{name} is already read by {known.reader}; {reader} cannot register it too")
+        _registry[name] = variable
+    return variable
+
+
+def known_variables() -> tuple[Variable, ...]:
+    """Every known variable, sorted by name."""
+    with _lock:
+        return tuple(sorted(_registry.values(), key=lambda v: v.name))
+
+
+def check_environment(environ: Mapping[str, str] | None = None, *, stacklevel: int = 2) -> list[str]:
+    """Warn (RuntimeWarning) once per ``TALLYIO_*`` variable of ``environ``
+    (default ``os.environ``) that no component reads, naming it, the nearest
+    known name and every known name; return the unknown names, sorted."""
+    environ = os.environ if environ is None else environ
+    with _lock:
+        known = sorted(_registry)
+    unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.warn(f"{name} is not a tallyio environment variable{hint}; it is ignored. "
+                      f"Known: {', '.join(known)}", RuntimeWarning, stacklevel=stacklevel + 1)
+    return unknown
