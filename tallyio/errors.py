@@ -18,6 +18,9 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    "RpcError",
+    "NodeConnectionError",
+    "DevnetError",
 ]
 
 
@@ -48,3 +51,25 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- tallyio.devnet and the node source (tallyio.mempool.node) ----
+
+class RpcError(TallyioError, RuntimeError):
+    """A JSON-RPC node answered a call with an error (``code``, ``message``,
+    ``data`` as the node sent them) or with something that is not JSON-RPC."""
+
+    def __init__(self, method: str, message: str, code: int | None = None, data: object = None):
+        self.method, self.code, self.data = method, code, data
+        self.node_message = message
+        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else "")
+                         + (f" data={data!r}" if data is not None else ""))
+
+
+class NodeConnectionError(TallyioError, ConnectionError):
+    """The node could not be reached, or the connection broke mid-call."""
+
+
+class DevnetError(TallyioError, RuntimeError):
+    """The local test chain (anvil) could not be found, started or used; the
+    message names what was wrong and ends with the tail of anvil's log."""
