@@ -425,10 +425,11 @@ class NodeSource:
             return
         if type(msg) is not dict:
             if type(msg) is list:  # a batch answer
-                for item in msg:
-                    if type(item) is dict and type(item.get("id")) is int:
-                        self._replies[item["id"]] = item
-                return
+                replies = [item for item in msg if type(item) is dict and type(item.get("id")) is int]
+                for item in replies:
+                    self._replies[item["id"]] = item
+                if len(replies) == len(msg):
+                    return
             self._skip("bad_type", f"a message is {type(msg).__name__}")
             return
         if msg.get("method") == "eth_subscription":
