@@ -158,6 +158,7 @@ class Anvil:
         deadline = time.monotonic() + self._start_timeout
         while not self._listening.wait(0.05):
             if proc.poll() is not None:
+                self._end(signal.SIGKILL, 1.0)  # reap it, join the log reader, close the pipe
                 raise DevnetError(f"anvil exited with status {proc.returncode} before listening; "
                                   f"log tail:\n{self.log_tail()}")
             if time.monotonic() > deadline:
