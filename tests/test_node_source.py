@@ -350,3 +350,98 @@ def test_bad_arguments_name_what_was_wrong(kwargs, message):
 def test_repr_hides_the_url_path():
     source = NodeSource("wss://node.example:8546/v3/SECRETKEY", lambda r: None)
     assert "SECRETKEY" not in repr(source) and "node.example" in repr(source)
+
+
+# ---- every transaction type anvil accepts passes the hash check ----
+
+def test_every_transaction_type_is_reencoded_to_its_signed_bytes(anvil_node):
+    pytest.importorskip("eth_account")
+    from eth_utils import to_checksum_address
+
+    from tallyio.devnet import Sender, dev_accounts
+
+    sender = Sender(anvil_node.rpc)
+    account, authority = dev_accounts(8)[6:8]
+    nonce = int(anvil_node.rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
+    to = to_checksum_address("0x" + "11" * 20)
+    auth = authority._signer.sign_authorization({"chainId": 31337, "address": to_checksum_address("0x" + "33" * 20),
+                                                 "nonce": int(anvil_node.rpc.call(
+                                                     "eth_getTransactionCount", authority.address, "pending"), 16)})
+    txs = [
+        {"nonce": nonce, "gasPrice": 10**10, "gas": 21000, "to": to, "value": 5, "data": b""},  # pre-EIP-155
+        {"nonce": nonce + 1, "gasPrice": 10**10, "gas": 21000, "to": to, "value": 5, "data": b"", "chainId": 31337},
+        {"type": 1, "nonce": nonce + 2, "gasPrice": 10**10, "gas": 40000, "to": to, "value": 0, "data": b"\x01",
+         "chainId": 31337, "accessList": [{"address": to, "storageKeys": ["0x" + "00" * 31 + "07"]}]},
+        {"type": 2, "nonce": nonce + 3, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "gas": 100000,
+         "data": b"\x60\x00", "value": 0, "chainId": 31337},                           # a contract creation
+        {"type": 4, "nonce": nonce + 4, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1, "gas": 100000, "to": to,
+         "value": 0, "data": b"", "chainId": 31337, "authorizationList": [auth]},       # EIP-7702
+    ]
+    collector = Collector()
+    with NodeSource(anvil_node.ws_url, collector, heads=False) as source:
+        assert source.wait_connected(30)
+        signed = {}
+        for tx in txs:
+            raw, tx_hash = account.sign(tx)
+            sender.send_raw(raw)
+            signed[tx_hash] = (raw, tx.get("type", 0))
+        wait_for(lambda: set(signed) <= set(collector.tx_hashes()), what="every transaction type")
+        stats = source.stats()
+    assert stats["skipped"] == 0
+    by_hash = {tx.hash: tx for tx in collector.of(PendingTx)}
+    for tx_hash, (raw, tx_type) in signed.items():
+        assert by_hash[tx_hash].raw == raw and by_hash[tx_hash].tx_type == tx_type
+    assert [by_hash[h].to for h in signed].count(None) == 1  # the creation
+
+
+# ---- the parser against oracles and random input ----
+
+def test_rlp_matches_the_rlp_package(seed):
+    rlp = pytest.importorskip("rlp")
+    from hypothesis import given, settings, strategies as st, HealthCheck
+
+    from tallyio.mempool._wstx import rlp_encode
+
+    items = st.recursive(st.binary(max_size=70) | st.integers(min_value=0, max_value=2**256 - 1),
+                         lambda children: st.lists(children, max_size=5), max_leaves=20)
+
+    def as_bytes(item):
+        if isinstance(item, int):
+            return item.to_bytes((item.bit_length() + 7) // 8, "big")
+        return item if isinstance(item, bytes) else [as_bytes(x) for x in item]
+
+    @settings(max_examples=400, derandomize=False, suppress_health_check=[HealthCheck.too_slow])
+    @given(items)
+    def check(item):
+        assert rlp_encode(item) == rlp.encode(as_bytes(item))
+
+    check()
+
+
+def test_random_mutations_of_a_transaction_are_rejected_cleanly(seed):
+    from hypothesis import given, settings, strategies as st
+
+    from tallyio.mempool._wstx import BadRecord, parse_pending_tx
+
+    good, raw = _signed_tx_json()
+    assert parse_pending_tx(good, 1).raw == raw
+    values = st.none() | st.booleans() | st.integers() | st.text(max_size=80) | \
+        st.text(alphabet="0123456789abcdefx", max_size=80).map(lambda s: "0x" + s) | \
+        st.lists(st.integers(), max_size=3) | st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.dictionaries(st.sampled_from(sorted(good)), values, max_size=4),
+           st.lists(st.sampled_from(sorted(good)), max_size=3))
+    def check(changes, removed):
+        obj = dict(good, **changes)
+        for key in removed:
+            obj.pop(key, None)
+        try:
+            tx = parse_pending_tx(obj, 1)
+        except BadRecord as exc:
+            assert exc.reason in {"bad_field", "missing_field", "unknown_type", "hash_mismatch", "bad_type"}
+            return
+        # accepted only if it still hashes to what it claims
+        assert keccak256(tx.raw) == tx.hash
+
+    check()
