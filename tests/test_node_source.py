@@ -445,3 +445,21 @@ def test_random_mutations_of_a_transaction_are_rejected_cleanly(seed):
         assert keccak256(tx.raw) == tx.hash
 
     check()
+
+
+def test_compiled_keccak_matches_pycryptodome(seed):
+    keccak = pytest.importorskip("Crypto.Hash.keccak")
+    from hypothesis import given, settings, strategies as st
+
+    # every length around the 136-byte rate boundary, then random data
+    for n in range(0, 3 * 136 + 2):
+        data = bytes((i * 7 + n) & 0xFF for i in range(n))
+        assert keccak256(data) == keccak.new(data=data, digest_bits=256).digest(), n
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=2000))
+    def check(data):
+        assert keccak256(data) == keccak.new(data=data, digest_bits=256).digest()
+        assert keccak256(bytearray(data)) == keccak256(memoryview(data))
+
+    check()

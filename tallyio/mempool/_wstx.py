@@ -1,9 +1,10 @@
 """Turn what a node sends (JSON transaction, header and log objects) into the
 records of :mod:`tallyio.eth.types`, treating every field as untrusted input.
 
-Owns: field validation, the RLP encoding of the typed transaction envelopes
-(legacy, 1, 2, 3, 4) and the hash check (keccak of that encoding must equal the
-``hash`` the node claims), and the ``Sync`` topic. Raises only
+Owns: field validation, the typed transaction envelopes (legacy, 1, 2, 3, 4:
+which fields, in which order, RLP-encoded by the compiled ``_wsenc``) and the hash
+check (Keccak-256 of that encoding must equal the ``hash`` the node claims), and
+the ``Sync`` topic. Raises only
 :class:`BadRecord`, whose ``reason`` is the counter name the node source bumps.
 
     >>> keccak256(b"").hex()[:16]
@@ -15,26 +16,15 @@ Owns: field validation, the RLP encoding of the typed transaction envelopes
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 
 __all__ = ["BadRecord", "keccak256", "rlp_encode", "parse_pending_tx", "parse_header", "parse_sync_log",
            "SYNC_TOPIC"]
 
-keccak256: Callable[[bytes], bytes]
-try:  # pycryptodome: ~1 us for a transaction's envelope
-    from Crypto.Hash import keccak as _keccak
-
-    def keccak256(data: bytes) -> bytes:
-        """Keccak-256 (Ethereum's hash, not NIST SHA3-256) of ``data``."""
-        return _keccak.new(data=data, digest_bits=256).digest()
-except ImportError:  # pragma: no cover - depends on the install
-    try:
-        from eth_hash.auto import keccak as keccak256  # type: ignore[no-redef]
-    except ImportError:
-        def keccak256(data: bytes) -> bytes:  # type: ignore[misc]
-            raise ImportError("Keccak-256 needs pycryptodome (pip install pycryptodome) or eth-hash")
+# compiled (tallyio/mempool/_wsenc.pyx): the hash check runs both for every pending transaction
+from tallyio.mempool._wsenc import keccak256, rlp_encode
 
 SYNC_TOPIC = bytes.fromhex("1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1")
 """topic0 of ``Sync(uint112 reserve0, uint112 reserve1)``: keccak of the signature."""
@@ -46,27 +36,6 @@ class BadRecord(ValueError):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
-
-
-# ---- RLP ----
-
-def _length_prefix(length: int, short: int) -> bytes:
-    if length < 56:
-        return bytes((short + length,))
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((short + 55 + len(size),)) + size
-
-
-def rlp_encode(item: Any) -> bytes:
-    """RLP of ``bytes`` / ``int`` (minimal big-endian) / lists of those."""
-    if isinstance(item, (bytes, bytearray)):
-        if len(item) == 1 and item[0] < 0x80:
-            return bytes(item)
-        return _length_prefix(len(item), 0x80) + bytes(item)
-    if isinstance(item, int):
-        return rlp_encode(item.to_bytes((item.bit_length() + 7) // 8, "big") if item else b"")
-    payload = b"".join([rlp_encode(x) for x in item])
-    return _length_prefix(len(payload), 0xC0) + payload
 
 
 # ---- field readers: each raises BadRecord naming the field ----
