@@ -210,13 +210,13 @@ class FakeNode:
     `script`: text frames to send (notifications of subscription 0x1), or
     "silence" (stop answering, connection left open)."""
 
-    def __init__(self, script):
+    def __init__(self, script, ssl_context=None):
         from websockets.sync.server import serve
 
         self.script = script
         self.connections = 0
         self._release = threading.Event()
-        self._server = serve(self._handle, "127.0.0.1", 0, max_size=None, compression=None)
+        self._server = serve(self._handle, "127.0.0.1", 0, max_size=None, compression=None, ssl=ssl_context)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -463,3 +463,36 @@ def test_compiled_keccak_matches_pycryptodome(seed):
         assert keccak256(bytearray(data)) == keccak256(memoryview(data))
 
     check()
+
+
+def test_wss_with_a_verified_certificate(tmp_path):
+    """wss:// through TLS, the certificate checked against the context we pass
+    (a self-signed one made here: a fake node, as anvil does not serve TLS)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    good, raw = _signed_tx_json()
+    fake = FakeNode([_note(good)], ssl_context=server_ctx)
+    try:
+        collector = Collector()
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        with NodeSource(f"wss://localhost:{fake.port}", collector, heads=False, full_transactions=True,
+                        ssl_context=client_ctx) as source:
+            wait_for(lambda: collector.of(PendingTx), what="the transaction over TLS")
+        assert collector.of(PendingTx)[0].raw == raw
+        # without our CA the certificate is refused: counted as a connection error, never delivered
+        refused = Collector()
+        with NodeSource(f"wss://localhost:{fake.port}", refused, heads=False, backoff_initial=0.05) as source:
+            wait_for(lambda: "CERTIFICATE" in source.stats()["last_error"].upper(), what="the refused certificate")
+        assert not refused.records
+    finally:
+        fake.close()

@@ -27,6 +27,7 @@ import collections
 import logging
 import random
 import select
+import ssl
 import threading
 import time
 import urllib.parse
@@ -90,7 +91,8 @@ class NodeSource:
     blocks ahead of the last ``newHeads``, means a stalled connection or
     subscription: it reconnects. Reconnects back off exponentially from
     ``backoff_initial`` to ``backoff_max`` seconds, each delay scaled by a
-    random factor in [0.5, 1] (jitter).
+    random factor in [0.5, 1] (jitter). ``ssl_context`` verifies ``wss://`` /
+    ``https://`` (default: the system's trust store).
 
     ``start()`` starts the watcher thread (the context manager does it);
     ``close()`` stops it and closes every connection.
@@ -101,7 +103,7 @@ class NodeSource:
                  verify_hashes: bool = True, resync: bool = True, max_message_bytes: int = 16 << 20,
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
-                 recent_hashes: int = 65536, quickack: bool = True):
+                 recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -133,6 +135,7 @@ class NodeSource:
         self._recent: dict[bytes, None] = {}
         self._recent_cap = recent_hashes
         self._quickack = quickack
+        self._ssl_context = ssl_context
         self._pools: frozenset[bytes] = frozenset(_address(p) for p in pools)
         self._pools_changed = False
         self._stop = threading.Event()
@@ -291,7 +294,7 @@ class NodeSource:
     # ---- websocket session ----
     def _open_ws(self) -> WebSocket:
         return WebSocket(self.url, timeout=self._connect_timeout, max_message_bytes=self._max_bytes,
-                         quickack=self._quickack)
+                         quickack=self._quickack, ssl_context=self._ssl_context)
 
     def _session_ws(self) -> None:
         ws = self._ws = self._open_ws()
@@ -532,7 +535,7 @@ class NodeSource:
 
     # ---- HTTP polling session ----
     def _session_http(self) -> None:
-        rpc = RpcClient(self.url, timeout=self._connect_timeout)
+        rpc = RpcClient(self.url, timeout=self._connect_timeout, ssl_context=self._ssl_context)
         try:
             self._poll_http(rpc)
         finally:
