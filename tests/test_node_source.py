@@ -205,9 +205,10 @@ def _signed_tx_json(nonce=5):
 
 
 class FakeNode:
-    """A websocket server that answers eth_subscribe, answers txpool_content
-    with "method not found" and then, on the first connection only, plays
-    `script`: text frames to send (notifications of subscription 0x1), or
+    """A websocket server that answers eth_subscribe with subscription 0x1,
+    txpool_content with "method not found", anything else with 0x10; after the
+    first answer to something else than eth_subscribe, on the first connection
+    only, it plays `script`: text frames to send (notifications of 0x1), or
     "silence" (stop answering, connection left open)."""
 
     def __init__(self, script, ssl_context=None):
@@ -224,21 +225,24 @@ class FakeNode:
     def _handle(self, ws):
         self.connections += 1
         first = self.connections == 1
+        played = False
         try:
             for message in ws:
                 request = json.loads(message)
                 if request["method"] == "eth_subscribe":
                     ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x1"}))
-                elif request["method"] == "txpool_content":
-                    ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
-                                        "error": {"code": -32601, "message": "Method not found"}}))
-                    for frame in (self.script if first else []):
+                else:
+                    if request["method"] == "txpool_content":
+                        ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                            "error": {"code": -32601, "message": "Method not found"}}))
+                    else:
+                        ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x10"}))
+                    for frame in (self.script if first and not played else []):
                         if frame == "silence":
                             self._release.wait(60)  # alive but mute: only the heartbeat can tell
                             return
                         ws.send(frame)
-                else:
-                    ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x10"}))
+                    played = True
         except Exception:
             pass
 
@@ -298,6 +302,24 @@ def test_silent_subscription_is_detected_by_the_heartbeat():
     finally:
         fake.close()
     assert stats["stalls"] >= 1 and stats["heartbeats"] >= 1 and stats["gaps"] >= 1
+
+
+def test_a_newheads_subscription_that_stops_is_detected():
+    """The fake node sends block 1 and then nothing, while answering the
+    heartbeat's eth_blockNumber with 0x10: the heads subscription is dead."""
+    header = {"number": "0x1", "hash": "0x" + "11" * 32, "parentHash": "0x" + "22" * 32, "timestamp": "0x5",
+              "baseFeePerGas": "0x7", "gasLimit": "0x1c9c380", "gasUsed": "0x0"}
+    fake = FakeNode([_note(header)])
+    collector = Collector()
+    try:
+        with NodeSource(f"ws://127.0.0.1:{fake.port}", collector, pending=False, heartbeat_interval=0.3,
+                        backoff_initial=0.05) as source:
+            wait_for(lambda: source.stats()["reconnects"] >= 1, what="the dead subscription to be noticed")
+            stats = source.stats()
+    finally:
+        fake.close()
+    assert collector.of(BlockHeader)[0].number == 1 and collector.of(BlockHeader)[0].base_fee_per_gas == 7
+    assert stats["stalls"] >= 1 and "newHeads stopped at 1" in stats["last_error"]
 
 
 def test_a_failing_sink_is_counted_and_the_watcher_goes_on():

@@ -86,10 +86,11 @@ class NodeSource:
     delivered once (a bounded set of recent hashes). Every record is checked:
     malformed JSON, wrong field types, oversized messages, a hash that does not
     match the fields are counted by reason in :meth:`stats` and skipped.
-    With no message for ``heartbeat_interval`` seconds the source asks the node
-    for its block number; no answer within ``heartbeat_timeout``, or a node two
-    blocks ahead of the last ``newHeads``, means a stalled connection or
-    subscription: it reconnects. Reconnects back off exponentially from
+    Every ``heartbeat_interval`` seconds (traffic or not) the source asks the
+    node for its block number; no answer within ``heartbeat_timeout``, or a node
+    two blocks ahead of the last ``newHeads``, means a stalled connection or
+    subscription: it reconnects. (A pending-transaction subscription that stops
+    while the connection still answers cannot be told from a quiet mempool.) Reconnects back off exponentially from
     ``backoff_initial`` to ``backoff_max`` seconds, each delay scaled by a
     random factor in [0.5, 1] (jitter). ``ssl_context`` verifies ``wss://`` /
     ``https://`` (default: the system's trust store).
@@ -311,30 +312,33 @@ class NodeSource:
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
         self._on_connected()
-        last_rx = time.monotonic()
+        # the probe goes out every heartbeat_interval even while traffic flows: a
+        # busy pending stream must not hide a newHeads subscription that stopped
+        last_probe = time.monotonic()
         probe_id: int | None = None
         probe_sent = 0.0
         sock = ws.sock
         while not self._stop.is_set():
             if self._pools_changed:
                 self._update_pools_ws()
+            now = time.monotonic()
+            if probe_id is None:
+                if now - last_probe > self._hb_interval:
+                    probe_id = self._ws_send("eth_blockNumber", [])
+                    probe_sent = now
+                    self._counts["heartbeats"] += 1
+            elif now - probe_sent > self._hb_timeout:
+                self._counts["stalls"] += 1
+                raise _Stalled(f"no answer to a heartbeat in {self._hb_timeout} s")
             if not ws.pending() and not getattr(sock, "pending", lambda: 0)():
                 ready, _, _ = select.select([sock], [], [], 0.25)
                 if not ready:
-                    now = time.monotonic()
-                    if probe_id is None and now - last_rx > self._hb_interval:
-                        probe_id = self._ws_send("eth_blockNumber", [])
-                        probe_sent = now
-                        self._counts["heartbeats"] += 1
-                    elif probe_id is not None and now - probe_sent > self._hb_timeout:
-                        self._counts["stalls"] += 1
-                        raise _Stalled(f"no answer to a heartbeat in {self._hb_timeout} s")
                     continue
             self._ws_receive_one(ws)
-            last_rx = time.monotonic()
             if probe_id is not None and probe_id in self._replies:
                 reply = self._replies.pop(probe_id)
                 probe_id = None
+                last_probe = time.monotonic()
                 self._check_heads_alive(reply)
 
     def _check_heads_alive(self, reply: Any) -> None:
@@ -456,6 +460,7 @@ class NodeSource:
         try:
             if kind == "pending":
                 if type(result) is str:  # a hash: this node (or mode) does not send full transactions
+                    self._pending_mode = "hashes"
                     self._fetch_and_deliver(result)
                 else:
                     self._deliver_tx(parse_pending_tx(result, received_ns, verify_hash=self._verify))
