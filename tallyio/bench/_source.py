@@ -7,7 +7,8 @@ takes, for each, the time from ``eth_sendRawTransaction`` returning to the
 full transaction being in the consumer's hands: tallyio's ``NodeSource`` sink
 call (after JSON parsing and the hash check) vs web3.py's
 ``newPendingTransactions`` subscription with full transactions (the message
-reaching the ``process_subscriptions`` loop). anvil answers the send and
+reaching the ``process_subscriptions`` loop), and tallyio's own share (frame
+read to sink: JSON, field checks, RLP, Keccak). anvil answers the send and
 pushes the notification at about the same moment, so a notification can arrive
 before the send returns: that counts as 0. Figures: p50, p99 (per run, median
 over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
@@ -131,16 +132,23 @@ def _tallyio_run(chain: _Chain, n: int) -> dict[str, float]:
 
     signed = chain.presign(n)
     arrivals: dict[bytes, int] = {}
+    frames: dict[bytes, int] = {}
 
     def sink(record: object) -> None:
         arrivals[record.hash] = time.monotonic_ns()  # type: ignore[attr-defined]
+        frames[record.hash] = record.received_ns  # type: ignore[attr-defined]
 
     with NodeSource(chain.node.ws_url, sink, heads=False, full_transactions=True, resync=False) as source:
         if not source.wait_connected(30):
             raise RuntimeError(f"NodeSource did not connect: {source.stats()['last_error']}")
         returned = _send_paced(chain, signed)
         _wait_all(returned, arrivals)
-    return _summary(returned, arrivals)
+    summary = _summary(returned, arrivals)
+    # our own share: the frame's last byte read -> the record in the sink (JSON, checks, RLP, keccak)
+    work = sorted((arrivals[h] - frames[h]) / 1e3 for h in arrivals)
+    summary["work_p50"] = work[len(work) // 2]
+    summary["work_p99"] = work[min(len(work) - 1, int(len(work) * 0.99))]
+    return summary
 
 
 def _web3_run(chain: _Chain, n: int) -> dict[str, float]:
@@ -217,10 +225,15 @@ def sections(mode: str) -> list[Section]:
         finally:
             chain.close()
         targets = {"p99": [Target(1000.0)] + [Target(10.0, peer=name) for name, _ in contenders[1:]]}
-        figures = figures_for(GROUP, {k: {c: v for c, v in by.items() if c != "lost"} for k, by in samples.items()},
+        figures = figures_for(GROUP, {k: {c: v for c, v in by.items() if c in ("p50", "p99")}
+                                      for k, by in samples.items()},
                               cases[:2], unit="us", higher_is_better=False, targets=targets, skipped_peers=skipped)
         figures += figures_for(GROUP, {k: {"lost": by["lost"]} for k, by in samples.items()}, [cases[2]],
                                unit="tasks", higher_is_better=False, skipped_peers=skipped)
+        figures += figures_for(GROUP, {"tallyio": {k: samples["tallyio"][k] for k in ("work_p50", "work_p99")}},
+                               [("work_p50", "tallyio's own work, frame read -> sink, p50"),
+                                ("work_p99", "tallyio's own work, frame read -> sink, p99")],
+                               unit="us", higher_is_better=False)
         return figures
 
     return [(f"source: {n} swaps at {RATE:.0f}/s, NodeSource vs web3.py", latency)]
