@@ -153,22 +153,28 @@ def test_set_pools_resubscribes_and_reads_reserves(anvil_node, chain_sender, uni
         assert {"0x" + e.pool.hex() for e in collector.of(SyncEvent)} == {pool}
 
 
-def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap, traders):
+@pytest.mark.parametrize("transport", ["ws", "http"])
+def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap, traders, transport):
     pools = uniswap.all_v2_pairs()
     collector = Collector()
+    url = anvil_node.ws_url if transport == "ws" else anvil_node.url
+    salt = 7 if transport == "ws" else 17
     # a long first backoff so the swaps sent right after the restart land while the
-    # source is away: they can only come back through the resync (txpool_content)
-    with NodeSource(anvil_node.ws_url, collector, pools=pools, backoff_initial=3.0, backoff_max=6.0) as source:
+    # source is away: they can only come back through the resync (txpool_content).
+    # Over HTTP the source notices on its next poll (connection refused, or its
+    # filters unknown to the new node).
+    with NodeSource(url, collector, pools=pools, backoff_initial=3.0, backoff_max=6.0,
+                    poll_interval=0.01) as source:
         assert source.wait_connected(30)
-        before = send_swaps(chain_sender, uniswap, traders, 6, salt=7)
+        before = send_swaps(chain_sender, uniswap, traders, 6, salt=salt)
         wait_for(lambda: set(before) <= set(collector.tx_hashes()), what="the swaps before the kill")
         state = anvil_node.dump_state()
         anvil_node.restart(kill=True, state=state)  # SIGKILL: the socket dies without a close frame
         chain_sender.forget_nonces()
-        during = send_swaps(chain_sender, uniswap, traders, 6, salt=8)
+        during = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 1)
         wait_for(lambda: source.stats()["reconnects"] >= 1 and source.connected.is_set(), what="the reconnect")
         wait_for(lambda: set(during) <= set(collector.tx_hashes()), what="the swaps sent while away")
-        after = send_swaps(chain_sender, uniswap, traders, 6, salt=9)
+        after = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 2)
         wait_for(lambda: set(after) <= set(collector.tx_hashes()), what="the swaps after the reconnect")
         stats = source.stats()
         first = len(collector.records)
