@@ -275,6 +275,7 @@ def test_malformed_frames_are_counted_and_skipped():
         _note(lying),                                     # hash does not match the fields
         json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
                     "params": {"subscription": "0x99", "result": good}}),
+        json.dumps({"jsonrpc": "2.0", "id": 123456, "result": "0x1"}),  # an answer to nothing we asked
         _note(good) + " " * (70_000),                     # over the 64 KiB cap set below
         _note(good),                                      # finally a good one: still delivered
         _note(good),                                      # and its repeat is a duplicate, not a delivery
@@ -293,7 +294,7 @@ def test_malformed_frames_are_counted_and_skipped():
     reasons = stats["skipped_by_reason"]
     assert reasons["malformed_json"] == 1 and reasons["oversized"] == 1 and reasons["hash_mismatch"] == 1
     assert reasons["bad_type"] == 2 and reasons["bad_field"] == 3 and reasons["unknown_subscription"] == 1
-    assert reasons["txpool_unavailable"] == 1
+    assert reasons["txpool_unavailable"] == 1 and reasons["unexpected_reply"] == 1
     assert stats["skipped"] == sum(reasons.values()) and stats["reconnects"] == 0
 
 

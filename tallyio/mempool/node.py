@@ -154,6 +154,8 @@ class NodeSource:
         self._fetch_ws: WebSocket | None = None
         self._subs: dict[str, str] = {}
         self._replies: dict[int, Any] = {}
+        # ids we sent and await: only their answers are kept (a node cannot grow _replies)
+        self._awaited: set[int] = set()
         self._next_id = 1
 
     def __repr__(self) -> str:
@@ -299,7 +301,7 @@ class NodeSource:
 
     def _session_ws(self) -> None:
         ws = self._ws = self._open_ws()
-        self._subs, self._replies = {}, {}
+        self._subs, self._replies, self._awaited = {}, {}, set()
         # a frame that stops midway for this long is a stalled connection
         ws.settimeout(self._hb_interval + self._hb_timeout)
         if self._want_pending:
@@ -385,6 +387,8 @@ class NodeSource:
     def _ws_send(self, method: str, params: list, ws: WebSocket | None = None) -> int:
         request_id = self._next_id
         self._next_id += 1
+        if ws is None:
+            self._awaited.add(request_id)
         (ws or self._ws).send(dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
         return request_id
 
@@ -434,7 +438,7 @@ class NodeSource:
             if type(msg) is list:  # a batch answer
                 replies = [item for item in msg if type(item) is dict and type(item.get("id")) is int]
                 for item in replies:
-                    self._replies[item["id"]] = item
+                    self._keep_reply(item["id"], item)
                 if len(replies) == len(msg):
                     return
             self._skip("bad_type", f"a message is {type(msg).__name__}")
@@ -452,9 +456,16 @@ class NodeSource:
             return
         request_id = msg.get("id")
         if type(request_id) is int:
-            self._replies[request_id] = msg
+            self._keep_reply(request_id, msg)
         else:
             self._skip("bad_message", "neither a notification nor an answer")
+
+    def _keep_reply(self, request_id: int, msg: Any) -> None:
+        if request_id in self._awaited:
+            self._awaited.discard(request_id)
+            self._replies[request_id] = msg
+        else:
+            self._skip("unexpected_reply", f"an answer to id {request_id}, which we did not ask")
 
     def _notification(self, kind: str, result: Any, received_ns: int) -> None:
         try:
