@@ -14,9 +14,9 @@ the ``Sync`` topic. Raises only
     >>> SYNC_TOPIC.hex()[:8]
     '1c411e9a'
 """
-from __future__ import annotations
-
-from typing import Any
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport uint64_t
 
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 
@@ -39,37 +39,82 @@ class BadRecord(ValueError):
 
 
 # ---- field readers: each raises BadRecord naming the field ----
+# Hex text is checked character by character in C (int() and bytes.fromhex() would
+# let underscores and whitespace through) and converted in the same pass.
 
-def _qty(obj: dict, key: str, default: int | None = None) -> int:
-    raw = obj.get(key)
+cdef inline int _nibble(char c) noexcept nogil:
+    if b"0" <= c <= b"9":
+        return c - 48
+    if b"a" <= c <= b"f":
+        return c - 87
+    if b"A" <= c <= b"F":
+        return c - 55
+    return -1
+
+
+cdef const char* _hex_body(object raw, str key, Py_ssize_t* length) except NULL:
+    """The text after ``0x`` of a JSON string field, and its length."""
+    cdef Py_ssize_t n
+    cdef const char* p
+    if type(raw) is not str:
+        raise BadRecord("bad_field", f"{key!r} is not a 0x hex string: {str(raw)[:80]!r}")
+    p = PyUnicode_AsUTF8AndSize(raw, &n)
+    if n < 2 or p[0] != b"0" or (p[1] != b"x" and p[1] != b"X"):
+        raise BadRecord("bad_field", f"{key!r} does not start with 0x: {raw[:80]!r}")
+    length[0] = n - 2
+    return p + 2
+
+
+cdef object _qty(dict obj, str key, object default=None):
+    cdef object raw = obj.get(key)
+    cdef Py_ssize_t n, i
+    cdef const char* p
+    cdef uint64_t v = 0
+    cdef int d
     if raw is None:
         if default is not None:
             return default
         raise BadRecord("missing_field", f"no {key!r}")
-    if type(raw) is not str or raw[:2] != "0x" or len(raw) > 66 or len(raw) < 3:
-        raise BadRecord("bad_field", f"{key!r} is not a 0x quantity of at most 256 bits: {str(raw)[:80]!r}")
-    try:
-        return int(raw, 16)
-    except ValueError:
-        raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}") from None
+    p = _hex_body(raw, key, &n)
+    if n < 1 or n > 64:
+        raise BadRecord("bad_field", f"{key!r} is not a 0x quantity of 1..64 hex digits: {raw[:80]!r}")
+    for i in range(n):
+        d = _nibble(p[i])
+        if d < 0:
+            raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}")
+        v = (v << 4) | <uint64_t>d
+    if n <= 16:
+        return v
+    return int(raw, 16)  # wider than 64 bits: every digit was checked above
 
 
-def _data(obj: dict, key: str, size: int | None = None, cap: int = 1 << 24) -> bytes:
-    raw = obj.get(key)
+cdef bytes _data(dict obj, str key, Py_ssize_t size=-1, Py_ssize_t cap=1 << 24):
+    cdef object raw = obj.get(key)
+    cdef Py_ssize_t n, i, m
+    cdef const char* p
+    cdef int hi, lo
+    cdef bytes value
+    cdef char* out
     if raw is None:
         raise BadRecord("missing_field", f"no {key!r}")
-    if type(raw) is not str or raw[:2] != "0x" or len(raw) % 2 or len(raw) > 2 + 2 * cap:
-        raise BadRecord("bad_field", f"{key!r} is not 0x hex bytes: {str(raw)[:80]!r}")
-    try:
-        value = bytes.fromhex(raw[2:])
-    except ValueError:
-        raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}") from None
-    if size is not None and len(value) != size:
-        raise BadRecord("bad_field", f"{key!r} has {len(value)} bytes, expected {size}")
+    p = _hex_body(raw, key, &n)
+    if n % 2 or n > 2 * cap:
+        raise BadRecord("bad_field", f"{key!r} is not 0x + an even number of hex digits: {raw[:80]!r}")
+    m = n // 2
+    if size >= 0 and m != size:
+        raise BadRecord("bad_field", f"{key!r} has {m} bytes, expected {size}")
+    value = PyBytes_FromStringAndSize(NULL, m)
+    out = PyBytes_AS_STRING(value)
+    for i in range(m):
+        hi = _nibble(p[2 * i])
+        lo = _nibble(p[2 * i + 1])
+        if hi < 0 or lo < 0:
+            raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}")
+        out[i] = <char>((hi << 4) | lo)
     return value
 
 
-def _access_list(obj: dict) -> list:
+cdef list _access_list(dict obj):
     raw = obj.get("accessList")
     if raw is None:
         return []
@@ -84,7 +129,7 @@ def _access_list(obj: dict) -> list:
     return out
 
 
-def _authorizations(obj: dict) -> list:
+cdef list _authorizations(dict obj):
     raw = obj.get("authorizationList")
     if type(raw) is not list:
         raise BadRecord("bad_field", "'authorizationList' is missing or not a list")
@@ -97,7 +142,7 @@ def _authorizations(obj: dict) -> list:
     return out
 
 
-def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) -> PendingTx:
+def parse_pending_tx(obj, received_ns, *, verify_hash=True):
     """A node's JSON transaction object as a :class:`PendingTx` with ``raw``
     (the signed EIP-2718 encoding) filled. With ``verify_hash`` the hash is
     recomputed from the fields and must equal the node's ``hash``."""
@@ -117,7 +162,7 @@ def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) ->
     if tx_type == 0:
         gas_price = _qty(obj, "gasPrice")
         max_fee = max_prio = gas_price
-        fields: list = [nonce, gas_price, gas, to_field, value, data, _qty(obj, "v"), r, s]
+        fields = [nonce, gas_price, gas, to_field, value, data, _qty(obj, "v"), r, s]
         prefix = b""
     elif tx_type in (1, 2, 3, 4):
         chain_id = _qty(obj, "chainId")
@@ -149,7 +194,7 @@ def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) ->
     return PendingTx(tx_hash, sender, to, nonce, value, gas, max_fee, max_prio, data, tx_type, received_ns, raw)
 
 
-def parse_header(obj: Any, received_ns: int) -> BlockHeader:
+def parse_header(obj, received_ns):
     """A ``newHeads`` object (or a block from ``eth_getBlockBy*``) as a :class:`BlockHeader`."""
     if type(obj) is not dict:
         raise BadRecord("bad_type", f"a header is a JSON object, got {type(obj).__name__}")
@@ -158,7 +203,7 @@ def parse_header(obj: Any, received_ns: int) -> BlockHeader:
                        _qty(obj, "gasUsed"), received_ns)
 
 
-def parse_sync_log(obj: Any, received_ns: int) -> SyncEvent:
+def parse_sync_log(obj, received_ns):
     """A ``Sync`` log object as a :class:`SyncEvent` (its topic and data checked)."""
     if type(obj) is not dict:
         raise BadRecord("bad_type", f"a log is a JSON object, got {type(obj).__name__}")
