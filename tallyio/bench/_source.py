@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable
@@ -76,11 +77,14 @@ def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes,
     """Send ``signed`` at RATE from a separate process (as a real sender is:
     in this process its thread would compete for the GIL with the watcher being
     measured); returns hash -> ``monotonic_ns()`` when each send returned
-    (CLOCK_MONOTONIC is shared by the processes of one machine)."""
-    start_ns = time.monotonic_ns() + 300_000_000  # the child's interpreter start-up fits in 0.3 s
-    payload = "\n".join(raw.hex() for raw, _ in signed).encode()
-    proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, str(start_ns), str(RATE)],
-                          input=payload, capture_output=True, timeout=60 + len(signed) / RATE)
+    (CLOCK_MONOTONIC is shared by the processes of one machine). The sender
+    reads its transactions and connects first and only then starts its clock,
+    so a slow process start cannot turn into a catch-up burst."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txs") as batch:
+        batch.write("\n".join(raw.hex() for raw, _ in signed))
+        batch.flush()
+        proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, batch.name, str(RATE)],
+                              capture_output=True, timeout=120 + len(signed) / RATE)
     if proc.returncode != 0:
         raise RuntimeError(f"the sender process failed: {proc.stderr.decode()[-2000:]}")
     returned = {}
@@ -92,14 +96,16 @@ def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes,
     return returned
 
 
-def _sender_main(url: str, start_ns: int, rate: float) -> None:
-    """The sender process: raw transactions (hex lines) on stdin, each sent at
-    ``start_ns + i / rate``; prints ``hash,returned_ns`` lines."""
+def _sender_main(url: str, batch: str, rate: float) -> None:
+    """The sender process: raw transactions (hex lines) from ``batch``, each sent
+    at ``start + i / rate``; prints ``hash,returned_ns`` lines."""
     from tallyio.mempool._wsrpc import RpcClient
 
-    raws = [bytes.fromhex(line) for line in sys.stdin.read().split()]
+    with open(batch) as f:
+        raws = [bytes.fromhex(line) for line in f.read().split()]
     rpc = RpcClient(url)
     rpc.call("eth_chainId")  # open the keep-alive connection before the clock starts
+    start_ns = time.monotonic_ns() + 20_000_000
     out = []
     for i, raw in enumerate(raws):
         due = start_ns + int(i * 1e9 / rate)
@@ -240,4 +246,4 @@ def sections(mode: str) -> list[Section]:
 
 
 if __name__ == "__main__":
-    _sender_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    _sender_main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
