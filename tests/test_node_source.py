@@ -163,13 +163,15 @@ def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap,
     # source is away: they can only come back through the resync (txpool_content).
     # Over HTTP the source notices on its next poll (connection refused, or its
     # filters unknown to the new node).
-    with NodeSource(url, collector, pools=pools, backoff_initial=3.0, backoff_max=6.0,
+    with NodeSource(url, collector, pools=pools, backoff_initial=5.0, backoff_max=10.0,
                     poll_interval=0.01) as source:
         assert source.wait_connected(30)
         before = send_swaps(chain_sender, uniswap, traders, 6, salt=salt)
         wait_for(lambda: set(before) <= set(collector.tx_hashes()), what="the swaps before the kill")
         state = anvil_node.dump_state()
-        anvil_node.restart(kill=True, state=state)  # SIGKILL: the socket dies without a close frame
+        anvil_node.kill()  # SIGKILL: the socket dies without a close frame
+        wait_for(lambda: not source.connected.is_set(), what="the source to notice the node is gone")
+        anvil_node.restart(state=state)  # same port, same chain, empty mempool
         chain_sender.forget_nonces()
         during = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 1)
         wait_for(lambda: source.stats()["reconnects"] >= 1 and source.connected.is_set(), what="the reconnect")
