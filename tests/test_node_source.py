@@ -527,3 +527,57 @@ def test_wss_with_a_verified_certificate(tmp_path):
         assert not refused.records
     finally:
         fake.close()
+
+
+def test_websocket_client_reassembles_fragments_answers_pings_and_caps_size():
+    """The client side of RFC 6455 against the `websockets` server: a message in
+    fragments with a ping between them, a binary message, an oversized one read
+    past without losing the stream, and the server's close."""
+    from websockets.sync.server import serve
+
+    from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed
+
+    pong = {}
+
+    def handler(ws):
+        ws.send(iter(["frag", "ment", "ed"]))          # three frames: text + continuations
+        pong["event"] = ws.ping(b"hb")                 # our client must answer it
+        ws.send(b"\x00\x01binary")
+        ws.send("x" * 5000)                            # over the client's 4096-byte cap
+        ws.send("after")
+        ws.recv()                                      # wait for the client's "bye"
+        ws.close()
+
+    server = serve(handler, "127.0.0.1", 0, compression=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = WebSocket(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", max_message_bytes=4096)
+        client.settimeout(10)
+        received = [client.recv()[0] for _ in range(4)]
+        assert received[:2] == [b"fragmented", b"\x00\x01binary"]
+        assert received[2] is OVERSIZED and received[3] == b"after"
+        assert pong["event"].wait(5), "the client did not answer the ping"
+        client.send(b"bye")
+        with pytest.raises(WsClosed):
+            client.recv()
+        client.close()
+    finally:
+        server.shutdown()
+
+
+def test_hash_mode_fetches_on_a_second_connection_and_checks_what_it_gets():
+    """Hash notifications are fetched over a second websocket; the fake node answers
+    the fetch with junk ("0x10"), which is counted, and a malformed hash is never fetched."""
+    fake = FakeNode([_note("0x" + "ab" * 32), _note("0xnothex"), _note("0x" + "zz" * 32)])
+    try:
+        with NodeSource(f"ws://127.0.0.1:{fake.port}", lambda r: None, heads=False,
+                        full_transactions=False) as source:
+            wait_for(lambda: source.stats()["skipped"] >= 4, what="the three notifications")
+            stats = source.stats()
+    finally:
+        fake.close()
+    assert stats["pending_mode"] == "hashes" and fake.connections >= 2  # the fetch connection
+    assert stats["fetched"] == 1 and stats["txs"] == 0
+    reasons = stats["skipped_by_reason"]
+    assert reasons["bad_type"] == 1 and reasons["bad_field"] == 2 and reasons["txpool_unavailable"] == 1
