@@ -155,6 +155,8 @@ def test_set_pools_resubscribes_and_reads_reserves(anvil_node, chain_sender, uni
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
 def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap, traders, transport):
+    from tallyio.devnet import mine
+
     pools = uniswap.all_v2_pairs()
     collector = Collector()
     url = anvil_node.ws_url if transport == "ws" else anvil_node.url
@@ -166,12 +168,16 @@ def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap,
     with NodeSource(url, collector, pools=pools, backoff_initial=5.0, backoff_max=10.0,
                     poll_interval=0.01) as source:
         assert source.wait_connected(30)
+        mine(anvil_node.rpc)  # a head seen before the kill, so heads missed while away can be counted
+        head = int(anvil_node.rpc.call("eth_blockNumber"), 16)
+        wait_for(lambda: any(h.number == head for h in collector.of(BlockHeader)), what="the head before the kill")
         before = send_swaps(chain_sender, uniswap, traders, 6, salt=salt)
         wait_for(lambda: set(before) <= set(collector.tx_hashes()), what="the swaps before the kill")
         state = anvil_node.dump_state()
         anvil_node.kill()  # SIGKILL: the socket dies without a close frame
         wait_for(lambda: not source.connected.is_set(), what="the source to notice the node is gone")
         anvil_node.restart(state=state)  # same port, same chain, empty mempool
+        mine(anvil_node.rpc, 3)           # three blocks the source never hears of
         chain_sender.forget_nonces()
         during = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 1)
         wait_for(lambda: source.stats()["reconnects"] >= 1 and source.connected.is_set(), what="the reconnect")
@@ -183,6 +189,7 @@ def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap,
         check_blocks_and_syncs(anvil_node, collector, traded_v2_pools(uniswap), first)
     assert_delivered_once(collector, {**before, **during, **after})
     assert stats["reconnects"] >= 1 and stats["gaps"] >= 1
+    assert source.stats()["gap_blocks"] >= 3  # counted at the first head after the reconnect
     assert stats["resynced_txs"] >= 1, stats  # at least some of `during` came back through txpool_content
     assert stats["resynced_pools"] >= 2 * len(pools)  # at the first connect and again after the reconnect
 
