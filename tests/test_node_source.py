@@ -588,3 +588,26 @@ def test_hash_mode_fetches_on_a_second_connection_and_checks_what_it_gets():
     assert stats["fetched"] == 1 and stats["txs"] == 0
     reasons = stats["skipped_by_reason"]
     assert reasons["bad_type"] == 1 and reasons["bad_field"] == 2 and reasons["txpool_unavailable"] == 1
+
+
+def test_a_burst_is_delivered_exactly_once(anvil_node):
+    """300 transfers sent back to back from three accounts, as fast as one
+    client sends: every one arrives once, in nonce order per sender."""
+    pytest.importorskip("eth_account")
+    from tallyio.devnet import Sender, dev_accounts
+
+    sender = Sender(anvil_node.rpc)
+    accounts = [dev_accounts(10)[i] for i in (5, 8, 9)]  # not used by the other tests of this module
+    signed = [sender.sign(accounts[i % 3], "0x" + "44" * 20, value=i + 1, gas=21000) for i in range(300)]
+    collector = Collector()
+    with NodeSource(anvil_node.ws_url, collector, heads=False) as source:
+        assert source.wait_connected(30)
+        for raw, _ in signed:
+            sender.send_raw(raw)
+        wait_for(lambda: {h for _, h in signed} <= set(collector.tx_hashes()), what="the whole burst")
+        stats = source.stats()
+    hashes = [h for h in collector.tx_hashes() if h in {h for _, h in signed}]
+    assert len(hashes) == 300 == len(set(hashes)) and stats["skipped"] == 0
+    for account in accounts:
+        nonces = [tx.nonce for tx in collector.of(PendingTx) if tx.sender.hex() == account.address[2:]]
+        assert nonces == sorted(nonces) and len(nonces) == 100
