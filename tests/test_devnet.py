@@ -174,7 +174,7 @@ def test_v3_pool_has_liquidity_and_swaps_through_swaprouter(anvil_node, chain_se
 def test_sender_tracks_nonces_without_waiting_for_blocks(anvil_node, chain_sender, traders):
     trader = traders[2]
     start = int(anvil_node.rpc.call("eth_getTransactionCount", trader.address, "latest"), 16)
-    hashes = [chain_sender.send(trader, "0x" + "22" * 20, value=1, gas=21000) for _ in range(5)]
+    hashes = [chain_sender.send_transaction(trader, "0x" + "22" * 20, value=1, gas=21000) for _ in range(5)]
     pending = anvil_node.rpc.call("txpool_content")["pending"]
     mine_nonces = sorted(int(n) for n in pending[next(a for a in pending if a.lower() == trader.address)])
     assert mine_nonces[-5:] == list(range(start, start + 5)) and len(set(hashes)) == 5
