@@ -17,6 +17,7 @@ over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -216,9 +217,9 @@ def sections(mode: str) -> list[Section]:
                  ("p99", f"full tx in hand after send, p99 ({n} swaps at {RATE:.0f}/s)"),
                  ("lost", f"transactions never delivered (of {n})")]
         try:
-            import eth_abi  # noqa: F401
-            import eth_account  # noqa: F401
-
+            for needed in ("eth_abi", "eth_account"):
+                if importlib.util.find_spec(needed) is None:
+                    raise ImportError(f"{needed} is not installed (pip install 'tallyio[node]' eth-abi)")
             chain = _Chain()
         except Exception as exc:  # no anvil, no artifacts, no node extra: say why
             return [Figure(GROUP, label, unit="us", skipped=f"{type(exc).__name__}: {exc}") for _, label in cases]
