@@ -208,3 +208,36 @@ def test_base_install_imports_without_the_node_extra():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "lazy: eth_abi" in proc.stdout
+
+
+def test_no_anvil_outlives_its_object_or_the_interpreter(tmp_path):
+    import gc
+    import subprocess
+    import sys
+    import time
+
+    from tallyio.devnet import Anvil
+
+    binary = realparts.anvil_binary()
+    node = Anvil(binary=binary, log_path=tmp_path / "gc.log")
+    pid = node.pid
+    del node
+    gc.collect()  # the finalizer kills it
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    # an interpreter that exits without stopping its node: the atexit hook does it
+    code = ("import sys; from tallyio.devnet import Anvil; "
+            f"node = Anvil(binary={str(binary)!r}); print(node.pid); sys.stdout.flush()")
+    from pathlib import Path
+
+    import tallyio
+    env = dict(os.environ, PYTHONPATH=str(Path(tallyio.__file__).resolve().parent.parent))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    child = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
