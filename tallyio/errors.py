@@ -20,6 +20,9 @@ __all__ = [
     "SchedulerNotRunningError",
     # scheduler limits (polish9)
     "ResourceLimitError",
+    "RpcError",
+    "NodeConnectionError",
+    "DevnetError",
 ]
 
 
@@ -58,3 +61,23 @@ class ResourceLimitError(ConfigError, MemoryError):
     """A configuration valid field by field needs, as a whole, more memory or
     threads than this machine can ever give (raised before anything is
     allocated; the message names the fields, the need and the limit)."""
+# ---- tallyio.devnet and the node source (tallyio.mempool.node) ----
+
+class RpcError(TallyioError, RuntimeError):
+    """A JSON-RPC node answered a call with an error (``code``, ``message``,
+    ``data`` as the node sent them) or with something that is not JSON-RPC."""
+
+    def __init__(self, method: str, message: str, code: int | None = None, data: object = None):
+        self.method, self.code, self.data = method, code, data
+        self.node_message = message
+        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else "")
+                         + (f" data={data!r}" if data is not None else ""))
+
+
+class NodeConnectionError(TallyioError, ConnectionError):
+    """The node could not be reached, or the connection broke mid-call."""
+
+
+class DevnetError(TallyioError, RuntimeError):
+    """The local test chain (anvil) could not be found, started or used; the
+    message names what was wrong and ends with the tail of anvil's log."""
