@@ -18,6 +18,9 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    # tallyio.amm
+    "AmmError",
+    "AmmOverflowError",
 ]
 
 
@@ -48,3 +51,21 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- tallyio.amm: exact pool math ----------------------------------------------------------
+
+class AmmError(TallyioError, ValueError):
+    """A pool-math call that the contract itself would revert.  ``reason`` is the
+    library's require() message (``INSUFFICIENT_INPUT_AMOUNT``,
+    ``INSUFFICIENT_OUTPUT_AMOUNT``, ``INSUFFICIENT_LIQUIDITY``, ``INVALID_PATH``...)
+    or the name of the check that failed."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+class AmmOverflowError(AmmError, OverflowError):
+    """An intermediate of the pool math needs more than 256 bits: SafeMath /
+    FullMath would revert on chain."""

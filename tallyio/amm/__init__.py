@@ -2,5 +2,12 @@
 256-bit integers in C, V3 within a tick range, optimal sizing of a cycle.
 
 A leaf: used by the analyzer (``tallyio.mempool``) and the engine; imports no
-other engine sub-package.
+other engine sub-package.  The C API for nogil callers is in ``_v2.pxd``.
+
+>>> from tallyio.amm import get_amounts_out
+>>> get_amounts_out(10**18, [(100 * 10**18, 200_000 * 10**6)])
+[1000000000000000000, 1974316068]
 """
+from tallyio.amm._v2 import get_amount_in, get_amount_out, get_amounts_in, get_amounts_out
+
+__all__ = ["get_amount_out", "get_amount_in", "get_amounts_out", "get_amounts_in"]
