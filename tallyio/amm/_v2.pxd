@@ -17,7 +17,11 @@ cdef enum:
     AMM_OUTPUT_EXCEEDS_RESERVE = 105       # get_amount_in with amount_out >= reserve_out (sub underflow / div by 0)
     AMM_BAD_FEE = 106                      # fee_bps >= 10000 (or V3 fee_pips >= 1e6)
     AMM_INVALID_PATH = 107                 # fewer than 1 hop (or more than a caller's bound)
-    AMM_V3_INVALID = 108                   # a V3 require() without a message (zero price or liquidity, bad limit)
+    AMM_V3_INVALID = 108                   # a V3 require() without a message (zero price or liquidity, price underflow)
+    AMM_V3_AMOUNT_ZERO = 109               # UniswapV3Pool.swap: require(amountSpecified != 0, 'AS')
+    AMM_V3_PRICE_LIMIT = 110               # UniswapV3Pool.swap: the sqrt price limit is on the wrong side ('SPL')
+    AMM_V3_TICK_RANGE = 111                # TickMath: |tick| > 887272 ('T')
+    AMM_V3_PRICE_RANGE = 112               # TickMath: sqrt price outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO) ('R')
     AMM_MAX_HOPS = 16                      # the longest path the Python face accepts
 
 # one hop: amount_out for amount_in (getAmountOut)

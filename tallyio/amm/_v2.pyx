@@ -121,8 +121,13 @@ _MESSAGES = {
                                  "or a division by zero when they are equal)"),
     AMM_BAD_FEE: ("BAD_FEE", "the fee must be below 100% (fee_bps < 10000, fee_pips < 1000000)"),
     AMM_INVALID_PATH: ("INVALID_PATH", f"a path needs 1 to {AMM_MAX_HOPS} hops"),
-    AMM_V3_INVALID: ("V3_REVERT", "a require() of the V3 math failed (zero price or liquidity, or a price "
-                                  "or amount out of range)"),
+    AMM_V3_INVALID: ("V3_REVERT", "a require() of the V3 math failed (zero price or liquidity, or the "
+                                  "amount would take the price past zero or 2**160)"),
+    AMM_V3_AMOUNT_ZERO: ("AS", "amount_specified must not be 0"),
+    AMM_V3_PRICE_LIMIT: ("SPL", "sqrt_price_limit_x96 must lie strictly between MIN_SQRT_RATIO and the current "
+                                "price (zero_for_one) or between the current price and MAX_SQRT_RATIO"),
+    AMM_V3_TICK_RANGE: ("T", "the tick must be within [-887272, 887272]"),
+    AMM_V3_PRICE_RANGE: ("R", "the sqrt price must be within [MIN_SQRT_RATIO, MAX_SQRT_RATIO)"),
 }
 
 
