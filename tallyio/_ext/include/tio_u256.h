@@ -166,6 +166,22 @@ static inline int tio_limbs_used(const uint64_t *x, int n)
     return n;
 }
 
+/* (hi:lo) / d for hi < d (so the quotient fits 64 bits): one DIV instruction on x86-64,
+   where the compiler would otherwise call the much slower 128-bit division of libgcc */
+static inline uint64_t tio_div_128_64(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *rem)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    uint64_t q, r;
+    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(d));
+    *rem = r;
+    return q;
+#else
+    tio_u128_t n = ((tio_u128_t)hi << 64) | lo;
+    *rem = (uint64_t)(n % d);
+    return (uint64_t)(n / d);
+#endif
+}
+
 /*
  * Knuth's Algorithm D (TAOCP vol. 2, 4.3.1) on 64-bit digits: q = u / v and
  * r = u % v for u of m limbs (m <= 8) and v of n limbs (1 <= n <= 4, v[n-1] != 0,
@@ -178,11 +194,8 @@ static inline void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u,
 {
     if (n == 1) {
         uint64_t rem = 0;
-        for (int i = m - 1; i >= 0; i--) {
-            tio_u128_t cur = ((tio_u128_t)rem << 64) | u[i];
-            q[i] = (uint64_t)(cur / v[0]);
-            rem = (uint64_t)(cur % v[0]);
-        }
+        for (int i = m - 1; i >= 0; i--)
+            q[i] = tio_div_128_64(rem, u[i], v[0], &rem);     /* rem < v[0] throughout */
         r[0] = rem;
         return;
     }
@@ -197,27 +210,34 @@ static inline void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u,
     un[0] = u[0] << s;
 
     for (int j = m - n; j >= 0; j--) {
-        tio_u128_t num = ((tio_u128_t)un[j + n] << 64) | un[j + n - 1];
-        tio_u128_t qhat = num / vn[n - 1];
-        tio_u128_t rhat = num % vn[n - 1];
-        while ((qhat >> 64) != 0 ||
-               qhat * vn[n - 2] > ((rhat << 64) | un[j + n - 2])) {
+        /* the running remainder keeps un[j+n] <= vn[n-1]; when equal the trial quotient
+           is b - 1 (it cannot be b or more) and rhat = un[j+n-1] + vn[n-1] */
+        uint64_t qhat, rhat;
+        int rhat_big = 0;
+        if (un[j + n] >= vn[n - 1]) {
+            qhat = UINT64_MAX;
+            rhat = un[j + n - 1] + vn[n - 1];
+            rhat_big = rhat < vn[n - 1];          /* rhat >= b: the test below cannot hold */
+        } else {
+            qhat = tio_div_128_64(un[j + n], un[j + n - 1], vn[n - 1], &rhat);
+        }
+        while (!rhat_big &&
+               (tio_u128_t)qhat * vn[n - 2] > (((tio_u128_t)rhat << 64) | un[j + n - 2])) {
             qhat--;
             rhat += vn[n - 1];
-            if ((rhat >> 64) != 0)
-                break;
+            rhat_big = rhat < vn[n - 1];          /* wrapped: rhat >= b */
         }
         /* un[j .. j+n] -= qhat * vn, tracking the borrow as a signed 128-bit value */
         __int128 borrow = 0, t;
         for (int i = 0; i < n; i++) {
-            tio_u128_t p = qhat * vn[i];
+            tio_u128_t p = (tio_u128_t)qhat * vn[i];
             t = (__int128)un[i + j] - borrow - (__int128)(uint64_t)p;
             un[i + j] = (uint64_t)t;
             borrow = (__int128)(uint64_t)(p >> 64) - (t >> 64);
         }
         t = (__int128)un[j + n] - borrow;
         un[j + n] = (uint64_t)t;
-        q[j] = (uint64_t)qhat;
+        q[j] = qhat;
         if (t < 0) {                          /* qhat was one too large: add v back */
             q[j]--;
             uint64_t carry = 0;
