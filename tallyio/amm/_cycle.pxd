@@ -16,7 +16,7 @@ from tallyio._ext.u256 cimport tio_u256
 cdef enum:
     AMM_MAX_CYCLE_HOPS = 8
     AMM_CYCLE_DEFAULT_EVALUATIONS = 4096
-    AMM_CYCLE_LOCAL_WINDOW = 16            # inputs tried around the best when the region is too wide
+    AMM_CYCLE_LOCAL_WINDOW = 4             # inputs tried around the best when the region is too wide
 
 # final amount of token A for `amount_in` pushed around the cycle (a status when a hop reverts)
 cdef int v2_cycle_output(const tio_u256 *amount_in, const tio_u256 *reserves, const uint32_t *fee_bps,

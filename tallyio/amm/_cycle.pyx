@@ -10,7 +10,7 @@ never exceeds ``P(x)``: once some input earns ``m``, every input that could do
 at least as well lies where ``P(x) >= m``, an interval found from a quadratic.
 When that interval holds at most ``max_evaluations`` inputs, all of them are
 evaluated and the answer is certified equal to a brute-force search; otherwise
-the 16 inputs around the best are tried and the answer is within the floors'
+the 4 inputs around the best are tried and the answer is within the floors'
 rounding slack of the optimum (a few units of the start token).
 
 >>> from tallyio.amm import best_cycle_input, cycle_size

@@ -127,7 +127,7 @@ def cycle_search(hops: Sequence[tuple[int, int, int]], max_evaluations: int | No
     optimum (integer square root), its neighbours, then every input of the region where
     the continuous profit reaches the best found.  Returns ``(amount_in, profit, exact)``;
     ``exact`` is False only when the region held more than ``max_evaluations`` inputs
-    (then the best of the 16 inputs around the best found is returned)."""
+    (then the best of the 4 inputs around the best found is returned)."""
     n, d, m = virtual_pool(hops)
     x0 = (isqrt(n * d) - d) // m if n > d else 0
     best = _best_of(range(max(0, x0 - 2), x0 + 3), hops, (0, 0))
@@ -138,7 +138,7 @@ def cycle_search(hops: Sequence[tuple[int, int, int]], max_evaluations: int | No
     if max_evaluations is None or hi - lo + 1 <= max_evaluations:
         best = _best_of(range(lo, hi + 1), hops, best)
         return best[0], best[1], True
-    window = min(max_evaluations, 16)
+    window = min(max_evaluations, 4)
     centre = best[0] or x0
     start = max(1, centre - window // 2)
     best = _best_of(range(start, start + window), hops, best)

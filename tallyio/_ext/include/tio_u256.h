@@ -134,16 +134,19 @@ static inline uint64_t tio_u256_mul_u64(tio_u256 *out, const tio_u256 *a, uint64
 static inline void tio_u256_mul_full(tio_u512 *out, const tio_u256 *a, const tio_u256 *b)
 {
     uint64_t r[8] = {0};
+    int nb = 4;
+    while (nb > 0 && b->w[nb - 1] == 0)      /* pool amounts use 1-2 limbs: skip the zero ones */
+        nb--;
     for (int i = 0; i < 4; i++) {
         uint64_t carry = 0;
         if (a->w[i] == 0)
             continue;
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < nb; j++) {
             tio_u128_t t = (tio_u128_t)a->w[i] * b->w[j] + r[i + j] + carry;
             r[i + j] = (uint64_t)t;
             carry = (uint64_t)(t >> 64);
         }
-        r[i + 4] = carry;
+        r[i + nb] = carry;
     }
     memcpy(out->w, r, sizeof r);
 }
