@@ -41,7 +41,7 @@ cdef extern from "tio_u256.h" nogil:
 cdef extern from *:
     """
     #include <Python.h>
-    static int tio_u256_from_pylong(PyObject *v, tio_u256 *out)
+    static inline int tio_u256_from_pylong(PyObject *v, tio_u256 *out)
     {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         unsigned char *le = (unsigned char *)out->w;
@@ -64,7 +64,7 @@ cdef extern from *:
     #endif
         return rc;
     }
-    static PyObject *tio_u256_to_pylong(const tio_u256 *a)
+    static inline PyObject *tio_u256_to_pylong(const tio_u256 *a)
     {
         if ((a->w[1] | a->w[2] | a->w[3]) == 0)
             return PyLong_FromUnsignedLongLong(a->w[0]);
