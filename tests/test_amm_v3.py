@@ -53,7 +53,7 @@ def test_tick_math_endpoints():
         assert info.value.reason == "R"
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(st.integers(MIN_TICK, MAX_TICK))
 def test_sqrt_ratio_at_tick_equals_tick_math(tick):
     assert get_sqrt_ratio_at_tick(tick) == ref.sqrt_ratio_at_tick(tick)
@@ -68,7 +68,7 @@ def test_every_power_of_two_tick_and_neighbours():
                     assert get_sqrt_ratio_at_tick(tick) == ref.sqrt_ratio_at_tick(tick), tick
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(st.one_of(st.integers(MIN_SQRT_RATIO, MAX_SQRT_RATIO - 1),
                  st.integers(MIN_TICK, MAX_TICK - 1).flatmap(
                      lambda t: st.sampled_from([ref.sqrt_ratio_at_tick(t), ref.sqrt_ratio_at_tick(t + 1) - 1,
@@ -79,21 +79,21 @@ def test_tick_at_sqrt_ratio_equals_tick_math(price):
     assert get_sqrt_ratio_at_tick(tick) <= price < get_sqrt_ratio_at_tick(tick + 1)
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(PRICE, LIQUIDITY, AMOUNT, st.booleans())
 def test_next_sqrt_price(price, liquidity, amount, zero_for_one):
     same(get_next_sqrt_price_from_input, ref.next_sqrt_price_from_input, price, liquidity, amount, zero_for_one)
     same(get_next_sqrt_price_from_output, ref.next_sqrt_price_from_output, price, liquidity, amount, zero_for_one)
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(PRICE, PRICE, LIQUIDITY, st.booleans())
 def test_amount_deltas(a, b, liquidity, round_up):
     same(get_amount0_delta, ref.amount0_delta, a, b, liquidity, round_up)
     same(get_amount1_delta, ref.amount1_delta, a, b, liquidity, round_up)
 
 
-@settings(max_examples=800)
+@settings(max_examples=800, deadline=None)
 @given(PRICE, PRICE, LIQUIDITY, st.one_of(st.integers(-2**255, 2**255 - 1), st.integers(-2**100, 2**100)), FEE)
 def test_compute_swap_step(current, target, liquidity, remaining, fee):
     same(compute_swap_step, ref.compute_swap_step, current, target, liquidity, remaining, fee)
@@ -120,7 +120,7 @@ def _step_case():
     return build()
 
 
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 @given(_step_case())
 def test_swap_step_equals_the_pool_loop_body(case):
     try:
