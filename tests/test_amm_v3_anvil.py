@@ -85,14 +85,14 @@ def node():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         rpc = Node(f"http://127.0.0.1:{port}")
-        for _ in range(200):
+        for _ in range(600):                       # a loaded machine can take seconds to start it
             try:
                 rpc.account = rpc.call("eth_accounts")[0]
                 break
             except OSError:
                 time.sleep(0.05)
         else:
-            pytest.fail("anvil did not answer within 10 s")
+            pytest.fail("anvil did not answer within 30 s")
         yield rpc
     finally:
         proc.terminate()
