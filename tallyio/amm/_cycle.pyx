@@ -23,11 +23,12 @@ True
 """
 from collections import namedtuple
 
-from libc.math cimport sqrtl, fabsl
+from libc.math cimport sqrtl, fabsl, floorl
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
-                                tio_u256_from_u64, tio_u256_mul, tio_u256_mul_u64, tio_u256_divmod, tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
+                                tio_u256_from_u64, tio_u256_mul, tio_u256_mul_u64, tio_u256_divmod,
+                                tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
 from tallyio.amm._v2 cimport (v2_amount_out, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
                               AMM_INSUFFICIENT_LIQUIDITY)
 from tallyio.errors import AmmError
@@ -130,7 +131,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     # The chain as one virtual pool, out(x) = n x / (d + m x): composing hop k,
     # y -> keep R_out y / (10000 R_in + keep y), onto it gives the recurrence below
     # (docs/amm.md).  Long double (64-bit mantissa, 15-bit exponent) holds 8 hops of
-    # 2**256 reserves without overflow; its rounding is covered by `margin`.
+    # 2**256 reserves without overflow; its rounding is covered by the widening in step 2.
     for i in range(hops):
         keep = <long double>(10000 - fee_bps[i])
         r_in = tio_u256_to_ld(&reserves[2 * i])
@@ -175,7 +176,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     if hi < lo:
         certified[0] = 1                           # no input can earn >= t
     else:
-        count = hi - lo + 1.0
+        count = floorl(hi) - floorl(lo) + 1.0         # the integers floor(lo) .. floor(hi)
         if count <= <long double>max_evaluations:
             tio_u256_from_ld(&x, lo)
             steps = <uint64_t>count
