@@ -33,7 +33,7 @@ def _near_balanced(bits_lo, bits_hi, count=(2, 3)):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_hops(st.integers(1, 2500), (2, 3)), _near_balanced(4, 11)))
+@given(st.one_of(_hops(st.integers(1, 2500), (2, 3)), _near_balanced(4, 11), _near_balanced(3, 8, count=(4, 6))))
 def test_small_reserves_equal_brute_force_on_every_case(hops):
     result = cycle_size(hops)
     assert (result.amount_in, result.profit) == ref.cycle_brute_force(hops)
