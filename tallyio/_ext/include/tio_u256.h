@@ -192,8 +192,14 @@ static inline uint64_t tio_div_128_64(uint64_t hi, uint64_t lo, uint64_t d, uint
  * the top two digits of the normalised remainder is at most 2 too large; the
  * rhat test removes almost every such case and the add-back the rest.
  */
-static inline void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u, int m,
-                                    const uint64_t *v, int n)
+#if defined(__GNUC__) || defined(__clang__)
+#define TIO_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define TIO_ALWAYS_INLINE inline
+#endif
+
+static TIO_ALWAYS_INLINE void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u, int m,
+                                               const uint64_t *v, int n)
 {
     if (n == 1) {
         uint64_t rem = 0;
@@ -267,7 +273,13 @@ static inline int tio_u256_divmod(tio_u256 *q, tio_u256 *r, const tio_u256 *a, c
     if (m < n || (m == n && tio_u256_cmp(a, b) < 0)) {
         memcpy(rr, a->w, sizeof rr);          /* a < b: quotient 0, remainder a */
     } else {
-        tio_divmod_limbs(qq, rr, a->w, m, b->w, n);
+        /* a constant divisor length lets the compiler unroll the digit loops */
+        switch (n) {
+        case 1: tio_divmod_limbs(qq, rr, a->w, m, b->w, 1); break;
+        case 2: tio_divmod_limbs(qq, rr, a->w, m, b->w, 2); break;
+        case 3: tio_divmod_limbs(qq, rr, a->w, m, b->w, 3); break;
+        default: tio_divmod_limbs(qq, rr, a->w, m, b->w, 4); break;
+        }
     }
     if (q) memcpy(q->w, qq, sizeof qq);
     if (r) memcpy(r->w, rr, sizeof rr);
@@ -286,7 +298,12 @@ static inline int tio_u512_divmod_u256(tio_u256 *q, tio_u256 *r, const tio_u512 
     if (m < n) {
         memcpy(rr, u->w, sizeof rr);
     } else {
-        tio_divmod_limbs(qq, rr, u->w, m, d->w, n);
+        switch (n) {
+        case 1: tio_divmod_limbs(qq, rr, u->w, m, d->w, 1); break;
+        case 2: tio_divmod_limbs(qq, rr, u->w, m, d->w, 2); break;
+        case 3: tio_divmod_limbs(qq, rr, u->w, m, d->w, 3); break;
+        default: tio_divmod_limbs(qq, rr, u->w, m, d->w, 4); break;
+        }
     }
     if (qq[4] | qq[5] | qq[6] | qq[7])
         return TIO_U256_OVERFLOW;
