@@ -23,6 +23,7 @@ True
 """
 from collections import namedtuple
 
+from libc.float cimport LDBL_EPSILON
 from libc.math cimport sqrtl, fabsl, floorl
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -155,21 +156,23 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     #    the roots of m x^2 - b x + t d = 0 with b = n - d - m t (none when b < 0: both
     #    roots are then negative, their product t d / m being positive).  The roots are
     #    taken in the cancellation-free forms (b + root) / 2m and 2 t d / (b + root), and
-    #    widened by generous bounds on the long double rounding of n, d, m (relative
-    #    ~1e-18 for 8 hops; the bounds below allow 1e-17 and 1e-16).
+    #    widened by generous bounds on the long double rounding of n, d, m: at most ~3 ulps
+    #    per hop, 24 for 8 hops; the bounds allow 100 ulps on b and 1000 on the
+    #    discriminant (1e-17 and 1e-16 with x86's 64-bit mantissa; wider where long
+    #    double is a plain double).
     t = tio_u256_to_ld(&best.profit)
     if t < 1.0:
         t = 1.0
     b = n - d - m * t
     disc = b * b - 4.0 * m * t * d
-    err_b = 1e-17 * (n + d + m * t)
-    err_disc = 1e-16 * (b * b + 4.0 * m * t * d) + 4.0 * fabsl(b) * err_b
+    err_b = 100.0 * LDBL_EPSILON * (n + d + m * t)
+    err_disc = 1000.0 * LDBL_EPSILON * (b * b + 4.0 * m * t * d) + 4.0 * fabsl(b) * err_b
     if b + err_b <= 0.0 or disc + err_disc < 0.0:
         lo, hi = 1.0, 0.0                          # empty: no input can earn >= t
     else:
         root = sqrtl(disc + err_disc)
-        hi = (b + err_b + root) / (2.0 * m) * (1.0 + 1e-16) + 2.0
-        lo = 2.0 * t * d / (b + err_b + root) * (1.0 - 1e-16) - 2.0
+        hi = (b + err_b + root) / (2.0 * m) * (1.0 + 1000.0 * LDBL_EPSILON) + 2.0
+        lo = 2.0 * t * d / (b + err_b + root) * (1.0 - 1000.0 * LDBL_EPSILON) - 2.0
         if lo < 1.0:
             lo = 1.0
     certified[0] = 0
