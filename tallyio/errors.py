@@ -23,6 +23,9 @@ __all__ = [
     "RpcError",
     "NodeConnectionError",
     "DevnetError",
+    # tallyio.amm
+    "AmmError",
+    "AmmOverflowError",
 ]
 
 
@@ -81,3 +84,19 @@ class NodeConnectionError(TallyioError, ConnectionError):
 class DevnetError(TallyioError, RuntimeError):
     """The local test chain (anvil) could not be found, started or used; the
     message names what was wrong and ends with the tail of anvil's log."""
+# ---- tallyio.amm: exact pool math ----------------------------------------------------------
+
+class AmmError(TallyioError, ValueError):
+    """A pool-math call that the contract itself would revert.  ``reason`` is the
+    library's require() message (``INSUFFICIENT_INPUT_AMOUNT``,
+    ``INSUFFICIENT_OUTPUT_AMOUNT``, ``INSUFFICIENT_LIQUIDITY``, ``INVALID_PATH``...)
+    or the name of the check that failed."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+class AmmOverflowError(AmmError, OverflowError):
+    """An intermediate of the pool math needs more than 256 bits: SafeMath /
+    FullMath would revert on chain."""
