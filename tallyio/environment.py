@@ -63,10 +63,12 @@ _BUILTIN = (
     Variable("TALLYIO_SANITIZE", "setup.py", "thread or address: build with that sanitizer"),
     Variable("TALLYIO_NATIVE", "setup.py", "1: build with -march=native (never for wheels you ship)"),
     Variable("TALLYIO_SANITIZE_DIR", "scripts/sanitize.sh", "where the sanitizer builds go"),
+    # a local chain for tests and examples (tallyio.devnet)
+    Variable("TALLYIO_ANVIL", "tallyio.devnet", "the anvil executable to start (default: the npm package in TALLYIO_CHAIN_DIR)"),
     # the test suite (tests/conftest.py, tests/realparts.py)
     Variable("TALLYIO_TEST_SCALE", "tests", "scales the item counts of the stress tests (default 1.0)"),
     Variable("TALLYIO_SEED", "tests", "replays a random test with this seed"),
-    Variable("TALLYIO_CHAIN_DIR", "tests", "the npm folder holding anvil and the contract artifacts"),
+    Variable("TALLYIO_CHAIN_DIR", "tallyio.devnet, tests", "the npm folder holding anvil and the contract artifacts"),
     Variable("TALLYIO_REQUIRE_CHAIN", "tests", "1: a missing real part fails its test instead of skipping"),
     Variable("TALLYIO_MAINNET_DATA", "tests", "the folder of recorded mainnet transactions"),
 )
