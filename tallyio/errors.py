@@ -18,6 +18,7 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    "MetricError",
 ]
 
 
@@ -48,3 +49,11 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- tallyio.metrics -------------------------------------------------------------
+
+class MetricError(TallyioError, ValueError):
+    """A metric was misused: a negative or non-finite value, histograms of
+    different layouts merged, an invalid metric or label name, labels that do
+    not match the metric's, or one name registered twice with another type."""
