@@ -100,10 +100,11 @@ def _machine() -> dict:
 # ---- formatting -----------------------------------------------------------------------
 
 def _time_label(ns: float) -> str:
+    """1.46 ms, 250 ns: three significant digits and a unit."""
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
         if ns >= scale:
-            return f"{ns / scale:g} {unit}"
-    return f"{ns:g} ns"
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
 
 
 def _quantity(value: float) -> str:
@@ -231,7 +232,7 @@ def _bar_chart(title: str, items: list[tuple[str, float]], width: int = 920) -> 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px 32px; color: #222; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px 0; } h2 { font-size: 17px; margin: 28px 0 8px 0; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 6px 0 12px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
+table { border-collapse: collapse; margin: 6px 0 12px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; } .muted { color: #777; }
 svg.chart { display: block; margin: 8px 0 14px 0; } .title { font-weight: 600; font-size: 14px; }
 .tick { font-size: 11px; fill: #555; } .axis { font-size: 12px; fill: #333; } .legend { font-size: 12px; fill: #333; }
@@ -431,7 +432,7 @@ def demo_registry(seconds: float, rate_per_s: float = 20_000.0) -> Registry:
                 except QueueFullError:
                     dropped.inc()
                 due += interval_ns
-            time.sleep(0)
+            time.sleep(max(0.0, (due - time.perf_counter_ns()) / 1e9))   # until the next item is due
         stop.set()
 
     def consume() -> None:
