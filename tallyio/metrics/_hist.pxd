@@ -15,47 +15,16 @@ Protocol (tio_hist.h has the argument): one writer per histogram updates every
 cell with a relaxed load + relaxed store; readers (percentile, merge source,
 snapshot) use relaxed loads and see a slightly stale but never torn view.
 """
-from libc.stdint cimport uint64_t, int32_t
-from tallyio._ext.common cimport tio_atomic_u64
-
-cdef extern from "tio_hist.h" nogil:
-    enum:
-        TIO_HIST_MIN_DIGITS
-        TIO_HIST_MAX_DIGITS
-    const uint64_t TIO_HIST_MAX_TRACKABLE
-    ctypedef struct tio_hist:
-        uint64_t lowest_discernible
-        uint64_t highest_trackable
-        uint64_t sub_bucket_mask
-        int32_t significant_digits
-        int32_t unit_magnitude
-        int32_t sub_bucket_half_count_magnitude
-        int32_t sub_bucket_count
-        int32_t sub_bucket_half_count
-        int32_t bucket_count
-        int32_t counts_len
-        tio_atomic_u64 *counts
-        tio_atomic_u64 total
-        tio_atomic_u64 sum
-        tio_atomic_u64 min
-        tio_atomic_u64 max
-        tio_atomic_u64 saturated
-    int tio_hist_init(tio_hist *h, uint64_t lowest, uint64_t highest, int digits)
-    void tio_hist_destroy(tio_hist *h)
-    bint tio_hist_same_layout(const tio_hist *a, const tio_hist *b)
-    int32_t tio_hist_index(const tio_hist *h, uint64_t v)
-    uint64_t tio_hist_lowest_at(const tio_hist *h, int32_t index)
-    uint64_t tio_hist_highest_at(const tio_hist *h, int32_t index)
-    void tio_hist_record(tio_hist *h, uint64_t v)
-    void tio_hist_record_n(tio_hist *h, uint64_t v, uint64_t n)
-    void tio_hist_record_corrected(tio_hist *h, uint64_t v, uint64_t expected_interval)
-    int tio_hist_merge(tio_hist *dst, const tio_hist *src)
-    void tio_hist_reset(tio_hist *h)
-    uint64_t tio_hist_snapshot(const tio_hist *h, uint64_t *out)
-    uint64_t tio_hist_value_at_percentile(const tio_hist *h, double p)
-    uint64_t tio_hist_count_at_or_below(const tio_hist *h, uint64_t v)
+from tallyio.metrics.tio_hist cimport *
+from tallyio.metrics.tio_hist cimport tio_hist
 
 
 cdef class Histogram:
     cdef tio_hist h
     cdef object __weakref__
+
+
+# A new Histogram of src's layout holding a snapshot of src's values: how
+# Cython code that keeps its own tio_hist (a scheduler worker's) hands it to
+# Python.  src may be recording on another thread meanwhile.
+cdef Histogram histogram_from_c(const tio_hist *src)

@@ -542,3 +542,12 @@ def _bench_record_c(uint64_t n, int significant_digits=3):
             tio_hist_record(&h.h, v[i & 4095])
         end = tio_now_ns()
     return (end - start) / <double>n, h.count
+
+
+cdef Histogram histogram_from_c(const tio_hist *src):
+    """See _hist.pxd."""
+    cdef Histogram out = Histogram(significant_digits=src.significant_digits, highest=src.highest_trackable,
+                                   lowest=src.lowest_discernible)
+    with nogil:
+        tio_hist_merge(&out.h, src)
+    return out
