@@ -343,3 +343,33 @@ def test_metric_error_is_a_tallyio_value_error():
 def test_c_level_records_all_land():
     ns_per_record, count = _bench_record_c(100_000)
     assert count == 100_000 and ns_per_record > 0
+
+
+def test_histogram_set_reuses_the_histograms_of_ended_threads():
+    """Thread churn (a pool replacing its threads) keeps memory bounded by the
+    threads alive at once, loses nothing, and never gives two live threads
+    one histogram."""
+    import threading
+
+    hs = HistogramSet(significant_digits=2)
+    for _ in range(50):
+        t = threading.Thread(target=lambda: [hs.local().record(v) for v in range(10)])
+        t.start()
+        t.join()
+    assert len(hs) == 1 and hs.merged().count == 500
+    barrier = threading.Barrier(4)
+    owners = []
+
+    def alive_together():
+        h = hs.local()
+        barrier.wait()                           # all four hold theirs at once
+        owners.append(id(h))
+        h.record_n(7, 100)
+
+    threads = [threading.Thread(target=alive_together) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(owners)) == 4 and len(hs) == 4
+    assert hs.merged().count == 900

@@ -8,6 +8,7 @@ precision and the one-writer protocol).
   any number of threads record without sharing a cache line or a lock.
 """
 import threading
+import weakref
 
 import numpy
 
@@ -431,15 +432,36 @@ cdef class Histogram:
                 f"p99={self.percentile(99)}, max={self.max})")
 
 
+class _Lease:
+    """Held in a thread's threading.local: when the thread ends, its dict is
+    cleared and the lease hands the thread's histogram back to the set, so a
+    later thread reuses it (memory stays bounded by the threads alive at once,
+    not by every thread that ever recorded)."""
+
+    __slots__ = ("owner", "histogram", "__weakref__")
+
+    def __init__(self, owner, histogram):
+        self.owner = weakref.ref(owner)
+        self.histogram = histogram
+
+    def __del__(self):
+        owner = self.owner()
+        if owner is not None:
+            owner._retire(self.histogram)
+
+
 cdef class HistogramSet:
     """One ``Histogram`` per recording thread, merged on read: any number of
     threads record at once without locks or shared cache lines (each
     histogram keeps exactly one writer).
 
     ``local()`` returns the calling thread's histogram (made on its first
-    call; keep it in a local variable on hot paths); ``histogram(i)`` the i-th
-    for code that assigns recorders itself (a scheduler's worker i);
-    ``merged()`` a new Histogram holding everything recorded so far.
+    call; keep it in a local variable on hot paths); when that thread ends its
+    histogram, with everything it recorded, passes to the next new thread, so
+    memory is bounded by the threads recording at once.  ``grow(n)`` /
+    ``histogram(i)`` are for code that assigns recorders itself (a scheduler's
+    worker i); ``merged()`` gives a new Histogram holding everything recorded
+    so far.
 
     >>> hs = HistogramSet(significant_digits=2)
     >>> rec = hs.local(); rec.record(1500); rec.record(2500)
@@ -451,8 +473,10 @@ cdef class HistogramSet:
     cdef readonly object highest
     cdef readonly object lowest
     cdef list _members
+    cdef list _retired
     cdef object _local
     cdef object _lock
+    cdef object __weakref__
 
     def __cinit__(self, *, int significant_digits=3, highest=DEFAULT_HIGHEST, lowest=1):
         Histogram(significant_digits=significant_digits, highest=highest, lowest=lowest)   # validates
@@ -460,6 +484,7 @@ cdef class HistogramSet:
         self.highest = highest
         self.lowest = lowest
         self._members = []
+        self._retired = []
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -469,13 +494,26 @@ cdef class HistogramSet:
             self._members.append(h)
         return h
 
+    def _retire(self, h):
+        # called from an ending thread: its last record happens-before the next
+        # owner's first one through this lock
+        with self._lock:
+            self._retired.append(h)
+
     def local(self):
-        """The calling thread's own histogram (created on first use)."""
+        """The calling thread's own histogram (made, or inherited from an
+        ended thread, on first use)."""
         try:
             return self._local.histogram
         except AttributeError:
-            h = self._local.histogram = self._new()
-            return h
+            pass
+        with self._lock:
+            h = self._retired.pop() if self._retired else None
+        if h is None:
+            h = self._new()
+        self._local.lease = _Lease(self, h)
+        self._local.histogram = h
+        return h
 
     def record(self, value):
         """Record into the calling thread's histogram (``local().record``)."""
