@@ -1,6 +1,8 @@
 """Per-thread histograms recorded concurrently in nogil loops while a reader
 merges them: every value is counted exactly once, and a live read is never
 torn or ahead of the writers."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -19,9 +21,11 @@ def test_concurrent_nogil_recording_then_merge_counts_every_value_once(seed):
     hs = HistogramSet(significant_digits=3)
     chunk = 4096
     done = []
+    started = threading.Barrier(WRITERS)
 
     def writer(values):
         rec = hs.local()                          # this thread's own histogram: one writer each
+        started.wait()                            # all alive at once, so none inherits an ended one's
         for start in range(0, len(values), chunk):
             rec.record_many(values[start:start + chunk])   # nogil loop
         done.append(1)
