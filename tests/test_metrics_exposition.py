@@ -129,3 +129,19 @@ def test_scrapes_while_threads_record(registry):
         writer.join()
     assert seen == sorted(seen)
     assert lat.merged().count % 4096 == 0
+
+
+def test_a_failing_gauge_fails_the_scrape_with_500_and_the_server_lives(registry):
+    broken = registry.gauge("broken_depth")
+
+    def explode():
+        raise RuntimeError("queue closed")
+
+    broken.set_function(explode)
+    with MetricsServer(registry) as server:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(server.url, timeout=10)
+        assert info.value.code == 500 and "queue closed" in info.value.reason
+        info.value.close()
+        broken.set(1)
+        assert scrape(server)["broken_depth"].samples[0].value == 1.0

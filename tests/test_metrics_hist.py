@@ -373,3 +373,11 @@ def test_histogram_set_reuses_the_histograms_of_ended_threads():
         t.join()
     assert len(set(owners)) == 4 and len(hs) == 4
     assert hs.merged().count == 900
+
+
+def test_record_n_of_zero_records_nothing():
+    h = Histogram()
+    h.record_n(500, 0)
+    assert (h.count, h.min, h.max) == (0, None, None)
+    h.record(7)
+    assert (h.min, h.max) == (7, 7)

@@ -91,12 +91,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            body, kind = generate_text(self.registry).encode(), CONTENT_TYPE
-        elif path == "/snapshot":
-            body, kind = json.dumps(self.registry.snapshot(), default=str).encode(), "application/json"
-        else:
+        if path not in ("/metrics", "/snapshot"):
             self.send_error(404, "not found: try /metrics or /snapshot")
+            return
+        try:
+            if path == "/metrics":
+                body, kind = generate_text(self.registry).encode(), CONTENT_TYPE
+            else:
+                body, kind = json.dumps(self.registry.snapshot(), default=str).encode(), "application/json"
+        except Exception as exc:   # a gauge function that raised: fail this scrape, say why, keep serving
+            self.send_error(500, f"collecting metrics failed: {type(exc).__name__}: {exc}")
             return
         self.send_response(200)
         self.send_header("Content-Type", kind)

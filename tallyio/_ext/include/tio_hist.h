@@ -199,6 +199,7 @@ static inline void tio_hist_add_at(tio_hist *h, int32_t index, uint64_t v, uint6
  * as highest_trackable and counted in `saturated` (a latency recorder must not
  * drop the worst samples, nor fail on the hot path). */
 static inline void tio_hist_record_n(tio_hist *h, uint64_t v, uint64_t n) {
+    if (TIO_UNLIKELY(n == 0)) return;               /* folded away for record(): n == 1 */
     if (TIO_UNLIKELY(v > h->highest_trackable)) {
         v = h->highest_trackable;
         tio_hist_cell_add(&h->saturated, n);
