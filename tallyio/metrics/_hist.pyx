@@ -13,6 +13,7 @@ import weakref
 import numpy
 
 from cpython.buffer cimport Py_buffer, PyBuffer_Release
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.long cimport PyLong_CheckExact
 from libc.stdint cimport uint64_t, int32_t
 from libc.math cimport isnan
@@ -52,11 +53,22 @@ cdef uint64_t _value_slow(object value, str what) except? 0xFFFFFFFFFFFFFFFF:
     return <uint64_t>value
 
 
+cdef extern from "Python.h":
+    # unsigned long is 64 bits on the LP64 platforms tallyio builds for; the
+    # error (negative, too large) is checked by hand below, so noexcept
+    unsigned long PyLong_AsUnsignedLong(object value) noexcept
+
+
 cdef inline uint64_t _value(object value, str what) except? 0xFFFFFFFFFFFFFFFF:
-    # fast path: an exact int in range converts in a few instructions
-    if PyLong_CheckExact(value) and value >= 0:
-        if value <= _U64_MAX:
-            return <uint64_t>value
+    # fast path: an exact int converts in a few instructions, with no Python
+    # comparison; anything else (and any error) takes the slow path, which
+    # names what was wrong
+    cdef unsigned long v
+    if PyLong_CheckExact(value):
+        v = PyLong_AsUnsignedLong(value)
+        if v != <unsigned long>-1 or PyErr_Occurred() == NULL:
+            return v
+        PyErr_Clear()
     return _value_slow(value, what)
 
 
