@@ -113,9 +113,11 @@ def test_histogram_family_records_per_thread_and_merges():
     reg = Registry(process=False)
     lat = reg.histogram("decode_latency_seconds", labels=("stage",), significant_digits=2)
     child = lat.labels(stage="decode")
+    both = threading.Barrier(2)
 
     def record(values):
         rec = child.local()
+        both.wait()                  # alive at once: each has its own recorder
         for v in values:
             rec.record(v)
 

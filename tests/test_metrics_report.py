@@ -67,20 +67,26 @@ def screenshot(tmp_path, page, name):
     png = tmp_path / f"{name}.png"
     # asv_dashboard's own _screenshot has a 1400x1000 window; the report needs a
     # taller one to fit in one screenshot, so the same command with another size
+    # a sanitizer run preloads its runtime into Python: Chromium must not inherit it
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "TSAN_OPTIONS",
+                                                            "PYTHONMALLOC")}
+    log = b""
     with tempfile.TemporaryDirectory(prefix="tallyio-chromium-") as profile:
         proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                                  "--hide-scrollbars", f"--user-data-dir={profile}", "--window-size=1100,3400",
                                  f"--screenshot={png}", page.as_uri()],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         try:
             log, _ = proc.communicate(timeout=dash.CHROMIUM_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log = b"(timed out)"
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)     # Chromium's helpers share the group we started
             except ProcessLookupError:
                 pass
-            proc.wait()
+            proc.communicate()                          # reap it and close its pipe
     assert png.is_file(), log.decode(errors="replace")[-2000:]
     return dash, dash._read_png(png), png
 
