@@ -208,3 +208,24 @@ def test_snapshot_shape():
     snap = reg.snapshot(percentiles=(50,))
     assert snap["histograms"]["lat_seconds"]["percentiles"] == {"p50": 1234}
     assert snap["histograms"]["lat_seconds"]["mean"] == 1234.0
+
+
+def test_histogram_function_exports_a_histogram_kept_elsewhere():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tallyio.metrics import Histogram, generate_text
+
+    reg = Registry(process=False)
+    kept = Histogram(significant_digits=2)
+    reg.histogram_function("sched_wait_seconds", lambda: kept, "queue wait")
+    kept.record_n(3_000, 10)
+    families = {f.name: f for f in text_string_to_metric_families(generate_text(reg))}
+    count = [s.value for s in families["sched_wait_seconds"].samples if s.name.endswith("_count")]
+    assert count == [10]
+    reg.sample(now=0.0); kept.record_n(3_000, 5); reg.sample(now=1.0)
+    assert reg.rate("sched_wait_seconds", window=1.0) == 5.0
+    with pytest.raises(TypeError, match="callable"):
+        reg.histogram_function("other_seconds", 3)
+    reg.histogram_function("bad_seconds", lambda: "nope")
+    with pytest.raises(MetricError, match="must return a tallyio.metrics.Histogram"):
+        reg.snapshot()

@@ -190,6 +190,20 @@ class HistogramFamily(_Family):
         return self._unlabelled().merged()
 
 
+class _HistogramFromFunction:
+    """A histogram child read by calling a function (a HistogramFamily made by
+    ``Registry.histogram_function``): ``merged()`` is ``fn()``."""
+
+    def __init__(self, fn: Callable[[], Histogram]):
+        self._fn = fn
+
+    def merged(self) -> Histogram:
+        h = self._fn()
+        if not isinstance(h, Histogram):
+            raise MetricError(f"a histogram function must return a tallyio.metrics.Histogram, got {type(h).__name__}")
+        return h
+
+
 class _ProcessStats:
     """CPU and memory of this process, read through psutil at collect time."""
 
@@ -298,6 +312,26 @@ class Registry:
         with ``buckets_ns`` as its ``le`` bounds)."""
         return self._declare(HistogramFamily, name, help, labels, significant_digits=significant_digits,
                              highest=highest, buckets_ns=tuple(buckets_ns))
+
+    def histogram_function(self, name: str, fn: Callable[[], Histogram], help: str = "", *,
+                           buckets_ns: Iterable[int] = DEFAULT_BUCKETS_NS) -> HistogramFamily:
+        """A histogram read by calling ``fn()`` at each scrape, sample and report:
+        for histograms kept elsewhere (a scheduler's merged queue-wait
+        histogram), exported like any other.
+
+        >>> reg = Registry(process=False)
+        >>> kept = Histogram(); kept.record(2_000)
+        >>> _ = reg.histogram_function("sched_wait_seconds", lambda: kept, "queue wait")
+        >>> reg.snapshot()["histograms"]["sched_wait_seconds"]["count"]
+        1
+        """
+        if not callable(fn):
+            raise TypeError(f"{name}: histogram_function needs a callable returning a Histogram, got {type(fn).__name__}")
+        family = self._declare(HistogramFamily, name, help, (), significant_digits=3, highest=DEFAULT_HIGHEST,
+                               buckets_ns=tuple(buckets_ns))
+        with family._lock:
+            family._default = family._children[()] = _HistogramFromFunction(fn)
+        return family
 
     def families(self) -> list[_Family]:
         with self._lock:
