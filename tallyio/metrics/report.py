@@ -153,7 +153,8 @@ def _ticks_linear(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def _line_chart(title: str, series: list[tuple[str, list[float], list[float]]], *, x_label: str, y_label: str,
                 x_log: bool = False, y_log: bool = False, x_ticks: list[tuple[float, str]] | None = None,
-                y_format=_quantity, width: int = 920, height: int = 340) -> str:
+                y_format=_quantity, width: int = 920, height: int = 340,
+                colours: dict[str, str] | None = None) -> str:
     left, right, top, bottom = 78, 210, 34, 46
     drawn = [(name, xs, ys) for name, xs, ys in series if len(xs) > 0]
     out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -192,7 +193,7 @@ def _line_chart(title: str, series: list[tuple[str, list[float], list[float]]], 
                f'<text x="14" y="{(top + height - bottom) / 2}" class="axis" text-anchor="middle" '
                f'transform="rotate(-90 14 {(top + height - bottom) / 2})">{_esc(y_label)}</text>')
     for i, (name, xs, ys) in enumerate(drawn):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = (colours or {}).get(name) or PALETTE[i % len(PALETTE)]
         points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(xs, ys) if not (y_log and b <= 0))
         out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="3" '
                    f'stroke-linejoin="round"><title>{_esc(name)}</title></polyline>')
@@ -241,7 +242,7 @@ tr.trouble td { color: #b00020; font-weight: 600; }
 """
 
 
-def _percentile_plot(histograms: dict[str, Histogram]) -> str:
+def _percentile_plot(histograms: dict[str, Histogram], colours: dict[str, str] | None = None) -> str:
     series = []
     xs = [i / 20 for i in range(NINES * 20 + 1)]      # log10(1 / (1 - q))
     for name, h in histograms.items():
@@ -251,7 +252,7 @@ def _percentile_plot(histograms: dict[str, Histogram]) -> str:
         series.append((name, [x + 0.0 for x in xs], [max(y, 1.0) for y in ys]))
     ticks = [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "99.999%")]
     return _line_chart("Latency by percentile (log axes)", series, x_label="percentile",
-                       y_label="latency", y_log=True, x_ticks=ticks, y_format=_time_label)
+                       y_label="latency", y_log=True, x_ticks=ticks, y_format=_time_label, colours=colours)
 
 
 def _rates(times: list[float], values: list[float]) -> tuple[list[float], list[float]]:
@@ -275,6 +276,11 @@ def render_report(run: dict) -> str:
     def family_of(key: str) -> str:
         return key.split("{", 1)[0].split(":", 1)[0]
 
+    # one colour per metric, the same in every chart (a histogram's recorded-count
+    # series takes its histogram's colour)
+    names = list(histograms) + sorted(k for k in history if not k.startswith("process_") and not k.endswith(":count"))
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
+    colours.update({f"{name} (recorded)": colour for name, colour in list(colours.items())})
     throughput, gauges = [], []
     for key, (ts, vs) in sorted(history.items()):
         rel = [t - t0 for t in ts]
@@ -296,7 +302,7 @@ def render_report(run: dict) -> str:
              f"<div class=\"muted\">written {_esc(run.get('written', ''))} by tallyio.metrics.write_report</div>"]
 
     parts.append("<h2>Latency</h2>")
-    parts.append(_percentile_plot(histograms))
+    parts.append(_percentile_plot(histograms, colours))
     rows = []
     for name, h in histograms.items():
         if h.count == 0:
@@ -310,7 +316,7 @@ def render_report(run: dict) -> str:
 
     parts.append("<h2>Throughput over time</h2>")
     parts.append(_line_chart("Events per second", throughput, x_label="seconds since the first sample",
-                             y_label="per second"))
+                             y_label="per second", colours=colours))
     parts.append("<h2>Queue depth, CPU and memory over time</h2>")
     if not gauges:
         parts.append(_line_chart("Gauges", [], x_label="seconds", y_label="value"))
