@@ -26,6 +26,7 @@ __all__ = [
     # tallyio.amm
     "AmmError",
     "AmmOverflowError",
+    "MetricError",
 ]
 
 
@@ -100,3 +101,9 @@ class AmmError(TallyioError, ValueError):
 class AmmOverflowError(AmmError, OverflowError):
     """An intermediate of the pool math needs more than 256 bits: SafeMath /
     FullMath would revert on chain."""
+# ---- tallyio.metrics -------------------------------------------------------------
+
+class MetricError(TallyioError, ValueError):
+    """A metric was misused: a negative or non-finite value, histograms of
+    different layouts merged, an invalid metric or label name, labels that do
+    not match the metric's, or one name registered twice with another type."""

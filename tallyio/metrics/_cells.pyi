@@ -1,0 +1,23 @@
+"""Type stub for the compiled module tallyio.metrics._cells."""
+from typing import Callable, SupportsFloat, SupportsIndex, final
+
+__all__ = ["CounterCell", "GaugeCell"]
+
+@final
+class CounterCell:
+    """A monotonically increasing integer count."""
+
+    def inc(self, amount: SupportsIndex = 1) -> None: ...
+    @property
+    def value(self) -> int: ...
+
+@final
+class GaugeCell:
+    """A value that goes up and down, or a function read at collect time."""
+
+    def set(self, value: SupportsFloat) -> None: ...
+    def inc(self, amount: SupportsFloat = 1.0) -> None: ...
+    def dec(self, amount: SupportsFloat = 1.0) -> None: ...
+    def set_function(self, fn: Callable[[], SupportsFloat]) -> None: ...
+    @property
+    def value(self) -> float: ...
