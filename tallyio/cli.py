@@ -240,11 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--json", action="store_true", help="print it as JSON")
     t.add_argument("--root", metavar="PATH",
                    help="read this sysfs node tree instead of /sys/devices/system/node")
+    from tallyio.metrics.report import add_report_command
+
+    add_report_command(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
     if args.command == "topology":
         return _topology(args)
+    if args.command == "report":
+        return args.func(args)
     return _bench(args)
 
 

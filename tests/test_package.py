@@ -36,6 +36,25 @@ def test_error_hierarchy(cls, std):
     assert issubclass(cls, std)
 
 
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_is_a_tallyio_error_and_a_standard_one(name):
+    """errors.py's promise, for every class it exports (the engine's too): catchable
+    as TallyioError and as the standard exception a user would already catch."""
+    cls = getattr(errors, name)
+    assert issubclass(cls, errors.TallyioError)
+    if cls is not errors.TallyioError:
+        assert any(issubclass(cls, std) and std is not Exception
+                   for std in (ValueError, RuntimeError, OSError, MemoryError, TimeoutError, LookupError,
+                               queue.Full, queue.Empty, ConnectionError, OverflowError, TypeError)), name
+
+
+def test_every_compiled_module_of_the_package_has_a_stub():
+    root = Path(tallyio.__file__).parent
+    for so in root.rglob("*.so"):
+        stub = so.with_name(so.name.split(".")[0] + ".pyi")
+        assert stub.is_file(), f"no stub for {so.relative_to(root)}"
+
+
 def test_every_compiled_module_has_a_stub_and_a_pxd():
     assert {"spsc", "mpmc", "deque", "pool", "status", "_testing"} <= set(COMPILED)
     for name in COMPILED:
