@@ -48,3 +48,14 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- scheduler lifecycle (harden9): stop()/shutdown() with a timeout -------------------
+
+class SchedulerTimeoutError(TallyioError, TimeoutError):
+    """``NumaScheduler.stop(timeout=...)`` (or ``shutdown``) gave up waiting:
+    tasks were still running.  The message names them; the scheduler keeps
+    stopping, and ``stop()`` may be called again."""
+
+
+__all__ += ["SchedulerTimeoutError"]
