@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import numbers
 import operator
 import os
 import sys
@@ -91,7 +92,7 @@ def _say(line: str) -> None:
     """One line on stderr, for a person watching the program end."""
     try:
         print(line, file=sys.stderr, flush=True)
-    except BaseException:       # noqa: BLE001 -- a closed stderr (or a Ctrl+C here) must not stop the exit
+    except (OSError, ValueError, AttributeError):   # no stderr, or a closed one: nobody to tell
         pass
 
 
@@ -124,7 +125,7 @@ def _check_timeout(name: str, timeout: Any) -> float | None:
     """None, or a finite number of seconds >= 0 (numpy numbers too)."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"{name} must be None or a number of seconds >= 0, got {timeout!r}")
     try:
         value = float(timeout)
@@ -148,15 +149,40 @@ def _node_index_in(node_ids: list[int], node_id: Any) -> int:
     raise ValueError(f"node {node_id!r} is not one of this scheduler's nodes {node_ids}")
 
 
-def _failure_reporter(scheduler_ref: weakref.ReferenceType[NumaScheduler]) -> Callable[[Task, BaseException], None]:
-    """The core's on_failure: reaches the scheduler through a weak reference."""
-    def report(task: Task, exc: BaseException) -> None:
-        scheduler = scheduler_ref()
-        if scheduler is None:      # tasks finishing in a sweep after the scheduler was dropped
+def _run_worker(core: SchedulerCore, worker_cpus: list[int], index: int,
+                report: Callable[[BaseException | None], None], owner: NumaScheduler) -> None:
+    """Body of worker thread ``index``: pin, then run the core's worker loop."""
+    del owner                 # held by the Thread while it runs (see start())
+    cpu = worker_cpus[index]
+    if cpu >= 0:
+        try:
+            os.sched_setaffinity(0, {cpu})       # this thread only (Linux: pid 0 = caller)
+        except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
+            worker_cpus[index] = -1
+    core.worker_main(index, report)
+
+
+class _FailureReporter:
+    """The core's on_failure: reaches the scheduler through a weak reference,
+    so the core does not keep its scheduler alive (a cycle only the cyclic GC
+    frees).  Its repr names the user's on_error, which unraisable reports show."""
+
+    __slots__ = ("scheduler_ref",)
+
+    def __init__(self, scheduler: NumaScheduler) -> None:
+        self.scheduler_ref = weakref.ref(scheduler)
+
+    def __call__(self, task: Task, exc: BaseException) -> None:
+        scheduler = self.scheduler_ref()
+        if scheduler is None:      # a task finishing after its scheduler was dropped
             log.error("tallyio: task %r failed", task, exc_info=exc)
             return
         scheduler._record_failure(task, exc)
-    return report
+
+    def __repr__(self) -> str:
+        scheduler = self.scheduler_ref()
+        handler = None if scheduler is None else scheduler._on_error
+        return f"<on_error handler {handler!r} of {scheduler!r}>"
 
 
 class NumaScheduler(concurrent.futures.Executor):
@@ -210,9 +236,7 @@ class NumaScheduler(concurrent.futures.Executor):
             gil_batch_us=config.gil_batch_us, spin_us=config.spin_us,
             aging_us=config.aging_us, threshold=config.load_balance_threshold,
             task_type=Task, task_result=TaskResult)
-        # a function holding a weak reference, not the bound method: the core
-        # must not keep its scheduler alive (a cycle only the cyclic GC frees)
-        self._core.on_failure = _failure_reporter(weakref.ref(self))
+        self._core.on_failure = _FailureReporter(self)
         self._core.cancel_marker = _CANCELLED
         # the fast path: submit_task is the C method itself, not a Python wrapper
         # around it (saves a Python call, ~60 ns, per task)
@@ -284,8 +308,12 @@ class NumaScheduler(concurrent.futures.Executor):
                 ready.release()
 
             for i in range(n):
-                thread = threading.Thread(target=self._worker_thread, args=(i, report),
-                                          name=f"tallyio-worker-{i}", daemon=True)
+                # the running thread keeps the scheduler alive through its
+                # kwargs (dropped when it ends), never through a frame: a
+                # failed task's traceback reaches the worker's frames through
+                # f_back and is kept in recent_errors (a cycle otherwise)
+                thread = threading.Thread(target=_run_worker, args=(self._core, self._worker_cpus, i, report),
+                                          kwargs={"owner": self}, name=f"tallyio-worker-{i}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
             for _ in range(n):
@@ -313,15 +341,6 @@ class NumaScheduler(concurrent.futures.Executor):
                           f"to this process (allowed: {format_range_list(allowed)}); "
                           "their workers run unpinned", RuntimeWarning, stacklevel=3)
             self._worker_cpus = [cpu if cpu in allowed else -1 for cpu in self._worker_cpus]
-
-    def _worker_thread(self, index: int, report: Callable[[BaseException | None], None]) -> None:
-        cpu = self._worker_cpus[index]
-        if cpu >= 0:
-            try:
-                os.sched_setaffinity(0, {cpu})       # this thread only (Linux: pid 0 = caller)
-            except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
-                self._worker_cpus[index] = -1
-        self._core.worker_main(index, report)
 
     def stop(self, wait: bool = True, *, cancel_pending: bool = False,
              timeout: float | None = None) -> None:
@@ -355,21 +374,32 @@ class NumaScheduler(concurrent.futures.Executor):
                 self._state = "stopping"
         if state == "running" or cancel_pending:
             self._core.close(cancel_pending)
-        if not wait or threading.current_thread() in self._threads:
-            # from inside a task: our own worker cannot be joined from itself;
+        # from inside a task our own worker cannot be joined from itself
+        waits = wait and threading.current_thread() not in self._threads
+        if not waits and state == "running":
             # a helper thread finishes the stop once the workers have left
-            if state == "running":
-                threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
-            return
+            threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
         try:
+            if cancel_pending:
+                # cancel what waits in the queues now, as ThreadPoolExecutor's
+                # shutdown(cancel_futures=True) does: a running task that never
+                # returns must not keep queued futures pending
+                self._core.cancel_queued(self._cancel_task)
+            if not waits:
+                return
             if not self._finish(deadline):
+                # the user has seen what hangs: interpreter exit will not wait for it again
+                self._abandoned = True
                 raise SchedulerTimeoutError(self._still_running(f"stop() gave up after {limit:g} s"))
         except KeyboardInterrupt:
+            if not waits:
+                raise
             # Ctrl+C can land in any call of the wait, not only inside join():
             # cancel what is queued, wait for the running tasks (a second
             # Ctrl+C stops that wait), then re-raise the first
             try:
                 self._core.close(True)
+                self._core.cancel_queued(self._cancel_task)
                 self._finish(deadline)
             except KeyboardInterrupt:
                 self._abandon("Ctrl+C")
@@ -445,18 +475,21 @@ class NumaScheduler(concurrent.futures.Executor):
         if self._forked or self._state == "new":
             self.stop(wait=True)
             return
-        if self._abandoned:
+        if self._abandoned:     # a stop() timed out or was interrupted twice
             self._abandon("interpreter exit")
             return
-        if self._state in ("running", "stopping"):
-            pending = self._core.outstanding()
-            if pending:
-                _say(f"tallyio: draining {pending} unfinished task(s) of {self!r} before exit; "
-                     "press Ctrl+C to cancel the queued ones")
         with self._lock:
-            if self._state == "running":
+            state = self._state
+            if state == "running":
                 self._state = "stopping"
         try:
+            pending = self._core.outstanding() if state in ("running", "stopping") else 0
+            if pending and self._core.cancelling:
+                _say(f"tallyio: waiting for {pending} running task(s) of {self!r} before exit; "
+                     "press Ctrl+C to leave them behind")
+            elif pending:
+                _say(f"tallyio: draining {pending} unfinished task(s) of {self!r} before exit; "
+                     "press Ctrl+C to cancel the queued ones")
             self._core.close(self._core.cancelling)
             self._finish()
         except KeyboardInterrupt:

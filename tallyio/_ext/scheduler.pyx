@@ -658,7 +658,7 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
 cdef double timeout_seconds(object timeout) except -1.0:
     """A timeout in seconds >= 0 (ints, floats, numpy numbers); a clear error otherwise."""
     cdef double value
-    if isinstance(timeout, bool):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
     try:
         value = float(timeout)
