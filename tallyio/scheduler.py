@@ -399,8 +399,14 @@ class NumaScheduler(concurrent.futures.Executor):
             # Ctrl+C stops that wait), then re-raise the first
             try:
                 self._core.close(True)
-                self._core.cancel_queued(self._cancel_task)
-                self._finish(deadline)
+                cancelled = self._core.cancel_queued(self._cancel_task)
+                soon = time.monotonic() + 0.5
+                if not self._finish(soon if deadline is None else min(soon, deadline)):
+                    running = self.worker_count - self._core.workers_exited()
+                    if running > 0 and (deadline is None or time.monotonic() < deadline):
+                        _say(f"tallyio: Ctrl+C: cancelled {cancelled} queued task(s); waiting for "
+                             f"{running} running task(s) of {self!r}; press Ctrl+C again to leave them behind")
+                    self._finish(deadline)
             except KeyboardInterrupt:
                 self._abandon("Ctrl+C")
             raise

@@ -582,7 +582,8 @@ def test_second_ctrl_c_in_stop_leaves_the_running_task_and_exit_does_not_wait(tm
     child.wait_for_line("stopping")
     time.sleep(0.2)                     # let it block in stop(); the signal lands wherever it waits
     child.proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    line = child.wait_for_line("waiting for 1 running task(s)")
+    assert "cancelled 3 queued task(s)" in line and "Ctrl+C again" in line, line
     child.proc.send_signal(signal.SIGINT)
     line = child.wait_for_line("leaving 1 running task(s)")
     assert "Ctrl+C" in line
