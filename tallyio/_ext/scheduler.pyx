@@ -1608,6 +1608,7 @@ cdef class SchedulerCore:
             self._check_accepting(me)
         if tp is not self.cached_type:
             self._overrides_of(tp)
+            called = True                     # learning a type may run Python code, too
         # read the one-entry cache at once, with no Python code in between:
         # an override called below may let another thread re-fill it
         priority = self.cached_priority
