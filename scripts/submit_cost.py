@@ -35,6 +35,16 @@ task = Noop()
 with NumaScheduler(SchedulerConfig(workers_per_numa_node=2, enable_cpu_affinity=False)) as scheduler:
     submit = scheduler.submit_task
     per_call = []
+    if mode == "throughput":             # submit + run: ns per task, the workers' side included
+        for i in range(batches + 2):
+            start = perf_counter_ns()
+            for _ in repeat(None, batch):
+                submit(task)
+            scheduler.join()
+            if i >= 2:
+                per_call.append((perf_counter_ns() - start) / batch)
+        print(statistics.median(per_call))
+        sys.exit(0)
     for i in range(batches + 2):
         start = perf_counter_ns()
         if mode == "block":
@@ -56,6 +66,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--throughput", action="store_true",
+                        help="also time submit + run (join included) per task, every checkout")
     parser.add_argument("--block", action="store_true",
                         help="also time submit_task(task, True) (the blocking form, never full here) "
                              "on the checkouts after the first")
@@ -63,6 +75,8 @@ def main() -> None:
     runs = [(path, "fast") for path in args.checkouts]
     if args.block:
         runs += [(path, "block") for path in args.checkouts[1:]]
+    if args.throughput:
+        runs += [(path, "throughput") for path in args.checkouts]
     figures: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     for _ in range(args.rounds):
         for path, mode in runs:
@@ -70,11 +84,12 @@ def main() -> None:
                                  capture_output=True, text=True, check=True, cwd=path,
                                  env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"})
             figures[(path, mode)].append(float(out.stdout))
-    first = statistics.median(figures[runs[0]])
     for (path, mode), values in figures.items():
         median = statistics.median(values)
-        print(f"{path} [{mode}]: median {median:.1f} ns/call over {len(values)} rounds "
-              f"({', '.join(f'{v:.0f}' for v in values)}); x{median / first:.3f} of the first")
+        first = statistics.median(figures[(args.checkouts[0], "fast" if mode == "block" else mode)])
+        print(f"{path} [{mode}]: median {median:.1f} ns/{'task' if mode == 'throughput' else 'call'} "
+              f"over {len(values)} rounds ({', '.join(f'{v:.0f}' for v in values)}); "
+              f"x{median / first:.3f} of the first checkout's {mode if mode != 'block' else 'fast'}")
 
 
 if __name__ == "__main__":

@@ -216,7 +216,6 @@ cdef class SchedulerCore:
     cdef tio_task *_take_any(self)
     cdef tio_task *_take_shared(self)
     cdef void _cancel_record(self, tio_task *t, object on_cancel, list interrupted)
-    cdef tio_worker *_push_placed(self, tio_task *t, int priority, int node)
     cdef int _submit_waiting(self, object task, tio_task *t, int priority, uint64_t est,
                              int node, object timeout) except -1
     cdef int _check_accepting(self, tio_worker *me) except -1

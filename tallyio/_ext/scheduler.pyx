@@ -1164,6 +1164,23 @@ cdef int spawn_record(tio_worker *w, tio_task *t) noexcept nogil:
     return TIO_OK
 
 
+cdef inline tio_worker *push_placed(tio_sched *s, tio_task *t, int priority, int node,
+                                    uint64_t *rng) noexcept nogil:
+    """Place and push a submitted record; on success count it, fence,
+    publish the band hint and wake a worker if needed.  NULL: every inbox of
+    its band is full (t was not queued).  Inline: it is the fast path."""
+    cdef tio_worker *w = push_with_overflow(s, choose_worker(s, node, rng), t)
+    if TIO_UNLIKELY(w == NULL):
+        return NULL
+    # relaxed RMW: a counter; stats() and join() read it
+    tio_atomic_fetch_add_u64_relaxed(&w.submitted, 1)
+    # the fence orders our push before the hint and idle-word loads (README)
+    tio_fence_seqcst()
+    publish_hint(w, <uint32_t>priority >> TIO_BAND_SHIFT)
+    notify_one(s, w)
+    return w
+
+
 cdef inline tio_task *taken_by_stopper(tio_worker *w, tio_task *t) noexcept nogil:
     """The stopper took t out of w's queues: off w's load (RMW counters, as a
     thief's: w may still be running)."""
@@ -1658,7 +1675,7 @@ cdef class SchedulerCore:
             return
         if TIO_LIKELY(t != NULL):
             Py_INCREF(task)                   # the record's reference (README: ownership)
-            w = self._push_placed(t, priority, node)
+            w = push_placed(self.s, t, priority, node, &self.submit_rng)
             if TIO_LIKELY(w != NULL):
                 return
             Py_DECREF(task)
@@ -1669,21 +1686,6 @@ cdef class SchedulerCore:
                 f"NumaScheduler is full (every inbox of priority band {priority >> TIO_BAND_SHIFT}); "
                 "submit_task(task, block=True) waits for room")
         self._submit_waiting(task, t, priority, est, node, timeout)
-
-    cdef tio_worker *_push_placed(self, tio_task *t, int priority, int node):
-        """Place and push t (GIL held); on success count it, fence, publish
-        the band hint and wake a worker if needed.  NULL: every inbox full."""
-        cdef tio_sched *s = self.s
-        cdef tio_worker *w = push_with_overflow(s, choose_worker(s, node, &self.submit_rng), t)
-        if TIO_UNLIKELY(w == NULL):
-            return NULL
-        # relaxed RMW: a counter; stats() and join() read it
-        tio_atomic_fetch_add_u64_relaxed(&w.submitted, 1)
-        # the fence orders our push before the hint and idle-word loads (README)
-        tio_fence_seqcst()
-        publish_hint(w, <uint32_t>priority >> TIO_BAND_SHIFT)
-        notify_one(s, w)
-        return w
 
     cdef int _submit_waiting(self, object task, tio_task *t, int priority, uint64_t est,
                              int node, object timeout) except -1:
@@ -1725,7 +1727,7 @@ cdef class SchedulerCore:
                 if t != NULL:
                     t.submit_tick = tio_ticks()   # queue wait starts when it is queued
                     Py_INCREF(task)               # the record's reference (README: ownership)
-                    if self._push_placed(t, priority, node) != NULL:
+                    if push_placed(self.s, t, priority, node, &self.submit_rng) != NULL:
                         accepted = True
                         return 0
                     Py_DECREF(task)
