@@ -909,3 +909,44 @@ def test_a_draining_stop_accepts_spawns_from_its_own_tasks_and_names_its_state()
     with pytest.raises(SchedulerNotRunningError, match=r"\(stopped\)"):
         scheduler.submit(pow, 2, 2)
     assert_identities(scheduler.stats())
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["drain", "cancel"])
+def test_stop_racing_blocked_submitters_loses_nothing(cancel):
+    """Three threads submit with block=True into tiny queues (so they spend
+    most of their time waiting for room, the GIL released) while the main
+    thread stops the scheduler: every submit that returned ran exactly once
+    (or, with cancel_pending, was counted cancelled); every other one raised
+    SchedulerNotRunningError; nothing is left waiting."""
+    for trial in range(20):
+        counts = np.zeros(3 * 100_000, dtype=np.int64)
+        scheduler = NumaScheduler(make_config(workers_per_numa_node=2, queue_capacity=2)).start()
+        accepted = [[] for _ in range(3)]
+
+        def submitter(k):
+            for i in range(k * 100_000, (k + 1) * 100_000):
+                try:
+                    scheduler.submit_task(Count(i, counts), block=True)
+                except SchedulerNotRunningError:
+                    return
+                accepted[k].append(i)
+
+        threads = [threading.Thread(target=submitter, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: sum(map(len, accepted)) >= 50 + 10 * trial)
+        scheduler.stop(wait=True, cancel_pending=cancel)
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive(), "a blocked submitter was never woken by the stop"
+        ids = np.array(sorted(i for part in accepted for i in part), dtype=np.int64)
+        m = scheduler.stats().metrics
+        assert m.tasks_submitted == len(ids), f"trial {trial}"
+        assert np.count_nonzero(counts > 1) == 0
+        ran = np.flatnonzero(counts == 1)
+        assert np.isin(ran, ids).all(), f"trial {trial}: a refused task ran"
+        if cancel:
+            assert len(ran) + m.tasks_cancelled == len(ids), f"trial {trial}"
+        else:
+            assert len(ran) == len(ids), f"trial {trial}: {len(ids) - len(ran)} accepted task(s) lost"
+        assert_identities(scheduler.stats())
