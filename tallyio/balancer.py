@@ -10,7 +10,8 @@ half the difference over.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import operator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from tallyio.scheduler import NumaScheduler
@@ -36,8 +37,12 @@ class LoadBalancer:
     """
 
     def __init__(self, scheduler: NumaScheduler) -> None:
-        self._scheduler = scheduler
+        # no reference to the scheduler itself: the scheduler holds its
+        # balancer, and a cycle would leave a stopped scheduler (and its
+        # queues) to the cyclic GC.  The core and the node layout suffice.
         self._core = scheduler._core
+        self._node_ids = list(scheduler._node_ids)
+        self._workers_of = {node_id: scheduler._workers_of_node(node_id) for node_id in self._node_ids}
 
     def load(self, worker: int) -> Load:
         """Load of worker index ``worker`` (0 .. workers - 1): its queued tasks,
@@ -47,7 +52,7 @@ class LoadBalancer:
 
     def node_load(self, node: int) -> Load:
         """Queued load of NUMA node id ``node``: the sum over its workers."""
-        indices = self._scheduler._workers_of_node(node)
+        indices = self._workers_of[self._node_id(node)]
         tasks = us = 0
         for i in indices:
             t, u = self._core.load(i)
@@ -65,11 +70,27 @@ class LoadBalancer:
         """The worker index a submit would go to now (preferred_node: a NUMA node id)."""
         if preferred_node is None:
             return self._core.select_worker(-1)
-        return self._core.select_worker(self._scheduler._node_index(preferred_node))
+        return self._core.select_worker(self._node_ids.index(self._node_id(preferred_node)))
 
-    def _worker_index(self, worker: int) -> int:
-        if isinstance(worker, bool) or not isinstance(worker, int):
+    def _node_id(self, node: Any) -> int:
+        """A NUMA node id of this scheduler (ints, numpy integers too)."""
+        if not isinstance(node, bool):
+            try:
+                node_id = operator.index(node)
+            except TypeError:
+                pass
+            else:
+                if node_id in self._workers_of:
+                    return node_id
+        raise ValueError(f"node {node!r} is not one of this scheduler's nodes {self._node_ids}")
+
+    def _worker_index(self, worker: Any) -> int:
+        if isinstance(worker, bool):
             raise TypeError(f"worker must be an int index, got {worker!r}")
+        try:
+            worker = operator.index(worker)
+        except TypeError:
+            raise TypeError(f"worker must be an int index, got {worker!r}") from None
         if not 0 <= worker < self._core.nworkers:
             raise IndexError(f"worker {worker} does not exist (this scheduler has {self._core.nworkers})")
         return worker

@@ -107,3 +107,12 @@ class MetricError(TallyioError, ValueError):
     """A metric was misused: a negative or non-finite value, histograms of
     different layouts merged, an invalid metric or label name, labels that do
     not match the metric's, or one name registered twice with another type."""
+# ---- scheduler lifecycle (harden9): stop()/shutdown() with a timeout -------------------
+
+class SchedulerTimeoutError(TallyioError, TimeoutError):
+    """``NumaScheduler.stop(timeout=...)`` (or ``shutdown``) gave up waiting:
+    tasks were still running.  The message names them; the scheduler keeps
+    stopping, and ``stop()`` may be called again."""
+
+
+__all__ += ["SchedulerTimeoutError"]

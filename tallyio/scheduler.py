@@ -23,7 +23,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import numbers
+import operator
 import os
+import sys
 import threading
 import time
 import warnings
@@ -33,7 +36,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
-from tallyio.errors import SchedulerNotRunningError
+from tallyio.errors import QueueFullError, SchedulerNotRunningError, SchedulerTimeoutError
 from tallyio.stats import (Percentiles, SchedulerMetrics, SchedulerStats, TaskError, WorkerStats,
                            percentiles_from_histogram)
 from tallyio.task import Task, TaskResult
@@ -85,12 +88,26 @@ def _after_fork_in_child() -> None:
         scheduler._core.mark_forked()
 
 
+def _say(line: str) -> None:
+    """One line on stderr, for a person watching the program end."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):   # no stderr, or a closed one: nobody to tell
+        pass
+
+
 def _stop_all_at_exit() -> None:
+    """Interpreter exit: drain every live scheduler (the accepted work runs),
+    saying so in one line when tasks are left; the first Ctrl+C cancels the
+    queued tasks and leaves the running ones behind (README: "Stopping")."""
     for scheduler in list(_live):
         try:
-            scheduler.stop(wait=True)
-        except BaseException:       # exit must go on; report and continue
-            log.exception("tallyio: stopping %r at interpreter exit failed", scheduler)
+            scheduler._stop_at_exit()
+        except BaseException:       # noqa: BLE001 -- exit must go on; report and continue
+            try:
+                log.exception("tallyio: stopping %r at interpreter exit failed", scheduler)
+            except BaseException:   # noqa: BLE001
+                pass
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -102,6 +119,70 @@ if _register_atexit is not None:
 else:  # pragma: no cover - other interpreters
     import atexit
     atexit.register(_stop_all_at_exit)
+
+
+def _check_timeout(name: str, timeout: Any) -> float | None:
+    """None, or a finite number of seconds >= 0 (numpy numbers too)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"{name} must be None or a number of seconds >= 0, got {timeout!r}")
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be None or a number of seconds >= 0, got {timeout!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be None or a finite number of seconds >= 0, got {timeout!r}")
+    return value
+
+
+def _node_index_in(node_ids: list[int], node_id: Any) -> int:
+    """Index of NUMA node id ``node_id`` (an int, numpy integers too) in ``node_ids``."""
+    if not isinstance(node_id, bool):
+        try:
+            index = operator.index(node_id)
+        except TypeError:
+            pass
+        else:
+            if index in node_ids:
+                return node_ids.index(index)
+    raise ValueError(f"node {node_id!r} is not one of this scheduler's nodes {node_ids}")
+
+
+def _run_worker(core: SchedulerCore, worker_cpus: list[int], index: int,
+                report: Callable[[BaseException | None], None], owner: NumaScheduler) -> None:
+    """Body of worker thread ``index``: pin, then run the core's worker loop."""
+    del owner                 # held by the Thread while it runs (see start())
+    cpu = worker_cpus[index]
+    if cpu >= 0:
+        try:
+            os.sched_setaffinity(0, {cpu})       # this thread only (Linux: pid 0 = caller)
+        except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
+            worker_cpus[index] = -1
+    core.worker_main(index, report)
+
+
+class _FailureReporter:
+    """The core's on_failure: reaches the scheduler through a weak reference,
+    so the core does not keep its scheduler alive (a cycle only the cyclic GC
+    frees).  Its repr names the user's on_error, which unraisable reports show."""
+
+    __slots__ = ("scheduler_ref",)
+
+    def __init__(self, scheduler: NumaScheduler) -> None:
+        self.scheduler_ref = weakref.ref(scheduler)
+
+    def __call__(self, task: Task, exc: BaseException) -> None:
+        scheduler = self.scheduler_ref()
+        if scheduler is None:      # a task finishing after its scheduler was dropped
+            log.error("tallyio: task %r failed", task, exc_info=exc)
+            return
+        scheduler._record_failure(task, exc)
+
+    def __repr__(self) -> str:
+        scheduler = self.scheduler_ref()
+        handler = None if scheduler is None else scheduler._on_error
+        return f"<on_error handler {handler!r} of {scheduler!r}>"
 
 
 class NumaScheduler(concurrent.futures.Executor):
@@ -118,12 +199,15 @@ class NumaScheduler(concurrent.futures.Executor):
     Call ``start()`` (or use ``with``) before submitting.  ``submit_task`` is
     the fast path (no Future); ``submit``/``map``/``shutdown`` are the
     ``concurrent.futures.Executor`` interface, so ``asyncio``'s
-    ``loop.run_in_executor(scheduler, fn)`` works too.
+    ``loop.run_in_executor(scheduler, fn)`` works too.  ``submit()`` waits
+    for room when the queues are full, at most ``submit_timeout`` seconds
+    (None, the default: no limit), then raises ``QueueFullError``.
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,
                  topology: NumaTopology | None = None,
-                 on_error: Callable[[Task, BaseException], Any] | None = None) -> None:
+                 on_error: Callable[[Task, BaseException], Any] | None = None,
+                 submit_timeout: float | None = None) -> None:
         if config is None:
             config = SchedulerConfig()
         if not isinstance(config, SchedulerConfig):
@@ -134,6 +218,7 @@ class NumaScheduler(concurrent.futures.Executor):
             raise TypeError(f"topology must be a NumaTopology, got {type(topology).__name__}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable, got {on_error!r}")
+        self._submit_timeout = _check_timeout("submit_timeout", submit_timeout)
         if not config.numa_enabled:
             cpus = topology.all_cpus()
             topology = NumaTopology([NumaNode(0, cpus, None, {0: 10})])
@@ -152,7 +237,7 @@ class NumaScheduler(concurrent.futures.Executor):
             gil_batch_us=config.gil_batch_us, spin_us=config.spin_us,
             aging_us=config.aging_us, threshold=config.load_balance_threshold,
             task_type=Task, task_result=TaskResult)
-        self._core.on_failure = self._record_failure
+        self._core.on_failure = _FailureReporter(self)
         self._core.cancel_marker = _CANCELLED
         # the fast path: submit_task is the C method itself, not a Python wrapper
         # around it (saves a Python call, ~60 ns, per task)
@@ -164,6 +249,7 @@ class NumaScheduler(concurrent.futures.Executor):
         self._lock = threading.RLock()
         self._state = "new"            # new -> running -> stopping -> stopped
         self._forked = False           # set in a forked child: its workers do not exist
+        self._abandoned = False        # the user gave up waiting for running tasks: exit does not wait
         self._started_at = self._stopped_at = 0.0
         self._balancer = LoadBalancer(self)
 
@@ -199,9 +285,7 @@ class NumaScheduler(concurrent.futures.Executor):
         return [i for i, (n, _, _) in enumerate(self._layout) if n == node_index]
 
     def _node_index(self, node_id: int) -> int:
-        if isinstance(node_id, bool) or not isinstance(node_id, int) or node_id not in self._node_ids:
-            raise ValueError(f"node {node_id!r} is not one of this scheduler's nodes {self._node_ids}")
-        return self._node_ids.index(node_id)
+        return _node_index_in(self._node_ids, node_id)
 
     # ---- life cycle -----------------------------------------------------------------
 
@@ -225,8 +309,12 @@ class NumaScheduler(concurrent.futures.Executor):
                 ready.release()
 
             for i in range(n):
-                thread = threading.Thread(target=self._worker_thread, args=(i, report),
-                                          name=f"tallyio-worker-{i}", daemon=True)
+                # the running thread keeps the scheduler alive through its
+                # kwargs (dropped when it ends), never through a frame: a
+                # failed task's traceback reaches the worker's frames through
+                # f_back and is kept in recent_errors (a cycle otherwise)
+                thread = threading.Thread(target=_run_worker, args=(self._core, self._worker_cpus, i, report),
+                                          kwargs={"owner": self}, name=f"tallyio-worker-{i}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
             for _ in range(n):
@@ -255,26 +343,28 @@ class NumaScheduler(concurrent.futures.Executor):
                           "their workers run unpinned", RuntimeWarning, stacklevel=3)
             self._worker_cpus = [cpu if cpu in allowed else -1 for cpu in self._worker_cpus]
 
-    def _worker_thread(self, index: int, report: Callable[[BaseException | None], None]) -> None:
-        cpu = self._worker_cpus[index]
-        if cpu >= 0:
-            try:
-                os.sched_setaffinity(0, {cpu})       # this thread only (Linux: pid 0 = caller)
-            except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
-                self._worker_cpus[index] = -1
-        self._core.worker_main(index, report)
-
-    def stop(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
+    def stop(self, wait: bool = True, *, cancel_pending: bool = False,
+             timeout: float | None = None) -> None:
         """Stop accepting work, then finish.
 
         ``wait=True`` returns once the workers have ended: with
-        ``cancel_pending=False`` every accepted task has run; with
-        ``cancel_pending=True`` the tasks still queued are cancelled (counted in
-        ``tasks_cancelled``, their futures cancelled).  Stopping twice is
+        ``cancel_pending=False`` every accepted task has run (tasks running
+        during the drain may still submit: that work is part of it); with
+        ``cancel_pending=True`` the tasks still queued are cancelled (counted
+        in ``tasks_cancelled``, their futures cancelled).  ``timeout``
+        (seconds): raise ``SchedulerTimeoutError`` naming the tasks still
+        running if the workers have not ended by then; the scheduler goes on
+        stopping, and ``stop()`` may be called again.  Stopping twice is
         harmless.  Called from inside a task (or a future's callback) it does
         not wait for its own worker: the remaining tasks finish after the
-        current one returns.  Ctrl+C while waiting switches to cancelling the
-        queued tasks, finishes the stop, and re-raises KeyboardInterrupt."""
+        current one returns.
+
+        Ctrl+C while waiting cancels the queued tasks and waits for the
+        running ones to return; a second Ctrl+C stops waiting for them (they
+        are left behind, and interpreter exit does not wait for them either).
+        Then KeyboardInterrupt is re-raised."""
+        limit = _check_timeout("timeout", timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         with self._lock:
             state = self._state
             if state == "new":
@@ -285,42 +375,86 @@ class NumaScheduler(concurrent.futures.Executor):
                 self._state = "stopping"
         if state == "running" or cancel_pending:
             self._core.close(cancel_pending)
-        if not wait or threading.current_thread() in self._threads:
-            # from inside a task: our own worker cannot be joined from itself;
+        # from inside a task our own worker cannot be joined from itself
+        waits = wait and threading.current_thread() not in self._threads
+        if not waits and state == "running":
             # a helper thread finishes the stop once the workers have left
-            if state == "running":
-                threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
-            return
+            threading.Thread(target=self._finish, name="tallyio-stop", daemon=True).start()
         try:
-            self._finish()
+            if cancel_pending:
+                # cancel what waits in the queues now, as ThreadPoolExecutor's
+                # shutdown(cancel_futures=True) does: a running task that never
+                # returns must not keep queued futures pending
+                self._core.cancel_queued(self._cancel_task)
+            if not waits:
+                return
+            if not self._finish(deadline):
+                # the user has seen what hangs: interpreter exit will not wait for it again
+                self._abandoned = True
+                raise SchedulerTimeoutError(self._still_running(f"stop() gave up after {limit:g} s"))
         except KeyboardInterrupt:
+            if not waits:
+                raise
             # Ctrl+C can land in any call of the wait, not only inside join():
-            # cancel what is queued, finish the stop (a second Ctrl+C aborts
-            # that), then re-raise
-            self._core.close(True)
-            self._finish()
+            # cancel what is queued, wait for the running tasks (a second
+            # Ctrl+C stops that wait), then re-raise the first
+            try:
+                self._core.close(True)
+                cancelled = self._core.cancel_queued(self._cancel_task)
+                soon = time.monotonic() + 0.5
+                if not self._finish(soon if deadline is None else min(soon, deadline)):
+                    running = self.worker_count - self._core.workers_exited()
+                    if running > 0 and (deadline is None or time.monotonic() < deadline):
+                        _say(f"tallyio: Ctrl+C: cancelled {cancelled} queued task(s); waiting for "
+                             f"{running} running task(s) of {self!r}; press Ctrl+C again to leave them behind")
+                    self._finish(deadline)
+            except KeyboardInterrupt:
+                self._abandon("Ctrl+C")
             raise
 
-    def _finish(self) -> None:
-        """Wait until every worker has left its loop, then settle anything left in the queues."""
-        self._wait_workers_exited()
+    def _abandon(self, why: str) -> None:
+        """The user stopped waiting for the running tasks: cancel what is
+        still queued (safe while workers run) and leave the rest behind."""
+        self._abandoned = True
+        self._core.close(True)
+        try:
+            cancelled = self._core.cancel_queued(self._cancel_task)
+        except KeyboardInterrupt:      # yet another Ctrl+C: the queues are empty by now
+            cancelled = 0
+        running = self.worker_count - self._core.workers_exited()
+        if running > 0:
+            _say(f"tallyio: {why}: cancelled {cancelled} queued task(s); leaving {running} running "
+                 f"task(s) of {self!r} behind")
+
+    def _finish(self, deadline: float | None = None) -> bool:
+        """Wait until every worker has left its loop, then settle anything
+        left in the queues.  False if ``deadline`` (time.monotonic()) passed first."""
+        if not self._wait_workers_exited(deadline):
+            return False
         with self._lock:
             if self._state == "stopped":
-                return
-            self._core.sweep(self._core.cancelling, self._cancel_task)
-            self._stopped_at = time.perf_counter()
-            self._state = "stopped"
-            _live.discard(self)
+                return True
+            try:
+                self._core.sweep(self._core.cancelling, self._cancel_task)
+            finally:
+                # a Ctrl+C from a cancel callback is re-raised only after the
+                # sweep settled every record: the stop is complete either way
+                self._stopped_at = time.perf_counter()
+                self._state = "stopped"
+                _live.discard(self)
+        return True
 
-    def _wait_workers_exited(self) -> None:
+    def _wait_workers_exited(self, deadline: float | None = None) -> bool:
         # The core's count of exited workers decides, not Thread.is_alive(): on
         # CPython < 3.13 a join() interrupted by Ctrl+C releases the tstate lock
         # of a thread that still runs and marks it stopped (threading's
         # bpo-45274 branch), and sweeping the queues under a live worker races
         # with it.  In a forked child the workers do not exist.
         if self._forked:
-            return
+            return True
         while self._core.workers_exited() < len(self._threads):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
             alive = [thread for thread in self._threads if thread.is_alive()]
             if alive:
                 alive[0].join(0.05)
@@ -328,10 +462,60 @@ class NumaScheduler(concurrent.futures.Executor):
                 time.sleep(0.001)     # marked stopped too early (see above): poll the count
         for thread in self._threads:
             thread.join()             # each has left its loop: only returning is left
+        return True
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``concurrent.futures.Executor.shutdown``: ``stop(wait, cancel_pending=cancel_futures)``."""
-        self.stop(wait, cancel_pending=cancel_futures)
+    def _still_running(self, what: str) -> str:
+        """``what``, then which tasks are still running and how many are queued."""
+        running = self._core.running_tasks()
+        busy = self.worker_count - self._core.workers_exited()
+        named = ", ".join(f"worker {i}: {task!r}" for i, task in running[:5])
+        if len(running) > 5:
+            named += f", and {len(running) - 5} more"
+        others = busy - len(running)
+        if others > 0:
+            named += (", " if named else "") + f"{others} worker(s) in a native task or between tasks"
+        queued = max(0, self._core.outstanding() - busy)
+        return f"{what}: {busy} of {self.worker_count} worker(s) still running ({named}); about {queued} task(s) queued"
+
+    def _stop_at_exit(self) -> None:
+        """Interpreter exit (see _stop_all_at_exit)."""
+        if self._forked or self._state == "new":
+            self.stop(wait=True)
+            return
+        if self._abandoned:     # a stop() timed out or was interrupted twice
+            self._abandon("interpreter exit")
+            return
+        with self._lock:
+            state = self._state
+            if state == "running":
+                self._state = "stopping"
+        try:
+            pending = self._core.outstanding() if state in ("running", "stopping") else 0
+            if pending and self._core.cancelling:
+                _say(f"tallyio: waiting for {pending} running task(s) of {self!r} before exit; "
+                     "press Ctrl+C to leave them behind")
+            elif pending:
+                _say(f"tallyio: draining {pending} unfinished task(s) of {self!r} before exit; "
+                     "press Ctrl+C to cancel the queued ones")
+            self._core.close(self._core.cancelling)
+            self._finish()
+        except KeyboardInterrupt:
+            # the first Ctrl+C here: nothing queued runs any more; tasks in
+            # hand get a moment to return, then are left behind (daemon threads)
+            try:
+                self._core.close(True)
+                cancelled = self._core.cancel_queued(self._cancel_task)
+                if self._finish(time.monotonic() + 0.25):
+                    _say(f"tallyio: Ctrl+C: cancelled {cancelled} queued task(s) of {self!r}")
+                    return
+            except KeyboardInterrupt:
+                pass
+            self._abandon("Ctrl+C at exit")
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False,
+                 timeout: float | None = None) -> None:
+        """``concurrent.futures.Executor.shutdown``: ``stop(wait, cancel_pending=cancel_futures, timeout=timeout)``."""
+        self.stop(wait, cancel_pending=cancel_futures, timeout=timeout)
 
     def __enter__(self) -> NumaScheduler:
         return self.start()
@@ -346,31 +530,45 @@ class NumaScheduler(concurrent.futures.Executor):
 
     # ---- submitting ------------------------------------------------------------------
 
-    def submit_task(self, task: Task) -> None:  # replaced per instance by the C method
+    def submit_task(self, task: Task, block: bool = False,
+                    timeout: float | None = None) -> None:  # replaced per instance by the C method
         """Queue ``task`` on a worker chosen by the load balancer: the fast path, no Future.
 
         Raises ``TypeError`` for anything that is not a Task (or a Task that does
         not override execute()), ``ValueError``/``TypeError`` for a bad
-        ``priority()`` (0..255), ``QueueFullError`` when the chosen inbox and its
-        overflow (the other workers' inboxes) are full -- the task is then not
-        accepted -- and ``SchedulerNotRunningError`` before start() and after
-        stop().  Called from inside a task it queues on the same worker."""
-        self._core.submit_task(task)
+        ``priority()`` (0..255) and ``SchedulerNotRunningError`` before start()
+        and after stop().  When the chosen inbox and its overflow (the other
+        workers' inboxes) are full: ``block=False`` (the default) raises
+        ``QueueFullError`` at once; ``block=True`` waits, without holding the
+        GIL or spinning, until a slot frees or ``timeout`` seconds passed
+        (``QueueFullError`` then), as ``queue.Queue.put`` does.  A task that
+        raised was not accepted.  Called from inside a task it queues on the
+        same worker and never blocks (the worker would wait for itself)."""
+        self._core.submit_task(task, block, timeout)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-        """Run ``fn(*args, **kwargs)`` on a worker; returns a concurrent.futures.Future."""
+        """Run ``fn(*args, **kwargs)`` on a worker; returns a concurrent.futures.Future.
+        On full queues it waits for room (``submit_timeout``, then
+        ``QueueFullError``); from inside a task it never waits."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {fn!r}")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._core.submit_task(_CallTask(fn, args, kwargs, future))
+        self._core.submit_task(_CallTask(fn, args, kwargs, future), True, self._submit_timeout)
         return future
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until every task submitted so far has finished (or was cancelled).
-        Returns False if ``timeout`` seconds passed first.  Ctrl+C interrupts it."""
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
-        return self._core.wait_idle(-1.0 if timeout is None else float(timeout))
+        """Wait until every task submitted so far has finished (or was
+        cancelled), its error reporting (``on_error``) included.  Returns
+        False if ``timeout`` seconds passed first.  Ctrl+C interrupts it.  In a
+        forked child, where the inherited scheduler has no workers, it raises
+        ``SchedulerNotRunningError`` at once."""
+        limit = _check_timeout("timeout", timeout)
+        if self._forked:
+            raise SchedulerNotRunningError(
+                f"this NumaScheduler was inherited by a forked child process (pid {os.getpid()}); "
+                "its workers do not exist here, so join() would never return: create a new "
+                "scheduler in the child")
+        return self._core.wait_idle(-1.0 if limit is None else limit)
 
     # ---- errors -------------------------------------------------------------------------
 
@@ -381,10 +579,15 @@ class NumaScheduler(concurrent.futures.Executor):
             return
         self._on_error(task, exc)
 
-    def _cancel_task(self, task: Task) -> None:
+    @staticmethod
+    def _cancel_task(task: Task) -> None:
         if isinstance(task, _CallTask):
-            task.future.cancel()
-            task.future.set_running_or_notify_cancel()
+            # the done-callbacks run inside cancel(); whatever they raise, the
+            # future must reach CANCELLED_AND_NOTIFIED (wait()/as_completed())
+            try:
+                task.future.cancel()
+            finally:
+                task.future.set_running_or_notify_cancel()
 
     # ---- reading ------------------------------------------------------------------------
 

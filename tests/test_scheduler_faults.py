@@ -203,20 +203,36 @@ def test_stop_from_inside_a_task_finishes_without_an_outside_stop():
     scheduler.stop()       # tidy up if the above failed
 
 
-def test_submit_after_a_stop_inside_a_task_is_refused():
+def test_submit_after_a_stop_inside_a_task_is_part_of_the_drain():
+    """A draining stop accepts work spawned by the tasks it is draining (it is
+    part of the accepted work); it runs before the stop completes."""
+    scheduler = NumaScheduler(make_config(workers_per_numa_node=1)).start()
+    counts = np.zeros(1, dtype=np.int64)
+
+    def stop_then_submit():
+        scheduler.stop()
+        scheduler.submit_task(Count(0, counts))
+
+    scheduler.submit_task(Call(stop_then_submit))
+    scheduler.stop(wait=True)
+    assert counts.tolist() == [1]
+    assert_identities(scheduler)
+
+
+def test_submit_after_a_cancelling_stop_inside_a_task_is_refused_naming_the_state():
     scheduler = NumaScheduler(make_config(workers_per_numa_node=1)).start()
     refused = []
 
     def stop_then_submit():
-        scheduler.stop()
+        scheduler.stop(cancel_pending=True)
         try:
             scheduler.submit_task(Gate())
         except SchedulerNotRunningError as exc:
-            refused.append(exc)
+            refused.append(str(exc))
 
     scheduler.submit_task(Call(stop_then_submit))
     scheduler.stop(wait=True)
-    assert len(refused) == 1
+    assert len(refused) == 1 and "cancelling" in refused[0], refused
     assert_identities(scheduler)
 
 

@@ -126,6 +126,8 @@ cdef struct tio_worker:
     tio_atomic_u32 sleep_state
     char _pad4[128]
     tio_worker_stats stats
+    PyObject *running_task       # the Python task in execute() now, or NULL (borrowed; read and
+                                 # written only with the GIL held: stop(timeout=) names it)
     char _pad5[128]
     # ---- owner-private ------------------------------------------------------
     tio_pool_cache cache
@@ -171,6 +173,12 @@ cdef struct tio_sched:
     tio_atomic_u64 gate          # TIO_GATE_CLOSED | native submitters inside
     char _pad2[128]
     tio_atomic_u64 wakeups       # futex wakes issued (a parked worker woken)
+    tio_atomic_u64 stopper_cancelled  # records the stopper cancelled (RMW: workers may still run)
+    char _pad3[128]
+    # ---- back-pressure: submitters blocked on full queues (README: "Blocking submit")
+    tio_atomic_u64 room_waiters  # submitters inside a blocking wait for a free slot
+    tio_atomic_u32 room_seq      # futex word: bumped when a worker frees slots while someone waits
+    char _pad4[128]
     tio_atomic_u32 mode          # TIO_MODE_*
     tio_atomic_u32 exited        # worker threads that left their loop
     tio_atomic_u32 go            # 1 once every worker has allocated its queues (victims must exist)
@@ -200,13 +208,20 @@ cdef class SchedulerCore:
     cdef int cached_priority           # >= 0: priority() not overridden; -1: call it
     cdef int cached_duration           # >= 0: estimated_duration_us() not overridden
     cdef bint cached_node              # preferred_node() overridden
+    cdef dict learned_types            # Task subclass -> (priority, duration, node) as cached_*
     cdef tio_pool_cache submit_cache   # used only with the GIL held: the GIL is its owner
     cdef uint64_t submit_rng
 
     cdef void _release_queued(self)
     cdef tio_task *_take_any(self)
+    cdef tio_task *_take_shared(self)
+    cdef void _cancel_record(self, tio_task *t, object on_cancel, list interrupted)
+    cdef int _submit_waiting(self, object task, tio_task *t, int priority, uint64_t est,
+                             int node, object timeout) except -1
+    cdef int _check_accepting(self, tio_worker *me) except -1
     cdef void _run_python_here(self, tio_worker *w, tio_task *t)
     cdef int _learn_type(self, object tp) except -1
+    cdef int _overrides_of(self, object tp) except -1
     cdef int _call_priority(self, object task) except -1
     cdef uint64_t _call_duration(self, object task) except? 0xFFFFFFFFFFFFFFFF
     cdef int _call_node(self, object task) except -2

@@ -8,6 +8,7 @@ the Executor interface; this module owns everything a task touches on its way
 from submit to completion: the task record, placement, the worker loop, the
 sleep protocol, stealing, counters and histograms.
 """
+import numbers
 import os
 import sys
 import threading
@@ -24,8 +25,8 @@ from tallyio._ext.common cimport (
     tio_atomic_init_u64, tio_atomic_init_u32,
     tio_atomic_load_u64_relaxed, tio_atomic_load_u64_acquire,
     tio_atomic_load_u64_fenced_relaxed,
-    tio_atomic_store_u64_relaxed, tio_atomic_fetch_add_u64_relaxed,
-    tio_atomic_fetch_sub_u64_relaxed, tio_atomic_fetch_add_u64_seqcst,
+    tio_atomic_store_u64_relaxed, tio_atomic_store_u64_release, tio_atomic_fetch_add_u64_relaxed,
+    tio_atomic_fetch_sub_u64_relaxed, tio_atomic_fetch_add_u64_seqcst, tio_atomic_fetch_add_u64_acqrel,
     tio_atomic_fetch_or_u64_seqcst,
     tio_atomic_load_u32_relaxed, tio_atomic_load_u32_acquire,
     tio_atomic_load_u32_fenced_relaxed,
@@ -103,6 +104,29 @@ cdef inline void hist_add(tio_atomic_u64 *h, uint64_t v) noexcept nogil:
 cdef inline void counter_add(tio_atomic_u64 *c, uint64_t v) noexcept nogil:
     # relaxed load + store: owner-written counter (one writer), read by stats()
     tio_atomic_store_u64_relaxed(c, tio_atomic_load_u64_relaxed(c) + v)
+
+
+cdef inline void counter_add_release(tio_atomic_u64 *c, uint64_t v) noexcept nogil:
+    # release store (one writer): a task's completion counters.  join()'s
+    # acquire loads pair with it, so everything the task (and its error
+    # reporting) did is visible once join() sees it counted.
+    tio_atomic_store_u64_release(c, tio_atomic_load_u64_relaxed(c) + v)
+
+
+# ---- back-pressure: waking submitters blocked on full queues (README: "Blocking submit")
+
+cdef inline void notify_room(tio_sched *s) noexcept nogil:
+    """Called by a worker after it took records out of queues: if a
+    submitter waits for a free slot, wake it.  The fence pairs with the one a
+    waiting submitter makes between counting itself in room_waiters and
+    retrying its push: either its retry sees the slot we freed, or we see it
+    counted and bump room_seq (its futex_wait then returns at once).  With
+    nobody waiting this is one fence and one load of a line nobody writes."""
+    tio_fence_seqcst()
+    # fenced_relaxed: ordered after our pops by the fence above
+    if TIO_UNLIKELY(tio_atomic_load_u64_fenced_relaxed(&s.room_waiters) != 0):
+        tio_atomic_fetch_add_u32_acqrel(&s.room_seq, 1)
+        tio_atomic_wake_u32(&s.room_seq, 0x7FFFFFFF)
 
 
 cdef inline uint64_t worker_queued_us(tio_worker *w) noexcept nogil:
@@ -493,6 +517,9 @@ cdef inline void publish_deq(tio_worker *w) noexcept nogil:
     w.deq_tasks_local = 0
     w.deq_us_local = 0
     w.since_publish = 0
+    # slots were freed since the last publish: every 16 native tasks, and
+    # whenever the worker starts searching, parks or leaves
+    notify_room(w.sched)
 
 
 cdef inline uint64_t run_native(tio_worker *w, tio_task *t, uint64_t start) noexcept nogil:
@@ -506,8 +533,8 @@ cdef inline uint64_t run_native(tio_worker *w, tio_task *t, uint64_t start) noex
     end = tio_ticks()
     hist_add(w.exec_hist, end - start)
     counter_add(&w.stats.busy_ticks, end - start)
-    counter_add(&w.stats.processed, 1)
     counter_add(&w.stats.succeeded, 1)
+    counter_add_release(&w.stats.processed, 1)
     account_done(w, t)
     tio_pool_cache_free(&w.cache, t)
     return end
@@ -531,18 +558,39 @@ cdef int requeue_self(tio_worker *w, tio_task *t) noexcept nogil:
     return TIO_FULL
 
 
-def _report_unraisable(exc, str message, obj):
-    """Hand an exception nobody can catch to sys.unraisablehook (as CPython
-    does for errors in __del__), so it is never silently dropped."""
-    class _Args:
-        pass
-    args = _Args()
-    args.exc_type = type(exc)
-    args.exc_value = exc
-    args.exc_traceback = exc.__traceback__
-    args.err_msg = message
-    args.object = obj
-    sys.unraisablehook(args)
+cdef extern from *:
+    """
+    /* Report the current exception through sys.unraisablehook with our own
+     * message, as CPython does for errors in __del__ ("Exception ignored
+     * <message>: <obj>").  The hook gets a real UnraisableHookArgs; a hook
+     * that itself fails is handled (printed) by CPython. */
+    static void tio_write_unraisable(const char *message, PyObject *obj) {
+    #if PY_VERSION_HEX >= 0x030D0000
+        PyErr_FormatUnraisable("Exception ignored %s: %R", message, obj);
+    #else
+        _PyErr_WriteUnraisableMsg(message, obj);
+    #endif
+    }
+    """
+    void tio_write_unraisable(const char *message, PyObject *obj)
+    void PyErr_Restore(PyObject *tp, PyObject *value, PyObject *tb)
+
+
+cdef void report_unraisable(BaseException exc, const char *message, object obj) noexcept:
+    """Hand an exception nobody can catch to sys.unraisablehook, so it is
+    never silently dropped and never escapes into a worker or a sweep.
+    message reads after "Exception ignored ", e.g. "in tallyio's failure handler"."""
+    cdef object tp = type(exc)
+    cdef object tb = exc.__traceback__
+    # PyErr_Restore steals one reference of each
+    Py_INCREF(tp)
+    Py_INCREF(exc)
+    if tb is not None:
+        Py_INCREF(tb)
+        PyErr_Restore(<PyObject *>tp, <PyObject *>exc, <PyObject *>tb)
+    else:
+        PyErr_Restore(<PyObject *>tp, <PyObject *>exc, NULL)
+    tio_write_unraisable(message, <PyObject *>obj)
 
 
 cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
@@ -556,10 +604,15 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
     cdef tio_sched *s = w.sched
     hist_add(w.wait_hist, start - t.submit_tick)
     w.task_start_tick = start
+    # this record's slot was freed when it was popped: a blocked submitter
+    # may use it (it takes the GIL after this batch)
+    notify_room(s)
+    w.running_task = <PyObject *>task        # borrowed: the record owns a reference until below
     try:
         result = task.execute()
     except BaseException as exc:
         error = exc
+    w.running_task = NULL
     end = tio_ticks()
     hist_add(w.exec_hist, end - start)
     counter_add(&w.stats.busy_ticks, end - start)
@@ -579,9 +632,9 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
         elif result is core.failed:
             counter_add(&w.stats.failed, 1)
         elif result is core.cancel_marker:
-            counter_add(&w.stats.cancelled, 1)
             Py_DECREF(task)                      # the record's reference
             tio_pool_cache_free(&w.cache, t)
+            counter_add_release(&w.stats.cancelled, 1)
             return
         else:
             counter_add(&w.stats.failed, 1)
@@ -589,14 +642,31 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
                               f"expected a TaskResult or None")
     else:
         counter_add(&w.stats.failed, 1)
-    counter_add(&w.stats.processed, 1)
     Py_DECREF(task)                              # the record's reference
     tio_pool_cache_free(&w.cache, t)
     if error is not None and core.on_failure is not None:
         try:
             core.on_failure(task, error)
         except BaseException as exc:
-            _report_unraisable(exc, "Exception in tallyio's failure handler", core.on_failure)
+            report_unraisable(exc, "in tallyio's failure handler", core.on_failure)
+    # counted processed only now: join() returns once every task it waits
+    # for has finished, its error reporting included (release: join's
+    # acquire load sees everything above)
+    counter_add_release(&w.stats.processed, 1)
+
+
+cdef double timeout_seconds(object timeout) except -1.0:
+    """A timeout in seconds >= 0 (ints, floats, numpy numbers); a clear error otherwise."""
+    cdef double value
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise TypeError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
+    return value
 
 
 def _queue_full_error(str message):
@@ -1094,6 +1164,31 @@ cdef int spawn_record(tio_worker *w, tio_task *t) noexcept nogil:
     return TIO_OK
 
 
+cdef inline tio_worker *push_placed(tio_sched *s, tio_task *t, int priority, int node,
+                                    uint64_t *rng) noexcept nogil:
+    """Place and push a submitted record; on success count it, fence,
+    publish the band hint and wake a worker if needed.  NULL: every inbox of
+    its band is full (t was not queued).  Inline: it is the fast path."""
+    cdef tio_worker *w = push_with_overflow(s, choose_worker(s, node, rng), t)
+    if TIO_UNLIKELY(w == NULL):
+        return NULL
+    # relaxed RMW: a counter; stats() and join() read it
+    tio_atomic_fetch_add_u64_relaxed(&w.submitted, 1)
+    # the fence orders our push before the hint and idle-word loads (README)
+    tio_fence_seqcst()
+    publish_hint(w, <uint32_t>priority >> TIO_BAND_SHIFT)
+    notify_one(s, w)
+    return w
+
+
+cdef inline tio_task *taken_by_stopper(tio_worker *w, tio_task *t) noexcept nogil:
+    """The stopper took t out of w's queues: off w's load (RMW counters, as a
+    thief's: w may still be running)."""
+    tio_atomic_fetch_add_u64_relaxed(&w.out_tasks, 1)
+    tio_atomic_fetch_add_u64_relaxed(&w.out_us, t.est_us)
+    return t
+
+
 # ---- tick calibration ------------------------------------------------------------------
 
 cdef double _ns_per_tick = 0.0
@@ -1168,6 +1263,9 @@ cdef class SchedulerCore:
         tio_atomic_init_u32(&s.exited, 0)
         tio_atomic_init_u32(&s.go, 0)
         tio_atomic_init_u64(&s.wakeups, 0)
+        tio_atomic_init_u64(&s.stopper_cancelled, 0)
+        tio_atomic_init_u64(&s.room_waiters, 0)
+        tio_atomic_init_u32(&s.room_seq, 0)
         s.workers = <tio_worker **>calloc(n, sizeof(tio_worker *))
         s.node_first = <uint32_t *>calloc(nnodes + 1, sizeof(uint32_t))
         if s.workers == NULL or s.node_first == NULL:
@@ -1226,6 +1324,7 @@ cdef class SchedulerCore:
         self.default_duration = task_type.estimated_duration_us
         self.default_node = task_type.preferred_node
         self.cached_type = None
+        self.learned_types = {}
         self.submit_rng = 0x2545F4914F6CDD1DULL
 
     def __dealloc__(self):
@@ -1278,13 +1377,11 @@ cdef class SchedulerCore:
             tio_pool_free(self.s.pool, t)
 
     cdef tio_task *_take_any(self):
-        """Take any queued record from any worker (only when no worker runs)."""
+        """Take any queued record from any worker (only when no worker runs:
+        carries and stashes are worker-private)."""
         cdef tio_sched *s = self.s
         cdef tio_worker *w
-        cdef uint64_t item
-        cdef uint32_t i, b
-        cdef int st
-        cdef tio_task *t
+        cdef uint32_t i
         for i in range(s.nworkers):
             w = s.workers[i]
             if w == NULL:
@@ -1292,17 +1389,61 @@ cdef class SchedulerCore:
             if w.carry != NULL:
                 t = w.carry
                 w.carry = NULL
-                return t
+                return taken_by_stopper(w, t)
             if w.stash_count > 0:
-                return take_stash(w)
+                return taken_by_stopper(w, take_stash(w))
+        return self._take_shared()
+
+    cdef tio_task *_take_shared(self):
+        """Take a record from any worker's inbox or deque: safe while workers
+        still run (the inboxes are MPMC rings; on a deque we are a thief)."""
+        cdef tio_sched *s = self.s
+        cdef tio_worker *w
+        cdef uint64_t item
+        cdef uint32_t i, b
+        cdef int st
+        for i in range(s.nworkers):
+            w = s.workers[i]
+            if w == NULL:
+                continue
             if w.local != NULL:
                 st = tio_deque_steal(w.local, &item)
+                while st == TIO_RETRY:
+                    st = tio_deque_steal(w.local, &item)
                 if st == TIO_OK:
-                    return <tio_task *><uintptr_t>item
+                    return taken_by_stopper(w, <tio_task *><uintptr_t>item)
             for b in range(TIO_BANDS - 1, -1, -1):
                 if w.inbox[b] != NULL and tio_mpmc_pop(w.inbox[b], &item) == TIO_OK:
-                    return <tio_task *><uintptr_t>item
+                    return taken_by_stopper(w, <tio_task *><uintptr_t>item)
         return NULL
+
+    cdef void _cancel_record(self, tio_task *t, object on_cancel, list interrupted):
+        """Count t cancelled by the stopper and free it; ``on_cancel(task)``
+        for a Python task.  Safe while workers still run: only RMW counters
+        of the scheduler are touched.  A callback that raises is reported
+        (sys.unraisablehook) and the sweep goes on; a KeyboardInterrupt (a
+        Ctrl+C landing in a callback) is kept in ``interrupted`` for the
+        caller to re-raise once everything is settled."""
+        cdef tio_sched *s = self.s
+        cdef object task
+        if t.kind == TIO_TASK_PYTHON:
+            task = <object>t.arg
+            Py_DECREF(task)                  # the record's reference (task holds one)
+            tio_pool_free(s.pool, t)
+            if on_cancel is not None:
+                try:
+                    on_cancel(task)
+                except KeyboardInterrupt as exc:
+                    if interrupted:
+                        report_unraisable(exc, "while cancelling a tallyio task", on_cancel)
+                    else:
+                        interrupted.append(exc)
+                except BaseException as exc:
+                    report_unraisable(exc, "while cancelling a tallyio task", on_cancel)
+        else:
+            tio_pool_free(s.pool, t)
+        # acq_rel RMW: workers may run; join()'s acquire load sees the callback's effects
+        tio_atomic_fetch_add_u64_acqrel(&s.stopper_cancelled, 1)
 
     # ---- life cycle (driven by tallyio.scheduler.NumaScheduler) ----------------------
 
@@ -1369,6 +1510,9 @@ cdef class SchedulerCore:
             return
         if tio_atomic_load_u32_relaxed(&s.mode) < mode:
             tio_atomic_store_u32_seqcst(&s.mode, mode)
+        # submitters blocked on a full queue wake up and see the new mode
+        tio_atomic_fetch_add_u32_acqrel(&s.room_seq, 1)
+        tio_atomic_wake_u32(&s.room_seq, 0x7FFFFFFF)
         if self.forked:
             return      # no worker threads here; a parent's submitter may have been mid-gate
         with nogil:
@@ -1385,11 +1529,13 @@ cdef class SchedulerCore:
         """After every worker thread has ended: settle what is still queued.
         cancel: count each as cancelled (``on_cancel(task)`` for Python tasks);
         otherwise run it here (a task handed between workers while they left).
-        Returns (ran, cancelled)."""
+        Returns (ran, cancelled).  Whatever a callback raises, every record is
+        settled first; a KeyboardInterrupt from a callback is re-raised then."""
         cdef tio_sched *s = self.s
         cdef tio_task *t
         cdef tio_worker *w0
         cdef uint64_t ran = 0, cancelled = 0
+        cdef list interrupted = []
         if s == NULL or self.forked:
             return (0, 0)
         w0 = s.workers[0]
@@ -1399,112 +1545,254 @@ cdef class SchedulerCore:
                 break
             if cancel:
                 cancelled += 1
-                counter_add(&w0.stats.cancelled, 1)
-                account_done(w0, t)
-                if t.kind == TIO_TASK_PYTHON:
-                    task = <object>t.arg
-                    Py_DECREF(task)
-                    tio_pool_free(s.pool, t)
-                    if on_cancel is not None:
-                        try:
-                            on_cancel(task)
-                        except BaseException as exc:
-                            _report_unraisable(exc, "Exception while cancelling a task", on_cancel)
-                else:
-                    tio_pool_free(s.pool, t)
+                self._cancel_record(t, on_cancel, interrupted)
             else:
                 ran += 1
                 # the workers are gone: run on this thread, accounted to worker 0
                 if t.kind == TIO_TASK_NATIVE:
                     with nogil:
                         t.fn(t.arg)
-                    counter_add(&w0.stats.processed, 1)
                     counter_add(&w0.stats.succeeded, 1)
-                    account_done(w0, t)
+                    counter_add_release(&w0.stats.processed, 1)
                     tio_pool_free(s.pool, t)
                 else:
                     self._run_python_here(w0, t)
         publish_deq(w0)
+        if interrupted:
+            raise interrupted[0]
         return (ran, cancelled)
+
+    def cancel_queued(self, on_cancel):
+        """After close(cancel=True), while workers may still be running their
+        last task: cancel what waits in the inboxes and deques now (the
+        workers' private carry and stash are left to sweep()).  Returns how
+        many were cancelled; a KeyboardInterrupt from a callback is re-raised
+        once the queues are empty."""
+        cdef tio_task *t
+        cdef uint64_t cancelled = 0
+        cdef list interrupted = []
+        if self.s == NULL or self.forked or not self.started:
+            return 0
+        if tio_atomic_load_u32_acquire(&self.s.mode) != TIO_MODE_CANCEL:
+            raise RuntimeError("cancel_queued() needs close(cancel=True) first")
+        while True:
+            t = self._take_shared()
+            if t == NULL:
+                break
+            cancelled += 1
+            self._cancel_record(t, on_cancel, interrupted)
+        if interrupted:
+            raise interrupted[0]
+        return cancelled
 
     cdef void _run_python_here(self, tio_worker *w, tio_task *t):
         # run_python frees into w's cache; after the workers ended the cache
         # is ours, and flushing it returns the block to the pool
         tio_pool_cache_init(&w.cache, self.s.pool)
+        # taken_by_stopper already took t off the load; run_python's
+        # account_done counts it on w again: cancel that in w's private
+        # (unpublished) part, which is ours now that the workers ended
+        w.deq_tasks_local -= 1
+        w.deq_us_local -= t.est_us
         run_python(self, w, t)
         tio_pool_cache_flush(&w.cache, 0)
 
     # ---- submitting -------------------------------------------------------------------
 
-    def submit_task(self, task):
+    def submit_task(self, task, bint block=False, timeout=None):
         """Queue ``task`` (a tallyio.Task) on a worker; no Future.
 
         Raises TypeError for a non-Task, ValueError for a priority outside
-        0..255, QueueFullError when the chosen inbox and its overflow are full
-        (the task is then not accepted) and SchedulerNotRunningError before
-        start() or after stop()."""
+        0..255 and SchedulerNotRunningError when the scheduler does not accept
+        work.  A full queue (the chosen inbox and its overflow): with
+        ``block=False`` QueueFullError at once; with ``block=True`` wait
+        (without the GIL) until a slot frees, at most ``timeout`` seconds
+        (None: no limit), then QueueFullError.  Either way a task that raised
+        was not accepted."""
         cdef tio_sched *s = self.s
         cdef tio_task *t
-        cdef void *block = NULL
+        cdef void *block_ptr = NULL
         cdef tio_worker *w
-        cdef tio_worker *me
-        cdef int priority, node = -1, st
+        cdef tio_worker *me = <tio_worker *>tio_tls_worker
+        cdef int priority, duration, node = -1, st
+        cdef bint wants_node, called = False
         cdef uint64_t est
         cdef object tp = type(task)
+        if me != NULL and me.sched != s:
+            me = NULL                         # a worker of another scheduler: an ordinary submitter
         if TIO_UNLIKELY(not self.started or self.forked or
                         tio_atomic_load_u32_relaxed(&s.mode) != TIO_MODE_RUNNING):
-            self._raise_not_running()
+            self._check_accepting(me)
         if tp is not self.cached_type:
-            self._learn_type(tp)
-        # priority(): a constant unless the subclass overrides it
+            self._overrides_of(tp)
+            called = True                     # learning a type may run Python code, too
+        # read the one-entry cache at once, with no Python code in between:
+        # an override called below may let another thread re-fill it
         priority = self.cached_priority
+        duration = self.cached_duration
+        wants_node = self.cached_node
+        # the overrides run Python code: another thread, or a signal handler,
+        # may stop the scheduler meanwhile, so the mode is checked again below
         if priority < 0:
             priority = self._call_priority(task)
-        est = <uint64_t>self.cached_duration
-        if self.cached_duration < 0:
+            called = True
+        if duration < 0:
             est = self._call_duration(task)
-        if self.cached_node:
+            called = True
+        else:
+            est = <uint64_t>duration
+        if wants_node:
             node = self._call_node(task)
-        if TIO_UNLIKELY(tio_pool_cache_alloc(&self.submit_cache, &block) != TIO_OK):
-            raise_status(TIO_FULL, "NumaScheduler (no free task record)")
-        t = <tio_task *>block
-        t.fn = NULL
-        t.arg = <void *>task
-        t.submit_tick = tio_ticks()
-        t.est_us = <uint32_t>est
-        t.attempts = 0
-        t.priority = <uint8_t>priority
-        t.kind = TIO_TASK_PYTHON
-        Py_INCREF(task)                       # the record's reference (README: ownership)
-        me = <tio_worker *>tio_tls_worker
-        if me != NULL and me.sched == s:
-            # inside a task on one of our workers: its own deque / inbox
-            st = spawn_record(me, t)
+            called = True
+        # From here until the record is queued no Python code runs and the GIL
+        # is held: a stop() (whose close() stores the mode holding the GIL) is
+        # entirely before or entirely after us (README: "Stopping").
+        if called and TIO_UNLIKELY(tio_atomic_load_u32_relaxed(&s.mode) != TIO_MODE_RUNNING):
+            self._check_accepting(me)
+        if TIO_UNLIKELY(tio_pool_cache_alloc(&self.submit_cache, &block_ptr) != TIO_OK):
+            block_ptr = NULL
+        t = <tio_task *>block_ptr
+        if t != NULL:
+            t.fn = NULL
+            t.arg = <void *>task
+            t.submit_tick = tio_ticks()
+            t.est_us = <uint32_t>est
+            t.attempts = 0
+            t.priority = <uint8_t>priority
+            t.kind = TIO_TASK_PYTHON
+        if me != NULL:
+            # inside a task on one of our workers: its own deque / inbox.
+            # Never blocks: a worker waiting for room in its own queues waits forever.
+            if t == NULL:
+                raise_status(TIO_FULL, "NumaScheduler (no free task record)")
+            Py_INCREF(task)                   # the record's reference (README: ownership)
+            st = spawn_record(me, t)      # frees t itself when full
             if st != TIO_OK:
                 Py_DECREF(task)
-                raise_status(TIO_FULL, "NumaScheduler worker's own queues")
+                raise _queue_full_error(
+                    "NumaScheduler worker's own queues are full (a submit from inside a "
+                    "task never blocks: its worker would wait for itself)")
             return
-        w = push_with_overflow(s, choose_worker(s, node, &self.submit_rng), t)
-        if TIO_UNLIKELY(w == NULL):
+        if TIO_LIKELY(t != NULL):
+            Py_INCREF(task)                   # the record's reference (README: ownership)
+            w = push_placed(self.s, t, priority, node, &self.submit_rng)
+            if TIO_LIKELY(w != NULL):
+                return
             Py_DECREF(task)
-            tio_pool_cache_free(&self.submit_cache, t)
-            raise_status(TIO_FULL, f"NumaScheduler (every inbox of priority band {priority >> TIO_BAND_SHIFT})")
-        # relaxed RMW: a counter; stats() and join() read it
-        tio_atomic_fetch_add_u64_relaxed(&w.submitted, 1)
-        # the fence orders our push before the hint and idle-word loads (README)
-        tio_fence_seqcst()
-        publish_hint(w, <uint32_t>priority >> TIO_BAND_SHIFT)
-        notify_one(s, w)
+        if not block:
+            if t != NULL:
+                tio_pool_cache_free(&self.submit_cache, t)
+            raise _queue_full_error(
+                f"NumaScheduler is full (every inbox of priority band {priority >> TIO_BAND_SHIFT}); "
+                "submit_task(task, block=True) waits for room")
+        self._submit_waiting(task, t, priority, est, node, timeout)
+
+    cdef int _submit_waiting(self, object task, tio_task *t, int priority, uint64_t est,
+                             int node, object timeout) except -1:
+        """submit_task(block=True) on a full scheduler: wait for room.
+
+        Counted in room_waiters, the submitter reads room_seq, fences, retries
+        the push, and sleeps on room_seq (futex, GIL released) if it is still
+        full.  A worker that freed slots fences and bumps room_seq when it
+        sees a waiter (notify_room), so a wake-up is never lost; slices of at
+        most 20 ms honour Ctrl+C.  Every retry happens with the GIL held after
+        a mode check, so a stop() in between refuses the task instead of
+        losing it.  t may be NULL (no free record yet)."""
+        cdef tio_sched *s = self.s
+        cdef uint64_t deadline = 0, now, wait_ns
+        cdef uint32_t seq
+        cdef void *block_ptr = NULL
+        cdef double seconds = -1.0
+        cdef bint accepted = False
+        if timeout is not None:
+            seconds = timeout_seconds(timeout)
+            deadline = tio_now_ns() + <uint64_t>(seconds * 1e9)
+        # seq_cst RMW: in the seq_cst order before our fence (see notify_room)
+        tio_atomic_fetch_add_u64_seqcst(&s.room_waiters, 1)
+        try:
+            while True:
+                # acquire: pairs with notify_room's bump
+                seq = tio_atomic_load_u32_acquire(&s.room_seq)
+                tio_fence_seqcst()
+                if tio_atomic_load_u32_relaxed(&s.mode) != TIO_MODE_RUNNING:
+                    self._check_accepting(NULL)
+                if t == NULL and tio_pool_cache_alloc(&self.submit_cache, &block_ptr) == TIO_OK:
+                    t = <tio_task *>block_ptr
+                    t.fn = NULL
+                    t.arg = <void *>task
+                    t.est_us = <uint32_t>est
+                    t.attempts = 0
+                    t.priority = <uint8_t>priority
+                    t.kind = TIO_TASK_PYTHON
+                if t != NULL:
+                    t.submit_tick = tio_ticks()   # queue wait starts when it is queued
+                    Py_INCREF(task)               # the record's reference (README: ownership)
+                    if push_placed(self.s, t, priority, node, &self.submit_rng) != NULL:
+                        accepted = True
+                        return 0
+                    Py_DECREF(task)
+                now = tio_now_ns()
+                wait_ns = 20000000
+                if seconds >= 0:
+                    if now >= deadline:
+                        raise _queue_full_error(
+                            f"NumaScheduler stayed full for {seconds:g} s (every inbox of priority "
+                            f"band {priority >> TIO_BAND_SHIFT}); the task was not accepted")
+                    if deadline - now < wait_ns:
+                        wait_ns = deadline - now
+                with nogil:
+                    tio_atomic_wait_u32(&s.room_seq, seq, wait_ns)
+                check_signals()
+        finally:
+            tio_atomic_fetch_add_u64_seqcst(&s.room_waiters, <uint64_t>0 - 1)
+            if not accepted and t != NULL:
+                tio_pool_cache_free(&self.submit_cache, t)
+
+    cdef int _check_accepting(self, tio_worker *me) except -1:
+        """Raise unless the scheduler accepts work from this caller: running,
+        or draining and the caller is a task of one of its workers (spawned
+        work is part of the accepted work a drain finishes)."""
+        if self.started and not self.forked and me != NULL and \
+                tio_atomic_load_u32_relaxed(&self.s.mode) == TIO_MODE_DRAIN:
+            return 0
+        if self.started and not self.forked and \
+                tio_atomic_load_u32_relaxed(&self.s.mode) == TIO_MODE_RUNNING:
+            return 0
+        return self._raise_not_running()
+
+    cdef int _overrides_of(self, object tp) except -1:
+        """Fill the one-entry cache for tp, from the learned types or by
+        learning it.  The four fields are written with no Python code in
+        between, so a reader that saw cached_type see its own values."""
+        cdef tuple known = self.learned_types.get(tp)
+        if known is None:
+            self._learn_type(tp)
+            return 0
+        self.cached_priority = known[0]
+        self.cached_duration = known[1]
+        self.cached_node = known[2]
+        self.cached_type = tp
+        return 0
 
     cdef int _learn_type(self, object tp) except -1:
+        cdef int priority, duration
+        cdef bint node
         if not issubclass(tp, self.task_type):
             raise TypeError(f"submit_task() needs a tallyio.Task, got {tp.__name__} "
                             f"(use submit(fn, *args) for plain callables)")
         if tp.execute is self.default_execute:
             raise TypeError(f"{tp.__name__} does not override Task.execute()")
-        self.cached_priority = -1 if tp.priority is not self.default_priority else 0
-        self.cached_duration = -1 if tp.estimated_duration_us is not self.default_duration else 100
-        self.cached_node = tp.preferred_node is not self.default_node
+        # looked up into locals first: attribute lookups may run Python code
+        # (a metaclass, a descriptor) and let another submitter in
+        priority = -1 if tp.priority is not self.default_priority else 0
+        duration = -1 if tp.estimated_duration_us is not self.default_duration else 100
+        node = tp.preferred_node is not self.default_node
+        if len(self.learned_types) >= 256:
+            self.learned_types.clear()      # classes made on the fly must not pile up
+        self.learned_types[tp] = (priority, duration, node)
+        self.cached_priority = priority
+        self.cached_duration = duration
+        self.cached_node = node
         self.cached_type = tp
         return 0
 
@@ -1520,9 +1808,19 @@ cdef class SchedulerCore:
 
     cdef uint64_t _call_duration(self, object task) except? 0xFFFFFFFFFFFFFFFF:
         d = task.estimated_duration_us()
-        if isinstance(d, bool) or not isinstance(d, (int, float)):
-            raise TypeError(f"{type(task).__name__}.estimated_duration_us() returned {d!r}; "
-                            "expected a number of microseconds >= 0")
+        if type(d) is not int and type(d) is not float:
+            # numpy integers and floats (and any other int-like) count as a Python int / float would
+            if isinstance(d, bool):
+                d = None
+            elif hasattr(d, "__index__"):
+                d = d.__index__()
+            elif isinstance(d, float) or isinstance(d, numbers.Real):
+                d = float(d)
+            else:
+                d = None
+            if d is None:
+                raise TypeError(f"{type(task).__name__}.estimated_duration_us() returned "
+                                f"{task.estimated_duration_us()!r}; expected a number of microseconds >= 0")
         if not (d >= 0):
             raise ValueError(f"{type(task).__name__}.estimated_duration_us() returned {d}; "
                              "expected a number of microseconds >= 0")
@@ -1542,14 +1840,22 @@ cdef class SchedulerCore:
         return idx
 
     cdef int _raise_not_running(self) except -1:
+        from tallyio.errors import SchedulerNotRunningError
+        cdef uint32_t mode = tio_atomic_load_u32_relaxed(&self.s.mode)
         if self.forked:
-            from tallyio.errors import SchedulerNotRunningError
             raise SchedulerNotRunningError(
                 f"this NumaScheduler was inherited by a forked child process (pid {os.getpid()}); "
                 "its workers do not exist here: create a new scheduler in the child")
-        if tio_atomic_load_u32_relaxed(&self.s.mode) != TIO_MODE_RUNNING:
-            raise_status(TIO_CLOSED, "NumaScheduler (stopped)")
-        raise_status(TIO_CLOSED, "NumaScheduler (not started: call start())")
+        if not self.started and mode == TIO_MODE_RUNNING:
+            raise SchedulerNotRunningError("NumaScheduler is not running (not started: call start())")
+        if self.started and tio_atomic_load_u32_acquire(&self.s.exited) < self.s.nworkers:
+            if mode == TIO_MODE_DRAIN:
+                raise SchedulerNotRunningError(
+                    "NumaScheduler is not running (stopping: it is draining the tasks it accepted "
+                    "and takes new work only from those tasks)")
+            raise SchedulerNotRunningError(
+                "NumaScheduler is not running (stopping: it is cancelling its queued tasks)")
+        raise SchedulerNotRunningError("NumaScheduler is not running (stopped)")
 
     # ---- reading (stats, balancer) ----------------------------------------------------
 
@@ -1613,7 +1919,9 @@ cdef class SchedulerCore:
             "retried": tio_atomic_load_u64_relaxed(&w.stats.retried),
             "stolen": tio_atomic_load_u64_relaxed(&w.stats.stolen),
             "steal_attempts": tio_atomic_load_u64_relaxed(&w.stats.steal_attempts),
-            "cancelled": tio_atomic_load_u64_relaxed(&w.stats.cancelled),
+            # the stopper's cancellations are shown on worker 0's row
+            "cancelled": tio_atomic_load_u64_relaxed(&w.stats.cancelled)
+                         + (tio_atomic_load_u64_relaxed(&self.s.stopper_cancelled) if i == 0 else 0),
             "migrated": tio_atomic_load_u64_relaxed(&w.stats.migrated),
             "busy_ns": int(tio_atomic_load_u64_relaxed(&w.stats.busy_ticks) * self.s.ns_per_tick),
         }
@@ -1646,6 +1954,31 @@ cdef class SchedulerCore:
     def select_worker(self, int node_index):
         """The worker the balancer would choose now (node_index -1: any)."""
         return choose_worker(self.s, node_index, &self.submit_rng)
+
+    def outstanding(self):
+        """Tasks submitted (or spawned) and not yet finished or cancelled."""
+        cdef uint64_t sub = 0, done = 0
+        cdef uint32_t i
+        cdef tio_worker *w
+        for i in range(self.s.nworkers):
+            w = self.s.workers[i]
+            sub += tio_atomic_load_u64_acquire(&w.submitted) + tio_atomic_load_u64_acquire(&w.spawned)
+            done += tio_atomic_load_u64_acquire(&w.stats.processed) + tio_atomic_load_u64_acquire(&w.stats.cancelled)
+        done += tio_atomic_load_u64_acquire(&self.s.stopper_cancelled)
+        return int(sub - done) if sub > done else 0
+
+    def running_tasks(self):
+        """[(worker index, task)] for the Python tasks inside execute() now.
+        Read with the GIL held, as running_task is written: each task is
+        alive (its record holds a reference until the field is cleared)."""
+        cdef uint32_t i
+        cdef tio_worker *w
+        out = []
+        for i in range(self.s.nworkers):
+            w = self.s.workers[i]
+            if w != NULL and w.running_task != NULL:
+                out.append((i, <object>w.running_task))
+        return out
 
     def wait_idle(self, double timeout):
         """Block (without the GIL) until every submitted task finished or was
@@ -1687,6 +2020,8 @@ cdef class SchedulerCore:
             # acquire: pairs with nothing in particular; counts only
             sub += tio_atomic_load_u64_acquire(&w.submitted) + tio_atomic_load_u64_acquire(&w.spawned)
             done += tio_atomic_load_u64_acquire(&w.stats.processed) + tio_atomic_load_u64_acquire(&w.stats.cancelled)
+        # acquire: pairs with the stopper's acq_rel count in _cancel_record
+        done += tio_atomic_load_u64_acquire(&self.s.stopper_cancelled)
         return done >= sub
 
 
