@@ -12,8 +12,10 @@ from tallyio.errors import (
     ConfigError,
     PoolExhaustedError,
     QueueFullError,
+    ResourceLimitError,
     RoleError,
     SchedulerNotRunningError,
+    SchedulerTimeoutError,
     TallyioError,
 )
 try:
@@ -34,7 +36,6 @@ from tallyio.config import SchedulerConfig
 from tallyio.balancer import Load, LoadBalancer
 from tallyio.stats import SchedulerStats
 from tallyio.scheduler import NumaScheduler
-
 
 
 def get_include() -> str:
@@ -77,4 +78,6 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    "SchedulerTimeoutError",
+    "ResourceLimitError",
 ]
