@@ -99,8 +99,6 @@ class RecordType(enum.IntEnum):
     ENGINE_EVENT = 5      #: engine lifecycle and state changes (start, stop, breaker trips, ...)
     ACTION = 6            #: an action a strategy decided (what the executor was asked to do)
     EXECUTION_RESULT = 7  #: what became of an action (sent, mined, reverted, dropped)
-    CHECKPOINT = 8        #: a checkpoint was published; payload = its sequence number (u64)
-    STATE_UPDATE = 9      #: a write to the global state (table, index, record bytes)
 
 
 class Record(NamedTuple):
