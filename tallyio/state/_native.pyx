@@ -306,12 +306,7 @@ cdef inline object _decode(int kind, uint64_t u):
 
 cdef class _Table:
     """Python-edge metadata of one table (ids, words, dtype, field kinds)."""
-    cdef public uint32_t table_id
-    cdef public uint32_t record_words
-    cdef public uint64_t capacity
-    cdef public str name
-    cdef public object dtype
-    cdef public dict fields          # name -> (word, kind code)
+    pass
 
 
 # ---- GlobalState ------------------------------------------------------------------
@@ -333,18 +328,6 @@ cdef class GlobalState:
     >>> st.get("pnl", 0, "eth"), int(st.view("pnl")["trades"][0])
     (0.5, 1)
     """
-    cdef tio_state st
-    cdef readonly object layout
-    cdef dict _tables
-    cdef list _table_list
-    cdef list _locals
-    cdef tio_local **_local_ptrs
-    cdef uint64_t _nlocals
-    cdef uint32_t _counters_table
-    cdef tio_role _writer
-    cdef uint64_t _scratch[256]
-    cdef Py_ssize_t _buf_shape[1]
-    cdef Py_ssize_t _buf_strides[1]
 
     def __cinit__(self, layout):
         cdef uint64_t b, nb
@@ -602,7 +585,6 @@ cdef inline uint64_t _read_word(const uint64_t *rec, uint32_t word) noexcept nog
         tio_cpu_relax()
 
 
-@cython.final
 cdef class FieldReader:
     """``reader(index)``: one field of one record, read through the seqlock.
 
@@ -613,12 +595,6 @@ cdef class FieldReader:
     >>> nonce(1), nonce(0)
     (42, 0)
     """
-    cdef object state            # keeps the buffer alive
-    cdef uint64_t *base
-    cdef uint64_t capacity
-    cdef uint32_t record_words
-    cdef uint32_t word
-    cdef int kind
 
     def __call__(self, Py_ssize_t index):
         if <uint64_t>index >= self.capacity:
@@ -647,10 +623,6 @@ cdef class LocalState:
     >>> st.merge(), st.get("pools", 1, "r0"), st.get("counters", 2, "value")
     (2, 99, 5)
     """
-    cdef tio_local l
-    cdef GlobalState owner
-    cdef readonly object scratch
-    cdef tio_role _role
 
     def __cinit__(self, GlobalState owner, int counters, int capacity, int scratch_bytes):
         self.l.ops = NULL
@@ -741,19 +713,6 @@ _SLOT_HEADER = struct.Struct("<IIQQQQIIII")          # 56 bytes, + pad, u32 crc 
 _POLICY_CODES = {"none": 0, "async": 1, "sync": 2}
 
 
-cdef packed struct tio_slot_header:
-    uint32_t magic
-    uint32_t layout_version
-    uint64_t seq
-    uint64_t journal_seq
-    uint64_t ts_ns
-    uint64_t state_nbytes
-    uint32_t hooks_len
-    uint32_t hooks_crc
-    uint32_t table_crc
-    uint32_t nblocks
-    uint32_t reserved
-    uint32_t header_crc
 
 
 cdef inline uint64_t _page_up(uint64_t n) noexcept nogil:
@@ -944,16 +903,6 @@ cdef class CheckpointFile:
     (1, 5, {'arb': b'x'}, 7)
     >>> ck2.close()
     """
-    cdef tio_ckpt c
-    cdef GlobalState state
-    cdef readonly object path
-    cdef readonly str policy
-    cdef int _fd
-    cdef int _lock_fd
-    cdef object _sync_thread
-    cdef bint _closed
-    cdef uint64_t _nblocks
-    cdef uint64_t _block_size
 
     def __cinit__(self, path, GlobalState state, *, str policy="none", hooks_capacity=65536):
         self.c.map = NULL
