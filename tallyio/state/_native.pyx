@@ -1145,7 +1145,21 @@ cdef class CheckpointFile:
 
     @property
     def size(self):
+        """File size in bytes (fixed at creation)."""
         return self.c.map_len
+
+    def offsets(self):
+        """Where things are in the file (for tools and tests): each slot's
+        start, and inside a slot the block table, the data and the hooks."""
+        return {"slot0": self.c.slot_off[0], "slot1": self.c.slot_off[1],
+                "slot_len": self.c.slot_len, "table": self.c.table_off,
+                "data": self.c.data_off, "hooks": self.c.hooks_off,
+                "block_size": self._block_size}
+
+    @property
+    def active_slot(self):
+        """The slot holding the newest checkpoint (-1: none yet)."""
+        return self.c.active
 
     def _sync_loop(self):
         cdef tio_ckpt *c = &self.c
