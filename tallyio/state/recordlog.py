@@ -314,9 +314,9 @@ class RecordWriter:
         head = os.pread(self._fd, HEADER_SIZE, 0)
         self._first_seq = _check_header(head, str(self.path))
         if size < HEADER_SIZE + 8:
-            self._grow_to(HEADER_SIZE + self.chunk_size, size)
+            self._grow_to(HEADER_SIZE + self._first_chunk(), size)
             size = os.fstat(self._fd).st_size
-        self._capacity = size
+        self._set_capacity(size)
         self._mm = mmap.mmap(self._fd, size)
         end, next_seq = HEADER_SIZE, self._first_seq
         for off, _t, _f, _l, seq, _ts, rsize in _scan(self._mm, size, self._first_seq):
@@ -345,7 +345,7 @@ class RecordWriter:
         try:
             try:
                 os.write(fd, bytes(head))
-                os.posix_fallocate(fd, HEADER_SIZE, self.chunk_size)
+                os.posix_fallocate(fd, HEADER_SIZE, self._first_chunk())
                 if self.flush_policy != "none":
                     os.fsync(fd)
             except OSError as exc:
@@ -359,6 +359,11 @@ class RecordWriter:
         os.rename(tmp, self.path)
         if self.flush_policy != "none":
             _fsync_dir(self.path.parent)
+
+    def _first_chunk(self) -> int:
+        if self.max_file_size is None:
+            return self.chunk_size
+        return min(self.chunk_size, self.max_file_size - HEADER_SIZE)
 
     def _grow_to(self, new_size: int, old_size: int) -> None:
         try:
@@ -399,7 +404,9 @@ class RecordWriter:
             raise ValueError(f"ts must be an int in 0..2**64-1 nanoseconds, got {ts!r}")
         rsize = _record_size(length)
         off = self._off
-        if off + rsize > self._capacity:
+        if off + rsize > self._limit:
+            # slow path: seal the file when it would pass max_file_size (unless
+            # the record alone is that big), grow it when the record does not fit
             if (self.max_file_size is not None and off > HEADER_SIZE
                     and off + rsize > self.max_file_size):
                 self._rotate()
@@ -417,13 +424,19 @@ class RecordWriter:
         self._next_seq = seq + 1
         return seq
 
+    def _set_capacity(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._limit = capacity if self.max_file_size is None else min(capacity, self.max_file_size)
+
     def _grow(self, need: int) -> None:
         new_size = max(self._capacity + self.chunk_size, (need + self.chunk_size - 1) // self.chunk_size * self.chunk_size)
+        if self.max_file_size is not None:
+            new_size = min(new_size, max(self.max_file_size, need))
         with self._map_lock:
             self._grow_to(new_size, self._capacity)
             self._mm.close()
             self._mm = mmap.mmap(self._fd, new_size)
-            self._capacity = new_size
+            self._set_capacity(new_size)
 
     def _rotate(self) -> None:
         """Seal the active file (trimmed to its records, synced by policy,
@@ -441,7 +454,7 @@ class RecordWriter:
             os.rename(self.path, f"{self.path}.{self._first_seq:020d}")
             self._create_segment(self._next_seq)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-            self._capacity = os.fstat(self._fd).st_size
+            self._set_capacity(os.fstat(self._fd).st_size)
             self._mm = mmap.mmap(self._fd, self._capacity)
             self._first_seq = self._next_seq
             self._off = HEADER_SIZE

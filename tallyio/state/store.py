@@ -79,7 +79,8 @@ class StateStore:
                  apply: Callable[[GlobalState, Record], None], *, policy: str = "none",
                  every_events: int = 1000, every_ms: float = 50.0,
                  strategies: Iterable[CheckpointHooks] = (), hooks_capacity: int = 1 << 16,
-                 journal_max_file_size: Optional[int] = 64 << 20) -> None:
+                 journal_max_file_size: Optional[int] = 64 << 20,
+                 journal_chunk_size: int = 1 << 20) -> None:
         if not callable(apply):
             raise TypeError(f"apply must be callable, got {type(apply).__name__}")
         if not isinstance(every_events, int) or every_events < 1:
@@ -100,7 +101,8 @@ class StateStore:
         try:
             info = self._ckpt.restore()
             self.journal = RecordWriter(self.directory / "journal.tlog", flush_policy=policy,
-                                        max_file_size=journal_max_file_size)
+                                        max_file_size=journal_max_file_size,
+                                        chunk_size=journal_chunk_size)
         except BaseException:
             self._ckpt.close()
             raise
