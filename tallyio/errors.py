@@ -25,6 +25,7 @@ __all__ = [
     "StorageFullError",
     "ReadOnlyStateError",
     "LayoutMismatchError",
+    "JournalApplyError",
 ]
 
 
@@ -93,3 +94,9 @@ class ReadOnlyStateError(TallyioError, PermissionError):
 class LayoutMismatchError(TallyioError, ValueError):
     """A checkpoint holds a state layout (same version) whose size or field
     table differs from the one the caller declared."""
+
+
+class JournalApplyError(TallyioError, RuntimeError):
+    """An event was journaled but ``apply`` raised, so the state no longer
+    matches the journal: the store refuses further records and checkpoints;
+    reopen it (the journal is replayed) once ``apply`` is fixed."""

@@ -109,3 +109,57 @@ def test_bad_arguments_and_second_store(tmp_path):
         store.record(RecordType.ENGINE_EVENT, b"\x07")
     with StateStore(tmp_path, LAYOUT, apply) as again:
         assert again.state.get("acc", 7, "sum") == 7
+
+
+def test_hand_the_writer_role_to_the_engine_thread(tmp_path):
+    import threading
+
+    from tallyio.errors import RoleError
+    store = StateStore(tmp_path, LAYOUT, apply)          # opened (and restored) on this thread
+    out = []
+
+    def engine():
+        try:
+            store.record(RecordType.ENGINE_EVENT, b"\x01")
+        except RoleError:
+            out.append("refused")
+        store.claim_writer()
+        store.record(RecordType.ENGINE_EVENT, b"\x02")
+        store.checkpoint()
+        out.append(store.state.get("acc", 2, "sum"))
+
+    t = threading.Thread(target=engine)
+    t.start()
+    t.join()
+    assert out == ["refused", 2]
+    # the refused event was not journaled
+    store.claim_writer()
+    store.abandon()
+    again = StateStore(tmp_path, LAYOUT, apply)
+    assert again.state.get("acc", 1, "sum") == 0 and again.state.get("acc", 2, "sum") == 2
+    assert again.recovery.last_journal_seq == 1
+    again.close()
+
+
+def test_apply_that_raises_poisons_the_store_until_reopened(tmp_path):
+    from tallyio.errors import JournalApplyError
+    calls = []
+
+    def picky(state, rec):
+        calls.append(rec.seq)
+        if rec.payload == b"bad" and len(calls) < 3:
+            raise ValueError("cannot decode")
+        apply(state, rec)
+
+    store = StateStore(tmp_path, LAYOUT, picky, every_events=1)
+    store.record(RecordType.ENGINE_EVENT, b"\x01")
+    with pytest.raises(JournalApplyError, match="journal record 2 .* ValueError: cannot decode"):
+        store.record(RecordType.ENGINE_EVENT, b"bad")
+    with pytest.raises(JournalApplyError):
+        store.record(RecordType.ENGINE_EVENT, b"\x02")
+    with pytest.raises(JournalApplyError):
+        store.checkpoint()
+    store.close()                               # no checkpoint of the inconsistent state
+    again = StateStore(tmp_path, LAYOUT, picky)  # replays record 2 (picky accepts it now)
+    assert again.recovery.checkpoint_journal_seq == 1 and again.recovery.replayed == 1
+    again.close()

@@ -29,7 +29,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_u32, tio_atomic_ini
                                   tio_atomic_load_u32_relaxed, tio_atomic_store_u32_release,
                                   tio_atomic_fetch_add_u32_acqrel, tio_atomic_wait_u32,
                                   tio_atomic_wake_u32, tio_aligned_calloc, tio_aligned_free,
-                                  tio_role, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
+                                  tio_role, PyThread_get_thread_ident, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
 from tallyio._ext.spsc cimport tio_spsc_new, tio_spsc_free, tio_spsc_pop_many
 from tallyio._ext.status cimport role_claim
 
@@ -438,7 +438,15 @@ cdef class GlobalState:
 
     # ---- writer ------------------------------------------------------------------------
     def claim_writer(self):
-        """Make the calling thread the writer (the previous one must have exited)."""
+        """Make the calling thread the writer, taking the role over from the
+        thread that held it. The caller guarantees the previous writer has
+        stopped writing and that the hand-over is ordered (a thread start, a
+        join, a queue): two writers at once break the seqlock."""
+        self._writer.ident = PyThread_get_thread_ident()
+
+    def check_writer(self):
+        """Claim the writer role for the calling thread if nobody holds it;
+        RoleError if another live thread does. Changes nothing else."""
         role_claim(&self._writer, "GlobalState writer")
 
     def write(self, table, index, **fields):
@@ -491,10 +499,9 @@ cdef class GlobalState:
         """Writer: apply every LocalState's queued updates and fold their
         counters; returns how many changes were applied."""
         role_claim(&self._writer, "GlobalState writer")
-        cdef uint64_t n
-        with nogil:
-            n = tio_state_merge(&self.st, self._local_ptrs, self._nlocals, self._counters_table)
-        return n
+        # with the GIL held: local() may grow the array of LocalStates, and it
+        # runs under the GIL, so the array cannot change under this merge
+        return tio_state_merge(&self.st, self._local_ptrs, self._nlocals, self._counters_table)
 
     def mark_all_dirty(self):
         """Make the next checkpoint into each slot a full copy."""
@@ -624,7 +631,7 @@ cdef class LocalState:
     (2, 99, 5)
     """
 
-    def __cinit__(self, GlobalState owner, int counters, int capacity, int scratch_bytes):
+    def __cinit__(self, GlobalState owner not None, int counters, int capacity, int scratch_bytes):
         self.l.ops = NULL
         self.l.counters = NULL
         self.l.folded = NULL
@@ -904,7 +911,7 @@ cdef class CheckpointFile:
     >>> ck2.close()
     """
 
-    def __cinit__(self, path, GlobalState state, *, str policy="none", hooks_capacity=65536):
+    def __cinit__(self, path, GlobalState state not None, *, str policy="none", hooks_capacity=65536):
         self.c.map = NULL
         self._fd = -1
         self._lock_fd = -1

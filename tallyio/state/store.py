@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Protocol, Union
 
+from tallyio.errors import JournalApplyError
 from tallyio.state._native import CheckpointFile, GlobalState
 from tallyio.state.layout import StateLayout
 from tallyio.state.recordlog import Record, RecordReader, RecordType, RecordWriter
@@ -125,6 +126,13 @@ class StateStore:
         self._events = 0
         self._last_ns = time.monotonic_ns()
         self._closed = False
+        self._broken: Optional[JournalApplyError] = None
+
+    def claim_writer(self) -> None:
+        """Make the calling thread the one that records and checkpoints (e.g.
+        the engine thread, after the store was opened on another one). The
+        hand-over must be ordered (a thread start, a queue)."""
+        self.state.claim_writer()
 
     @property
     def checkpoint_seq(self) -> int:
@@ -136,10 +144,20 @@ class StateStore:
         returns the event's journal sequence number. Once this returns the
         event survives a crash of the process (policy ``none``) or a power
         loss (after the next ``sync``)."""
+        if self._broken is not None:
+            raise self._broken
+        self.state.check_writer()        # before journaling: a refused event is not in the journal
         if ts is None:
             ts = time.time_ns()
         seq = self.journal.append(rtype, payload, ts)
-        self.apply(self.state, Record(rtype, 0, seq, ts, bytes(payload)))
+        try:
+            self.apply(self.state, Record(rtype, 0, seq, ts, bytes(payload)))
+        except BaseException as exc:
+            self._broken = JournalApplyError(
+                f"journal record {seq} (type {rtype}) is journaled but apply() raised "
+                f"{type(exc).__name__}: {exc}; the state no longer matches the journal, so this "
+                f"store takes no more records or checkpoints: reopen it to replay the journal")
+            raise self._broken from exc
         self._events += 1
         if self._events >= self.every_events or time.monotonic_ns() - self._last_ns >= self.every_ns:
             self.checkpoint()
@@ -149,6 +167,8 @@ class StateStore:
         """Merge the workers' LocalStates, then checkpoint the state (with the
         strategies' hooks); returns the checkpoint's sequence number, 0 when
         the async policy deferred it."""
+        if self._broken is not None:
+            raise self._broken
         self.state.merge()
         hooks: Dict[str, bytes] = {}
         for strategy in self.strategies:
@@ -167,7 +187,8 @@ class StateStore:
         if self._closed:
             return
         try:
-            self.checkpoint()
+            if self._broken is None:
+                self.checkpoint()
         finally:
             self.abandon()
 
