@@ -1083,11 +1083,18 @@ cdef class CheckpointFile:
         self._check_open()
         role_claim(&self.state._writer, "GlobalState writer")
         cdef tio_slot_header hdrs[2]
-        reasons = [self._validate(0, &hdrs[0]), self._validate(1, &hdrs[1])]
-        cdef int best = -1, s
-        for s in range(2):
-            if reasons[s] is None and (best < 0 or hdrs[s].seq > hdrs[best].seq):
+        cdef int best = -1, s, first
+        # validate the slot whose header claims the higher sequence first; the
+        # other one (a full pass over its data) only if that one fails
+        memcpy(&hdrs[0], self.c.map + self.c.slot_off[0], sizeof(tio_slot_header))
+        memcpy(&hdrs[1], self.c.map + self.c.slot_off[1], sizeof(tio_slot_header))
+        first = 1 if hdrs[1].seq > hdrs[0].seq else 0
+        reasons = [None, None]
+        for s in (first, 1 - first):
+            reasons[s] = self._validate(s, &hdrs[s])
+            if reasons[s] is None:
                 best = s
+                break
         if best < 0:
             if reasons == ["empty", "empty"]:
                 return None
