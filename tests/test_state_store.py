@@ -163,3 +163,39 @@ def test_apply_that_raises_poisons_the_store_until_reopened(tmp_path):
     again = StateStore(tmp_path, LAYOUT, picky)  # replays record 2 (picky accepts it now)
     assert again.recovery.checkpoint_journal_seq == 1 and again.recovery.replayed == 1
     again.close()
+
+
+def test_journal_shorter_than_checkpoint_continues_after_it(tmp_path):
+    """What a power loss can leave under policy async: the checkpoint on disk,
+    the journal's unsynced tail not. Simulated by cutting the journal."""
+    store = StateStore(tmp_path, LAYOUT, apply, every_events=10**9, every_ms=3600_000)
+    offsets = []
+    for v in range(1, 11):
+        offsets.append(store.journal._off)
+        store.record(RecordType.ENGINE_EVENT, bytes([v]))
+    store.checkpoint()
+    store.abandon()
+    journal = tmp_path / "journal.tlog"
+    with open(journal, "r+b") as f:
+        f.truncate(offsets[5])                       # records 6..10 lost
+    again = StateStore(tmp_path, LAYOUT, apply)
+    assert again.recovery.checkpoint_journal_seq == 10 and again.recovery.replayed == 0
+    assert again.journal.next_seq == 11
+    assert again.record(RecordType.ENGINE_EVENT, bytes([11])) == 11
+    again.abandon()
+    third = StateStore(tmp_path, LAYOUT, apply)
+    assert third.recovery.replayed == 1 and third.recovery.last_journal_seq == 11
+    assert _state_of(third) == _expected(list(range(1, 12)))
+    third.close()
+
+
+def test_tick_checkpoints_merged_worker_updates_without_events(tmp_path):
+    store = StateStore(tmp_path, LAYOUT, apply, every_ms=1)
+    loc = store.state.local(counters=1)
+    loc.count(0, 9)
+    time.sleep(0.01)
+    assert store.tick() == 1
+    store.abandon()
+    again = StateStore(tmp_path, LAYOUT, apply)
+    assert again.state.get("counters", 0, "value") == 9
+    again.close()

@@ -447,9 +447,12 @@ class RecordWriter:
             self._mm = mmap.mmap(self._fd, new_size)
             self._set_capacity(new_size)
 
-    def _rotate(self) -> None:
+    def _rotate(self, next_first: Optional[int] = None) -> None:
         """Seal the active file (trimmed to its records, synced by policy,
-        renamed PATH.<first_seq>) and start a new one."""
+        renamed PATH.<first_seq>) and start a new one (at next_first, default
+        the next sequence number)."""
+        if next_first is None:
+            next_first = self._next_seq
         with self._map_lock:
             if self.flush_policy != "none":
                 self._mm.flush()
@@ -461,11 +464,11 @@ class RecordWriter:
             os.close(self._fd)
             self._fd = -1
             os.rename(self.path, f"{self.path}.{self._first_seq:020d}")
-            self._create_segment(self._next_seq)
+            self._create_segment(next_first)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
             self._set_capacity(os.fstat(self._fd).st_size)
             self._mm = mmap.mmap(self._fd, self._capacity)
-            self._first_seq = self._next_seq
+            self._first_seq = next_first
             self._off = HEADER_SIZE
             self._synced_off = HEADER_SIZE
 
@@ -496,6 +499,36 @@ class RecordWriter:
                 self._flusher = _Flusher(self)
                 self._flusher.start()
             self._flusher.request()
+
+    def skip_to(self, seq: int) -> None:
+        """Continue the log at sequence ``seq`` (> next_seq - 1) in a new
+        segment. For a store whose checkpoint is ahead of a journal that lost
+        its unsynced tail in a power loss (flush policy "async"): the records
+        in between are in the checkpoint, not in the log, and a reader from
+        ``seq`` on never meets the gap."""
+        if self._closed:
+            raise ValueError(f"{self.path}: the record log is closed")
+        if not isinstance(seq, int) or seq < self._next_seq:
+            raise ValueError(f"skip_to({seq!r}): must be >= next_seq ({self._next_seq})")
+        if seq == self._next_seq:
+            return
+        if self._off > HEADER_SIZE:
+            self._rotate(seq)
+        else:
+            # the active file has no record: rewrite its header in place (PATH.tmp + rename)
+            with self._map_lock:
+                self._mm.close()
+                self._mm = None
+                os.close(self._fd)
+                self._fd = -1
+                self._create_segment(seq)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                self._set_capacity(os.fstat(self._fd).st_size)
+                self._mm = mmap.mmap(self._fd, self._capacity)
+                self._first_seq = seq
+                self._off = HEADER_SIZE
+                self._synced_off = HEADER_SIZE
+        self._next_seq = seq
 
     def remove_before(self, seq: int) -> int:
         """Delete sealed segments holding only records older than ``seq``

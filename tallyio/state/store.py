@@ -114,6 +114,11 @@ class StateStore:
                 prefix = strategy.name + "/"
                 strategy.on_load({k[len(prefix):]: v for k, v in info.hooks.items()
                                   if k.startswith(prefix)})
+        if self.journal.next_seq <= ckpt_jseq:
+            # a power loss took journal records the checkpoint already holds
+            # (policy "async" syncs the two files independently): continue the
+            # journal after the checkpoint; those records live in the state only
+            self.journal.skip_to(ckpt_jseq + 1)
         replayed = 0
         last = ckpt_jseq
         if self.journal.next_seq - 1 > ckpt_jseq:
@@ -163,6 +168,15 @@ class StateStore:
             self.checkpoint()
         return seq
 
+    def tick(self) -> int:
+        """Checkpoint if ``every_ms`` has passed since the last one (call it
+        from the writer's loop when no events arrive, so the workers' merged
+        updates are checkpointed too); returns the checkpoint's sequence
+        number or 0."""
+        if time.monotonic_ns() - self._last_ns >= self.every_ns:
+            return self.checkpoint()
+        return 0
+
     def checkpoint(self) -> int:
         """Merge the workers' LocalStates, then checkpoint the state (with the
         strategies' hooks); returns the checkpoint's sequence number, 0 when
@@ -175,7 +189,9 @@ class StateStore:
             for key, value in strategy.on_save().items():
                 hooks[f"{strategy.name}/{key}"] = value
         if self.policy != "none":
-            self.journal.flush("sync")
+            # sync: the journal is on disk before the checkpoint that covers it;
+            # async: both are msynced off this thread (see skip_to on open)
+            self.journal.flush(self.policy)
         seq = self._ckpt.checkpoint(self.journal.next_seq - 1, hooks or None)
         if seq:
             self._events = 0
