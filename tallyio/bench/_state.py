@@ -1,7 +1,8 @@
 """The ``state`` group: merge + A/B checkpoint of a 64 KiB state against
 py-lmdb and sqlite3 (WAL) writing the same 64 KiB at the same durability, a
 checkpoint after a few reserve updates, seqlock reads from C and Python, the
-record log's append, and the recovery of a 64 MiB state.
+record log's append, and the recovery of a 64 MiB state. Owns only the
+temporary directories it creates (and removes).
 
 Durability pairs: checkpoint policy ``none`` (survives a crash of the
 process, not of the machine) against LMDB ``sync=False`` and sqlite
