@@ -26,7 +26,7 @@ LAYOUT = StateLayout(1, {
     "pools": ([("r0", "u8"), ("block", "u8"), ("delta", "i8")], 64),
     "counters": ([("value", "u8")], 4),
 })
-PROGRESS = struct.Struct("<QQQ")          # events committed, checkpoint committed, pid
+PROGRESS = struct.Struct("<QQQQ")         # events committed, checkpoint committed, pid, ready pid
 
 
 def _value(seq: int) -> int:
@@ -75,9 +75,14 @@ def _open(directory, every):
                       journal_max_file_size=32 * 1024, journal_chunk_size=8192)
 
 
+def _ready(progress_path) -> int:
+    with open(progress_path, "rb") as f:
+        return PROGRESS.unpack(f.read())[3]
+
+
 def _child(directory, progress_path, every):
     """Runs in the forked child until SIGKILL: record events, publish progress
-    (after each record() returns) in a shared mapping."""
+    (after each record() returns) in a shared mapping, and when its open is done."""
     code = 1
     try:
         fd = os.open(progress_path, os.O_RDWR)
@@ -87,6 +92,7 @@ def _child(directory, progress_path, every):
         progress = np.frombuffer(mm, dtype=np.uint64)
         store = _open(directory, every)
         pid = os.getpid()
+        progress[3] = pid                      # open (restore + replay) done: the loop starts
         while True:
             seq = store.journal.next_seq
             store.record(RecordType.ENGINE_EVENT, seq.to_bytes(8, "little") + b"p" * (seq % 50), ts=seq)
@@ -120,13 +126,22 @@ def test_kill_minus_nine_loses_nothing_committed(tmp_path, seed):
             pid = os.fork()
         if pid == 0:
             _child(directory, progress_path, every)
-        time.sleep(rnd.uniform(0, 0.02))
+        if run % 10 == 9:
+            # a kill at any moment from the fork on: often during the child's own open
+            time.sleep(rnd.uniform(0, 0.02))
+        else:
+            # a kill inside the record/checkpoint loop: wait for the child to be ready
+            # (a loaded machine can take longer than any fixed delay to fork and open)
+            deadline = time.monotonic() + 60
+            while _ready(progress_path) != pid and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            time.sleep(rnd.uniform(0, 0.005))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
             f"run {run}: the child exited on its own (status {status}): see its traceback above"
         with open(progress_path, "rb") as f:
-            events, ckpt, child = PROGRESS.unpack(f.read())
+            events, ckpt, child, _ready_pid = PROGRESS.unpack(f.read())
         if child != pid:                      # killed before its first commit this run
             stats["killed_before_progress"] += 1
             events, ckpt = committed_events, committed_ckpt
@@ -154,8 +169,9 @@ def test_kill_minus_nine_loses_nothing_committed(tmp_path, seed):
                 store.close()
                 committed_ckpt += 1
         with open(progress_path, "r+b") as f:
-            f.write(PROGRESS.pack(committed_events, committed_ckpt, 0))
+            f.write(PROGRESS.pack(committed_events, committed_ckpt, 0, 0))
     stats["rotated"] = len([p for p in directory.iterdir() if p.name.startswith("journal.tlog.0")])
     print(f"{runs} kills: {committed_events} events, {committed_ckpt} checkpoints, {stats}")
     assert committed_events > runs            # the children really made progress
+    assert stats["killed_before_progress"] < runs // 2
     assert stats["rotated"] > 0
