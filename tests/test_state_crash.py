@@ -108,6 +108,7 @@ def _child(directory, progress_path, every):
         os._exit(code)
 
 
+@pytest.mark.timeout(900)   # 1000 fork/kill/reopen rounds: ~60 s alone, ~160 s in a loaded full-suite run
 def test_kill_minus_nine_loses_nothing_committed(tmp_path, seed):
     rnd = random.Random(seed)
     runs = scaled(1000, minimum=100)
