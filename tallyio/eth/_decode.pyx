@@ -81,6 +81,12 @@ cdef extern from "_decode_core.h" nogil:
         tio_call_record calls[32]
     int tio_decode_run(const uint8_t *data, size_t n, tio_decoded_call *out, tio_decode_stats *stats,
                        tio_decode_trace *trace)
+    int tio_decode_selfcheck()
+    const uint8_t *tio_bench_opaque(const uint8_t *p)
+
+
+if tio_decode_selfcheck() != 0:  # the packed selector list drifted from the spec table: a build defect
+    raise ImportError(f"tallyio.eth._decode: selector table entry {tio_decode_selfcheck() - 1} is inconsistent")
 
 
 cdef int tio_decode_call(const uint8_t *data, size_t n, tio_decoded_call *out,
@@ -315,7 +321,7 @@ def _bench_c_decode(data, Py_ssize_t iterations):
     start = perf_counter_ns()
     with nogil:
         for i in range(iterations):
-            status = tio_decode_call(p, n, &out, &stats)
+            status = tio_decode_call(tio_bench_opaque(p), n, &out, &stats)
             checksum += <uint64_t>status + out.n_swaps + out.swaps[0].amount.w[0] + out.swaps[0].path[0][19]
     elapsed = perf_counter_ns() - start
     return elapsed / iterations, status, checksum
