@@ -329,3 +329,17 @@ def test_eth_abi_agrees_the_mutations_we_reject_are_malformed():
         eth_abi.decode(["uint256", "address"], dirty[4:])
     with pytest.raises(DecodeError, match="bad_value"):
         decode_call(dirty)
+
+
+def test_a_huge_multicall_of_unknown_calls_is_walked_and_counted_exactly():
+    """70,000 elements that all point at one shared empty element (offsets may alias in the
+    ABI): linear work, nothing decoded, every element counted as skipped."""
+    n = 70_000
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+    body = word(32) + word(n) + b"".join(word(32 * n) for _ in range(n)) + word(0)
+    data = bytes.fromhex("ac9650d8") + body
+    assert len(eth_abi.decode(["bytes[]"], body)[0]) == n      # eth-abi agrees it is valid
+    decoder = Decoder()
+    call = decoder.decode(data)
+    assert call.skipped == n and call.inner == () and call.swaps == ()
+    assert decoder.stats()["inner_unknown"] == n

@@ -24,7 +24,7 @@ face, :class:`Decoder` / :func:`decode_call`. Touches only the buffers it is giv
 """
 from time import perf_counter_ns
 
-from libc.stdint cimport uint8_t, int8_t, int16_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, int8_t, int16_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 from tallyio._ext.swap cimport (tio_swap, tio_decoded_call, tio_decode_stats, TIO_DECODE_OK,
@@ -74,7 +74,7 @@ cdef extern from "_decode_core.h" nogil:
         int16_t parent
         uint8_t swap_first
         uint8_t swap_end
-        uint16_t skipped
+        uint32_t skipped
         tio_abi_arg args[8]
     ctypedef struct tio_decode_trace:
         uint32_t n_calls

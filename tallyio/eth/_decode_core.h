@@ -238,7 +238,7 @@ typedef struct {
     int16_t parent;         /* record index of the multicall/execute holding it; -1 at the top */
     uint8_t swap_first;     /* its swaps are out->swaps[swap_first .. swap_end) */
     uint8_t swap_end;
-    uint16_t skipped;       /* inner calls or commands it holds that were not decoded */
+    uint32_t skipped;       /* inner calls or commands it holds that were not decoded */
     tio_abi_arg args[TIO_ABI_MAX_ARGS];
 } tio_call_record;
 
@@ -508,7 +508,7 @@ static inline int tio_find_command(uint8_t command)
 }
 
 /* The selectors of tio_call_specs[0 .. TIO_N_SELECTOR_SPECS), in the same order, packed so
-   that the lookup every transaction pays scans two cache lines instead of one spec per line.
+   that the lookup every transaction pays touches one cache line instead of one spec per line.
    tio_decode_selfcheck() (run when the module is imported) proves the two lists agree. */
 static const uint32_t tio_selectors[] = {
     0x38ed1739u, 0x8803dbeeu, 0x7ff36ab5u, 0x4a25d94au, 0x18cbafe5u, 0xfb3bdb41u, 0x5c11d795u, 0xb6f9de95u,
@@ -520,12 +520,21 @@ static const uint32_t tio_selectors[] = {
     0x49404b7cu, 0x49616997u, 0x12210e8au, 0xdf2ab5bbu, 0xe90a182fu,
 };
 
+/* A collision-free hash of the selectors into 64 slots (multiplier found offline by trying
+   random odd multipliers; tio_decode_selfcheck proves it at import): one multiply, one load and
+   one compare decide any transaction, known or not. */
+#define TIO_SELECTOR_HASH_MULTIPLIER 0x05373b77u
+static const int8_t tio_selector_slots[64] = {
+     1, -1,  2, -1, -1, 10,  8, -1,  6, -1, -1, 21, 25,  0, -1, -1,
+    -1, 27, -1, -1,  3, -1, -1,  7, -1,  9, 13, 16, 18, 19, -1, 20,
+    24, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 23, 17, -1,  4, -1,
+    -1, 28, -1, 15, -1, -1, 11, 26, 22, 12, -1, -1, -1,  5, 14, -1,
+};
+
 static inline int tio_find_selector(uint32_t selector)
 {
-    for (int i = 0; i < TIO_N_SELECTOR_SPECS; i++)
-        if (tio_selectors[i] == selector)
-            return i;
-    return -1;
+    int i = tio_selector_slots[(uint32_t)(selector * TIO_SELECTOR_HASH_MULTIPLIER) >> 26];
+    return (i >= 0 && tio_selectors[i] == selector) ? i : -1;
 }
 
 /* 0 when tio_selectors mirrors the spec table and every spec is reachable; else the
@@ -577,7 +586,7 @@ static inline void tio_end_record(tio_decode_ctx *c, int record, const tio_abi_a
     tio_call_record *r = &c->trace->calls[record];
     memcpy(r->args, args, sizeof(tio_abi_arg) * (size_t)nargs);
     r->swap_end = (uint8_t)c->out->n_swaps;
-    r->skipped = (uint16_t)skipped;
+    r->skipped = (uint32_t)skipped;
 }
 
 /* the deadline and flags a container (multicall, execute) gives the swaps inside it */
