@@ -1,21 +1,26 @@
 """tallyio.eth's decoder against eth-abi, the oracle: every call it decodes, we decode to
 the same values; random and mutated calldata never crash, never hang, and every outcome
 is counted by reason. Seeds: hypothesis prints the falsifying example on failure."""
-import eth_abi
 import pytest
-from Crypto.Hash import keccak as pycryptodome_keccak
-from eth_utils import to_checksum_address as eth_utils_checksum
-from hypothesis import HealthCheck, given, settings, strategies as st
 
+# the oracles: eth-abi (decoding), pycryptodome (keccak), eth-utils (EIP-55); all in the test extra
+eth_abi = pytest.importorskip("eth_abi")
+pycryptodome_keccak = pytest.importorskip("Crypto.Hash.keccak")
+eth_utils_checksum = pytest.importorskip("eth_utils").to_checksum_address
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from conftest import scaled  # noqa: E402
 from eth_strategies import (EXECUTE_SELECTORS, LEAF_SELECTORS, MULTICALL_SELECTORS, SPECS, U64_MAX,
                             UNWRAP_WETH, UR_OTHER_COMMANDS, UR_SWAPS, WRAP_ETH, CONTRACT_BALANCE_UR,
                             address, any_v2_path, expected_swap, leaf_call, normalize, oracle_args,
-                            semantic_reason, swap_view, uint256, v3_path)
-from tallyio.errors import DecodeError, TallyioError
-from tallyio.eth import (DECODE_STATUSES, Decoder, decode_call, keccak256, known_calls, selector,
+                            semantic_reason, swap_view, uint256, v3_path)  # noqa: E402
+from tallyio.errors import DecodeError, TallyioError  # noqa: E402
+from tallyio.eth import (DECODE_STATUSES, Decoder, decode_call, keccak256, known_calls, selector,  # noqa: E402
                          to_checksum_address)
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# example counts follow TALLYIO_TEST_SCALE (the sanitizer runs use a fraction)
+SETTINGS = settings(max_examples=scaled(300, 50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEMANTIC = {"bad_path", "path_too_long"}
 
 
@@ -53,7 +58,7 @@ def test_every_selector_is_the_keccak_of_its_signature():
 
 
 @given(st.binary(max_size=700))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(300, 50), deadline=None)
 def test_keccak256_matches_pycryptodome(data):
     assert keccak256(data) == _keccak(data)
     assert keccak256(bytearray(data)) == keccak256(memoryview(data)) == _keccak(data)
@@ -162,7 +167,7 @@ def mutated(draw):
 
 
 @given(mutated())
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(1500, 100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_calls_agree_with_eth_abi_on_accept_and_reject(data):
     selector_ = int.from_bytes(data[:4], "big")
     decoder = Decoder()
@@ -188,7 +193,7 @@ def test_mutated_calls_agree_with_eth_abi_on_accept_and_reject(data):
 @given(st.one_of(st.binary(max_size=400),
                  st.tuples(st.sampled_from(sorted(SPECS)), st.binary(max_size=600)).map(
                      lambda t: t[0].to_bytes(4, "big") + t[1])))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=scaled(2000, 100), deadline=None)
 def test_random_calldata_never_crashes_and_every_outcome_is_counted(data):
     decoder = Decoder()
     got = _outcome(decoder, data)
