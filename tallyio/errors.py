@@ -63,3 +63,6 @@ class DecodeError(TallyioError, ValueError):
         super().__init__(message)
         self.reason = reason
         self.function = function
+
+    def __reduce__(self):  # keep reason and function across pickling (worker processes)
+        return type(self), (str(self), self.reason, self.function)

@@ -1,6 +1,8 @@
 """tallyio.eth's decoder against eth-abi, the oracle: every call it decodes, we decode to
 the same values; random and mutated calldata never crash, never hang, and every outcome
 is counted by reason. Seeds: hypothesis prints the falsifying example on failure."""
+import pickle
+
 import pytest
 
 # the oracles: eth-abi (decoding), pycryptodome (keccak), eth-utils (EIP-55); all in the test extra
@@ -142,6 +144,8 @@ def test_decode_error_names_function_and_reason_and_is_a_value_error():
     assert info.value.reason == "bad_path" and info.value.function == "swapExactTokensForTokens"
     assert "swapExactTokensForTokens" in str(info.value) and "bad_path" in str(info.value)
     assert isinstance(info.value, ValueError) and isinstance(info.value, TallyioError)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (str(copy), copy.reason, copy.function) == (str(info.value), "bad_path", "swapExactTokensForTokens")
 
 
 # ---- mutated and random calldata ------------------------------------------------------------
