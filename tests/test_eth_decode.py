@@ -13,10 +13,10 @@ eth_utils_checksum = pytest.importorskip("eth_utils").to_checksum_address
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from conftest import scaled  # noqa: E402
-from eth_strategies import (EXECUTE_SELECTORS, LEAF_SELECTORS, MULTICALL_SELECTORS, SPECS, U64_MAX,
+from eth_strategies import (EXECUTE_SELECTORS, MULTICALL_SELECTORS, SPECS, U64_MAX,  # noqa: E402
                             UNWRAP_WETH, UR_OTHER_COMMANDS, UR_SWAPS, WRAP_ETH, CONTRACT_BALANCE_UR,
-                            address, any_v2_path, expected_swap, leaf_call, normalize, oracle_args,
-                            semantic_reason, swap_view, uint256, v3_path)  # noqa: E402
+                            address, expected_swap, leaf_call, normalize, oracle_args,
+                            semantic_reason, swap_view, uint256, v3_path)
 from tallyio.errors import DecodeError, TallyioError  # noqa: E402
 from tallyio.eth import (DECODE_STATUSES, Decoder, decode_call, keccak256, known_calls, selector,  # noqa: E402
                          to_checksum_address)
