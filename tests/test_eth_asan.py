@@ -58,6 +58,8 @@ def _synthetic_calls() -> list[bytes]:
 
 @pytest.mark.timeout(600)
 def test_c_core_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    if not (HERE / "eth_decode_asan.c").is_file():   # a checkout has it; an sdist leaves out *.c
+        pytest.skip("tests/eth_decode_asan.c is not in this tree (the sdist excludes *.c files)")
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc is not installed")
