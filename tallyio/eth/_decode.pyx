@@ -35,6 +35,8 @@ from tallyio._ext.u256 cimport tio_u256
 from tallyio.errors import DecodeError
 from tallyio.eth.calls import DecodedCall, Swap
 
+_tuple_new = tuple.__new__
+
 __all__ = ["Decoder", "decode_call", "decode_stats", "known_calls", "DECODE_STATUSES"]
 
 cdef extern from "_decode_core.h" nogil:
@@ -167,7 +169,8 @@ cdef str _address(const uint8_t *p):
 
 cdef object _swap(const tio_swap *w, const tio_call_spec *spec):
     cdef int i
-    return Swap(
+    # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level function
+    return _tuple_new(Swap, (
         "v2" if w.protocol == TIO_PROTOCOL_V2 else "v3",
         "exact_in" if w.kind == TIO_SWAP_EXACT_IN else "exact_out",
         _u256(&w.amount) if spec.a_amount >= 0 else None,
@@ -177,7 +180,7 @@ cdef object _swap(const tio_swap *w, const tio_call_spec *spec):
         _address(w.recipient),
         w.deadline if w.deadline else None,
         w.flags,
-    )
+    ))
 
 
 cdef object _arg(bytes raw, uint8_t kind, size_t off, size_t n):
@@ -265,8 +268,8 @@ cdef class Decoder:
             args = {names[i]: _arg(raw, spec.types[i], rec.args[i].off, rec.args[i].len)
                     for i in range(spec.nargs)}
             children[r].reverse()
-            call = DecodedCall(name, signature, selector, args, tuple(children[r]),
-                               tuple(swaps[rec.swap_first:rec.swap_end]), rec.skipped)
+            call = _tuple_new(DecodedCall, (name, signature, selector, args, tuple(children[r]),
+                                            tuple(swaps[rec.swap_first:rec.swap_end]), rec.skipped))
             if rec.parent >= 0:
                 children[rec.parent].append(call)
             else:
