@@ -352,3 +352,24 @@ def test_a_huge_multicall_of_unknown_calls_is_walked_and_counted_exactly():
     call = decoder.decode(data)
     assert call.skipped == n and call.inner == () and call.swaps == ()
     assert decoder.stats()["inner_unknown"] == n
+
+
+def test_aliased_nested_multicalls_stop_at_the_call_limit():
+    """Offsets may alias, so 4 levels of multicalls whose 100 elements all point at the same
+    inner multicall would describe 100**4 calls in ~13 KB. The walk stops at 32 decoded calls
+    (too_many_calls), so its work stays within 32 passes over the input."""
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+
+    def aliased_multicall(inner: bytes, copies: int) -> bytes:
+        tail = word(len(inner)) + inner + bytes(-len(inner) % 32)
+        return bytes.fromhex("ac9650d8") + word(32) + word(copies) + \
+            b"".join(word(32 * copies) for _ in range(copies)) + tail
+
+    call = bytes.fromhex("12210e8a")   # refundETH()
+    for _ in range(4):
+        call = aliased_multicall(call, 100)
+    assert len(call) < 20_000
+    decoder = Decoder()
+    with pytest.raises(DecodeError, match="too_many_calls"):
+        decoder.decode(call)
+    assert decoder.stats()["too_many_calls"] == 1
