@@ -349,6 +349,18 @@ static inline int tio_abi_bytes_element(const uint8_t *buf, size_t area, size_t 
     return tio_abi_bytes(buf, at, end, off, len);
 }
 
+/* Element i of a bytes[] that tio_abi_args has already validated (offset, length and padding
+   checked against the same bytes): only locates it, so a multicall or execute does not pay
+   for the validation twice. */
+static inline void tio_abi_locate_element(const uint8_t *buf, size_t area, size_t i, size_t *off, size_t *len)
+{
+    uint64_t o = 0, n = 0;
+    (void)tio_word_u64(buf + area + 32 * i, &o);
+    (void)tio_word_u64(buf + area + (size_t)o, &n);
+    *off = area + (size_t)o + 32;
+    *len = (size_t)n;
+}
+
 /* Validate the arguments of `spec` encoded in [start, end) and locate each one in args[]. */
 static inline int tio_abi_args(const uint8_t *buf, size_t start, size_t end, const tio_call_spec *spec,
                                tio_abi_arg *args)
@@ -606,9 +618,9 @@ static inline void tio_apply_container(tio_decode_ctx *c, uint32_t first, const 
 static int tio_decode_at(tio_decode_ctx *c, size_t start, size_t end, int depth, int parent);
 
 /* Universal Router execute: decode the swap commands, skip (and count) the others.
-   [start, end) is the execute call's argument region, already validated. */
-static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, size_t end,
-                                     int me, int *skipped)
+   Its arguments (commands, inputs and every element) were validated by tio_abi_args. */
+static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, int me,
+                                     int *skipped)
 {
     const uint8_t *buf = c->buf;
     size_t commands = a[0].off, n_commands = a[0].len, area = a[1].off, n_inputs = a[1].len;
@@ -629,12 +641,9 @@ static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, 
             continue;
         }
         size_t off, len;
-        /* validated by tio_abi_args already: this only locates the element again */
-        int st = tio_abi_bytes_element(buf, area, n_inputs, i, end, &off, &len);
-        if (st != TIO_DECODE_OK)
-            return st;
+        tio_abi_locate_element(buf, area, i, &off, &len);
         int record;
-        st = tio_begin_record(c, spec, me, &record);
+        int st = tio_begin_record(c, spec, me, &record);
         if (st != TIO_DECODE_OK)
             return st;
         tio_abi_arg args[TIO_ABI_MAX_ARGS];
@@ -652,8 +661,8 @@ static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, 
 
 /* multicall: each element is a call to the same router; unknown ones are skipped (counted),
    a malformed known one rejects the whole input (the router would revert). */
-static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, size_t end,
-                                       int depth, int me, int *skipped)
+static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, int depth,
+                                       int me, int *skipped)
 {
     const tio_abi_arg *data = &a[s->nargs - 1];
     uint32_t first = c->out->n_swaps;
@@ -662,15 +671,13 @@ static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s
         return TIO_DECODE_TOO_DEEP;
     for (size_t i = 0; i < data->len; i++) {
         size_t off, len;
-        int st = tio_abi_bytes_element(c->buf, data->off, data->len, i, end, &off, &len);
-        if (st != TIO_DECODE_OK)
-            return st;
+        tio_abi_locate_element(c->buf, data->off, i, &off, &len);
         if (len >= 4) {
             int inner = tio_find_selector(tio_be32(c->buf + off));
             if (inner >= 0 && tio_call_specs[inner].role == TIO_ROLE_UNWRAP)
                 flags |= TIO_SWAP_ETH_OUT;
         }
-        st = tio_decode_at(c, off, off + len, depth + 1, me);
+        int st = tio_decode_at(c, off, off + len, depth + 1, me);
         if (st == TIO_DECODE_UNKNOWN) {
             (*skipped)++;
             c->inner_unknown++;
@@ -707,10 +714,10 @@ static int tio_decode_at(tio_decode_ctx *c, size_t start, size_t end, int depth,
         st = tio_emit_swap(c, s, args);
         break;
     case TIO_ROLE_MULTICALL:
-        st = tio_decode_multicall(c, s, args, end, depth, record, &skipped);
+        st = tio_decode_multicall(c, s, args, depth, record, &skipped);
         break;
     case TIO_ROLE_EXECUTE:
-        st = tio_decode_execute(c, s, args, end, record, &skipped);
+        st = tio_decode_execute(c, s, args, record, &skipped);
         break;
     default:
         break;
