@@ -35,6 +35,7 @@ __all__ = [
     "ReadOnlyStateError",
     "LayoutMismatchError",
     "JournalApplyError",
+    "DecodeError",
 ]
 
 
@@ -166,3 +167,18 @@ class JournalApplyError(TallyioError, RuntimeError):
     """An event was journaled but ``apply`` raised, so the state no longer
     matches the journal: the store refuses further records and checkpoints;
     reopen it (the journal is replayed) once ``apply`` is fixed."""
+# ---- tallyio.eth (calldata decoding) ----
+
+class DecodeError(TallyioError, ValueError):
+    """Calldata of a function the decoder knows is malformed; ``reason`` names the
+    check that failed (``truncated``, ``bad_offset``, ``bad_length``, ``bad_value``,
+    ``bad_path``, ``path_too_long``, ``too_deep``, ``too_many_swaps``,
+    ``too_many_calls``, ``commands_mismatch``) and ``function`` the outer call."""
+
+    def __init__(self, message: str, reason: str = "", function: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.function = function
+
+    def __reduce__(self):  # keep reason and function across pickling (worker processes)
+        return type(self), (str(self), self.reason, self.function)
