@@ -8,9 +8,10 @@ from pathlib import Path
 
 dist = Path(sys.argv[1])
 repo = Path(__file__).resolve().parent.parent
-ext = repo / "tallyio" / "_ext"
-sources = sorted(p.relative_to(repo).as_posix() for pattern in ("*.pyx", "*.pxd", "*.pyi", "include/*.h", "testing/*.pxi")
-                 for p in ext.glob(pattern))
+package = repo / "tallyio"
+# every Cython source, declaration, stub, header and include of every sub-package (generated C excluded)
+sources = sorted(p.relative_to(repo).as_posix() for pattern in ("*.pyx", "*.pxd", "*.pyi", "*.h", "*.pxi")
+                 for p in package.rglob(pattern))
 errors = []
 
 (sdist,) = dist.glob("*.tar.gz")
@@ -28,10 +29,10 @@ python_modules = sorted(p.relative_to(repo).as_posix() for p in (repo / "tallyio
 need = [s for s in sources if not s.endswith(".pyx")] + ["tallyio/py.typed"] + python_modules
 errors += [f"wheel lacks {s}" for s in need if s not in wnames]
 errors += [f"wheel carries generated C {n}" for n in wnames if n.endswith(".c")]
-modules = sorted(p.stem for p in ext.glob("*.pyx"))
+modules = sorted(p.relative_to(repo).with_suffix("").as_posix() for p in package.rglob("*.pyx"))
 for m in modules:
-    if not any(n.startswith(f"tallyio/_ext/{m}.") and n.endswith(".so") for n in wnames):
-        errors.append(f"wheel lacks the compiled module tallyio._ext.{m}")
+    if not any(n.startswith(f"{m}.") and n.endswith(".so") for n in wnames):
+        errors.append(f"wheel lacks the compiled module {m.replace('/', '.')}")
 if errors:
     sys.exit("\n".join(errors))
 print(f"dist OK: {sdist.name} ({len(names)} files), {wheel.name} ({len(wnames)} files, {len(modules)} compiled modules)")

@@ -46,8 +46,8 @@ run_one() {
     rm -rf "$src" "$reports"
     mkdir -p "$src" "$reports"
     # copy the tree without build products
-    (cd "$repo" && tar --exclude=.git --exclude=build --exclude='*.so' --exclude='tallyio/_ext/*.c' \
-        --exclude='.venv*' -cf - .) | (cd "$src" && tar -xf -)
+    (cd "$repo" && tar --exclude=.git --exclude=build --exclude='*.so' --exclude='tallyio/*.c' \
+        --exclude='.venv*' --exclude=chain/node_modules -cf - .) | (cd "$src" && tar -xf -)
     echo "== building with -fsanitize=$kind in $src"
     (cd "$src" && TALLYIO_SANITIZE="$kind" "$venv/bin/python" setup.py -q build_ext --inplace >"$work/$kind-build.log" 2>&1) \
         || { cat "$work/$kind-build.log"; return 1; }

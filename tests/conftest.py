@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+# the real-chain fixtures (anvil, the Uniswap deployment, funded traders): tests/chainfixtures.py
+pytest_plugins = ["chainfixtures"]
+
 
 def _scale() -> float:
     raw = os.environ.get("TALLYIO_TEST_SCALE", "1.0")

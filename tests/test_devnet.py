@@ -8,7 +8,6 @@ import socket
 import pytest
 
 import realparts
-from chainfixtures import anvil_node, chain_sender, traders, uniswap  # noqa: F401  (fixtures)
 from tallyio.errors import DevnetError, NodeConnectionError, RpcError, TallyioError
 
 pytestmark = pytest.mark.timeout(180)

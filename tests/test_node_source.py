@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from chainfixtures import anvil_node, chain_sender, traders, uniswap  # noqa: F401  (fixtures)
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool import NodeSource
 from tallyio.mempool._wstx import keccak256

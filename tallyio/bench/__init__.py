@@ -22,6 +22,19 @@ Groups:
   submit-to-start and submit-to-complete latency, priority isolation and
   memory.
 
+* ``decode``: the nogil calldata decoder (``tallyio.eth``) on real mainnet
+  router calls, from C and from Python, beside eth-abi and web3.py.
+* ``amm``: exact Uniswap V2 math and optimal cycle sizing on 256-bit integers
+  in C, beside the same math on Python integers.
+* ``source``: a node's pending transactions in hand after the send
+  (``tallyio.mempool.NodeSource`` against anvil with the real Uniswap
+  contracts, 200 swaps/s), beside web3.py's subscription; skipped, with the
+  reason, when anvil or the node extra is missing.
+* ``state``: a thread-local merge plus an A/B checkpoint, seqlock reads and
+  recovery (``tallyio.state``), beside py-lmdb and sqlite3.
+* ``metrics``: a histogram record from C and from Python (``tallyio.metrics``),
+  beside prometheus_client and hdrhistogram.
+
 Every figure is the median of several repetitions; the spread is
 (max-min)/median; within a repetition the contenders run one after the
 other, each set up (threads or processes started) outside its timing.  The
@@ -32,7 +45,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tallyio.bench import _core, _scheduler
+from tallyio.bench import _amm, _core, _decode, _metrics, _scheduler, _source, _state
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
@@ -42,8 +55,10 @@ __all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_s
            "best_peer", "to_json", "plot"]
 
 #: the benchmark groups `run` knows, in the order they run
-GROUPS = ("core", "scheduler")
-_SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections}
+GROUPS = ("core", "scheduler", "decode", "amm", "source", "state", "metrics")
+_SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections, "decode": _decode.sections,
+             "amm": _amm.sections, "source": _source.sections, "state": _state.sections,
+             "metrics": _metrics.sections}
 
 
 def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GROUPS,
