@@ -7,7 +7,7 @@
 from libc.stdint cimport uint32_t
 from tallyio._ext.u256 cimport tio_u256
 
-cdef extern from *:
+cdef extern from * nogil:
     """
     #ifndef TIO_MEMPOOL_EXACT
     #define TIO_MEMPOOL_EXACT
@@ -15,9 +15,9 @@ cdef extern from *:
     #include <string.h>
     #include "tio_u256.h"
 
-    enum { X_OK = 0, X_INSUFFICIENT_INPUT_AMOUNT = 101, X_INSUFFICIENT_OUTPUT_AMOUNT = 102,
-           X_INSUFFICIENT_LIQUIDITY = 103, X_OVERFLOW = 104, X_OUTPUT_EXCEEDS_RESERVE = 105,
-           X_BAD_FEE = 106 };
+    enum { XM_OK = 0, XM_INSUFFICIENT_INPUT_AMOUNT = 101, XM_INSUFFICIENT_OUTPUT_AMOUNT = 102,
+           XM_INSUFFICIENT_LIQUIDITY = 103, XM_OVERFLOW = 104, XM_OUTPUT_EXCEEDS_RESERVE = 105,
+           XM_BAD_FEE = 106 };
 
     /* out = a + b; returns 1 on overflow past 2**256 */
     static inline int x_add(const tio_u256 *a, const tio_u256 *b, tio_u256 *out) {
@@ -134,15 +134,15 @@ cdef extern from *:
         tio_u256 with_fee, num, den;
         uint64_t scale = (fee_bps % 10 == 0) ? 1000 : 10000;
         uint64_t keep = scale - (scale == 1000 ? fee_bps / 10 : fee_bps);
-        if (fee_bps >= 10000) return X_BAD_FEE;
-        if (tio_u256_is_zero(ain)) return X_INSUFFICIENT_INPUT_AMOUNT;
-        if (tio_u256_is_zero(rin) || tio_u256_is_zero(rout)) return X_INSUFFICIENT_LIQUIDITY;
-        if (x_mul_u64(ain, keep, &with_fee)) return X_OVERFLOW;
-        if (x_mul(&with_fee, rout, &num)) return X_OVERFLOW;
-        if (x_mul_u64(rin, scale, &den)) return X_OVERFLOW;
-        if (x_add(&den, &with_fee, &den)) return X_OVERFLOW;
+        if (fee_bps >= 10000) return XM_BAD_FEE;
+        if (tio_u256_is_zero(ain)) return XM_INSUFFICIENT_INPUT_AMOUNT;
+        if (tio_u256_is_zero(rin) || tio_u256_is_zero(rout)) return XM_INSUFFICIENT_LIQUIDITY;
+        if (x_mul_u64(ain, keep, &with_fee)) return XM_OVERFLOW;
+        if (x_mul(&with_fee, rout, &num)) return XM_OVERFLOW;
+        if (x_mul_u64(rin, scale, &den)) return XM_OVERFLOW;
+        if (x_add(&den, &with_fee, &den)) return XM_OVERFLOW;
         x_div(&num, &den, out);
-        return X_OK;
+        return XM_OK;
     }
 
     /* UniswapV2Library.getAmountIn with a fee in basis points */
@@ -151,21 +151,21 @@ cdef extern from *:
         tio_u256 num, den, left, one = {{1, 0, 0, 0}};
         uint64_t scale = (fee_bps % 10 == 0) ? 1000 : 10000;
         uint64_t keep = scale - (scale == 1000 ? fee_bps / 10 : fee_bps);
-        if (fee_bps >= 10000) return X_BAD_FEE;
-        if (tio_u256_is_zero(aout)) return X_INSUFFICIENT_OUTPUT_AMOUNT;
-        if (tio_u256_is_zero(rin) || tio_u256_is_zero(rout)) return X_INSUFFICIENT_LIQUIDITY;
-        if (tio_u256_cmp(aout, rout) >= 0) return X_OUTPUT_EXCEEDS_RESERVE;
-        if (x_mul(rin, aout, &num)) return X_OVERFLOW;
-        if (x_mul_u64(&num, scale, &num)) return X_OVERFLOW;
+        if (fee_bps >= 10000) return XM_BAD_FEE;
+        if (tio_u256_is_zero(aout)) return XM_INSUFFICIENT_OUTPUT_AMOUNT;
+        if (tio_u256_is_zero(rin) || tio_u256_is_zero(rout)) return XM_INSUFFICIENT_LIQUIDITY;
+        if (tio_u256_cmp(aout, rout) >= 0) return XM_OUTPUT_EXCEEDS_RESERVE;
+        if (x_mul(rin, aout, &num)) return XM_OVERFLOW;
+        if (x_mul_u64(&num, scale, &num)) return XM_OVERFLOW;
         x_sub(rout, aout, &left);
-        if (x_mul_u64(&left, keep, &den)) return X_OVERFLOW;
+        if (x_mul_u64(&left, keep, &den)) return XM_OVERFLOW;
         x_div(&num, &den, ain);
-        if (x_add(ain, &one, ain)) return X_OVERFLOW;
-        return X_OK;
+        if (x_add(ain, &one, ain)) return XM_OVERFLOW;
+        return XM_OK;
     }
     #endif
     """
-    enum: X_OK
+    enum: XM_OK
     int x_add(const tio_u256 *a, const tio_u256 *b, tio_u256 *out)
     int x_sub(const tio_u256 *a, const tio_u256 *b, tio_u256 *out)
     int x_mul(const tio_u256 *a, const tio_u256 *b, tio_u256 *out)

@@ -109,6 +109,10 @@ cdef uint64_t tio_dropring_queued(tio_dropring *r) noexcept nogil
 cdef uint64_t tio_dropring_received(tio_dropring *r) noexcept nogil
 cdef uint64_t tio_dropring_processed_acquire(tio_dropring *r) noexcept nogil
 
+# ---- Python edge -------------------------------------------------------------------------
+cdef dict dropring_stats(tio_dropring *r)
+cdef uint64_t check_ring_capacity(object capacity, str what) except 0
+
 
 cdef class PendingRing:
     cdef tio_dropring *ring         # owned
