@@ -18,6 +18,7 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
+    "DecodeError",
 ]
 
 
@@ -48,3 +49,17 @@ class ConfigError(TallyioError, ValueError):
 
 class SchedulerNotRunningError(TallyioError, RuntimeError):
     """Work was submitted to a scheduler that is not running."""
+
+
+# ---- tallyio.eth (calldata decoding) ----
+
+class DecodeError(TallyioError, ValueError):
+    """Calldata of a function the decoder knows is malformed; ``reason`` names the
+    check that failed (``truncated``, ``bad_offset``, ``bad_length``, ``bad_value``,
+    ``bad_path``, ``path_too_long``, ``too_deep``, ``too_many_swaps``,
+    ``too_many_calls``, ``commands_mismatch``) and ``function`` the outer call."""
+
+    def __init__(self, message: str, reason: str = "", function: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.function = function

@@ -29,3 +29,22 @@ cdef extern from "tio_swap.h" nogil:
         uint32_t selector
         uint32_t n_swaps
         tio_swap swaps[8]
+    enum: TIO_DECODE_OK
+    enum: TIO_DECODE_UNKNOWN
+    enum: TIO_DECODE_TRUNCATED
+    enum: TIO_DECODE_BAD_OFFSET
+    enum: TIO_DECODE_BAD_LENGTH
+    enum: TIO_DECODE_BAD_VALUE
+    enum: TIO_DECODE_BAD_PATH
+    enum: TIO_DECODE_PATH_TOO_LONG
+    enum: TIO_DECODE_TOO_DEEP
+    enum: TIO_DECODE_TOO_MANY_SWAPS
+    enum: TIO_DECODE_TOO_MANY_CALLS
+    enum: TIO_DECODE_COMMANDS_MISMATCH
+    enum: TIO_DECODE_N_STATUS
+    enum: TIO_DECODE_MAX_DEPTH
+    enum: TIO_DECODE_MAX_CALLS
+    ctypedef struct tio_decode_stats:
+        uint64_t by_status[12]
+        uint64_t inner_unknown
+        uint64_t commands_skipped

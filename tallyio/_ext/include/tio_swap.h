@@ -51,4 +51,37 @@ typedef struct {
     tio_swap swaps[TIO_SWAP_MAX_PER_CALL];
 } tio_decoded_call;
 
+/* ---- decoding status and counters (tallyio/eth/_decode.pxd: tio_decode_call) ------------- */
+
+/* What tio_decode_call returns.  OK: `out` holds the call's swaps (possibly none: a known
+   call that moves no tokens through a pool, e.g. refundETH).  UNKNOWN: not a call we decode
+   (an ERC-20 transfer, an empty input): not an error.  Everything from TRUNCATED on is a
+   MALFORMED call of a function we know, by reason; `out->n_swaps` is then 0. */
+enum {
+    TIO_DECODE_OK = 0,
+    TIO_DECODE_UNKNOWN = 1,
+    TIO_DECODE_TRUNCATED = 2,        /* shorter than the head or a length word needs */
+    TIO_DECODE_BAD_OFFSET = 3,       /* a dynamic offset points into the head or past the end */
+    TIO_DECODE_BAD_LENGTH = 4,       /* a length (bytes, array) runs past the end */
+    TIO_DECODE_BAD_VALUE = 5,        /* dirty padding: address/uintN/bool/bytes with stray bits */
+    TIO_DECODE_BAD_PATH = 6,         /* V2 path under 2 tokens; V3 path not 20 + 23k bytes, k >= 1 */
+    TIO_DECODE_PATH_TOO_LONG = 7,    /* more than TIO_SWAP_MAX_PATH tokens */
+    TIO_DECODE_TOO_DEEP = 8,         /* multicalls nested deeper than TIO_DECODE_MAX_DEPTH */
+    TIO_DECODE_TOO_MANY_SWAPS = 9,   /* more than TIO_SWAP_MAX_PER_CALL swaps */
+    TIO_DECODE_TOO_MANY_CALLS = 10,  /* more than TIO_DECODE_MAX_CALLS decoded calls in one input */
+    TIO_DECODE_COMMANDS_MISMATCH = 11, /* Universal Router: len(commands) != len(inputs) */
+    TIO_DECODE_N_STATUS = 12
+};
+
+#define TIO_DECODE_MAX_DEPTH 4   /* multicall nesting: the outer call is depth 0 */
+#define TIO_DECODE_MAX_CALLS 32  /* decoded calls (outer + inner + commands) in one input */
+
+/* One decoder's counters: plain integers, owned by one thread (give each worker its own and
+   add them up when reading).  by_status[s] counts the inputs that returned status s. */
+typedef struct {
+    uint64_t by_status[TIO_DECODE_N_STATUS];
+    uint64_t inner_unknown;      /* multicall elements whose selector we do not decode (skipped) */
+    uint64_t commands_skipped;   /* Universal Router commands other than V2/V3 swaps (skipped) */
+} tio_decode_stats;
+
 #endif /* TIO_SWAP_H */

@@ -1,0 +1,6 @@
+from typing import Union
+
+__all__ = ["keccak256", "selector"]
+
+def keccak256(data: Union[bytes, bytearray, memoryview]) -> bytes: ...
+def selector(signature: str) -> str: ...
