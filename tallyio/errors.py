@@ -19,6 +19,9 @@ __all__ = [
     "ConfigError",
     "SchedulerNotRunningError",
     "DecodeError",
+    # tallyio.amm
+    "AmmError",
+    "AmmOverflowError",
 ]
 
 
@@ -63,3 +66,21 @@ class DecodeError(TallyioError, ValueError):
         super().__init__(message)
         self.reason = reason
         self.function = function
+
+
+# ---- tallyio.amm: exact pool math ----------------------------------------------------------
+
+class AmmError(TallyioError, ValueError):
+    """A pool-math call that the contract itself would revert.  ``reason`` is the
+    library's require() message (``INSUFFICIENT_INPUT_AMOUNT``,
+    ``INSUFFICIENT_OUTPUT_AMOUNT``, ``INSUFFICIENT_LIQUIDITY``, ``INVALID_PATH``...)
+    or the name of the check that failed."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+class AmmOverflowError(AmmError, OverflowError):
+    """An intermediate of the pool math needs more than 256 bits: SafeMath /
+    FullMath would revert on chain."""

@@ -11,3 +11,85 @@ cdef extern from "tio_u256.h" nogil:
     int tio_u256_is_zero(const tio_u256 *a)
     int tio_u256_cmp(const tio_u256 *a, const tio_u256 *b)
     int tio_u256_bit_length(const tio_u256 *a)
+
+    # ---- arithmetic (tallyio/amm); see the header for each one's EVM/Solidity semantics ----
+    enum: TIO_U256_OK
+    enum: TIO_U256_OVERFLOW
+    enum: TIO_U256_DIV_ZERO
+    ctypedef struct tio_u512:
+        uint64_t w[8]
+    uint64_t tio_u256_add(tio_u256 *out, const tio_u256 *a, const tio_u256 *b)
+    uint64_t tio_u256_sub(tio_u256 *out, const tio_u256 *a, const tio_u256 *b)
+    uint64_t tio_u256_mul_u64(tio_u256 *out, const tio_u256 *a, uint64_t b)
+    void tio_u256_mul_full(tio_u512 *out, const tio_u256 *a, const tio_u256 *b)
+    int tio_u256_mul(tio_u256 *out, const tio_u256 *a, const tio_u256 *b)
+    int tio_u256_divmod(tio_u256 *q, tio_u256 *r, const tio_u256 *a, const tio_u256 *b)
+    int tio_u512_divmod_u256(tio_u256 *q, tio_u256 *r, const tio_u512 *u, const tio_u256 *d)
+    int tio_u256_mul_div(tio_u256 *out, const tio_u256 *a, const tio_u256 *b, const tio_u256 *d)
+    int tio_u256_mul_div_rounding_up(tio_u256 *out, const tio_u256 *a, const tio_u256 *b, const tio_u256 *d)
+    void tio_u256_div_rounding_up(tio_u256 *out, const tio_u256 *a, const tio_u256 *b)
+    void tio_u256_shl(tio_u256 *out, const tio_u256 *a, unsigned n)
+    void tio_u256_shr(tio_u256 *out, const tio_u256 *a, unsigned n)
+    long double tio_u256_to_ld(const tio_u256 *a)
+    void tio_u256_from_ld(tio_u256 *out, long double x)
+
+
+# ---- Python int <-> tio_u256 at the Python edge (need the GIL) ----------------------------
+# _PyLong_AsByteArray / _PyLong_FromByteArray copy the int's digits in one pass (the
+# fastest exact route CPython offers; 3.13 added a with_exceptions argument).
+cdef extern from *:
+    """
+    #include <Python.h>
+    static int tio_u256_pylong_to_le32(PyObject *v, unsigned char *le)
+    {
+    #if PY_VERSION_HEX >= 0x030d0000
+        return _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0, 1);
+    #else
+        return _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0);
+    #endif
+    }
+    static PyObject *tio_u256_le32_to_pylong(const unsigned char *le)
+    {
+        return _PyLong_FromByteArray(le, 32, 1, 0);
+    }
+    """
+    int tio_u256_pylong_to_le32(object v, unsigned char *le) except? -1
+    object tio_u256_le32_to_pylong(const unsigned char *le)
+
+
+cdef inline int u256_from_int(object value, tio_u256 *out, str name) except -1:
+    """Store the Python int `value` (0 <= value < 2**256) in `out`; TypeError or
+    ValueError naming `name` otherwise."""
+    cdef unsigned char le[32]
+    cdef int limb, i
+    cdef uint64_t v
+    if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 (a uint256), got {value}")
+    try:
+        tio_u256_pylong_to_le32(value, le)
+    except OverflowError:
+        raise ValueError(f"{name} must be < 2**256 (a uint256), got a {value.bit_length()}-bit int") from None
+    for limb in range(4):
+        v = 0
+        for i in range(7, -1, -1):
+            v = (v << 8) | le[8 * limb + i]
+        out.w[limb] = v
+    return 0
+
+
+cdef inline object u256_to_int(const tio_u256 *a):
+    """The Python int equal to `a`."""
+    cdef unsigned char le[32]
+    cdef int limb, i
+    cdef uint64_t v
+    if a.w[1] == 0 and a.w[2] == 0 and a.w[3] == 0:
+        return a.w[0]
+    for limb in range(4):
+        v = a.w[limb]
+        for i in range(8):
+            le[8 * limb + i] = <unsigned char>(v & 0xFF)
+            v >>= 8
+    return tio_u256_le32_to_pylong(le)

@@ -1,0 +1,219 @@
+"""Sizing a cyclic arbitrage over Uniswap V2 pools: the closed-form optimum of
+the chain's continuous profit, then an exact integer search around it whose
+work is bounded.  Owns this search only; the hop math is ``_v2``.
+
+The chain of n pools acts on x like one virtual pool, ``out(x) = N x / (D + M x)``
+(N, D, M from the reserves and fees, docs/amm.md), so the continuous profit
+``P(x) = out(x) - x`` is concave with its top at ``x* = (sqrt(N D) - D) / M``.
+Each hop's floor only lowers the output, so the exact integer profit ``p(x)``
+never exceeds ``P(x)``: once some input earns ``m``, every input that could do
+at least as well lies where ``P(x) >= m``, an interval found from a quadratic.
+When that interval holds at most ``max_evaluations`` inputs, all of them are
+evaluated and the answer is certified equal to a brute-force search.
+
+>>> from tallyio.amm import best_cycle_input, cycle_size
+>>> best_cycle_input([(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
+(30559, 2845)
+>>> cycle_size([(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)]).certified
+True
+>>> best_cycle_input([(1_000_000, 1_000_000, 30), (1_000_000, 1_000_000, 30)])   # no edge: no trade
+(0, 0)
+"""
+from collections import namedtuple
+
+from libc.math cimport sqrtl, fabsl
+from libc.stdint cimport uint32_t, uint64_t
+
+from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
+                                tio_u256_from_u64, tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
+from tallyio.amm._v2 cimport (v2_amount_out, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
+                              AMM_INSUFFICIENT_LIQUIDITY)
+from tallyio.errors import AmmError
+
+
+cdef int v2_cycle_output(const tio_u256 *amount_in, const tio_u256 *reserves, const uint32_t *fee_bps,
+                         int hops, tio_u256 *amount_out) noexcept nogil:
+    cdef tio_u256 amount = amount_in[0]
+    cdef int i, status
+    for i in range(hops):
+        status = v2_amount_out(&amount, &reserves[2 * i], &reserves[2 * i + 1], fee_bps[i], amount_out)
+        if status != AMM_OK:
+            return status
+        amount = amount_out[0]
+    return AMM_OK
+
+
+cdef struct _Best:
+    tio_u256 amount_in
+    tio_u256 profit          # 0 while nothing profitable was seen
+    uint32_t evaluations
+
+
+cdef inline void _consider(_Best *best, const tio_u256 *x, const tio_u256 *reserves, const uint32_t *fees,
+                           int hops) noexcept nogil:
+    """Evaluate x exactly and keep it if it earns strictly more (so ties keep the smaller
+    input when inputs are tried in increasing order, and the earlier one otherwise)."""
+    cdef tio_u256 out, gain
+    best.evaluations += 1
+    if tio_u256_is_zero(x):
+        return
+    if v2_cycle_output(x, reserves, fees, hops, &out) != AMM_OK:
+        return                                   # the router would revert: not a tradable input
+    if tio_u256_cmp(&out, x) <= 0:
+        return
+    tio_u256_sub(&gain, &out, x)
+    if tio_u256_cmp(&gain, &best.profit) > 0 or (
+            tio_u256_cmp(&gain, &best.profit) == 0 and tio_u256_cmp(x, &best.amount_in) < 0):
+        best.profit = gain
+        best.amount_in = x[0]
+
+
+cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, int hops,
+                             uint32_t max_evaluations, tio_u256 *amount_in, tio_u256 *profit,
+                             int *certified, uint32_t *evaluations) noexcept nogil:
+    cdef int i
+    cdef long double n = 1.0, d = 1.0, m = 0.0, keep, r_in, r_out
+    cdef long double x0, t, b, disc, err_b, err_disc, root, lo, hi, count
+    cdef tio_u256 x, one, start, stop
+    cdef _Best best
+    cdef uint64_t k, steps
+    if hops < 1 or hops > AMM_MAX_CYCLE_HOPS:
+        return AMM_INVALID_PATH
+    for i in range(hops):
+        if fee_bps[i] >= 10000:
+            return AMM_BAD_FEE
+        if tio_u256_is_zero(&reserves[2 * i]) or tio_u256_is_zero(&reserves[2 * i + 1]):
+            return AMM_INSUFFICIENT_LIQUIDITY
+    # The chain as one virtual pool, out(x) = n x / (d + m x): composing hop k,
+    # y -> keep R_out y / (10000 R_in + keep y), onto it gives the recurrence below
+    # (docs/amm.md).  Long double (64-bit mantissa, 15-bit exponent) holds 8 hops of
+    # 2**256 reserves without overflow; its rounding is covered by `margin`.
+    for i in range(hops):
+        keep = <long double>(10000 - fee_bps[i])
+        r_in = tio_u256_to_ld(&reserves[2 * i])
+        r_out = tio_u256_to_ld(&reserves[2 * i + 1])
+        m = 10000.0 * r_in * m + keep * n
+        n = keep * r_out * n
+        d = 10000.0 * r_in * d
+    best.evaluations = 0
+    tio_u256_from_u64(&best.profit, 0)
+    tio_u256_from_u64(&best.amount_in, 0)
+    tio_u256_from_u64(&one, 1)
+
+    # 1. the continuous optimum and its integer neighbours
+    x0 = d * (sqrtl(n / d) - 1.0) / m if n > d else 0.0
+    tio_u256_from_ld(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
+    for k in range(5):
+        _consider(&best, &x, reserves, fee_bps, hops)
+        tio_u256_add(&x, &x, &one)
+
+    # 2. every input that could match the best found lies where P(x) >= t, i.e. between
+    #    the roots of m x^2 - b x + t d = 0 with b = n - d - m t (none when b < 0: both
+    #    roots are then negative, their product t d / m being positive).  The roots are
+    #    taken in the cancellation-free forms (b + root) / 2m and 2 t d / (b + root), and
+    #    widened by generous bounds on the long double rounding of n, d, m (relative
+    #    ~1e-18 for 8 hops; the bounds below allow 1e-17 and 1e-16).
+    t = tio_u256_to_ld(&best.profit)
+    if t < 1.0:
+        t = 1.0
+    b = n - d - m * t
+    disc = b * b - 4.0 * m * t * d
+    err_b = 1e-17 * (n + d + m * t)
+    err_disc = 1e-16 * (b * b + 4.0 * m * t * d) + 4.0 * fabsl(b) * err_b
+    if b + err_b <= 0.0 or disc + err_disc < 0.0:
+        lo, hi = 1.0, 0.0                          # empty: no input can earn >= t
+    else:
+        root = sqrtl(disc + err_disc)
+        hi = (b + err_b + root) / (2.0 * m) * (1.0 + 1e-16) + 2.0
+        lo = 2.0 * t * d / (b + err_b + root) * (1.0 - 1e-16) - 2.0
+        if lo < 1.0:
+            lo = 1.0
+    certified[0] = 0
+    if hi < lo:
+        certified[0] = 1                           # no input can earn >= t
+    else:
+        count = hi - lo + 1.0
+        if count <= <long double>max_evaluations:
+            tio_u256_from_ld(&x, lo)
+            steps = <uint64_t>count
+            for k in range(steps):
+                _consider(&best, &x, reserves, fee_bps, hops)
+                tio_u256_add(&x, &x, &one)
+            certified[0] = 1
+        else:
+            # too wide to prove: look around the best input found, within the budget
+            steps = max_evaluations
+            start = best.amount_in if not tio_u256_is_zero(&best.amount_in) else x
+            tio_u256_from_u64(&stop, steps // 2)
+            if tio_u256_cmp(&start, &stop) > 0:
+                tio_u256_sub(&x, &start, &stop)
+            else:
+                tio_u256_from_u64(&x, 1)
+            for k in range(steps):
+                _consider(&best, &x, reserves, fee_bps, hops)
+                tio_u256_add(&x, &x, &one)
+    amount_in[0] = best.amount_in
+    profit[0] = best.profit
+    evaluations[0] = best.evaluations
+    return AMM_OK
+
+
+# ---- the Python edge ------------------------------------------------------------------------
+
+CycleSize = namedtuple("CycleSize", ["amount_in", "profit", "certified", "evaluations"])
+CycleSize.__doc__ = """The sizing of a cycle: the input, its exact profit, whether the result is
+proven equal to a brute-force search, and how many exact path evaluations it took."""
+
+
+def cycle_size(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
+    """Size the cycle ``hops`` = ``[(reserve_in, reserve_out, fee_bps), ...]`` (token A ->
+    ... -> A): a :class:`CycleSize`.  ``max_evaluations`` bounds the exact evaluations
+    beyond the first five (default 4096).
+
+    >>> r = cycle_size([(10**21, 2 * 10**21, 30), (10**21, 6 * 10**20, 30)], max_evaluations=64)
+    >>> r.amount_in > 0 and r.profit > 0 and r.evaluations <= 64 + 5
+    True
+    """
+    cdef tio_u256 reserves[2 * AMM_MAX_CYCLE_HOPS]
+    cdef uint32_t fees[AMM_MAX_CYCLE_HOPS]
+    cdef tio_u256 amount, gain
+    cdef int certified = 0, status, count
+    cdef uint32_t evaluations = 0, budget
+    try:
+        count = len(hops)
+    except TypeError:
+        raise TypeError("hops must be a sequence of (reserve_in, reserve_out, fee_bps) triples") from None
+    if not 1 <= count <= AMM_MAX_CYCLE_HOPS:
+        raise AmmError(f"hops: INVALID_PATH: a cycle needs 1 to {AMM_MAX_CYCLE_HOPS} hops, got {count}",
+                       "INVALID_PATH")
+    if type(max_evaluations) is not int or not 0 <= max_evaluations <= 1 << 30:
+        raise ValueError(f"max_evaluations must be an int in [0, 2**30], got {max_evaluations!r}")
+    budget = max_evaluations
+    for i, hop in enumerate(hops):
+        try:
+            reserve_in, reserve_out, fee = hop
+        except (TypeError, ValueError):
+            raise TypeError(f"hops[{i}] must be a (reserve_in, reserve_out, fee_bps) triple, got {hop!r}") from None
+        u256_from_int(reserve_in, &reserves[2 * i], f"hops[{i}] reserve_in")
+        u256_from_int(reserve_out, &reserves[2 * i + 1], f"hops[{i}] reserve_out")
+        if type(fee) is not int or not 0 <= fee < 10000:
+            raise ValueError(f"hops[{i}] fee_bps must be an int in [0, 10000), got {fee!r}")
+        fees[i] = fee
+    with nogil:
+        status = v2_best_cycle_input(reserves, fees, count, budget, &amount, &gain, &certified, &evaluations)
+    if status != AMM_OK:
+        raise_amm_status(status, "best_cycle_input")
+    return CycleSize(u256_to_int(&amount), u256_to_int(&gain), bool(certified), evaluations)
+
+
+def best_cycle_input(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
+    """``(amount_in, profit)`` of the most profitable input for the cycle ``hops``
+    = ``[(reserve_in, reserve_out, fee_bps), ...]``, profit being the exact output of
+    get_amount_out hop by hop minus the input; ``(0, 0)`` when no input profits.
+    See :func:`cycle_size` for whether the answer is certified.
+
+    >>> best_cycle_input([(5000, 10000, 30), (5000, 3000, 30)])
+    (136, 14)
+    """
+    r = cycle_size(hops, max_evaluations)
+    return r.amount_in, r.profit

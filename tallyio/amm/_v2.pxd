@@ -1,0 +1,42 @@
+# Uniswap V2 pool math (UniswapV2Library.getAmountOut/getAmountIn/getAmountsOut/getAmountsIn),
+# exact on tio_u256, as a C API the analyzer calls without the GIL.  tallyio/amm/_v2.pyx.
+#
+# Every function returns AMM_OK or one of the statuses below (the require() the
+# library would revert with); outputs are written only on AMM_OK.  fee_bps is the
+# pool's fee in basis points (30 for Uniswap V2 and SushiSwap, 25 for PancakeSwap V2);
+# it must be < 10000.  Pointers may not be NULL; outputs may not alias inputs.
+from libc.stdint cimport uint32_t
+from tallyio._ext.u256 cimport tio_u256
+
+cdef enum:
+    AMM_OK = 0
+    AMM_INSUFFICIENT_INPUT_AMOUNT = 101    # amount_in == 0
+    AMM_INSUFFICIENT_OUTPUT_AMOUNT = 102   # amount_out == 0
+    AMM_INSUFFICIENT_LIQUIDITY = 103       # a reserve is 0
+    AMM_OVERFLOW = 104                     # a SafeMath mul/add would overflow 256 bits
+    AMM_OUTPUT_EXCEEDS_RESERVE = 105       # get_amount_in with amount_out >= reserve_out (sub underflow / div by 0)
+    AMM_BAD_FEE = 106                      # fee_bps >= 10000 (or V3 fee_pips >= 1e6)
+    AMM_INVALID_PATH = 107                 # fewer than 1 hop (or more than a caller's bound)
+    AMM_V3_INVALID = 108                   # a V3 require() without a message (zero price or liquidity, price underflow)
+    AMM_V3_AMOUNT_ZERO = 109               # UniswapV3Pool.swap: require(amountSpecified != 0, 'AS')
+    AMM_V3_PRICE_LIMIT = 110               # UniswapV3Pool.swap: the sqrt price limit is on the wrong side ('SPL')
+    AMM_V3_TICK_RANGE = 111                # TickMath: |tick| > 887272 ('T')
+    AMM_V3_PRICE_RANGE = 112               # TickMath: sqrt price outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO) ('R')
+    AMM_MAX_HOPS = 16                      # the longest path the Python face accepts
+
+# one hop: amount_out for amount_in (getAmountOut)
+cdef int v2_amount_out(const tio_u256 *amount_in, const tio_u256 *reserve_in, const tio_u256 *reserve_out,
+                       uint32_t fee_bps, tio_u256 *amount_out) noexcept nogil
+# one hop: the amount_in getAmountIn asks for amount_out (floor(...) + 1, as the library rounds)
+cdef int v2_amount_in(const tio_u256 *amount_out, const tio_u256 *reserve_in, const tio_u256 *reserve_out,
+                      uint32_t fee_bps, tio_u256 *amount_in) noexcept nogil
+# a path of `hops` pools: reserves[2*i], reserves[2*i+1] are hop i's (reserve_in, reserve_out),
+# fee_bps[i] its fee; amounts gets hops + 1 entries, amounts[0] == amount_in
+cdef int v2_amounts_out(const tio_u256 *amount_in, const tio_u256 *reserves, const uint32_t *fee_bps,
+                        int hops, tio_u256 *amounts) noexcept nogil
+# the same backwards from amounts[hops] == amount_out
+cdef int v2_amounts_in(const tio_u256 *amount_out, const tio_u256 *reserves, const uint32_t *fee_bps,
+                       int hops, tio_u256 *amounts) noexcept nogil
+
+# the Python edge: raise the AmmError for `status` (always returns -1 with an exception set)
+cdef int raise_amm_status(int status, str what) except -1
