@@ -22,6 +22,13 @@ __all__ = [
     # tallyio.amm
     "AmmError",
     "AmmOverflowError",
+    "ForeignFileError",
+    "CorruptFileError",
+    "FutureVersionError",
+    "StateLockedError",
+    "StorageFullError",
+    "ReadOnlyStateError",
+    "LayoutMismatchError",
 ]
 
 
@@ -84,3 +91,39 @@ class AmmError(TallyioError, ValueError):
 class AmmOverflowError(AmmError, OverflowError):
     """An intermediate of the pool math needs more than 256 bits: SafeMath /
     FullMath would revert on chain."""
+# ---- tallyio.state: the record log, global state and checkpoints -------------
+
+class ForeignFileError(TallyioError, ValueError):
+    """A file opened as a record log or checkpoint is not one (wrong magic):
+    nothing was read from it and nothing was written to it."""
+
+
+class CorruptFileError(TallyioError, ValueError):
+    """A record log or checkpoint file is truncated or fails its checksum where
+    no valid copy is left (a checkpoint with neither slot valid, a log whose
+    header is damaged)."""
+
+
+class FutureVersionError(TallyioError, ValueError):
+    """A file was written by a newer format or layout version than this
+    tallyio understands; it is left untouched."""
+
+
+class StateLockedError(TallyioError, BlockingIOError):
+    """Another writer (this or another process) holds the exclusive lock on a
+    record log or checkpoint file."""
+
+
+class StorageFullError(TallyioError, OSError):
+    """The disk is full or a file-size limit was hit while growing a file; the
+    record or checkpoint was not accepted and the last good data is intact."""
+
+
+class ReadOnlyStateError(TallyioError, PermissionError):
+    """A writer was opened where files cannot be created or written (read-only
+    directory or file)."""
+
+
+class LayoutMismatchError(TallyioError, ValueError):
+    """A checkpoint holds a state layout (same version) whose size or field
+    table differs from the one the caller declared."""

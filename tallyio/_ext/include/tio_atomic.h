@@ -219,4 +219,48 @@ static inline void tio_atomic_wait_u32(tio_atomic_u32 *a, uint32_t expected, uin
 static inline void tio_atomic_wake_u32(tio_atomic_u32 *a, int n) { (void)a; (void)n; }
 #endif
 
+/* ---- seqlock accessors (tallyio.state) ----------------------------------
+ * A seqlock (Boehm, "Can Seqlocks Get Along With Programming Language Memory
+ * Models?", MSPC 2012) accesses its data words with relaxed atomics ordered
+ * by one release fence in the writer (after the odd sequence store, before
+ * the data stores) and one acquire fence in the reader (after the data loads,
+ * before re-reading the sequence).  ThreadSanitizer does not model fences, so
+ * under TIO_TSAN the fences become compiler barriers and the data accessors
+ * themselves carry the ordering: stores release, loads acquire.  That is at
+ * least as strong: a reader whose acquire load sees a new data word
+ * synchronises with the writer's release store of it, which comes after the
+ * odd sequence store, so the reader's re-read of the sequence sees the write
+ * in progress (see docs/state.md, "Seqlock"). */
+#if defined(TIO_TSAN)
+#  define TIO_MO_RELFENCED TIO_MO_RELEASE
+#  define TIO_MO_ACQFENCED TIO_MO_ACQUIRE
+#else
+#  define TIO_MO_RELFENCED TIO_MO_RELAXED
+#  define TIO_MO_ACQFENCED TIO_MO_RELAXED
+#endif
+/* Relaxed data store after tio_fence_release(); release under TIO_TSAN. */
+static inline void tio_atomic_store_u64_relfenced_relaxed(tio_atomic_u64 *a, uint64_t v) {
+    atomic_store_explicit(&a->v, v, TIO_MO_RELFENCED);
+}
+/* Relaxed data load before tio_fence_acquire(); acquire under TIO_TSAN. */
+static inline uint64_t tio_atomic_load_u64_acqfenced_relaxed(const tio_atomic_u64 *a) {
+    return atomic_load_explicit((_Atomic uint64_t *)&a->v, TIO_MO_ACQFENCED);
+}
+/* Release / acquire fences; compiler barriers only under TIO_TSAN (the
+ * *fenced_relaxed accessors above carry the ordering there). */
+static inline void tio_fence_release(void) {
+#if !defined(TIO_TSAN)
+    atomic_thread_fence(TIO_MO_RELEASE);
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+static inline void tio_fence_acquire(void) {
+#if !defined(TIO_TSAN)
+    atomic_thread_fence(TIO_MO_ACQUIRE);
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 #endif /* TIO_ATOMIC_H */
