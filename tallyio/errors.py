@@ -29,6 +29,9 @@ __all__ = [
     "StorageFullError",
     "ReadOnlyStateError",
     "LayoutMismatchError",
+    "RpcError",
+    "NodeConnectionError",
+    "DevnetError",
 ]
 
 
@@ -91,6 +94,8 @@ class AmmError(TallyioError, ValueError):
 class AmmOverflowError(AmmError, OverflowError):
     """An intermediate of the pool math needs more than 256 bits: SafeMath /
     FullMath would revert on chain."""
+
+
 # ---- tallyio.state: the record log, global state and checkpoints -------------
 
 class ForeignFileError(TallyioError, ValueError):
@@ -127,3 +132,25 @@ class ReadOnlyStateError(TallyioError, PermissionError):
 class LayoutMismatchError(TallyioError, ValueError):
     """A checkpoint holds a state layout (same version) whose size or field
     table differs from the one the caller declared."""
+
+
+# ---- tallyio.devnet and the node source (tallyio.mempool.node) ----
+
+class RpcError(TallyioError, RuntimeError):
+    """A JSON-RPC node answered a call with an error (``code``, ``message``,
+    ``data`` as the node sent them) or with something that is not JSON-RPC."""
+
+    def __init__(self, method: str, message: str, code: int | None = None, data: object = None):
+        self.method, self.code, self.data = method, code, data
+        self.node_message = message
+        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else "")
+                         + (f" data={data!r}" if data is not None else ""))
+
+
+class NodeConnectionError(TallyioError, ConnectionError):
+    """The node could not be reached, or the connection broke mid-call."""
+
+
+class DevnetError(TallyioError, RuntimeError):
+    """The local test chain (anvil) could not be found, started or used; the
+    message names what was wrong and ends with the tail of anvil's log."""

@@ -5,3 +5,6 @@ table and the analyzer.
 Data flow: source -> decode (``tallyio.eth``) -> filter -> analyze (``tallyio.amm``)
 -> ``Opportunity`` queue. Nothing here reaches into the engine.
 """
+from tallyio.mempool.node import NodeSource
+
+__all__ = ["NodeSource"]

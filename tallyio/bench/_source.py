@@ -1,0 +1,230 @@
+"""The ``source`` group: how soon a pending transaction is in hand after it was
+sent, from a real anvil running the real Uniswap contracts.
+
+One run sends ``n`` pre-signed Uniswap V2/V3 swaps at 200/s (open loop: each
+send is scheduled at ``start + i / rate``, never waiting for the watcher) and
+takes, for each, the time from ``eth_sendRawTransaction`` returning to the
+full transaction being in the consumer's hands: tallyio's ``NodeSource`` sink
+call (after JSON parsing and the hash check) vs web3.py's
+``newPendingTransactions`` subscription with full transactions (the message
+reaching the ``process_subscriptions`` loop). anvil answers the send and
+pushes the notification at about the same moment, so a notification can arrive
+before the send returns: that counts as 0. Figures: p50, p99 (per run, median
+over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
+``TALLYIO_ANVIL``) and the node extra; web3.py is an optional peer.
+"""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable
+
+from tallyio.bench._figures import Figure, Target, alternate, figures_for
+from tallyio.bench._progress import Progress
+
+GROUP = "source: pending tx in hand after send"
+RATE = 200.0
+Section = tuple[str, Callable[[Progress], list[Figure]]]
+
+
+class _Chain:
+    """anvil + the Uniswap deployment + funded traders, shared by the runs."""
+
+    def __init__(self) -> None:
+        from tallyio.devnet import Anvil, Sender, deploy_uniswap, dev_accounts, fund_trader
+
+        self.node = Anvil(automine=False)
+        try:
+            self.sender = Sender(self.node.rpc)
+            self.uniswap = deploy_uniswap(self.node.rpc, sender=self.sender)
+            self.traders = dev_accounts(9)[1:]
+            for trader in self.traders:
+                fund_trader(self.node.rpc, self.uniswap, trader, sender=self.sender)
+        except BaseException:
+            self.node.stop()
+            raise
+        self.salt = 0
+
+    def presign(self, n: int) -> list[tuple[bytes, bytes]]:
+        """``n`` fresh swaps (V2 router A, V2 router B, V3 router in turn) after
+        dropping whatever the last run left pending."""
+        from tallyio.devnet import swap_v2, swap_v3
+
+        self.node.rpc.call("anvil_dropAllTransactions")
+        self.sender.forget_nonces()
+        self.salt += 1
+        u, out = self.uniswap, []
+        for i in range(n):
+            trader = self.traders[i % len(self.traders)]
+            amount = 10**15 + self.salt * 100_000 + i
+            if i % 3 < 2:
+                out.append(swap_v2(self.sender, trader, u.v2[i % 3].router, amount, [u.tokens[0], u.weth],
+                                   sign_only=True))
+            else:
+                out.append(swap_v3(self.sender, trader, u.v3_router, u.tokens[0], u.weth, amount, sign_only=True))
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.node.stop()
+
+
+def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes, int]:
+    """Send ``signed`` at RATE from a separate process (as a real sender is:
+    in this process its thread would compete for the GIL with the watcher being
+    measured); returns hash -> ``monotonic_ns()`` when each send returned
+    (CLOCK_MONOTONIC is shared by the processes of one machine)."""
+    start_ns = time.monotonic_ns() + 300_000_000  # the child's interpreter start-up fits in 0.3 s
+    payload = "\n".join(raw.hex() for raw, _ in signed).encode()
+    proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, str(start_ns), str(RATE)],
+                          input=payload, capture_output=True, timeout=60 + len(signed) / RATE)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sender process failed: {proc.stderr.decode()[-2000:]}")
+    returned = {}
+    for line in proc.stdout.decode().split():
+        tx_hash, _, ns = line.partition(",")
+        returned[bytes.fromhex(tx_hash)] = int(ns)
+    if set(returned) != {h for _, h in signed}:
+        raise RuntimeError("the sender process did not send every transaction")
+    return returned
+
+
+def _sender_main(url: str, start_ns: int, rate: float) -> None:
+    """The sender process: raw transactions (hex lines) on stdin, each sent at
+    ``start_ns + i / rate``; prints ``hash,returned_ns`` lines."""
+    from tallyio.mempool._wsrpc import RpcClient
+
+    raws = [bytes.fromhex(line) for line in sys.stdin.read().split()]
+    rpc = RpcClient(url)
+    rpc.call("eth_chainId")  # open the keep-alive connection before the clock starts
+    out = []
+    for i, raw in enumerate(raws):
+        due = start_ns + int(i * 1e9 / rate)
+        while True:
+            left = due - time.monotonic_ns()
+            if left <= 0:
+                break
+            time.sleep(left / 1e9 if left > 2_000_000 else 0)
+        tx_hash = rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
+        out.append(f"{tx_hash[2:]},{time.monotonic_ns()}")
+    sys.stdout.write("\n".join(out))
+
+
+def _summary(returned: dict[bytes, int], arrivals: dict[bytes, int]) -> dict[str, float]:
+    lat = sorted(max(0, arrivals[h] - t) / 1e3 for h, t in returned.items() if h in arrivals)
+    if not lat:
+        return {"p50": float("nan"), "p99": float("nan"), "lost": float(len(returned))}
+    return {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "lost": float(len(returned) - len(lat))}
+
+
+def _wait_all(returned: dict[bytes, int], arrivals: dict[bytes, int], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(h in arrivals for h in returned):
+        time.sleep(0.01)
+
+
+def _tallyio_run(chain: _Chain, n: int) -> dict[str, float]:
+    from tallyio.mempool import NodeSource
+
+    signed = chain.presign(n)
+    arrivals: dict[bytes, int] = {}
+
+    def sink(record: object) -> None:
+        arrivals[record.hash] = time.monotonic_ns()  # type: ignore[attr-defined]
+
+    with NodeSource(chain.node.ws_url, sink, heads=False, full_transactions=True, resync=False) as source:
+        if not source.wait_connected(30):
+            raise RuntimeError(f"NodeSource did not connect: {source.stats()['last_error']}")
+        returned = _send_paced(chain, signed)
+        _wait_all(returned, arrivals)
+    return _summary(returned, arrivals)
+
+
+def _web3_run(chain: _Chain, n: int) -> dict[str, float]:
+    from web3 import AsyncWeb3, WebSocketProvider
+
+    signed = chain.presign(n)
+    arrivals: dict[bytes, int] = {}
+    ready, stop = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    async def watch() -> None:
+        async with AsyncWeb3(WebSocketProvider(chain.node.ws_url)) as w3:
+            await w3.eth.subscribe("newPendingTransactions", True)
+            ready.set()
+            async for message in w3.socket.process_subscriptions():
+                arrivals[bytes(message["result"]["hash"])] = time.monotonic_ns()
+                if stop.is_set():
+                    break
+
+    def thread_main() -> None:
+        try:
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(watch())
+
+            async def stopper() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+                task.cancel()
+
+            loop.run_until_complete(asyncio.gather(task, stopper(), return_exceptions=True))
+            loop.close()
+        except BaseException as exc:  # reported below, in the caller's thread
+            failure.append(exc)
+            ready.set()
+
+    watcher = threading.Thread(target=thread_main, name="web3-watcher", daemon=True)
+    watcher.start()
+    ready.wait(30)
+    if failure:
+        raise failure[0]
+    returned = _send_paced(chain, signed)
+    _wait_all(returned, arrivals)
+    stop.set()
+    watcher.join(10)
+    return _summary(returned, arrivals)
+
+
+def sections(mode: str) -> list[Section]:
+    """The source group's one section for ``mode`` (smoke, quick, full)."""
+    reps = {"smoke": 1, "quick": 3, "full": 3}[mode]
+    n = {"smoke": 30, "quick": 600, "full": 2000}[mode]
+
+    def latency(progress: Progress) -> list[Figure]:
+        cases = [("p50", f"full tx in hand after send, p50 ({n} swaps at {RATE:.0f}/s)"),
+                 ("p99", f"full tx in hand after send, p99 ({n} swaps at {RATE:.0f}/s)"),
+                 ("lost", f"transactions never delivered (of {n})")]
+        try:
+            import eth_abi  # noqa: F401
+            import eth_account  # noqa: F401
+
+            chain = _Chain()
+        except Exception as exc:  # no anvil, no artifacts, no node extra: say why
+            return [Figure(GROUP, label, unit="us", skipped=f"{type(exc).__name__}: {exc}") for _, label in cases]
+        try:
+            contenders: list = [("tallyio", lambda: _tallyio_run(chain, n))]
+            skipped: dict[str, str] = {}
+            try:
+                import web3  # noqa: F401
+
+                contenders.append((f"web3.py {web3.__version__}", lambda: _web3_run(chain, n)))
+            except ImportError:
+                skipped["web3.py"] = "not installed (pip install web3)"
+            samples = alternate(contenders, reps, progress)
+        finally:
+            chain.close()
+        targets = {"p99": [Target(1000.0)] + [Target(10.0, peer=name) for name, _ in contenders[1:]]}
+        figures = figures_for(GROUP, {k: {c: v for c, v in by.items() if c != "lost"} for k, by in samples.items()},
+                              cases[:2], unit="us", higher_is_better=False, targets=targets, skipped_peers=skipped)
+        figures += figures_for(GROUP, {k: {"lost": by["lost"]} for k, by in samples.items()}, [cases[2]],
+                               unit="tasks", higher_is_better=False, skipped_peers=skipped)
+        return figures
+
+    return [(f"source: {n} swaps at {RATE:.0f}/s, NodeSource vs web3.py", latency)]
+
+
+if __name__ == "__main__":
+    _sender_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
