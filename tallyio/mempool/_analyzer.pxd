@@ -1,7 +1,7 @@
 # cython: language_level=3
 # Owns: the backrun analyzer's C API (tio_analyze_call), its per-worker counters and the
 # counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
-# Touches: _pools (reads the table), _ring (tio_pending, the dropring), _exact (V2 math),
+# Touches: _pools (reads the table), _ring (tio_pending, the dropring), tallyio.amm (V2 math),
 # tallyio._ext.swap (the decoder's record).  Never writes the pool table.
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
 from tallyio._ext.u256 cimport tio_u256
@@ -22,10 +22,8 @@ cdef enum:
     AN_CYCLES_SCREENED = 7
     AN_CYCLES_TRUNCATED = 8      # cycles not screened: the per-transaction bound was hit
     AN_CANDIDATES = 9            # cycles profitable in float64
-    AN_SIZED_EXACT = 10          # sized by an exhaustive integer scan of the float optimum's
-                                 # neighbourhood: the exact integer optimum
-    AN_SIZED_NEAR = 11           # neighbourhood too wide to scan: best of the closed form's
-                                 # +-2 neighbours (within hops+1 units of the optimum)
+    AN_SIZED_EXACT = 10          # sized by amm's search, certified equal to a brute force
+    AN_SIZED_NEAR = 11           # sized by amm's search, not certified (region over budget)
     AN_OPPORTUNITIES = 12
     AN_UNPROFITABLE = 13         # sized exactly, profit below min_profit
     AN_COUNTERS = 14
@@ -53,3 +51,6 @@ cdef struct tio_analyze_ctx:
 
 cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint32_t exchange,
                           const tio_decoded_call *call, tio_analyzer_stats *st) noexcept nogil
+
+# AnalyzerConfig -> the C settings (the Python edge)
+cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1

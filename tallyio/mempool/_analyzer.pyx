@@ -1,7 +1,7 @@
 # cython: language_level=3
 # Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer).
 # Touches: reads _pools' table; writes tio_opp records into an OpportunityQueue's dropring;
-# exact V2 math from _exact (the stand-in for tallyio.amm._v2, same signatures).
+# exact V2 math and cycle sizing from tallyio.amm (_v2.pxd, _cycle.pxd C APIs).
 """The backrun analyzer: what a pending V2 swap does to the pools it trades through,
 and which cycles it makes profitable, sized exactly.
 
@@ -13,11 +13,12 @@ For each decoded V2 swap of a transaction (``tio_swap``, filled by the decoder):
 3. screen the cycles through the touched pools in float64: a chain of constant-product
    pools is one virtual pool ``(Ei, Eo)`` with the first hop's fee, whose optimal input
    is ``(sqrt(g Ei Eo) - Ei) / g``; at most ``max_cycles`` cycles per transaction;
-4. size the ``max_sized`` best exactly on integers: when the neighbourhood where the
-   integer optimum must lie (the float profit within hops+1 units of its maximum) is at
-   most 4,096 wide it is scanned whole (the exact optimum, smallest input on ties);
-   otherwise the closed form's +-2 neighbours are tried (within hops+1 units of the
-   optimum: with reserves of 10**18 and more that neighbourhood is billions wide);
+4. size the ``max_sized`` best exactly with ``tallyio.amm``'s ``v2_best_cycle_input``:
+   the closed form, then an exact integer search of the region where the integer
+   optimum can lie, with a budget of 4,096 evaluations.  When the region fits the
+   budget the result is the exact optimum (smallest input on ties: counted
+   ``sized_exact``); otherwise it is the best input examined (``sized_near``: with
+   reserves of 10**18 and more that region is billions of inputs wide);
 5. compute the exact profit and push an ``Opportunity`` (kind BACKRUN) when it reaches
    ``min_profit_wei``.
 
@@ -39,7 +40,7 @@ V3 swaps, fee-on-transfer swaps and run-time amounts are counted and skipped.
 """
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
 from libc.string cimport memcpy, memset
-from libc.math cimport sqrt, floor
+from libc.math cimport sqrt
 
 from tallyio._ext.common cimport TIO_OK, tio_now_ns
 from tallyio._ext.u256 cimport tio_u256, tio_u256_cmp, tio_u256_is_zero, tio_u256_from_u64
@@ -47,11 +48,13 @@ from tallyio._ext.swap cimport (tio_decoded_call, tio_swap, TIO_PROTOCOL_V2, TIO
                                 TIO_SWAP_EXACT_IN, TIO_SWAP_EXACT_OUT, TIO_SWAP_ETH_IN,
                                 TIO_SWAP_FEE_ON_TRANSFER, TIO_SWAP_AMOUNT_UNKNOWN)
 from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
-from tallyio.mempool._pools cimport tio_pooltable, pooltable_pair, PoolTable
+from tallyio.mempool._pools cimport tio_pooltable, pooltable_pair, PoolTable, CYCLE_MAX_HOPS
 from tallyio.mempool._ring cimport (tio_pending, tio_dropring, tio_dropring_begin,
                                     tio_dropring_commit, tio_dropring_record)
 from tallyio.mempool._opportunity cimport tio_opp, OpportunityQueue
-from tallyio.mempool._exact cimport (x_v2_amount_out, x_v2_amount_in, x_add, x_sub, XM_OK)
+from tallyio._ext.u256 cimport tio_u256_add, tio_u256_sub
+from tallyio.amm._v2 cimport v2_amount_out, v2_amount_in, AMM_OK
+from tallyio.amm._cycle cimport v2_best_cycle_input, AMM_MAX_CYCLE_HOPS
 from tallyio.mempool._u256py cimport int_to_u256, copy_address
 
 from tallyio.mempool.config import AnalyzerConfig
@@ -80,20 +83,6 @@ cdef struct overlay:
 
 cdef inline double u256_to_double(const tio_u256 *v) noexcept nogil:
     return ((<double>v.w[3] * TWO64 + <double>v.w[2]) * TWO64 + <double>v.w[1]) * TWO64 + <double>v.w[0]
-
-
-cdef inline void double_to_u256(double x, tio_u256 *out) noexcept nogil:
-    """floor(x) for 0 <= x < 2**128 (amounts of a cycle through uint112 reserves)."""
-    cdef double hi
-    out.w[2] = 0
-    out.w[3] = 0
-    if x < TWO64:
-        out.w[0] = <uint64_t>x
-        out.w[1] = 0
-    else:
-        hi = floor(x / TWO64)
-        out.w[1] = <uint64_t>hi
-        out.w[0] = <uint64_t>(x - hi * TWO64)
 
 
 cdef inline int ov_slot(const overlay *ov, int32_t pool) noexcept nogil:
@@ -130,8 +119,8 @@ cdef inline void hop_reserves_f(const tio_pooltable *t, const overlay *ov, int32
 
 
 cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
-                              double *x_opt, double *profit, double *curvature) noexcept nogil:
-    """Float64 optimum of cycle c: True when it is profitable at all."""
+                              double *profit) noexcept nogil:
+    """Float64 profit at the optimum of cycle c: True when it is profitable at all."""
     cdef int L = t.cyc_len[c]
     cdef double ei = 0, eo = 0, g0 = 1, g, rin, rout, d, x
     cdef int32_t pool
@@ -156,75 +145,34 @@ cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_
     if x < 1:
         return False
     d = ei + g0 * x
-    x_opt[0] = x
     profit[0] = g0 * x * eo / d - x
-    curvature[0] = 2.0 * g0 * g0 * eo * ei / (d * d * d)
     return profit[0] > 0
 
 
-cdef inline int cycle_out(const tio_pooltable *t, const overlay *ov, uint64_t c,
-                          const tio_u256 *x, tio_u256 *out) noexcept nogil:
-    """Exact output of cycle c for input x (getAmountOut hop by hop)."""
-    cdef tio_u256 amount = x[0], nxt
+cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
+                            uint32_t max_evaluations, tio_u256 *best_x, tio_u256 *best_profit,
+                            bint *certified) noexcept nogil:
+    """Exact integer sizing of cycle c on the overlay reserves: tallyio.amm's
+    v2_best_cycle_input (closed form, then an exact search of the region where the
+    integer optimum can lie; certified when that region fit the evaluation budget)."""
+    cdef tio_u256 reserves[2 * CYCLE_MAX_HOPS]
+    cdef uint32_t fees[CYCLE_MAX_HOPS]
     cdef const tio_u256 *rin
     cdef const tio_u256 *rout
+    cdef int L = t.cyc_len[c], h, cert = 0
+    cdef uint32_t evaluations = 0
     cdef int32_t pool
-    cdef int st, h
-    for h in range(t.cyc_len[c]):
+    for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         hop_reserves(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
-        st = x_v2_amount_out(&amount, rin, rout, t.fee_bps[pool], &nxt)
-        if st != XM_OK:
-            return st
-        amount = nxt
-    out[0] = amount
-    return XM_OK
-
-
-cdef inline void try_input(const tio_pooltable *t, const overlay *ov, uint64_t c,
-                           const tio_u256 *x, tio_u256 *best_x, tio_u256 *best_profit,
-                           bint *found) noexcept nogil:
-    """Keep x when its exact profit beats the best so far (ties keep the smaller x:
-    callers try inputs in increasing order)."""
-    cdef tio_u256 out, profit
-    if tio_u256_is_zero(x) or cycle_out(t, ov, c, x, &out) != XM_OK:
-        return
-    if tio_u256_cmp(&out, x) <= 0:
-        return
-    x_sub(&out, x, &profit)
-    if not found[0] or tio_u256_cmp(&profit, best_profit) > 0:
-        best_x[0] = x[0]
-        best_profit[0] = profit
-        found[0] = True
-
-
-cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c, double x_opt,
-                            double curvature, tio_u256 *best_x, tio_u256 *best_profit,
-                            bint *exhaustive) noexcept nogil:
-    """Exact integer sizing around the float optimum (see the module doc)."""
-    cdef int L = t.cyc_len[c]
-    cdef double half = sqrt(2.0 * (L + 1) / curvature) * 1.5 + 2.0 + x_opt * 1e-9
-    cdef double lo = floor(x_opt - half), hi = floor(x_opt + half) + 1
-    cdef tio_u256 x, one
-    cdef bint found = False
-    cdef uint64_t width, k
-    tio_u256_from_u64(&one, 1)
-    if lo < 1:
-        lo = 1
-    if hi - lo <= SCAN_MAX:
-        exhaustive[0] = True
-        width = <uint64_t>(hi - lo)
-        double_to_u256(lo, &x)
-        for k in range(width + 1):
-            try_input(t, ov, c, &x, best_x, best_profit, &found)
-            x_add(&x, &one, &x)
-    else:
-        exhaustive[0] = False
-        double_to_u256(floor(x_opt) - 2, &x)
-        for k in range(5):
-            try_input(t, ov, c, &x, best_x, best_profit, &found)
-            x_add(&x, &one, &x)
-    return found
+        reserves[2 * h] = rin[0]
+        reserves[2 * h + 1] = rout[0]
+        fees[h] = t.fee_bps[pool]
+    if v2_best_cycle_input(reserves, fees, L, max_evaluations, best_x, best_profit,
+                           &cert, &evaluations) != AMM_OK:
+        return False
+    certified[0] = cert != 0
+    return not tio_u256_is_zero(best_profit)
 
 
 cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t c,
@@ -301,7 +249,7 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
         amounts[0] = amount
         for k in range(hops):
             hop_reserves(t, ov, pools[k], tok[k], &rin, &rout)
-            if x_v2_amount_out(&amounts[k], rin, rout, t.fee_bps[pools[k]], &amounts[k + 1]) != XM_OK:
+            if v2_amount_out(&amounts[k], rin, rout, t.fee_bps[pools[k]], &amounts[k + 1]) != AMM_OK:
                 st.count[AN_WOULD_REVERT] += 1
                 return 0
         if tio_u256_cmp(&amounts[hops], &limit) < 0:
@@ -311,7 +259,7 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
         amounts[hops] = amount
         for k in range(hops - 1, -1, -1):
             hop_reserves(t, ov, pools[k], tok[k], &rin, &rout)
-            if x_v2_amount_in(&amounts[k + 1], rin, rout, t.fee_bps[pools[k]], &amounts[k]) != XM_OK:
+            if v2_amount_in(&amounts[k + 1], rin, rout, t.fee_bps[pools[k]], &amounts[k]) != AMM_OK:
                 st.count[AN_WOULD_REVERT] += 1
                 return 0
         if tio_u256_cmp(&amounts[0], &limit) > 0:
@@ -333,8 +281,8 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
             ov.r[2 * slot] = t.reserve_x[2 * pools[k]]
             ov.r[2 * slot + 1] = t.reserve_x[2 * pools[k] + 1]
         side = 0 if t.tokens[2 * pools[k]] == tok[k] else 1
-        x_add(&ov.r[2 * slot + side], &amounts[k], &ov.r[2 * slot + side])
-        x_sub(&ov.r[2 * slot + 1 - side], &amounts[k + 1], &ov.r[2 * slot + 1 - side])
+        tio_u256_add(&ov.r[2 * slot + side], &ov.r[2 * slot + side], &amounts[k])
+        tio_u256_sub(&ov.r[2 * slot + 1 - side], &ov.r[2 * slot + 1 - side], &amounts[k + 1])
         ov.rf[2 * slot] = u256_to_double(&ov.r[2 * slot])
         ov.rf[2 * slot + 1] = u256_to_double(&ov.r[2 * slot + 1])
     st.count[AN_SIMULATED] += 1
@@ -348,14 +296,12 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
     cdef const tio_pooltable *t = ctx.table
     cdef overlay ov
     cdef uint64_t cand_c[64]
-    cdef double cand_x[64]
     cdef double cand_p[64]
-    cdef double cand_k[64]
     cdef int n_cand = 0, k, i, emitted = 0
     cdef int32_t j
     cdef uint64_t screened = 0, c, max_sized = ctx.cfg.max_sized
     cdef int32_t pool
-    cdef double x, prof, curv
+    cdef double prof
     cdef tio_u256 best_x, best_profit
     cdef bint exhaustive, dup
     ov.n = 0
@@ -374,7 +320,7 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
                 break
             c = <uint64_t>t.pool_cyc_ids[j]
             screened += 1
-            if not screen_cycle(t, &ov, c, &x, &prof, &curv):
+            if not screen_cycle(t, &ov, c, &prof):
                 continue
             dup = False
             for i in range(n_cand):
@@ -391,17 +337,13 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
             i = n_cand - 1
             while i > 0 and cand_p[i - 1] < prof:
                 cand_c[i] = cand_c[i - 1]
-                cand_x[i] = cand_x[i - 1]
                 cand_p[i] = cand_p[i - 1]
-                cand_k[i] = cand_k[i - 1]
                 i -= 1
             cand_c[i] = c
-            cand_x[i] = x
             cand_p[i] = prof
-            cand_k[i] = curv
     st.count[AN_CYCLES_SCREENED] += screened
     for i in range(n_cand):
-        if not size_cycle(t, &ov, cand_c[i], cand_x[i], cand_k[i], &best_x, &best_profit, &exhaustive):
+        if not size_cycle(t, &ov, cand_c[i], SCAN_MAX, &best_x, &best_profit, &exhaustive):
             st.count[AN_UNPROFITABLE] += 1
             continue
         st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1

@@ -60,6 +60,9 @@ cdef struct tio_filter:
 
 
 cdef int tio_filter_check(tio_filter *f, const tio_pending *p, uint32_t *target) noexcept nogil
+# the first check alone, before a record is built: FILTER_NOT_TARGET (counted) when `to`
+# (NULL: a creation) is no known target, else FILTER_PASS (nothing counted yet)
+cdef int tio_filter_target(tio_filter *f, const uint8_t *to) noexcept nogil
 
 
 cdef class TxFilter:

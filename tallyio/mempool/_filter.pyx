@@ -160,6 +160,12 @@ cdef int tio_filter_check(tio_filter *f, const tio_pending *p, uint32_t *target)
     return verdict(f, FILTER_PASS)
 
 
+cdef int tio_filter_target(tio_filter *f, const uint8_t *to) noexcept nogil:
+    if to == NULL or addr_table_get(&f.targets, to) == TIO_ADDR_MISSING:
+        return verdict(f, FILTER_NOT_TARGET)
+    return FILTER_PASS
+
+
 # ---- Python face ------------------------------------------------------------------------
 
 cdef class TxFilter:

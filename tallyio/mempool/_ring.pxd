@@ -89,6 +89,7 @@ cdef struct tio_pending:
     uint8_t tx_type
     uint8_t _pad[2]
     uint32_t input_len
+    uint32_t target                 # the filter's verdict value for `to` (kind << 24 | exchange)
     uint8_t input[TIO_PENDING_INLINE]
 
 
@@ -114,8 +115,14 @@ cdef dict dropring_stats(tio_dropring *r)
 cdef uint64_t check_ring_capacity(object capacity, str what) except 0
 
 
+# a PendingTx -> a pending record on the caller's stack (the input copied inline):
+# 1 filled, 0 refused and counted (calldata longer than TIO_PENDING_INLINE); a field of the
+# wrong type or range raises TypeError/ValueError naming it (counted DROP_INVALID)
+cdef int pending_fill(tio_dropring *r, object tx, tio_pending *rec) except -1
+# publish a filled record (begin, copy header + input, commit): 1, or 0 when refused (counted)
+cdef int pending_push(tio_dropring *r, const tio_pending *rec) noexcept nogil
+
+
 cdef class PendingRing:
     cdef tio_dropring *ring         # owned
     cdef uint64_t next_seq          # producer-side arrival numbers (Python pushes)
-    cdef dict stats_cache
-    cdef int push_fields(self, object tx, uint64_t *seq) except -1

@@ -249,62 +249,17 @@ cdef class PendingRing:
     def __repr__(self):
         return f"PendingRing(capacity={self.ring.capacity}, queued={len(self)})"
 
-    cdef int push_fields(self, object tx, uint64_t *seq) except -1:
-        cdef uint32_t idx
-        cdef tio_pending rec
-        cdef object data = tx.input
-        cdef Py_ssize_t n
-        if type(data) is not bytes:
-            if not isinstance(data, (bytes, bytearray)):
-                tio_dropring_reject(self.ring, DROP_INVALID)
-                raise TypeError(f"PendingTx.input must be bytes, got {type(data).__name__}")
-            data = bytes(data)
-        n = PyBytes_GET_SIZE(data)
-        if n > TIO_PENDING_INLINE:
-            tio_dropring_reject(self.ring, DROP_OVERSIZE)
-            return 0
-        # validate every field into a stack copy first: a bad field is refused (counted)
-        # before a block is taken, so nothing is half queued
-        try:
-            copy_address(tx.hash, rec.hash, 32, "PendingTx.hash")
-            copy_address(tx.sender, rec.sender, 20, "PendingTx.sender")
-            if tx.to is None:
-                rec.has_to = 0
-                memset(rec.to, 0, 20)
-            else:
-                rec.has_to = 1
-                copy_address(tx.to, rec.to, 20, "PendingTx.to")
-            rec.nonce = tx.nonce
-            rec.gas = tx.gas
-            rec.tx_type = tx.tx_type
-            rec.received_ns = tx.received_ns
-            int_to_u256(tx.value, &rec.value, "PendingTx.value")
-            int_to_u256(tx.max_fee_per_gas, &rec.max_fee_per_gas, "PendingTx.max_fee_per_gas")
-            int_to_u256(tx.max_priority_fee_per_gas, &rec.max_priority_fee_per_gas,
-                        "PendingTx.max_priority_fee_per_gas")
-        except (TypeError, ValueError, OverflowError) as exc:
-            tio_dropring_reject(self.ring, DROP_INVALID)
-            if isinstance(exc, OverflowError):
-                raise ValueError(f"PendingTx field out of range: {exc}") from None
-            raise
-        rec.input_len = <uint32_t>n
-        rec.seq = seq[0]
-        seq[0] += 1
-        if tio_dropring_begin(self.ring, &idx) != TIO_OK:
-            return 0
-        cdef tio_pending *slot = <tio_pending *>tio_dropring_record(self.ring, idx)
-        # the header (everything before `input`), then only the calldata's own bytes
-        memcpy(slot, &rec, <size_t>(<char *>&rec.input[0] - <char *>&rec))
-        memcpy(slot.input, PyBytes_AS_STRING(data), <size_t>n)
-        tio_dropring_commit(self.ring, idx)
-        return 1
-
     def push(self, tx) -> bool:
         """Queue a :class:`~tallyio.eth.PendingTx`; True when queued (possibly by
         evicting the oldest, counted), False when refused and counted (calldata longer
         than ``MAX_INLINE_INPUT``, or every slot held by consumers).  A field of the
         wrong type or range raises TypeError/ValueError naming it (counted invalid)."""
-        return self.push_fields(tx, &self.next_seq) == 1
+        cdef tio_pending rec
+        if pending_fill(self.ring, tx, &rec) == 0:
+            return False
+        rec.seq = self.next_seq
+        self.next_seq += 1
+        return pending_push(self.ring, &rec) == 1
 
     def pop(self):
         """The oldest queued transaction as a PendingTx, or None when empty."""
@@ -322,6 +277,62 @@ cdef class PendingRing:
         """Every counter: received, processed, dropped (and by reason: evicted,
         no_block, oversize, invalid), in_flight, queued, capacity."""
         return dropring_stats(self.ring)
+
+
+cdef int pending_fill(tio_dropring *r, object tx, tio_pending *rec) except -1:
+    cdef object data = tx.input
+    cdef Py_ssize_t n
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray)):
+            tio_dropring_reject(r, DROP_INVALID)
+            raise TypeError(f"PendingTx.input must be bytes, got {type(data).__name__}")
+        data = bytes(data)
+    n = PyBytes_GET_SIZE(data)
+    if n > TIO_PENDING_INLINE:
+        tio_dropring_reject(r, DROP_OVERSIZE)
+        return 0
+    # validate every field into the caller's stack copy first: a bad field is refused
+    # (counted) before a block is taken, so nothing is half queued
+    try:
+        copy_address(tx.hash, rec.hash, 32, "PendingTx.hash")
+        copy_address(tx.sender, rec.sender, 20, "PendingTx.sender")
+        to = tx.to
+        if to is None:
+            rec.has_to = 0
+            memset(rec.to, 0, 20)
+        else:
+            rec.has_to = 1
+            copy_address(to, rec.to, 20, "PendingTx.to")
+        rec.nonce = tx.nonce
+        rec.gas = tx.gas
+        rec.tx_type = tx.tx_type
+        rec.received_ns = tx.received_ns
+        int_to_u256(tx.value, &rec.value, "PendingTx.value")
+        int_to_u256(tx.max_fee_per_gas, &rec.max_fee_per_gas, "PendingTx.max_fee_per_gas")
+        int_to_u256(tx.max_priority_fee_per_gas, &rec.max_priority_fee_per_gas,
+                    "PendingTx.max_priority_fee_per_gas")
+    except (TypeError, ValueError, OverflowError) as exc:
+        tio_dropring_reject(r, DROP_INVALID)
+        if isinstance(exc, OverflowError):
+            raise ValueError(f"PendingTx field out of range: {exc}") from None
+        raise
+    rec.input_len = <uint32_t>n
+    rec.target = 0
+    rec.seq = 0
+    memcpy(rec.input, PyBytes_AS_STRING(data), <size_t>n)
+    return 1
+
+
+cdef int pending_push(tio_dropring *r, const tio_pending *rec) noexcept nogil:
+    cdef uint32_t idx
+    if tio_dropring_begin(r, &idx) != TIO_OK:
+        return 0
+    cdef tio_pending *slot = <tio_pending *>tio_dropring_record(r, idx)
+    # the header (everything before `input`), then only the calldata's own bytes
+    memcpy(slot, rec, <size_t>(<char *>&rec.input[0] - <char *>rec))
+    memcpy(slot.input, rec.input, rec.input_len)
+    tio_dropring_commit(r, idx)
+    return 1
 
 
 cdef object pending_to_tx(const tio_pending *p):
