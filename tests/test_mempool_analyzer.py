@@ -113,7 +113,7 @@ def scenarios(draw):
 def test_opportunities_equal_an_exact_brute_force(scenario):
     pools, path, amount, exact_in, exchange = scenario
     table = PoolTable(pools, weth=W)
-    analyzer = Analyzer(table, AnalyzerConfig(max_sized=64, max_cycles=10_000))
+    analyzer = Analyzer(table, AnalyzerConfig(max_sized=64, max_cycles=10_000, max_evaluations=1 << 16))
     spec = dict(path=path, **({"amount_in": amount} if exact_in else {"amount_out": amount}))
     found = analyzer.analyze(TX, [spec], exchange=exchange, base_fee=7, block_number=11)
     reserves = {p.address: (p.reserve0, p.reserve1) for p in pools}

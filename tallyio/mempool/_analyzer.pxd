@@ -36,6 +36,7 @@ cdef struct tio_analyzer_stats:
 cdef struct tio_analyzer_cfg:
     uint64_t max_cycles
     uint64_t max_sized
+    uint32_t max_evaluations
     tio_u256 min_profit
     uint64_t gas_base
     uint64_t gas_per_hop

@@ -15,8 +15,8 @@ For each decoded V2 swap of a transaction (``tio_swap``, filled by the decoder):
    is ``(sqrt(g Ei Eo) - Ei) / g``; at most ``max_cycles`` cycles per transaction;
 4. size the ``max_sized`` best exactly with ``tallyio.amm``'s ``v2_best_cycle_input``:
    the closed form, then an exact integer search of the region where the integer
-   optimum can lie, with a budget of 4,096 evaluations.  When the region fits the
-   budget the result is the exact optimum (smallest input on ties: counted
+   optimum can lie, with a budget of ``max_evaluations`` (4) evaluations.  When the
+   region fits the budget the result is the exact optimum (smallest input on ties: counted
    ``sized_exact``); otherwise it is the best input examined (``sized_near``: with
    reserves of 10**18 and more that region is billions of inputs wide);
 5. compute the exact profit and push an ``Opportunity`` (kind BACKRUN) when it reaches
@@ -343,7 +343,7 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
             cand_p[i] = prof
     st.count[AN_CYCLES_SCREENED] += screened
     for i in range(n_cand):
-        if not size_cycle(t, &ov, cand_c[i], SCAN_MAX, &best_x, &best_profit, &exhaustive):
+        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
             st.count[AN_UNPROFITABLE] += 1
             continue
         st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
@@ -442,6 +442,7 @@ cdef class Analyzer:
 cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1:
     cfg.max_cycles = config.max_cycles
     cfg.max_sized = config.max_sized
+    cfg.max_evaluations = config.max_evaluations
     int_to_u256(config.min_profit_wei, &cfg.min_profit, "AnalyzerConfig.min_profit_wei")
     cfg.gas_base = config.gas_base
     cfg.gas_per_hop = config.gas_per_hop

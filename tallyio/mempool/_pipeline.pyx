@@ -42,7 +42,7 @@ import time
 import threading
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from libc.stdlib cimport calloc, free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -395,3 +395,73 @@ cdef class Pipeline:
                 free(self.pipe.slots)
             free(self.pipe)
             self.pipe = NULL
+
+
+# ---- benchmark helpers (tallyio/bench/_mempool.py) ---------------------------------------
+
+def bench_tx_path(PoolTable table, list txs, list routers, out_ns, analyzer_config=None):
+    """filter -> decode -> analyze each transaction once on this thread without the GIL,
+    as a worker would, timing each with the monotonic clock into out_ns[i] (uint64).
+    A fresh filter (so no duplicate) and a 65,536-place opportunity queue; returns the
+    opportunities found.  The pool table is only read."""
+    cdef uint64_t[::1] ns = out_ns
+    cdef Py_ssize_t n = len(txs), i
+    cdef tio_pending *recs = <tio_pending *>calloc(n if n else 1, sizeof(tio_pending))
+    cdef pipe_slot *slot = <pipe_slot *>calloc(1, sizeof(pipe_slot))
+    cdef tio_analyzer_cfg cfg
+    cdef tio_analyze_ctx ctx
+    cdef uint32_t target
+    cdef uint64_t t0
+    cdef TxFilter filt = TxFilter(FilterConfig(check_nonces=False), routers_v2=routers)
+    cdef PendingRing scratch = PendingRing(2)
+    cdef OpportunityQueue queue = OpportunityQueue(1 << 16)
+    if recs == NULL or slot == NULL:
+        free(recs)
+        free(slot)
+        raise MemoryError("bench_tx_path: out of memory")
+    if ns.shape[0] < n:
+        raise ValueError(f"out_ns has {ns.shape[0]} places for {n} transactions")
+    try:
+        for i in range(n):
+            pending_fill(scratch.ring, txs[i], &recs[i])
+        fill_cfg(analyzer_config if analyzer_config is not None else AnalyzerConfig(), &cfg)
+        ctx.table = &table.t
+        ctx.cfg = &cfg
+        ctx.out = queue.ring
+        ctx.base_fee = 10 * 10**9
+        ctx.block_number = 1
+        with nogil:
+            for i in range(n):
+                t0 = tio_now_ns()
+                if tio_filter_check(&filt.f, &recs[i], &target) == FILTER_PASS:
+                    if tio_decode_call(recs[i].input, recs[i].input_len, &slot.call,
+                                       &slot.dstats) == TIO_DECODE_OK and slot.call.n_swaps:
+                        tio_analyze_call(&ctx, &recs[i], target & 0xFFFF, &slot.call, &slot.astats)
+                ns[i] = tio_now_ns() - t0
+        return queue.stats()["received"]
+    finally:
+        free(recs)
+        free(slot)
+
+
+def bench_filter_reject(Pipeline pipe, list txs, uint64_t rounds):
+    """ns per transaction of the filter's first check (the target lookup) over the `to`
+    of each transaction, `rounds` times, in a nogil loop (what an irrelevant transaction
+    costs once its fields are in C)."""
+    cdef Py_ssize_t n = len(txs), i
+    cdef uint8_t *tos = <uint8_t *>calloc(n * 20 + 1, 1)
+    cdef uint64_t t0, r, passed = 0
+    if tos == NULL:
+        raise MemoryError
+    try:
+        for i in range(n):
+            memcpy(&tos[20 * i], PyBytes_AS_STRING(txs[i].to), 20)
+        with nogil:
+            t0 = tio_now_ns()
+            for r in range(rounds):
+                for i in range(n):
+                    passed += tio_filter_target(&pipe.filter.f, &tos[20 * i]) == FILTER_PASS
+            t0 = tio_now_ns() - t0
+        return t0 / <double>(n * rounds), passed
+    finally:
+        free(tos)

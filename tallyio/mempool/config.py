@@ -55,11 +55,17 @@ class AnalyzerConfig:
     """Work bounds and the gas model of the backrun analyzer.
 
     Per transaction at most ``max_cycles`` cycles are screened in float64 and at most
-    ``max_sized`` of the best are sized exactly; what is cut is counted (a wash-trading
+    ``max_sized`` of the best are sized exactly, with at most ``max_evaluations`` exact
+    evaluations each; what is cut is counted (a wash-trading
     transaction once sent a Python route search into an endless loop)."""
 
     max_cycles: int = 512
-    max_sized: int = 2
+    max_sized: int = 1
+    max_evaluations: int = 4
+    """exact cycle evaluations allowed per sized cycle (tallyio.amm's search budget): when
+    the region the integer optimum can lie in holds at most this many inputs the size is
+    certified optimal (small reserves); beyond, it is the best input examined (reserves of
+    10**18 make that region billions wide: no budget would certify it)."""
     min_profit_wei: int = 1
     """report a cycle only when its exact profit (start token units) reaches this."""
     gas_base: int = 60_000
@@ -69,6 +75,7 @@ class AnalyzerConfig:
     def __post_init__(self):
         _check_int("AnalyzerConfig", "max_cycles", self.max_cycles, 1, 1 << 20)
         _check_int("AnalyzerConfig", "max_sized", self.max_sized, 1, 64)
+        _check_int("AnalyzerConfig", "max_evaluations", self.max_evaluations, 0, 1 << 20)
         _check_int("AnalyzerConfig", "min_profit_wei", self.min_profit_wei, 1, 2**255)
         _check_int("AnalyzerConfig", "gas_base", self.gas_base, 0, 2**32)
         _check_int("AnalyzerConfig", "gas_per_hop", self.gas_per_hop, 0, 2**32)
