@@ -170,3 +170,32 @@ def test_bad_records_are_named_and_counted():
         assert s["ring"]["received"] == s["ring"]["processed"] + s["ring"]["dropped"]
     with pytest.raises(RuntimeError, match="closed"):
         pipe.feed(tx)
+
+
+def test_native_replay_equals_the_python_replay_and_stops_at_a_torn_tail(tmp_path, seed):
+    pools, items = scenario(seed, n_tx=150)
+    path = tmp_path / "replay.tio"
+    with Recorder(path) as rec:
+        rec.snapshot(PoolTable(pools, weth=WETH), ts=0)
+        for item in items:
+            rec.write(item)
+
+    def native(p):
+        with Pipeline(ReplaySource(p).pool_table(), routers_v2=ROUTER_TARGETS,
+                      opportunity_capacity=1 << 16, filter_config=FilterConfig(check_nonces=False)) as pipe:
+            info = pipe.replay_file(p)
+            return info, sorted(map(key, pipe.opportunities.get_many(1 << 20))), pipe.stats()
+
+    info, got, s = native(path)
+    assert info == {"records": len(items) + 1, "pending": sum(isinstance(i, PendingTx) for i in items),
+                    "end": "end of log"}
+    assert got == reference(pools, items)
+    assert s["pipeline"]["blocks"] == 3 and s["pipeline"]["syncs"] == 12 and s["pipeline"]["bad_records"] == 0
+    # a torn tail: flip a byte inside the last record; the replay stops before it
+    data = bytearray(path.read_bytes())
+    end = len(data.rstrip(b"\x00"))
+    data[end - 10] ^= 0xFF
+    torn = tmp_path / "torn.tio"
+    torn.write_bytes(bytes(data))
+    info, _, _ = native(torn)
+    assert info["records"] == len(items) and info["end"].startswith("torn or invalid record")

@@ -41,7 +41,7 @@ ring": at least one side sees the other, so a record is never left with no task 
 import time
 import threading
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport calloc, free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -59,11 +59,12 @@ from tallyio.mempool._ring cimport (
     tio_dropring, tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
     tio_dropring_record, tio_dropring_queued, tio_dropring_received, tio_dropring_dropped,
     tio_dropring_processed_acquire, tio_dropring_reject, pending_fill, pending_push,
-    PendingRing, DROP_INVALID,
+    PendingRing, DROP_INVALID, DROP_OVERSIZE, TIO_PENDING_INLINE,
 )
-from tallyio.mempool._filter cimport (TxFilter, tio_filter_check, tio_filter_target,
+from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
+from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
                                       FILTER_PASS)
-from tallyio.mempool._pools cimport PoolTable
+from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
 from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
                                         tio_analyze_call, fill_cfg, AN_COUNTERS)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
@@ -101,6 +102,15 @@ cdef struct pipe_state:
     pipe_slot *slots
     int n_slots
     tio_atomic_u64 submit_failures
+    # the watcher's own state (one thread: feed / replay_file)
+    tio_filter *filter
+    tio_pooltable *table
+    uint64_t next_seq
+    bint barrier_needed
+    uint64_t blocks
+    uint64_t syncs
+    uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
+    uint64_t bad_records         # recorded payloads that do not parse
 
 
 cdef void drain_task(void *arg) noexcept nogil:
@@ -180,6 +190,168 @@ cdef bint wait_quiescent(pipe_state *pipe, uint64_t timeout_ns) noexcept nogil:
     return True
 
 
+# ---- the native replay loop (Pipeline.replay_file) ----------------------------------------
+# Reads a recording (tallyio.state.recordlog's format; the payloads of
+# tallyio.mempool.recording) straight from its memory map and feeds the pipeline without
+# the GIL: the same checks as RecordReader (type != 0, length inside the file, sequence =
+# previous + 1, CRC-32 over header + payload), the same payload layouts as recording.py.
+
+cdef uint32_t CRC_TABLE[256]
+
+cdef void crc_init() noexcept nogil:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
+        CRC_TABLE[n] = c
+
+
+crc_init()      # at import: the table is read-only afterwards
+
+
+cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
+    """zlib's crc32(data, crc) (IEEE, reflected)."""
+    cdef uint64_t i
+    crc = crc ^ 0xFFFFFFFFu
+    for i in range(n):
+        crc = CRC_TABLE[(crc ^ p[i]) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFu
+
+
+cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef enum:
+    REC_PENDING_TX = 1
+    REC_BLOCK_HEADER = 2
+    REC_SYNC_EVENT = 3
+    TX_HEAD = 202          # recording.py _TX_HEAD.size
+    BLOCK_SIZE = 136       # _BLOCK.size
+    SYNC_SIZE = 137        # _SYNC.size
+    SCAN_END = 0
+    SCAN_TORN = 1
+    SCAN_TIMEOUT = 2
+
+
+cdef struct scan_result:
+    uint64_t records
+    uint64_t pending
+    uint64_t end_offset
+    uint64_t last_seq
+
+
+cdef inline void replay_barrier(pipe_state *pipe) noexcept nogil:
+    if pipe.barrier_needed:
+        wait_quiescent(pipe, <uint64_t>1 << 62)   # no deadline (2**62 ns: 146 years)
+        pipe.barrier_needed = False
+
+
+cdef void replay_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcept nogil:
+    cdef tio_pending rec
+    cdef uint32_t n_in, n_raw, target = 0
+    if n < TX_HEAD:
+        pipe.bad_records += 1
+        return
+    n_in = le32(p + 194)
+    n_raw = le32(p + 198)
+    if <uint64_t>TX_HEAD + n_in + n_raw != n:
+        pipe.bad_records += 1
+        return
+    if not p[72]:
+        tio_filter_target(pipe.filter, NULL)
+        return
+    if tio_filter_target(pipe.filter, p + 52) != FILTER_PASS:
+        return
+    if n_in > TIO_PENDING_INLINE:
+        tio_dropring_reject(pipe.ring, DROP_OVERSIZE)
+        return
+    memcpy(rec.hash, p, 32)
+    memcpy(rec.sender, p + 32, 20)
+    memcpy(rec.to, p + 52, 20)
+    rec.has_to = 1
+    rec.tx_type = p[73]
+    rec.nonce = le64(p + 74)
+    rec.gas = le64(p + 82)
+    tio_u256_from_be32(&rec.value, p + 90)
+    tio_u256_from_be32(&rec.max_fee_per_gas, p + 122)
+    tio_u256_from_be32(&rec.max_priority_fee_per_gas, p + 154)
+    rec.received_ns = le64(p + 186)
+    rec.input_len = n_in
+    memcpy(rec.input, p + TX_HEAD, n_in)
+    if tio_filter_check(pipe.filter, &rec, &target) != FILTER_PASS:
+        return
+    rec.target = target
+    rec.seq = pipe.next_seq
+    pipe.next_seq += 1
+    pending_push(pipe.ring, &rec)
+    kick(pipe)
+    pipe.barrier_needed = True
+
+
+cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64_t offset,
+                     uint64_t first_seq, scan_result *out) noexcept nogil:
+    """Walk the records of one log file from `offset` and feed each to the pipeline."""
+    cdef uint16_t rtype
+    cdef uint32_t length, crc
+    cdef uint64_t seq, expect = first_seq, rsize
+    cdef const uint8_t *rec
+    cdef const uint8_t *payload
+    cdef tio_u256 r0, r1, base_fee
+    while offset + 24 <= size:
+        rec = buf + offset
+        rtype = <uint16_t>(rec[0] | (rec[1] << 8))
+        length = le32(rec + 4)
+        seq = le64(rec + 8)
+        if rtype == 0 or seq != expect:
+            break
+        rsize = (24 + <uint64_t>length + 4 + 7) & ~(<uint64_t>7)
+        if offset + rsize > size:
+            break
+        crc = crc32_update(0, rec, 24 + <uint64_t>length)
+        if crc != le32(rec + 24 + length):
+            break
+        payload = rec + 24
+        if rtype == REC_PENDING_TX:
+            replay_pending(pipe, payload, length)
+            out.pending += 1
+        elif rtype == REC_BLOCK_HEADER:
+            if length != BLOCK_SIZE:
+                pipe.bad_records += 1
+            else:
+                replay_barrier(pipe)
+                tio_u256_from_be32(&base_fee, payload + 80)
+                pipe.ctx.base_fee = (base_fee.w[0] if (base_fee.w[1] | base_fee.w[2] | base_fee.w[3]) == 0
+                                     else <uint64_t>-1)
+                pipe.ctx.block_number = le64(payload) + 1
+                pipe.blocks += 1
+        elif rtype == REC_SYNC_EVENT:
+            if length != SYNC_SIZE:
+                pipe.bad_records += 1
+            else:
+                replay_barrier(pipe)
+                tio_u256_from_be32(&r0, payload + 20)
+                tio_u256_from_be32(&r1, payload + 52)
+                if pooltable_apply_sync(pipe.table, payload, &r0, &r1) < 0:
+                    pipe.syncs_refused += 1
+                pipe.syncs += 1
+        out.records += 1
+        out.last_seq = seq
+        expect = seq + 1
+        offset += rsize
+    out.end_offset = offset
+    return SCAN_END
+
+
 cdef class Pipeline:
     """decode -> filter -> analyze on a NumaScheduler's workers (see the module doc).
 
@@ -198,10 +370,6 @@ cdef class Pipeline:
     cdef readonly object analyzer_config
     cdef tio_analyzer_cfg cfg
     cdef bint own_scheduler
-    cdef bint barrier_needed
-    cdef uint64_t next_seq
-    cdef readonly uint64_t blocks
-    cdef readonly uint64_t syncs
     cdef readonly uint64_t unknown_records
     cdef object closed
 
@@ -244,6 +412,8 @@ cdef class Pipeline:
         self.pipe.ctx.table = &table.t
         self.pipe.ctx.cfg = &self.cfg
         self.pipe.ctx.out = self.opportunities.ring
+        self.pipe.filter = &self.filter.f
+        self.pipe.table = &table.t
         tio_atomic_init_u64(&self.pipe.submit_failures, 0)
         for s in range(n_slots):
             tio_atomic_init_u64(&self.pipe.slots[s].state, SLOT_IDLE)
@@ -273,30 +443,40 @@ cdef class Pipeline:
             if tio_filter_check(&self.filter.f, &rec, &target) != FILTER_PASS:
                 return
             rec.target = target
-            rec.seq = self.next_seq
-            self.next_seq += 1
+            rec.seq = self.pipe.next_seq
+            self.pipe.next_seq += 1
             with nogil:
                 pending_push(self.pipe.ring, &rec)
                 kick(self.pipe)
-            self.barrier_needed = True
+            self.pipe.barrier_needed = True
         elif type(record) is SyncEvent:
             self._barrier()
             self.table.apply_sync(record)
-            self.syncs += 1
+            self.pipe.syncs += 1
         elif type(record) is BlockHeader:
             self._barrier()
             self.pipe.ctx.base_fee = min(record.base_fee_per_gas, 2**64 - 1)
             self.pipe.ctx.block_number = record.number + 1
-            self.blocks += 1
+            self.pipe.blocks += 1
         else:
             self.unknown_records += 1
 
     __call__ = feed
 
     def _barrier(self):
-        if self.barrier_needed:
+        if self.pipe.barrier_needed:
             self.drain()
-            self.barrier_needed = False
+            self.pipe.barrier_needed = False
+
+    @property
+    def blocks(self) -> int:
+        """Block headers applied."""
+        return self.pipe.blocks
+
+    @property
+    def syncs(self) -> int:
+        """Sync events applied (known or not to the table)."""
+        return self.pipe.syncs
 
     def run(self, source):
         """Feed every record of an iterable source (a ReplaySource), then drain.
@@ -308,6 +488,55 @@ cdef class Pipeline:
             n += 1
         self.drain()
         return n
+
+    def replay_file(self, path):
+        """Feed a recording to the pipeline from its memory map without the GIL (the
+        native twin of ``run(ReplaySource(path))``, records checked the same way), then
+        drain.  A recording of several segments goes through ReplaySource instead.
+        Returns ``{"records", "pending", "end"}`` (``end``: "end of log" or where a torn
+        or invalid record stopped it)."""
+        import glob
+        import mmap
+        import os
+        import struct
+        from tallyio.errors import CorruptFileError, ForeignFileError, FutureVersionError
+        from tallyio.mempool.recording import ReplaySource
+        from tallyio.state.recordlog import FORMAT_VERSION, MAGIC
+        if glob.glob(glob.escape(os.fspath(path)) + ".[0-9]*"):
+            n = self.run(ReplaySource(path))
+            return {"records": n, "pending": None, "end": "segmented: read by ReplaySource"}
+        cdef scan_result res
+        cdef const uint8_t[::1] view
+        cdef uint64_t size, header_size, first_seq
+        memset(&res, 0, sizeof(res))
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(24)
+            if len(head) < 24 or head[:8] != MAGIC:
+                raise ForeignFileError(f"{path}: not a tallyio record log")
+            version, header_size, first_seq = struct.unpack_from("<IIQ", head, 8)
+            if version > FORMAT_VERSION:
+                raise FutureVersionError(f"{path}: record log format {version}, this reader knows {FORMAT_VERSION}")
+            if header_size < 24 or header_size > size:
+                raise CorruptFileError(f"{path}: header size {header_size} out of range")
+            if size <= header_size:
+                return {"records": 0, "pending": 0, "end": "end of log"}
+            mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        try:
+            view = mm
+            with nogil:
+                replay_scan(self.pipe, &view[0], size, header_size, first_seq, &res)
+            view = None
+        finally:
+            mm.close()
+        tail = "end of log"
+        if res.end_offset < size:
+            with open(path, "rb") as f:
+                f.seek(res.end_offset)
+                if f.read(size - res.end_offset).count(0) != size - res.end_offset:
+                    tail = f"torn or invalid record at offset {res.end_offset}"
+        self.drain()
+        return {"records": res.records, "pending": res.pending, "end": tail}
 
     def drain(self, timeout=60.0):
         """Wait until every accepted transaction has been analyzed; TimeoutError after
@@ -351,7 +580,9 @@ cdef class Pipeline:
         return {"ring": self.ring.stats(), "filter": self.filter.stats(), "decode": decode,
                 "analyzer": analyzer, "opportunities": self.opportunities.stats(),
                 "pools": self.table.stats(),
-                "pipeline": {"blocks": self.blocks, "syncs": self.syncs, "batches": batches,
+                "pipeline": {"blocks": self.pipe.blocks, "syncs": self.pipe.syncs,
+                             "syncs_refused": self.pipe.syncs_refused,
+                             "bad_records": self.pipe.bad_records, "batches": batches,
                              "records": records, "unknown_records": self.unknown_records,
                              "submit_failures": tio_atomic_load_u64_relaxed(&self.pipe.submit_failures),
                              "block_number": self.pipe.ctx.block_number,

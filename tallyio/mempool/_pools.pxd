@@ -39,6 +39,8 @@ cdef struct tio_pooltable:
     int32_t *cyc_in
     int32_t *pool_cyc_off    # [n + 1]: cycles through pool p are pool_cyc_ids[off[p] .. off[p+1])
     int32_t *pool_cyc_ids
+    uint64_t syncs_applied   # written by the one writer (see the file's first lines)
+    uint64_t syncs_unknown
 
 
 cdef inline uint64_t pair_key(uint32_t exchange, int32_t a, int32_t b) noexcept nogil:
@@ -59,6 +61,11 @@ cdef inline int32_t pooltable_pair(const tio_pooltable *t, uint32_t exchange, in
     return -1
 
 
+# the one writer's Sync: 1 applied, 0 unknown pool (counted), -1 a reserve >= 2**112 (nothing changed)
+cdef int pooltable_apply_sync(tio_pooltable *t, const uint8_t *pool, const tio_u256 *r0,
+                              const tio_u256 *r1) noexcept nogil
+
+
 cdef class PoolTable:
     cdef tio_pooltable t
     cdef readonly object tokens          # numpy int32 (n, 2)
@@ -72,7 +79,5 @@ cdef class PoolTable:
     cdef object pool_cycle_offsets, pool_cycle_ids, pool_addr_arr, token_addr_arr
     cdef readonly list pool_addresses
     cdef readonly list token_addresses
-    cdef readonly uint64_t syncs_applied
-    cdef readonly uint64_t syncs_unknown
     cdef readonly uint64_t cycles_truncated
     cdef object weth_address

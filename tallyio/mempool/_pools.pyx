@@ -62,6 +62,19 @@ cdef inline void set_reserves(tio_pooltable *t, uint64_t i, const tio_u256 *r0,
     t.reserve_f[2 * i + 1] = <double>r1.w[1] * 18446744073709551616.0 + <double>r1.w[0]
 
 
+cdef int pooltable_apply_sync(tio_pooltable *t, const uint8_t *pool, const tio_u256 *r0,
+                              const tio_u256 *r1) noexcept nogil:
+    cdef uint32_t i = addr_table_get(&t.pool_index, pool)
+    if i == TIO_ADDR_MISSING:
+        t.syncs_unknown += 1
+        return 0
+    if (r0.w[3] | r0.w[2] | r1.w[3] | r1.w[2]) or (r0.w[1] >> 48) or (r1.w[1] >> 48):
+        return -1
+    set_reserves(t, i, r0, r1)
+    t.syncs_applied += 1
+    return 1
+
+
 cdef inline uint64_t limbs_of(object value, uint64_t *lo, uint64_t *hi, str what) except? 0:
     """A reserve (0 .. 2**112-1, the pair's uint112) as two limbs."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -345,22 +358,24 @@ cdef class PoolTable:
             memcpy(addr, PyBytes_AS_STRING(pool), 20)
         else:
             copy_address(pool, addr, 20, "SyncEvent.pool")
-        cdef uint32_t i = addr_table_get(&self.t.pool_index, addr)
-        if i == TIO_ADDR_MISSING:
-            self.syncs_unknown += 1
-            return False
         r0.w[2] = r0.w[3] = r1.w[2] = r1.w[3] = 0
         limbs_of(event.reserve0, &r0.w[0], &r0.w[1], "SyncEvent.reserve0")
         limbs_of(event.reserve1, &r1.w[0], &r1.w[1], "SyncEvent.reserve1")
-        set_reserves(&self.t, i, &r0, &r1)
-        self.syncs_applied += 1
-        return True
+        return pooltable_apply_sync(&self.t, addr, &r0, &r1) == 1
+
+    @property
+    def syncs_applied(self) -> int:
+        return self.t.syncs_applied
+
+    @property
+    def syncs_unknown(self) -> int:
+        return self.t.syncs_unknown
 
     def stats(self) -> dict:
         """pools, tokens, cycles, cycles_truncated, syncs_applied, syncs_unknown."""
         return {"pools": self.t.n_pools, "tokens": self.t.n_tokens, "cycles": self.t.n_cycles,
-                "cycles_truncated": self.cycles_truncated, "syncs_applied": self.syncs_applied,
-                "syncs_unknown": self.syncs_unknown}
+                "cycles_truncated": self.cycles_truncated, "syncs_applied": self.t.syncs_applied,
+                "syncs_unknown": self.t.syncs_unknown}
 
     def to_bytes(self) -> bytes:
         """A snapshot: magic, version, WETH, then each pool's address, tokens, exact
