@@ -30,13 +30,15 @@ V3 swaps, fee-on-transfer swaps and run-time amounts are counted and skipped.
     >>> W, T = b"\\xee" * 20, b"\\xaa" * 20
     >>> table = PoolTable([V2Pool(b"\\x01" * 20, W, T, 10**6, 10**6),
     ...                    V2Pool(b"\\x02" * 20, W, T, 10**6, 10**6, exchange=1)], weth=W)
-    >>> an = Analyzer(table)
+    >>> an = Analyzer(table, AnalyzerConfig(max_evaluations=4096))   # small reserves: certified
     >>> tx = PendingTx(hash=b"\\x05" * 32, sender=b"\\x06" * 20, to=b"\\x07" * 20, nonce=0,
     ...                value=0, gas=0, max_fee_per_gas=0, max_priority_fee_per_gas=0,
     ...                input=b"", tx_type=2, received_ns=0)
     >>> [op] = an.analyze(tx, [dict(path=[W, T], amount_in=100_000)], exchange=0)
     >>> op.kind.name, [p[:1].hex() for p in op.pools], op.amount_in, op.profit
     ('BACKRUN', ['02', '01'], 46123, 4460)
+    >>> an.stats()["sized_exact"]
+    1
 """
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
 from libc.string cimport memcpy, memset
