@@ -17,7 +17,7 @@ Payloads (little-endian integers, 256-bit amounts as 32-byte big-endian words):
                    received_ns u64, len(input) u32, len(raw) u32, input, raw
     BLOCK_HEADER   number u64, hash 32, parent_hash 32, timestamp u64, base_fee 32,
                    gas_limit u64, gas_used u64, received_ns u64
-    SYNC_EVENT     pool 20, reserve0 32, reserve1 32, block_number u64, log_index u32,
+    SYNC_EVENT     pool 20, reserve0 32, reserve1 32, block_number u64, log_index i32,
                    transaction_hash 32, removed u8, received_ns u64
     POOL_SNAPSHOT  PoolTable.to_bytes()
 
@@ -48,7 +48,7 @@ Item = Union[PendingTx, BlockHeader, SyncEvent]
 
 _TX_HEAD = struct.Struct("<32s20s20sBBQQ32s32s32sQII")
 _BLOCK = struct.Struct("<Q32s32sQ32sQQQ")
-_SYNC = struct.Struct("<20s32s32sQI32sBQ")
+_SYNC = struct.Struct("<20s32s32sQi32sBQ")   # log_index signed: a resync is -1
 
 
 def _w(v: int) -> bytes:
