@@ -42,7 +42,7 @@ from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool._pools import PoolTable
 from tallyio.state.recordlog import RecordReader, RecordType, RecordWriter
 
-__all__ = ["Recorder", "ReplaySource", "encode", "decode"]
+__all__ = ["Recorder", "ReplaySource", "encode", "decode", "embedded_recording"]
 
 Item = Union[PendingTx, BlockHeader, SyncEvent]
 
@@ -114,9 +114,10 @@ class Recorder:
     As a sink for a push source (``NodeSource(url, recorder.write)``) it records
     from that source's thread; ``write`` is not meant for two threads at once."""
 
-    def __init__(self, path: Union[str, os.PathLike], *, flush_policy: str = "none") -> None:
+    def __init__(self, path: Union[str, os.PathLike], *, flush_policy: str = "none",
+                 chunk_size: int = 1 << 20) -> None:
         self.path = path
-        self._log = RecordWriter(path, flush_policy=flush_policy)
+        self._log = RecordWriter(path, flush_policy=flush_policy, chunk_size=chunk_size)
         self.records = 0
 
     def write(self, item: Item) -> None:
@@ -185,3 +186,21 @@ class ReplaySource:
                     time.sleep(wait / 1e9)
             yield item
         self.end_reason = reader.end_reason
+
+
+def embedded_recording() -> tuple[str, dict]:
+    """The recording that ships inside the package (``tallyio/data/replay.tio``, made by
+    ``scripts/make_recording.py`` against anvil with the published Uniswap contracts) and
+    its golden file: ``routers_v2`` (``[address, exchange]``), ``weth``, and the
+    ``opportunities`` a brute force found in it.
+
+    >>> path, golden = embedded_recording()
+    >>> path.endswith("replay.tio"), len(golden["routers_v2"])
+    (True, 2)
+    """
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    golden = json.loads((data / "replay_golden.json").read_text())
+    return str(data / "replay.tio"), golden
