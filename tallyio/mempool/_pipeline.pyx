@@ -111,6 +111,7 @@ cdef struct pipe_state:
     uint64_t syncs
     uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
     uint64_t bad_records         # recorded payloads that do not parse
+    uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
 
 
 cdef void drain_task(void *arg) noexcept nogil:
@@ -147,14 +148,18 @@ cdef void drain_task(void *arg) noexcept nogil:
         tio_dropring_release_many(pipe.ring, idxs, k)
 
 
-cdef void kick(pipe_state *pipe) noexcept nogil:
+cdef void kick(pipe_state *pipe, uint64_t min_queued) noexcept nogil:
     """Make sure enough slots run for what is queued: slot s is started when more than
-    s x BATCH records wait (slot 0 whenever anything does).  Watcher thread only."""
+    s x BATCH records wait (slot 0 when at least `min_queued`, and at least one, do).
+    A live source kicks at 1 (lowest latency); a full-speed replay at BATCH, so a worker
+    is woken for a batch, not for each record (a wake-up costs tens of microseconds)."""
     cdef uint64_t queued, expected
     cdef int s
     # full fence: orders our last publish before the reads of the slot states below
     tio_fence_seqcst()
     queued = tio_dropring_queued(pipe.ring)
+    if queued < min_queued:
+        return
     for s in range(pipe.n_slots):
         if queued <= <uint64_t>s * BATCH:
             return
@@ -183,7 +188,7 @@ cdef bint wait_quiescent(pipe_state *pipe, uint64_t timeout_ns) noexcept nogil:
     cdef uint64_t deadline = tio_now_ns() + timeout_ns
     tio_backoff_reset(&backoff)
     while not quiescent(pipe):
-        kick(pipe)
+        kick(pipe, 1)
         if tio_now_ns() > deadline:
             return False
         tio_backoff_snooze(&backoff)
@@ -294,7 +299,7 @@ cdef void replay_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcep
     rec.seq = pipe.next_seq
     pipe.next_seq += 1
     pending_push(pipe.ring, &rec)
-    kick(pipe)
+    kick(pipe, BATCH)           # the end of the scan and every barrier kick the rest
     pipe.barrier_needed = True
 
 
@@ -415,6 +420,7 @@ cdef class Pipeline:
         self.pipe.filter = &self.filter.f
         self.pipe.table = &table.t
         tio_atomic_init_u64(&self.pipe.submit_failures, 0)
+        self.pipe.kick_at = 1
         for s in range(n_slots):
             tio_atomic_init_u64(&self.pipe.slots[s].state, SLOT_IDLE)
             self.pipe.slots[s].pipe = self.pipe
@@ -447,7 +453,7 @@ cdef class Pipeline:
             self.pipe.next_seq += 1
             with nogil:
                 pending_push(self.pipe.ring, &rec)
-                kick(self.pipe)
+                kick(self.pipe, self.pipe.kick_at)
             self.pipe.barrier_needed = True
         elif type(record) is SyncEvent:
             self._barrier()
@@ -483,9 +489,14 @@ cdef class Pipeline:
         Returns the number of records fed."""
         n = 0
         feed = self.feed
-        for record in source:
-            feed(record)
-            n += 1
+        # full speed: wake a worker per batch, not per record (drain and barriers kick the rest)
+        self.pipe.kick_at = BATCH
+        try:
+            for record in source:
+                feed(record)
+                n += 1
+        finally:
+            self.pipe.kick_at = 1
         self.drain()
         return n
 
