@@ -179,3 +179,18 @@ def test_bad_config_is_named():
         Analyzer(PoolTable([]), {"max_cycles": 1})
     with pytest.raises(ValueError, match="path"):
         Analyzer(PoolTable([])).analyze(TX, [dict(path=[W], amount_in=1)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(scenarios())
+def test_standing_arbitrage_equals_an_exact_brute_force(scenario):
+    pools = scenario[0]
+    table = PoolTable(pools, weth=W)
+    analyzer = Analyzer(table, AnalyzerConfig(max_sized=64, max_evaluations=1 << 16))
+    found = analyzer.arbitrage(base_fee=3, block_number=9)
+    reserves = {p.address: (p.reserve0, p.reserve1) for p in pools}
+    expected = brute_force(table, reserves, [p.address for p in pools])
+    assert {op.pools: (op.amount_in, op.profit) for op in found} == expected
+    for op in found:
+        assert op.kind is OpportunityKind.ARBITRAGE and op.trigger_tx is None
+        assert op.block_number == 9 and op.received_ns == op.detected_ns > 0

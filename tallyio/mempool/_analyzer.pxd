@@ -53,5 +53,8 @@ cdef struct tio_analyze_ctx:
 cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint32_t exchange,
                           const tio_decoded_call *call, tio_analyzer_stats *st) noexcept nogil
 
+# ARBITRAGE: every cycle on the current reserves (no trigger); once per block
+cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil
+
 # AnalyzerConfig -> the C settings (the Python edge)
 cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1

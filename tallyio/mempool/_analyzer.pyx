@@ -178,7 +178,7 @@ cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t 
 
 
 cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t c,
-                      const tio_u256 *amount_in, const tio_u256 *profit) noexcept nogil:
+                      const tio_u256 *amount_in, const tio_u256 *profit, uint8_t kind) noexcept nogil:
     cdef const tio_pooltable *t = ctx.table
     cdef uint32_t idx
     cdef tio_opp *o
@@ -189,18 +189,21 @@ cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t
         return                      # counted by the queue (no block)
     o = <tio_opp *>tio_dropring_record(ctx.out, idx)
     memset(o, 0, sizeof(tio_opp))
-    o.kind = 2                      # OpportunityKind.BACKRUN
+    o.kind = kind                   # OpportunityKind: 1 ARBITRAGE (p == NULL), 2 BACKRUN
     o.n_hops = <uint8_t>L
     o.start_is_weth = t.weth >= 0 and t.cyc_in[3 * c] == t.weth
-    o.trigger_seq = p.seq
-    o.received_ns = p.received_ns
     o.detected_ns = tio_now_ns()
+    if p != NULL:
+        o.trigger_seq = p.seq
+        o.received_ns = p.received_ns
+        memcpy(o.trigger_hash, p.hash, 32)
+    else:
+        o.received_ns = o.detected_ns
     o.gas_estimate = ctx.cfg.gas_base + ctx.cfg.gas_per_hop * <uint64_t>L
     o.base_fee = ctx.base_fee
     o.block_number = ctx.block_number
     o.amount_in = amount_in[0]
     o.profit = profit[0]
-    memcpy(o.trigger_hash, p.hash, 32)
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         memcpy(o.pools[h], &t.pool_addr[20 * pool], 20)
@@ -352,7 +355,54 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
         if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
             st.count[AN_UNPROFITABLE] += 1
             continue
-        emit(ctx, p, cand_c[i], &best_x, &best_profit)
+        emit(ctx, p, cand_c[i], &best_x, &best_profit, 2)
+        st.count[AN_OPPORTUNITIES] += 1
+        emitted += 1
+    return emitted
+
+
+cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil:
+    """ARBITRAGE: every cycle of the table screened on the current reserves (no pending
+    transaction), the max_sized best sized exactly and pushed (kind ARBITRAGE) when their
+    profit reaches min_profit.  Returns the opportunities pushed.  Bounded by the table's
+    cycle count, not by max_cycles (call it once per block, not per transaction)."""
+    cdef const tio_pooltable *t = ctx.table
+    cdef overlay ov
+    cdef uint64_t cand_c[64]
+    cdef double cand_p[64]
+    cdef int n_cand = 0, i, emitted = 0
+    cdef uint64_t c, max_sized = ctx.cfg.max_sized
+    cdef double prof
+    cdef tio_u256 best_x, best_profit
+    cdef bint exhaustive
+    ov.n = 0
+    if max_sized > CAND_MAX:
+        max_sized = CAND_MAX
+    for c in range(t.n_cycles):
+        if not screen_cycle(t, &ov, c, &prof):
+            continue
+        st.count[AN_CANDIDATES] += 1
+        if <uint64_t>n_cand < max_sized:
+            n_cand += 1
+        elif prof <= cand_p[n_cand - 1]:
+            continue
+        i = n_cand - 1
+        while i > 0 and cand_p[i - 1] < prof:
+            cand_c[i] = cand_c[i - 1]
+            cand_p[i] = cand_p[i - 1]
+            i -= 1
+        cand_c[i] = c
+        cand_p[i] = prof
+    st.count[AN_CYCLES_SCREENED] += t.n_cycles
+    for i in range(n_cand):
+        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        emit(ctx, NULL, cand_c[i], &best_x, &best_profit, 1)
         st.count[AN_OPPORTUNITIES] += 1
         emitted += 1
     return emitted
@@ -434,6 +484,18 @@ cdef class Analyzer:
         ctx.base_fee = base_fee
         ctx.block_number = block_number
         tio_analyze_call(&ctx, &rec, exchange, &call, &self.st)
+        return self.queue.get_many(1 << 20)
+
+    def arbitrage(self, base_fee=0, block_number=0):
+        """ARBITRAGE opportunities on the table's current reserves (no trigger): every
+        cycle screened, the ``max_sized`` best sized exactly."""
+        cdef tio_analyze_ctx ctx
+        ctx.table = &self.table.t
+        ctx.cfg = &self.cfg
+        ctx.out = self.queue.ring
+        ctx.base_fee = base_fee
+        ctx.block_number = block_number
+        tio_scan_arbitrage(&ctx, &self.st)
         return self.queue.get_many(1 << 20)
 
     def stats(self) -> dict:
