@@ -52,3 +52,41 @@ def test_realtime_replay_paces_by_the_recorded_times():
     t0 = time.monotonic()
     assert list(ReplaySource(path, realtime=True)) == items
     assert time.monotonic() - t0 >= span * 0.9
+
+
+def test_corrupt_recordings_stop_cleanly_and_bad_payloads_are_counted(tmp_path, seed):
+    import random
+
+    from tallyio.state.recordlog import RecordType, RecordWriter
+
+    path, golden = embedded_recording()
+    with open(path, "rb") as f:
+        data = f.read()
+    end = len(data.rstrip(b"\x00"))
+    rng = random.Random(seed)
+    routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
+    table = ReplaySource(path).pool_table()
+    for k in range(12):
+        bad = bytearray(data)
+        if k % 3 == 0:
+            bad = bad[:rng.randrange(64, end)]                     # truncated
+        else:
+            for _ in range(rng.randrange(1, 4)):                   # bytes flipped
+                bad[rng.randrange(64, end)] ^= 1 << rng.randrange(8)
+        p = tmp_path / f"bad{k}.tio"
+        p.write_bytes(bytes(bad))
+        with Pipeline(table, routers_v2=routers) as pipe:
+            info = pipe.replay_file(p)
+            assert info["records"] <= 211
+            s = pipe.stats()["ring"]
+            assert s["received"] == s["processed"] + s["dropped"] + s["in_flight"]
+    # CRC-valid records whose payloads are not ours: counted, skipped
+    odd = tmp_path / "odd.tio"
+    with RecordWriter(odd) as w:
+        w.append(RecordType.PENDING_TX, b"short", ts=1)
+        w.append(RecordType.BLOCK_HEADER, b"\x00" * 10, ts=2)
+        w.append(RecordType.SYNC_EVENT, b"\x00" * 200, ts=3)
+        w.append(0x9000, b"an application's own record", ts=4)
+    with Pipeline(table, routers_v2=routers) as pipe:
+        assert pipe.replay_file(odd) == {"records": 4, "pending": 1, "end": "end of log"}
+        assert pipe.stats()["pipeline"]["bad_records"] == 3
