@@ -154,3 +154,5 @@ class NodeConnectionError(TallyioError, ConnectionError):
 class DevnetError(TallyioError, RuntimeError):
     """The local test chain (anvil) could not be found, started or used; the
     message names what was wrong and ends with the tail of anvil's log."""
+    def __reduce__(self):  # keep reason and function across pickling (worker processes)
+        return type(self), (str(self), self.reason, self.function)

@@ -1,21 +1,28 @@
 """tallyio.eth's decoder against eth-abi, the oracle: every call it decodes, we decode to
 the same values; random and mutated calldata never crash, never hang, and every outcome
 is counted by reason. Seeds: hypothesis prints the falsifying example on failure."""
-import eth_abi
-import pytest
-from Crypto.Hash import keccak as pycryptodome_keccak
-from eth_utils import to_checksum_address as eth_utils_checksum
-from hypothesis import HealthCheck, given, settings, strategies as st
+import pickle
 
-from eth_strategies import (EXECUTE_SELECTORS, LEAF_SELECTORS, MULTICALL_SELECTORS, SPECS, U64_MAX,
+import pytest
+
+# the oracles: eth-abi (decoding), pycryptodome (keccak), eth-utils (EIP-55); all in the test extra
+eth_abi = pytest.importorskip("eth_abi")
+pycryptodome_keccak = pytest.importorskip("Crypto.Hash.keccak")
+eth_utils_checksum = pytest.importorskip("eth_utils").to_checksum_address
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from conftest import scaled  # noqa: E402
+from eth_strategies import (EXECUTE_SELECTORS, MULTICALL_SELECTORS, SPECS, U64_MAX,  # noqa: E402
                             UNWRAP_WETH, UR_OTHER_COMMANDS, UR_SWAPS, WRAP_ETH, CONTRACT_BALANCE_UR,
-                            address, any_v2_path, expected_swap, leaf_call, normalize, oracle_args,
+                            address, expected_swap, leaf_call, normalize, oracle_args,
                             semantic_reason, swap_view, uint256, v3_path)
-from tallyio.errors import DecodeError, TallyioError
-from tallyio.eth import (DECODE_STATUSES, Decoder, decode_call, keccak256, known_calls, selector,
+from tallyio.errors import DecodeError, TallyioError  # noqa: E402
+from tallyio.eth import (DECODE_STATUSES, Decoder, decode_call, keccak256, known_calls, selector,  # noqa: E402
                          to_checksum_address)
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# example counts follow TALLYIO_TEST_SCALE (the sanitizer runs use a fraction)
+SETTINGS = settings(max_examples=scaled(300, 50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEMANTIC = {"bad_path", "path_too_long"}
 
 
@@ -53,7 +60,7 @@ def test_every_selector_is_the_keccak_of_its_signature():
 
 
 @given(st.binary(max_size=700))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(300, 50), deadline=None)
 def test_keccak256_matches_pycryptodome(data):
     assert keccak256(data) == _keccak(data)
     assert keccak256(bytearray(data)) == keccak256(memoryview(data)) == _keccak(data)
@@ -137,6 +144,8 @@ def test_decode_error_names_function_and_reason_and_is_a_value_error():
     assert info.value.reason == "bad_path" and info.value.function == "swapExactTokensForTokens"
     assert "swapExactTokensForTokens" in str(info.value) and "bad_path" in str(info.value)
     assert isinstance(info.value, ValueError) and isinstance(info.value, TallyioError)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert (str(copy), copy.reason, copy.function) == (str(info.value), "bad_path", "swapExactTokensForTokens")
 
 
 # ---- mutated and random calldata ------------------------------------------------------------
@@ -162,7 +171,7 @@ def mutated(draw):
 
 
 @given(mutated())
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(1500, 100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_calls_agree_with_eth_abi_on_accept_and_reject(data):
     selector_ = int.from_bytes(data[:4], "big")
     decoder = Decoder()
@@ -188,7 +197,7 @@ def test_mutated_calls_agree_with_eth_abi_on_accept_and_reject(data):
 @given(st.one_of(st.binary(max_size=400),
                  st.tuples(st.sampled_from(sorted(SPECS)), st.binary(max_size=600)).map(
                      lambda t: t[0].to_bytes(4, "big") + t[1])))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=scaled(2000, 100), deadline=None)
 def test_random_calldata_never_crashes_and_every_outcome_is_counted(data):
     decoder = Decoder()
     got = _outcome(decoder, data)
@@ -329,3 +338,38 @@ def test_eth_abi_agrees_the_mutations_we_reject_are_malformed():
         eth_abi.decode(["uint256", "address"], dirty[4:])
     with pytest.raises(DecodeError, match="bad_value"):
         decode_call(dirty)
+
+
+def test_a_huge_multicall_of_unknown_calls_is_walked_and_counted_exactly():
+    """70,000 elements that all point at one shared empty element (offsets may alias in the
+    ABI): linear work, nothing decoded, every element counted as skipped."""
+    n = 70_000
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+    body = word(32) + word(n) + b"".join(word(32 * n) for _ in range(n)) + word(0)
+    data = bytes.fromhex("ac9650d8") + body
+    assert len(eth_abi.decode(["bytes[]"], body)[0]) == n      # eth-abi agrees it is valid
+    decoder = Decoder()
+    call = decoder.decode(data)
+    assert call.skipped == n and call.inner == () and call.swaps == ()
+    assert decoder.stats()["inner_unknown"] == n
+
+
+def test_aliased_nested_multicalls_stop_at_the_call_limit():
+    """Offsets may alias, so 4 levels of multicalls whose 100 elements all point at the same
+    inner multicall would describe 100**4 calls in ~13 KB. The walk stops at 32 decoded calls
+    (too_many_calls), so its work stays within 32 passes over the input."""
+    word = lambda v: v.to_bytes(32, "big")  # noqa: E731
+
+    def aliased_multicall(inner: bytes, copies: int) -> bytes:
+        tail = word(len(inner)) + inner + bytes(-len(inner) % 32)
+        return bytes.fromhex("ac9650d8") + word(32) + word(copies) + \
+            b"".join(word(32 * copies) for _ in range(copies)) + tail
+
+    call = bytes.fromhex("12210e8a")   # refundETH()
+    for _ in range(4):
+        call = aliased_multicall(call, 100)
+    assert len(call) < 20_000
+    decoder = Decoder()
+    with pytest.raises(DecodeError, match="too_many_calls"):
+        decoder.decode(call)
+    assert decoder.stats()["too_many_calls"] == 1

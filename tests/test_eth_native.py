@@ -7,7 +7,7 @@ import pytest
 
 from conftest import build_user_extension, run_threads
 from realparts import mainnet_dir
-from tallyio.eth import Decoder, decode_call
+from tallyio.eth import Decoder, decode_call, keccak256
 from tallyio.eth._decode import _bench_c_decode
 
 USER_MODULE = r'''
@@ -15,6 +15,15 @@ from libc.stdint cimport uint8_t
 from libc.string cimport memset
 from tallyio.eth._decode cimport tio_decode_call
 from tallyio._ext.swap cimport tio_decoded_call, tio_decode_stats, TIO_DECODE_OK, TIO_DECODE_N_STATUS
+from tallyio.eth._keccak cimport tio_keccak256
+
+def keccak(bytes data):
+    cdef uint8_t digest[32]
+    cdef const uint8_t *p = <const uint8_t *><const char *>data
+    cdef size_t n = len(data)
+    with nogil:
+        tio_keccak256(p, n, digest)
+    return (<char *>digest)[:32]
 
 def decode_all(list inputs):
     """status of each input, swaps of each, and the counters, decoded in one nogil loop"""
@@ -37,6 +46,7 @@ def test_user_extension_cimports_tio_decode_call(tmp_path, monkeypatch):
     module = build_user_extension(tmp_path, "eth_decode_user", USER_MODULE, monkeypatch)
     rows = json.loads((mainnet_dir() / "router_calls.json").read_text())
     inputs = [bytes.fromhex(r["input"][2:]) for r in rows]
+    assert module.keccak(b"abc") == keccak256(b"abc")
     statuses, swaps, counts = module.decode_all(inputs)
     assert counts[0] == statuses.count(0) and counts[1] == statuses.count(1) and sum(counts) == len(inputs)
     for data, status, found in zip(inputs, statuses, swaps):

@@ -24,7 +24,7 @@ face, :class:`Decoder` / :func:`decode_call`. Touches only the buffers it is giv
 """
 from time import perf_counter_ns
 
-from libc.stdint cimport uint8_t, int8_t, int16_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, int8_t, int16_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 from tallyio._ext.swap cimport (tio_swap, tio_decoded_call, tio_decode_stats, TIO_DECODE_OK,
@@ -34,6 +34,8 @@ from tallyio._ext.u256 cimport tio_u256
 
 from tallyio.errors import DecodeError
 from tallyio.eth.calls import DecodedCall, Swap
+
+_tuple_new = tuple.__new__
 
 __all__ = ["Decoder", "decode_call", "decode_stats", "known_calls", "DECODE_STATUSES"]
 
@@ -74,13 +76,19 @@ cdef extern from "_decode_core.h" nogil:
         int16_t parent
         uint8_t swap_first
         uint8_t swap_end
-        uint16_t skipped
+        uint32_t skipped
         tio_abi_arg args[8]
     ctypedef struct tio_decode_trace:
         uint32_t n_calls
         tio_call_record calls[32]
     int tio_decode_run(const uint8_t *data, size_t n, tio_decoded_call *out, tio_decode_stats *stats,
                        tio_decode_trace *trace)
+    int tio_decode_selfcheck()
+    const uint8_t *tio_bench_opaque(const uint8_t *p)
+
+
+if tio_decode_selfcheck() != 0:  # the packed selector list drifted from the spec table: a build defect
+    raise ImportError(f"tallyio.eth._decode: selector table entry {tio_decode_selfcheck() - 1} is inconsistent")
 
 
 cdef int tio_decode_call(const uint8_t *data, size_t n, tio_decoded_call *out,
@@ -161,7 +169,8 @@ cdef str _address(const uint8_t *p):
 
 cdef object _swap(const tio_swap *w, const tio_call_spec *spec):
     cdef int i
-    return Swap(
+    # tuple.__new__ straight away: a NamedTuple's own __new__ is a Python-level function
+    return _tuple_new(Swap, (
         "v2" if w.protocol == TIO_PROTOCOL_V2 else "v3",
         "exact_in" if w.kind == TIO_SWAP_EXACT_IN else "exact_out",
         _u256(&w.amount) if spec.a_amount >= 0 else None,
@@ -171,7 +180,7 @@ cdef object _swap(const tio_swap *w, const tio_call_spec *spec):
         _address(w.recipient),
         w.deadline if w.deadline else None,
         w.flags,
-    )
+    ))
 
 
 cdef object _arg(bytes raw, uint8_t kind, size_t off, size_t n):
@@ -259,8 +268,8 @@ cdef class Decoder:
             args = {names[i]: _arg(raw, spec.types[i], rec.args[i].off, rec.args[i].len)
                     for i in range(spec.nargs)}
             children[r].reverse()
-            call = DecodedCall(name, signature, selector, args, tuple(children[r]),
-                               tuple(swaps[rec.swap_first:rec.swap_end]), rec.skipped)
+            call = _tuple_new(DecodedCall, (name, signature, selector, args, tuple(children[r]),
+                                            tuple(swaps[rec.swap_first:rec.swap_end]), rec.skipped))
             if rec.parent >= 0:
                 children[rec.parent].append(call)
             else:
@@ -315,7 +324,7 @@ def _bench_c_decode(data, Py_ssize_t iterations):
     start = perf_counter_ns()
     with nogil:
         for i in range(iterations):
-            status = tio_decode_call(p, n, &out, &stats)
+            status = tio_decode_call(tio_bench_opaque(p), n, &out, &stats)
             checksum += <uint64_t>status + out.n_swaps + out.swaps[0].amount.w[0] + out.swaps[0].path[0][19]
     elapsed = perf_counter_ns() - start
     return elapsed / iterations, status, checksum

@@ -238,7 +238,7 @@ typedef struct {
     int16_t parent;         /* record index of the multicall/execute holding it; -1 at the top */
     uint8_t swap_first;     /* its swaps are out->swaps[swap_first .. swap_end) */
     uint8_t swap_end;
-    uint16_t skipped;       /* inner calls or commands it holds that were not decoded */
+    uint32_t skipped;       /* inner calls or commands it holds that were not decoded */
     tio_abi_arg args[TIO_ABI_MAX_ARGS];
 } tio_call_record;
 
@@ -266,8 +266,16 @@ static inline uint32_t tio_be32(const uint8_t *p)
 /* 1 when the first `zeros` bytes of the word are zero */
 static inline int tio_word_high_zero(const uint8_t *w, int zeros)
 {
-    uint8_t acc = 0;
-    for (int i = 0; i < zeros; i++)
+    /* eight bytes at a time (memcpy: no alignment or aliasing assumption); `zeros` is a
+       constant at every call site, so this unrolls into three or four loads */
+    uint64_t acc = 0;
+    int i = 0;
+    for (; i + 8 <= zeros; i += 8) {
+        uint64_t chunk;
+        memcpy(&chunk, w + i, 8);
+        acc |= chunk;
+    }
+    for (; i < zeros; i++)
         acc |= w[i];
     return acc == 0;
 }
@@ -339,6 +347,18 @@ static inline int tio_abi_bytes_element(const uint8_t *buf, size_t area, size_t 
     if (st != TIO_DECODE_OK)
         return st;
     return tio_abi_bytes(buf, at, end, off, len);
+}
+
+/* Element i of a bytes[] that tio_abi_args has already validated (offset, length and padding
+   checked against the same bytes): only locates it, so a multicall or execute does not pay
+   for the validation twice. */
+static inline void tio_abi_locate_element(const uint8_t *buf, size_t area, size_t i, size_t *off, size_t *len)
+{
+    uint64_t o = 0, n = 0;
+    (void)tio_word_u64(buf + area + 32 * i, &o);
+    (void)tio_word_u64(buf + area + (size_t)o, &n);
+    *off = area + (size_t)o + 32;
+    *len = (size_t)n;
 }
 
 /* Validate the arguments of `spec` encoded in [start, end) and locate each one in args[]. */
@@ -491,14 +511,6 @@ static inline int tio_emit_swap(tio_decode_ctx *c, const tio_call_spec *s, const
 
 /* ---- calls ---------------------------------------------------------------------------- */
 
-static inline int tio_find_selector(uint32_t selector)
-{
-    for (int i = 0; i < TIO_N_SELECTOR_SPECS; i++)
-        if (tio_call_specs[i].selector == selector)
-            return i;
-    return -1;
-}
-
 static inline int tio_find_command(uint8_t command)
 {
     for (int i = TIO_N_SELECTOR_SPECS; i < TIO_N_CALL_SPECS; i++)
@@ -506,6 +518,60 @@ static inline int tio_find_command(uint8_t command)
             return i;
     return -1;
 }
+
+/* The selectors of tio_call_specs[0 .. TIO_N_SELECTOR_SPECS), in the same order, packed so
+   that the lookup every transaction pays touches one cache line instead of one spec per line.
+   tio_decode_selfcheck() (run when the module is imported) proves the two lists agree. */
+static const uint32_t tio_selectors[] = {
+    0x38ed1739u, 0x8803dbeeu, 0x7ff36ab5u, 0x4a25d94au, 0x18cbafe5u, 0xfb3bdb41u, 0x5c11d795u, 0xb6f9de95u,
+    0x791ac947u, 0x472b43f3u, 0x42712a67u,
+    0x414bf389u, 0xc04b8d59u, 0xdb3e2198u, 0xf28c0498u,
+    0x04e45aafu, 0xb858183fu, 0x5023b4dfu, 0x09b81346u,
+    0xac9650d8u, 0x5ae401dcu, 0x1f0464d1u,
+    0x3593564cu, 0x24856bc3u,
+    0x49404b7cu, 0x49616997u, 0x12210e8au, 0xdf2ab5bbu, 0xe90a182fu,
+};
+
+/* A collision-free hash of the selectors into 64 slots (multiplier found offline by trying
+   random odd multipliers; tio_decode_selfcheck proves it at import): one multiply, one load and
+   one compare decide any transaction, known or not. */
+#define TIO_SELECTOR_HASH_MULTIPLIER 0x05373b77u
+static const int8_t tio_selector_slots[64] = {
+     1, -1,  2, -1, -1, 10,  8, -1,  6, -1, -1, 21, 25,  0, -1, -1,
+    -1, 27, -1, -1,  3, -1, -1,  7, -1,  9, 13, 16, 18, 19, -1, 20,
+    24, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 23, 17, -1,  4, -1,
+    -1, 28, -1, 15, -1, -1, 11, 26, 22, 12, -1, -1, -1,  5, 14, -1,
+};
+
+static inline int tio_find_selector(uint32_t selector)
+{
+    int i = tio_selector_slots[(uint32_t)(selector * TIO_SELECTOR_HASH_MULTIPLIER) >> 26];
+    return (i >= 0 && tio_selectors[i] == selector) ? i : -1;
+}
+
+/* 0 when tio_selectors mirrors the spec table and every spec is reachable; else the
+   1-based index of the first spec that is not */
+static inline int tio_decode_selfcheck(void)
+{
+    if ((int)(sizeof tio_selectors / sizeof tio_selectors[0]) != TIO_N_SELECTOR_SPECS)
+        return TIO_N_SELECTOR_SPECS + 1;
+    for (int i = 0; i < TIO_N_SELECTOR_SPECS; i++)
+        if (tio_selectors[i] != tio_call_specs[i].selector || tio_find_selector(tio_call_specs[i].selector) != i)
+            return i + 1;
+    for (int i = TIO_N_SELECTOR_SPECS; i < TIO_N_CALL_SPECS; i++)
+        if (tio_call_specs[i].command == TIO_NO_COMMAND || tio_find_command(tio_call_specs[i].command) != i)
+            return i + 1;
+    return 0;
+}
+
+/* Benchmarks only: make the compiler forget what it knows about `p` and treat all memory as
+   read and written, so a loop over the same input really decodes it each time. */
+static inline const uint8_t *tio_bench_opaque(const uint8_t *p)
+{
+    __asm__ volatile("" : "+r"(p) : : "memory");
+    return p;
+}
+
 
 /* Claim a record slot for a decoded call; -1 when the trace is off. */
 static inline int tio_begin_record(tio_decode_ctx *c, int spec, int parent, int *record)
@@ -532,7 +598,7 @@ static inline void tio_end_record(tio_decode_ctx *c, int record, const tio_abi_a
     tio_call_record *r = &c->trace->calls[record];
     memcpy(r->args, args, sizeof(tio_abi_arg) * (size_t)nargs);
     r->swap_end = (uint8_t)c->out->n_swaps;
-    r->skipped = (uint16_t)skipped;
+    r->skipped = (uint32_t)skipped;
 }
 
 /* the deadline and flags a container (multicall, execute) gives the swaps inside it */
@@ -552,9 +618,9 @@ static inline void tio_apply_container(tio_decode_ctx *c, uint32_t first, const 
 static int tio_decode_at(tio_decode_ctx *c, size_t start, size_t end, int depth, int parent);
 
 /* Universal Router execute: decode the swap commands, skip (and count) the others.
-   [start, end) is the execute call's argument region, already validated. */
-static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, size_t end,
-                                     int me, int *skipped)
+   Its arguments (commands, inputs and every element) were validated by tio_abi_args. */
+static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, int me,
+                                     int *skipped)
 {
     const uint8_t *buf = c->buf;
     size_t commands = a[0].off, n_commands = a[0].len, area = a[1].off, n_inputs = a[1].len;
@@ -575,12 +641,9 @@ static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, 
             continue;
         }
         size_t off, len;
-        /* validated by tio_abi_args already: this only locates the element again */
-        int st = tio_abi_bytes_element(buf, area, n_inputs, i, end, &off, &len);
-        if (st != TIO_DECODE_OK)
-            return st;
+        tio_abi_locate_element(buf, area, i, &off, &len);
         int record;
-        st = tio_begin_record(c, spec, me, &record);
+        int st = tio_begin_record(c, spec, me, &record);
         if (st != TIO_DECODE_OK)
             return st;
         tio_abi_arg args[TIO_ABI_MAX_ARGS];
@@ -598,8 +661,8 @@ static inline int tio_decode_execute(tio_decode_ctx *c, const tio_call_spec *s, 
 
 /* multicall: each element is a call to the same router; unknown ones are skipped (counted),
    a malformed known one rejects the whole input (the router would revert). */
-static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, size_t end,
-                                       int depth, int me, int *skipped)
+static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s, const tio_abi_arg *a, int depth,
+                                       int me, int *skipped)
 {
     const tio_abi_arg *data = &a[s->nargs - 1];
     uint32_t first = c->out->n_swaps;
@@ -608,15 +671,13 @@ static inline int tio_decode_multicall(tio_decode_ctx *c, const tio_call_spec *s
         return TIO_DECODE_TOO_DEEP;
     for (size_t i = 0; i < data->len; i++) {
         size_t off, len;
-        int st = tio_abi_bytes_element(c->buf, data->off, data->len, i, end, &off, &len);
-        if (st != TIO_DECODE_OK)
-            return st;
+        tio_abi_locate_element(c->buf, data->off, i, &off, &len);
         if (len >= 4) {
             int inner = tio_find_selector(tio_be32(c->buf + off));
             if (inner >= 0 && tio_call_specs[inner].role == TIO_ROLE_UNWRAP)
                 flags |= TIO_SWAP_ETH_OUT;
         }
-        st = tio_decode_at(c, off, off + len, depth + 1, me);
+        int st = tio_decode_at(c, off, off + len, depth + 1, me);
         if (st == TIO_DECODE_UNKNOWN) {
             (*skipped)++;
             c->inner_unknown++;
@@ -653,10 +714,10 @@ static int tio_decode_at(tio_decode_ctx *c, size_t start, size_t end, int depth,
         st = tio_emit_swap(c, s, args);
         break;
     case TIO_ROLE_MULTICALL:
-        st = tio_decode_multicall(c, s, args, end, depth, record, &skipped);
+        st = tio_decode_multicall(c, s, args, depth, record, &skipped);
         break;
     case TIO_ROLE_EXECUTE:
-        st = tio_decode_execute(c, s, args, end, record, &skipped);
+        st = tio_decode_execute(c, s, args, record, &skipped);
         break;
     default:
         break;

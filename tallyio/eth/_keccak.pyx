@@ -11,11 +11,9 @@ No dependency beyond the compiled core: works in the base install.
 """
 from libc.stdint cimport uint8_t
 
+# tio_keccak256 comes from _keccak.pxd (tio_keccak.h)
+
 __all__ = ["keccak256", "selector"]
-
-cdef extern from "tio_keccak.h" nogil:
-    void tio_keccak256(const uint8_t *data, size_t n, uint8_t *out)
-
 
 def keccak256(data) -> bytes:
     """The 32-byte Keccak-256 digest of ``data`` (bytes, bytearray or memoryview)."""

@@ -37,8 +37,9 @@ typedef struct {
     uint8_t flags;               /* TIO_SWAP_* flags */
     uint8_t path_len;            /* tokens in `path`, 2..TIO_SWAP_MAX_PATH */
     uint32_t fees[TIO_SWAP_MAX_PATH - 1];  /* V3: fee in pips of hop i (path[i] -> path[i+1]); V2: 0 */
-    tio_u256 amount;             /* see kind */
-    tio_u256 amount_limit;       /* see kind */
+    tio_u256 amount;             /* see kind; 0 when the call does not carry it: an ETH_IN exact-in
+                                    V2 swap spends the transaction's value */
+    tio_u256 amount_limit;       /* see kind; 0 for swapETHForExactTokens (the limit is the value) */
     uint64_t deadline;           /* unix seconds; 0 when the call carries none */
     uint8_t path[TIO_SWAP_MAX_PATH][20];   /* token addresses in the order the tokens flow
                                               (a V3 exactOutput path is stored reversed) */
