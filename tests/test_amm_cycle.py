@@ -33,7 +33,7 @@ def _near_balanced(bits_lo, bits_hi, count=(2, 3)):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_hops(st.integers(1, 2500), (2, 3)), _near_balanced(4, 11)))
+@given(st.one_of(_hops(st.integers(1, 2500), (2, 3)), _near_balanced(4, 11), _near_balanced(3, 8, count=(4, 6))))
 def test_small_reserves_equal_brute_force_on_every_case(hops):
     result = cycle_size(hops)
     assert (result.amount_in, result.profit) == ref.cycle_brute_force(hops)
@@ -123,3 +123,20 @@ def test_bad_cycles_are_clear_errors(hops, exc, words):
 def test_bad_budget():
     with pytest.raises(ValueError, match="max_evaluations"):
         cycle_size([(5, 5, 30)], max_evaluations=-1)
+
+
+@pytest.mark.concurrency
+def test_the_c_api_is_reentrant_across_threads():
+    """The analyzer runs the math on several workers at once: two threads running nogil
+    loops of v2_amount_out and v2_best_cycle_input get exactly the results one thread gets
+    (the checksums cover every call's result)."""
+    from conftest import run_threads
+    from tallyio.amm import _bench
+    from tallyio.bench._amm import CYCLES
+
+    hops = CYCLES["3-pool cycle"]
+    alone = (_bench.c_amount_out_ns(200_000)[1], _bench.c_best_cycle_ns(hops, 2000)[1])
+
+    def both():
+        return _bench.c_amount_out_ns(200_000)[1], _bench.c_best_cycle_ns(hops, 2000)[1]
+    assert run_threads((both, ()), (both, ())) == [alone, alone]

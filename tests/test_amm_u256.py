@@ -23,12 +23,14 @@ NONZERO = U256.filter(bool)
 U512 = st.one_of(st.integers(0, (1 << 512) - 1), st.lists(LIMBS, min_size=1, max_size=8).map(_from_limbs))
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256)
 def test_roundtrip(a):
     assert u.roundtrip(a) == a
     assert u.bit_length(a) == a.bit_length()
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256, U256)
 def test_add_sub_cmp(a, b):
     assert u.add(a, b) == ((a + b) % M256, int(a + b >= M256))
@@ -36,11 +38,13 @@ def test_add_sub_cmp(a, b):
     assert u.cmp(a, b) == (a > b) - (a < b)
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256, st.integers(0, 2**64 - 1))
 def test_mul_u64(a, b):
     assert u.mul_u64(a, b) == ((a * b) % M256, (a * b) >> 256)
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256, U256)
 def test_mul(a, b):
     assert u.mul_full(a, b) == a * b
@@ -51,13 +55,13 @@ def test_mul(a, b):
             u.mul(a, b)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(U256, NONZERO)
 def test_divmod(a, b):
     assert u.divmod256(a, b) == divmod(a, b)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(U512, NONZERO)
 def test_divmod512(x, d):
     if x // d < M256:
@@ -81,7 +85,7 @@ def test_knuth_add_back_cases():
                 assert u.divmod512(x, b) == divmod(x, b)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(U256, U256, U256)
 def test_full_math(a, b, d):
     # FullMath.mulDiv reverts on d == 0 and on a result >= 2**256; mulDivRoundingUp also on 2**256 after rounding
@@ -119,12 +123,14 @@ def test_full_math_edges():
     assert u.mul_div(2**128, 2**128, 2**200) == 2**56
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256, st.integers(0, 300))
 def test_shifts(a, n):
     assert u.shl(a, n) == (a << n) % M256
     assert u.shr(a, n) == a >> n
 
 
+@settings(deadline=None)   # a shared, loaded machine: no per-example deadline
 @given(U256)
 def test_long_double_conversions(a):
     approx = u.to_float(a)

@@ -75,7 +75,7 @@ RESERVE = st.one_of(st.integers(0, U112), st.sampled_from([0, 1, 2, 1000, U112])
 FEE = st.one_of(st.just(30), st.integers(0, 9999), st.sampled_from([0, 5, 20, 25, 30, 100, 9999]))
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(AMOUNT, RESERVE, RESERVE, FEE)
 def test_get_amount_out_equals_the_library(amount, reserve_in, reserve_out, fee):
     keep, base = _fraction(fee)
@@ -83,7 +83,7 @@ def test_get_amount_out_equals_the_library(amount, reserve_in, reserve_out, fee)
     assert _ours_or_revert(get_amount_out, amount, reserve_in, reserve_out, fee_bps=fee) == expected
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(AMOUNT, RESERVE, RESERVE, FEE)
 def test_get_amount_in_equals_the_library(amount, reserve_in, reserve_out, fee):
     keep, base = _fraction(fee)
@@ -91,7 +91,7 @@ def test_get_amount_in_equals_the_library(amount, reserve_in, reserve_out, fee):
     assert _ours_or_revert(get_amount_in, amount, reserve_in, reserve_out, fee_bps=fee) == expected
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(st.integers(1, 2**128), st.integers(1, U112), st.integers(1, U112), st.integers(0, 9999))
 def test_basis_point_form_equals_the_reduced_fraction(amount, reserve_in, reserve_out, fee):
     # (10000-f)x R / (10000 r + (10000-f)x) is (997 x R)/(1000 r + 997 x) for f = 30 with every term
@@ -155,7 +155,7 @@ def test_bad_arguments_name_what_was_wrong(call, exc, words):
 PATH = st.lists(st.tuples(st.integers(1, U112), st.integers(1, U112), st.integers(0, 9999)), min_size=1, max_size=5)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(1, 2**120), PATH)
 def test_paths_are_the_hops_in_order(amount, path):
     reserves = [(a, b) for a, b, _ in path]

@@ -36,60 +36,69 @@ cdef extern from "tio_u256.h" nogil:
 
 # ---- Python int <-> tio_u256 at the Python edge (need the GIL) ----------------------------
 # _PyLong_AsByteArray / _PyLong_FromByteArray copy the int's digits in one pass (the
-# fastest exact route CPython offers; 3.13 added a with_exceptions argument).
+# fastest exact route CPython offers; 3.13 added a with_exceptions argument).  On a
+# little-endian host the 32 little-endian bytes are the four limbs as they lie in memory.
 cdef extern from *:
     """
     #include <Python.h>
-    static int tio_u256_pylong_to_le32(PyObject *v, unsigned char *le)
+    static inline int tio_u256_from_pylong(PyObject *v, tio_u256 *out)
     {
-    #if PY_VERSION_HEX >= 0x030d0000
-        return _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0, 1);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        unsigned char *le = (unsigned char *)out->w;
     #else
-        return _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0);
+        unsigned char le[32];
+    #endif
+    #if PY_VERSION_HEX >= 0x030d0000
+        int rc = _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0, 1);
+    #else
+        int rc = _PyLong_AsByteArray((PyLongObject *)v, le, 32, 1, 0);
+    #endif
+    #if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+        if (rc == 0)
+            for (int limb = 0; limb < 4; limb++) {
+                uint64_t x = 0;
+                for (int i = 7; i >= 0; i--)
+                    x = (x << 8) | le[8 * limb + i];
+                out->w[limb] = x;
+            }
+    #endif
+        return rc;
+    }
+    static inline PyObject *tio_u256_to_pylong(const tio_u256 *a)
+    {
+        if ((a->w[1] | a->w[2] | a->w[3]) == 0)
+            return PyLong_FromUnsignedLongLong(a->w[0]);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return _PyLong_FromByteArray((const unsigned char *)a->w, 32, 1, 0);
+    #else
+        unsigned char le[32];
+        for (int limb = 0; limb < 4; limb++)
+            for (int i = 0; i < 8; i++)
+                le[8 * limb + i] = (unsigned char)(a->w[limb] >> (8 * i));
+        return _PyLong_FromByteArray(le, 32, 1, 0);
     #endif
     }
-    static PyObject *tio_u256_le32_to_pylong(const unsigned char *le)
-    {
-        return _PyLong_FromByteArray(le, 32, 1, 0);
-    }
     """
-    int tio_u256_pylong_to_le32(object v, unsigned char *le) except? -1
-    object tio_u256_le32_to_pylong(const unsigned char *le)
+    int tio_u256_from_pylong(object v, tio_u256 *out) except? -1
+    object tio_u256_to_pylong(const tio_u256 *a)
 
 
 cdef inline int u256_from_int(object value, tio_u256 *out, str name) except -1:
     """Store the Python int `value` (0 <= value < 2**256) in `out`; TypeError or
     ValueError naming `name` otherwise."""
-    cdef unsigned char le[32]
-    cdef int limb, i
-    cdef uint64_t v
     if type(value) is not int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0 (a uint256), got {value}")
     try:
-        tio_u256_pylong_to_le32(value, le)
+        tio_u256_from_pylong(value, out)
     except OverflowError:
+        # CPython refuses both a negative int and one past 32 bytes with OverflowError
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 (a uint256), got {value}") from None
         raise ValueError(f"{name} must be < 2**256 (a uint256), got a {value.bit_length()}-bit int") from None
-    for limb in range(4):
-        v = 0
-        for i in range(7, -1, -1):
-            v = (v << 8) | le[8 * limb + i]
-        out.w[limb] = v
     return 0
 
 
 cdef inline object u256_to_int(const tio_u256 *a):
     """The Python int equal to `a`."""
-    cdef unsigned char le[32]
-    cdef int limb, i
-    cdef uint64_t v
-    if a.w[1] == 0 and a.w[2] == 0 and a.w[3] == 0:
-        return a.w[0]
-    for limb in range(4):
-        v = a.w[limb]
-        for i in range(8):
-            le[8 * limb + i] = <unsigned char>(v & 0xFF)
-            v >>= 8
-    return tio_u256_le32_to_pylong(le)
+    return tio_u256_to_pylong(a)

@@ -9,7 +9,9 @@ Each hop's floor only lowers the output, so the exact integer profit ``p(x)``
 never exceeds ``P(x)``: once some input earns ``m``, every input that could do
 at least as well lies where ``P(x) >= m``, an interval found from a quadratic.
 When that interval holds at most ``max_evaluations`` inputs, all of them are
-evaluated and the answer is certified equal to a brute-force search.
+evaluated and the answer is certified equal to a brute-force search; otherwise
+the 4 inputs around the best are tried and the answer is within the floors'
+rounding slack of the optimum (a few units of the start token).
 
 >>> from tallyio.amm import best_cycle_input, cycle_size
 >>> best_cycle_input([(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
@@ -21,11 +23,13 @@ True
 """
 from collections import namedtuple
 
-from libc.math cimport sqrtl, fabsl
+from libc.float cimport LDBL_EPSILON
+from libc.math cimport sqrtl, fabsl, floorl
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
-                                tio_u256_from_u64, tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
+                                tio_u256_from_u64, tio_u256_mul, tio_u256_mul_u64, tio_u256_divmod,
+                                tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
 from tallyio.amm._v2 cimport (v2_amount_out, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
                               AMM_INSUFFICIENT_LIQUIDITY)
 from tallyio.errors import AmmError
@@ -41,6 +45,40 @@ cdef int v2_cycle_output(const tio_u256 *amount_in, const tio_u256 *reserves, co
             return status
         amount = amount_out[0]
     return AMM_OK
+
+
+cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, const uint32_t *fee_bps,
+                             int hops, tio_u256 *amount_in) noexcept nogil:
+    """The smallest input whose output after every hop is >= target: hop by hop from the
+    end, the least z with getAmountOut(z) >= y is ceil(y base R_in / (keep (R_out - y)))
+    (getAmountOut(z) >= y  <=>  keep z (R_out - y) >= y base R_in).  0 on success; -1
+    when no input reaches target or an intermediate needs more than 256 bits."""
+    cdef tio_u256 y = target[0], numerator, denominator, rem
+    cdef uint64_t keep, base
+    cdef int i
+    for i in range(hops - 1, -1, -1):
+        if tio_u256_is_zero(&y):
+            break
+        if tio_u256_cmp(&y, &reserves[2 * i + 1]) >= 0:
+            return -1
+        keep = 10000 - fee_bps[i]
+        base = 10000
+        if fee_bps[i] % 10 == 0:
+            keep = 1000 - fee_bps[i] // 10
+            base = 1000
+        if tio_u256_mul(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
+            return -1
+        tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
+        if tio_u256_mul_u64(&denominator, &denominator, keep):
+            return -1
+        if tio_u256_divmod(&y, &rem, &numerator, &denominator) != 0:    # keep > 0 and y < R_out: never
+            return -1
+        if not tio_u256_is_zero(&rem):
+            tio_u256_from_u64(&rem, 1)
+            if tio_u256_add(&y, &y, &rem):
+                return -1
+    amount_in[0] = y
+    return 0
 
 
 cdef struct _Best:
@@ -61,11 +99,18 @@ cdef inline void _consider(_Best *best, const tio_u256 *x, const tio_u256 *reser
         return                                   # the router would revert: not a tradable input
     if tio_u256_cmp(&out, x) <= 0:
         return
-    tio_u256_sub(&gain, &out, x)
+    # Outputs are floors, so every input of a run ending at x pays out the same: the
+    # run's first input earns more.  Move to it (its output is exactly `out`: no less
+    # by construction, no more since it is <= x).
+    cdef tio_u256 first
+    if _smallest_input_for(&out, reserves, fees, hops, &first) != 0 or tio_u256_is_zero(&first) \
+            or tio_u256_cmp(&first, x) > 0:
+        first = x[0]
+    tio_u256_sub(&gain, &out, &first)
     if tio_u256_cmp(&gain, &best.profit) > 0 or (
-            tio_u256_cmp(&gain, &best.profit) == 0 and tio_u256_cmp(x, &best.amount_in) < 0):
+            tio_u256_cmp(&gain, &best.profit) == 0 and tio_u256_cmp(&first, &best.amount_in) < 0):
         best.profit = gain
-        best.amount_in = x[0]
+        best.amount_in = first
 
 
 cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, int hops,
@@ -87,7 +132,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     # The chain as one virtual pool, out(x) = n x / (d + m x): composing hop k,
     # y -> keep R_out y / (10000 R_in + keep y), onto it gives the recurrence below
     # (docs/amm.md).  Long double (64-bit mantissa, 15-bit exponent) holds 8 hops of
-    # 2**256 reserves without overflow; its rounding is covered by `margin`.
+    # 2**256 reserves without overflow; its rounding is covered by the widening in step 2.
     for i in range(hops):
         keep = <long double>(10000 - fee_bps[i])
         r_in = tio_u256_to_ld(&reserves[2 * i])
@@ -111,28 +156,30 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     #    the roots of m x^2 - b x + t d = 0 with b = n - d - m t (none when b < 0: both
     #    roots are then negative, their product t d / m being positive).  The roots are
     #    taken in the cancellation-free forms (b + root) / 2m and 2 t d / (b + root), and
-    #    widened by generous bounds on the long double rounding of n, d, m (relative
-    #    ~1e-18 for 8 hops; the bounds below allow 1e-17 and 1e-16).
+    #    widened by generous bounds on the long double rounding of n, d, m: at most ~3 ulps
+    #    per hop, 24 for 8 hops; the bounds allow 100 ulps on b and 1000 on the
+    #    discriminant (1e-17 and 1e-16 with x86's 64-bit mantissa; wider where long
+    #    double is a plain double).
     t = tio_u256_to_ld(&best.profit)
     if t < 1.0:
         t = 1.0
     b = n - d - m * t
     disc = b * b - 4.0 * m * t * d
-    err_b = 1e-17 * (n + d + m * t)
-    err_disc = 1e-16 * (b * b + 4.0 * m * t * d) + 4.0 * fabsl(b) * err_b
+    err_b = 100.0 * LDBL_EPSILON * (n + d + m * t)
+    err_disc = 1000.0 * LDBL_EPSILON * (b * b + 4.0 * m * t * d) + 4.0 * fabsl(b) * err_b
     if b + err_b <= 0.0 or disc + err_disc < 0.0:
         lo, hi = 1.0, 0.0                          # empty: no input can earn >= t
     else:
         root = sqrtl(disc + err_disc)
-        hi = (b + err_b + root) / (2.0 * m) * (1.0 + 1e-16) + 2.0
-        lo = 2.0 * t * d / (b + err_b + root) * (1.0 - 1e-16) - 2.0
+        hi = (b + err_b + root) / (2.0 * m) * (1.0 + 1000.0 * LDBL_EPSILON) + 2.0
+        lo = 2.0 * t * d / (b + err_b + root) * (1.0 - 1000.0 * LDBL_EPSILON) - 2.0
         if lo < 1.0:
             lo = 1.0
     certified[0] = 0
     if hi < lo:
         certified[0] = 1                           # no input can earn >= t
     else:
-        count = hi - lo + 1.0
+        count = floorl(hi) - floorl(lo) + 1.0         # the integers floor(lo) .. floor(hi)
         if count <= <long double>max_evaluations:
             tio_u256_from_ld(&x, lo)
             steps = <uint64_t>count
@@ -141,8 +188,10 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
                 tio_u256_add(&x, &x, &one)
             certified[0] = 1
         else:
-            # too wide to prove: look around the best input found, within the budget
-            steps = max_evaluations
+            # Too wide to prove.  Inside the region the exact profit is within the floors'
+            # few units of the continuous one (docs/amm.md), so a wide scan buys a few wei at
+            # most: look only at the nearest AMM_CYCLE_LOCAL_WINDOW inputs around the best.
+            steps = max_evaluations if max_evaluations < AMM_CYCLE_LOCAL_WINDOW else AMM_CYCLE_LOCAL_WINDOW
             start = best.amount_in if not tio_u256_is_zero(&best.amount_in) else x
             tio_u256_from_u64(&stop, steps // 2)
             if tio_u256_cmp(&start, &stop) > 0:

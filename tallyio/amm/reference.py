@@ -69,10 +69,33 @@ def virtual_pool(hops: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
     return n, d, m
 
 
+def smallest_input_for(target: int, hops: Sequence[tuple[int, int, int]]) -> int | None:
+    """The least input whose output after every hop is >= ``target`` (None if none): from
+    the last hop back, getAmountOut(z) >= y  <=>  z >= y base R_in / (keep (R_out - y))."""
+    y = target
+    for reserve_in, reserve_out, fee in reversed(hops):
+        if y == 0:
+            break
+        if y >= reserve_out:
+            return None
+        keep, base = _fraction(fee)
+        numerator, denominator = y * base * reserve_in, (reserve_out - y) * keep
+        if numerator >= M256 or denominator >= M256:
+            return None
+        y = -(-numerator // denominator)
+    return y
+
+
 def _best_of(xs, hops, best: tuple[int, int]) -> tuple[int, int]:
     for x in xs:
         gain = cycle_profit(x, hops)
-        if gain is not None and gain > 0 and (gain > best[1] or (gain == best[1] and x < best[0])):
+        if gain is None or gain <= 0:
+            continue
+        # every input of the run that ends at x pays the same: take the run's first
+        first = smallest_input_for(gain + x, hops)
+        if first is not None and 0 < first <= x:
+            x, gain = first, gain + x - first
+        if gain > best[1] or (gain == best[1] and x < best[0]):
             best = (x, gain)
     return best
 
@@ -104,7 +127,7 @@ def cycle_search(hops: Sequence[tuple[int, int, int]], max_evaluations: int | No
     optimum (integer square root), its neighbours, then every input of the region where
     the continuous profit reaches the best found.  Returns ``(amount_in, profit, exact)``;
     ``exact`` is False only when the region held more than ``max_evaluations`` inputs
-    (then the best of a window around the optimum is returned)."""
+    (then the best of the 4 inputs around the best found is returned)."""
     n, d, m = virtual_pool(hops)
     x0 = (isqrt(n * d) - d) // m if n > d else 0
     best = _best_of(range(max(0, x0 - 2), x0 + 3), hops, (0, 0))
@@ -115,8 +138,10 @@ def cycle_search(hops: Sequence[tuple[int, int, int]], max_evaluations: int | No
     if max_evaluations is None or hi - lo + 1 <= max_evaluations:
         best = _best_of(range(lo, hi + 1), hops, best)
         return best[0], best[1], True
+    window = min(max_evaluations, 4)
     centre = best[0] or x0
-    best = _best_of(range(max(1, centre - max_evaluations // 2), centre + max_evaluations // 2), hops, best)
+    start = max(1, centre - window // 2)
+    best = _best_of(range(start, start + window), hops, best)
     return best[0], best[1], False
 
 

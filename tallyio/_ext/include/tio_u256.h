@@ -134,16 +134,19 @@ static inline uint64_t tio_u256_mul_u64(tio_u256 *out, const tio_u256 *a, uint64
 static inline void tio_u256_mul_full(tio_u512 *out, const tio_u256 *a, const tio_u256 *b)
 {
     uint64_t r[8] = {0};
+    int nb = 4;
+    while (nb > 0 && b->w[nb - 1] == 0)      /* pool amounts use 1-2 limbs: skip the zero ones */
+        nb--;
     for (int i = 0; i < 4; i++) {
         uint64_t carry = 0;
         if (a->w[i] == 0)
             continue;
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < nb; j++) {
             tio_u128_t t = (tio_u128_t)a->w[i] * b->w[j] + r[i + j] + carry;
             r[i + j] = (uint64_t)t;
             carry = (uint64_t)(t >> 64);
         }
-        r[i + 4] = carry;
+        r[i + nb] = carry;
     }
     memcpy(out->w, r, sizeof r);
 }
@@ -166,6 +169,22 @@ static inline int tio_limbs_used(const uint64_t *x, int n)
     return n;
 }
 
+/* (hi:lo) / d for hi < d (so the quotient fits 64 bits): one DIV instruction on x86-64,
+   where the compiler would otherwise call the much slower 128-bit division of libgcc */
+static inline uint64_t tio_div_128_64(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *rem)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    uint64_t q, r;
+    __asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(d));
+    *rem = r;
+    return q;
+#else
+    tio_u128_t n = ((tio_u128_t)hi << 64) | lo;
+    *rem = (uint64_t)(n % d);
+    return (uint64_t)(n / d);
+#endif
+}
+
 /*
  * Knuth's Algorithm D (TAOCP vol. 2, 4.3.1) on 64-bit digits: q = u / v and
  * r = u % v for u of m limbs (m <= 8) and v of n limbs (1 <= n <= 4, v[n-1] != 0,
@@ -173,16 +192,19 @@ static inline int tio_limbs_used(const uint64_t *x, int n)
  * the top two digits of the normalised remainder is at most 2 too large; the
  * rhat test removes almost every such case and the add-back the rest.
  */
-static inline void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u, int m,
-                                    const uint64_t *v, int n)
+#if defined(__GNUC__) || defined(__clang__)
+#define TIO_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define TIO_ALWAYS_INLINE inline
+#endif
+
+static TIO_ALWAYS_INLINE void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u, int m,
+                                               const uint64_t *v, int n)
 {
     if (n == 1) {
         uint64_t rem = 0;
-        for (int i = m - 1; i >= 0; i--) {
-            tio_u128_t cur = ((tio_u128_t)rem << 64) | u[i];
-            q[i] = (uint64_t)(cur / v[0]);
-            rem = (uint64_t)(cur % v[0]);
-        }
+        for (int i = m - 1; i >= 0; i--)
+            q[i] = tio_div_128_64(rem, u[i], v[0], &rem);     /* rem < v[0] throughout */
         r[0] = rem;
         return;
     }
@@ -197,27 +219,34 @@ static inline void tio_divmod_limbs(uint64_t *q, uint64_t *r, const uint64_t *u,
     un[0] = u[0] << s;
 
     for (int j = m - n; j >= 0; j--) {
-        tio_u128_t num = ((tio_u128_t)un[j + n] << 64) | un[j + n - 1];
-        tio_u128_t qhat = num / vn[n - 1];
-        tio_u128_t rhat = num % vn[n - 1];
-        while ((qhat >> 64) != 0 ||
-               qhat * vn[n - 2] > ((rhat << 64) | un[j + n - 2])) {
+        /* the running remainder keeps un[j+n] <= vn[n-1]; when equal the trial quotient
+           is b - 1 (it cannot be b or more) and rhat = un[j+n-1] + vn[n-1] */
+        uint64_t qhat, rhat;
+        int rhat_big = 0;
+        if (un[j + n] >= vn[n - 1]) {
+            qhat = UINT64_MAX;
+            rhat = un[j + n - 1] + vn[n - 1];
+            rhat_big = rhat < vn[n - 1];          /* rhat >= b: the test below cannot hold */
+        } else {
+            qhat = tio_div_128_64(un[j + n], un[j + n - 1], vn[n - 1], &rhat);
+        }
+        while (!rhat_big &&
+               (tio_u128_t)qhat * vn[n - 2] > (((tio_u128_t)rhat << 64) | un[j + n - 2])) {
             qhat--;
             rhat += vn[n - 1];
-            if ((rhat >> 64) != 0)
-                break;
+            rhat_big = rhat < vn[n - 1];          /* wrapped: rhat >= b */
         }
         /* un[j .. j+n] -= qhat * vn, tracking the borrow as a signed 128-bit value */
         __int128 borrow = 0, t;
         for (int i = 0; i < n; i++) {
-            tio_u128_t p = qhat * vn[i];
+            tio_u128_t p = (tio_u128_t)qhat * vn[i];
             t = (__int128)un[i + j] - borrow - (__int128)(uint64_t)p;
             un[i + j] = (uint64_t)t;
             borrow = (__int128)(uint64_t)(p >> 64) - (t >> 64);
         }
         t = (__int128)un[j + n] - borrow;
         un[j + n] = (uint64_t)t;
-        q[j] = (uint64_t)qhat;
+        q[j] = qhat;
         if (t < 0) {                          /* qhat was one too large: add v back */
             q[j]--;
             uint64_t carry = 0;
@@ -244,7 +273,13 @@ static inline int tio_u256_divmod(tio_u256 *q, tio_u256 *r, const tio_u256 *a, c
     if (m < n || (m == n && tio_u256_cmp(a, b) < 0)) {
         memcpy(rr, a->w, sizeof rr);          /* a < b: quotient 0, remainder a */
     } else {
-        tio_divmod_limbs(qq, rr, a->w, m, b->w, n);
+        /* a constant divisor length lets the compiler unroll the digit loops */
+        switch (n) {
+        case 1: tio_divmod_limbs(qq, rr, a->w, m, b->w, 1); break;
+        case 2: tio_divmod_limbs(qq, rr, a->w, m, b->w, 2); break;
+        case 3: tio_divmod_limbs(qq, rr, a->w, m, b->w, 3); break;
+        default: tio_divmod_limbs(qq, rr, a->w, m, b->w, 4); break;
+        }
     }
     if (q) memcpy(q->w, qq, sizeof qq);
     if (r) memcpy(r->w, rr, sizeof rr);
@@ -263,7 +298,12 @@ static inline int tio_u512_divmod_u256(tio_u256 *q, tio_u256 *r, const tio_u512 
     if (m < n) {
         memcpy(rr, u->w, sizeof rr);
     } else {
-        tio_divmod_limbs(qq, rr, u->w, m, d->w, n);
+        switch (n) {
+        case 1: tio_divmod_limbs(qq, rr, u->w, m, d->w, 1); break;
+        case 2: tio_divmod_limbs(qq, rr, u->w, m, d->w, 2); break;
+        case 3: tio_divmod_limbs(qq, rr, u->w, m, d->w, 3); break;
+        default: tio_divmod_limbs(qq, rr, u->w, m, d->w, 4); break;
+        }
     }
     if (qq[4] | qq[5] | qq[6] | qq[7])
         return TIO_U256_OVERFLOW;
