@@ -174,7 +174,70 @@ def test_v3_pool_has_liquidity_and_swaps_through_swaprouter(anvil_node, chain_se
 def test_sender_tracks_nonces_without_waiting_for_blocks(anvil_node, chain_sender, traders):
     trader = traders[2]
     start = int(anvil_node.rpc.call("eth_getTransactionCount", trader.address, "latest"), 16)
-    hashes = [chain_sender.send(trader, "0x" + "22" * 20, value=1, gas=21000) for _ in range(5)]
+    hashes = [chain_sender.send_transaction(trader, "0x" + "22" * 20, value=1, gas=21000) for _ in range(5)]
     pending = anvil_node.rpc.call("txpool_content")["pending"]
     mine_nonces = sorted(int(n) for n in pending[next(a for a in pending if a.lower() == trader.address)])
     assert mine_nonces[-5:] == list(range(start, start + 5)) and len(set(hashes)) == 5
+
+
+def test_base_install_imports_without_the_node_extra():
+    """tallyio.devnet and tallyio.mempool import with eth-abi, eth-account,
+    websockets, orjson, msgspec and pycryptodome all missing (the JSON codec
+    falls back to the stdlib; keccak and RLP are compiled)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('eth_abi', 'eth_account', 'eth_utils', 'websockets', 'orjson', 'msgspec', 'Crypto', 'eth_hash'):\n"
+        "    sys.modules[name] = None\n"
+        "import tallyio.devnet, tallyio.mempool\n"
+        "from tallyio.mempool._wsrpc import JSON_BACKEND, loads\n"
+        "from tallyio.mempool._wstx import keccak256\n"
+        "assert JSON_BACKEND == 'json' and loads(b'[1]') == [1]\n"
+        "assert keccak256(b'').hex().startswith('c5d24601')\n"
+        "try:\n"
+        "    tallyio.devnet.encode_call('f(uint256)', 1)\n"
+        "except ImportError as exc:\n"
+        "    print('lazy:', exc.name)\n"
+    )
+    env = dict(os.environ)
+    import tallyio
+    from pathlib import Path
+    env["PYTHONPATH"] = str(Path(tallyio.__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "lazy: eth_abi" in proc.stdout
+
+
+def test_no_anvil_outlives_its_object_or_the_interpreter(tmp_path):
+    import gc
+    import subprocess
+    import sys
+    import time
+
+    from tallyio.devnet import Anvil
+
+    binary = realparts.anvil_binary()
+    node = Anvil(binary=binary, log_path=tmp_path / "gc.log")
+    pid = node.pid
+    del node
+    gc.collect()  # the finalizer kills it
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    # an interpreter that exits without stopping its node: the atexit hook does it
+    code = ("import sys; from tallyio.devnet import Anvil; "
+            f"node = Anvil(binary={str(binary)!r}); print(node.pid); sys.stdout.flush()")
+    from pathlib import Path
+
+    import tallyio
+    env = dict(os.environ, PYTHONPATH=str(Path(tallyio.__file__).resolve().parent.parent))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    child = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

@@ -153,28 +153,43 @@ def test_set_pools_resubscribes_and_reads_reserves(anvil_node, chain_sender, uni
         assert {"0x" + e.pool.hex() for e in collector.of(SyncEvent)} == {pool}
 
 
-def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap, traders):
+@pytest.mark.parametrize("transport", ["ws", "http"])
+def test_survives_kill_and_restart_mid_stream(anvil_node, chain_sender, uniswap, traders, transport):
+    from tallyio.devnet import mine
+
     pools = uniswap.all_v2_pairs()
     collector = Collector()
+    url = anvil_node.ws_url if transport == "ws" else anvil_node.url
+    salt = 7 if transport == "ws" else 17
     # a long first backoff so the swaps sent right after the restart land while the
-    # source is away: they can only come back through the resync (txpool_content)
-    with NodeSource(anvil_node.ws_url, collector, pools=pools, backoff_initial=3.0, backoff_max=6.0) as source:
+    # source is away: they can only come back through the resync (txpool_content).
+    # Over HTTP the source notices on its next poll (connection refused, or its
+    # filters unknown to the new node).
+    with NodeSource(url, collector, pools=pools, backoff_initial=5.0, backoff_max=10.0,
+                    poll_interval=0.01) as source:
         assert source.wait_connected(30)
-        before = send_swaps(chain_sender, uniswap, traders, 6, salt=7)
+        mine(anvil_node.rpc)  # a head seen before the kill, so heads missed while away can be counted
+        head = int(anvil_node.rpc.call("eth_blockNumber"), 16)
+        wait_for(lambda: any(h.number == head for h in collector.of(BlockHeader)), what="the head before the kill")
+        before = send_swaps(chain_sender, uniswap, traders, 6, salt=salt)
         wait_for(lambda: set(before) <= set(collector.tx_hashes()), what="the swaps before the kill")
         state = anvil_node.dump_state()
-        anvil_node.restart(kill=True, state=state)  # SIGKILL: the socket dies without a close frame
+        anvil_node.kill()  # SIGKILL: the socket dies without a close frame
+        wait_for(lambda: not source.connected.is_set(), what="the source to notice the node is gone")
+        anvil_node.restart(state=state)  # same port, same chain, empty mempool
+        mine(anvil_node.rpc, 3)           # three blocks the source never hears of
         chain_sender.forget_nonces()
-        during = send_swaps(chain_sender, uniswap, traders, 6, salt=8)
+        during = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 1)
         wait_for(lambda: source.stats()["reconnects"] >= 1 and source.connected.is_set(), what="the reconnect")
         wait_for(lambda: set(during) <= set(collector.tx_hashes()), what="the swaps sent while away")
-        after = send_swaps(chain_sender, uniswap, traders, 6, salt=9)
+        after = send_swaps(chain_sender, uniswap, traders, 6, salt=salt + 2)
         wait_for(lambda: set(after) <= set(collector.tx_hashes()), what="the swaps after the reconnect")
         stats = source.stats()
         first = len(collector.records)
         check_blocks_and_syncs(anvil_node, collector, traded_v2_pools(uniswap), first)
     assert_delivered_once(collector, {**before, **during, **after})
     assert stats["reconnects"] >= 1 and stats["gaps"] >= 1
+    assert source.stats()["gap_blocks"] >= 3  # counted at the first head after the reconnect
     assert stats["resynced_txs"] >= 1, stats  # at least some of `during` came back through txpool_content
     assert stats["resynced_pools"] >= 2 * len(pools)  # at the first connect and again after the reconnect
 
@@ -205,18 +220,19 @@ def _signed_tx_json(nonce=5):
 
 
 class FakeNode:
-    """A websocket server that answers eth_subscribe, answers txpool_content
-    with "method not found" and then, on the first connection only, plays
-    `script`: text frames to send (notifications of subscription 0x1), or
+    """A websocket server that answers eth_subscribe with subscription 0x1,
+    txpool_content with "method not found", anything else with 0x10; after the
+    first answer to something else than eth_subscribe, on the first connection
+    only, it plays `script`: text frames to send (notifications of 0x1), or
     "silence" (stop answering, connection left open)."""
 
-    def __init__(self, script):
+    def __init__(self, script, ssl_context=None):
         from websockets.sync.server import serve
 
         self.script = script
         self.connections = 0
         self._release = threading.Event()
-        self._server = serve(self._handle, "127.0.0.1", 0, max_size=None, compression=None)
+        self._server = serve(self._handle, "127.0.0.1", 0, max_size=None, compression=None, ssl=ssl_context)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -224,21 +240,24 @@ class FakeNode:
     def _handle(self, ws):
         self.connections += 1
         first = self.connections == 1
+        played = False
         try:
             for message in ws:
                 request = json.loads(message)
                 if request["method"] == "eth_subscribe":
                     ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x1"}))
-                elif request["method"] == "txpool_content":
-                    ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
-                                        "error": {"code": -32601, "message": "Method not found"}}))
-                    for frame in (self.script if first else []):
+                else:
+                    if request["method"] == "txpool_content":
+                        ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                            "error": {"code": -32601, "message": "Method not found"}}))
+                    else:
+                        ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x10"}))
+                    for frame in (self.script if first and not played else []):
                         if frame == "silence":
                             self._release.wait(60)  # alive but mute: only the heartbeat can tell
                             return
                         ws.send(frame)
-                else:
-                    ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "0x10"}))
+                    played = True
         except Exception:
             pass
 
@@ -265,6 +284,7 @@ def test_malformed_frames_are_counted_and_skipped():
         _note(lying),                                     # hash does not match the fields
         json.dumps({"jsonrpc": "2.0", "method": "eth_subscription",
                     "params": {"subscription": "0x99", "result": good}}),
+        json.dumps({"jsonrpc": "2.0", "id": 123456, "result": "0x1"}),  # an answer to nothing we asked
         _note(good) + " " * (70_000),                     # over the 64 KiB cap set below
         _note(good),                                      # finally a good one: still delivered
         _note(good),                                      # and its repeat is a duplicate, not a delivery
@@ -283,7 +303,7 @@ def test_malformed_frames_are_counted_and_skipped():
     reasons = stats["skipped_by_reason"]
     assert reasons["malformed_json"] == 1 and reasons["oversized"] == 1 and reasons["hash_mismatch"] == 1
     assert reasons["bad_type"] == 2 and reasons["bad_field"] == 3 and reasons["unknown_subscription"] == 1
-    assert reasons["txpool_unavailable"] == 1
+    assert reasons["txpool_unavailable"] == 1 and reasons["unexpected_reply"] == 1
     assert stats["skipped"] == sum(reasons.values()) and stats["reconnects"] == 0
 
 
@@ -298,6 +318,24 @@ def test_silent_subscription_is_detected_by_the_heartbeat():
     finally:
         fake.close()
     assert stats["stalls"] >= 1 and stats["heartbeats"] >= 1 and stats["gaps"] >= 1
+
+
+def test_a_newheads_subscription_that_stops_is_detected():
+    """The fake node sends block 1 and then nothing, while answering the
+    heartbeat's eth_blockNumber with 0x10: the heads subscription is dead."""
+    header = {"number": "0x1", "hash": "0x" + "11" * 32, "parentHash": "0x" + "22" * 32, "timestamp": "0x5",
+              "baseFeePerGas": "0x7", "gasLimit": "0x1c9c380", "gasUsed": "0x0"}
+    fake = FakeNode([_note(header)])
+    collector = Collector()
+    try:
+        with NodeSource(f"ws://127.0.0.1:{fake.port}", collector, pending=False, heartbeat_interval=0.3,
+                        backoff_initial=0.05) as source:
+            wait_for(lambda: source.stats()["reconnects"] >= 1, what="the dead subscription to be noticed")
+            stats = source.stats()
+    finally:
+        fake.close()
+    assert collector.of(BlockHeader)[0].number == 1 and collector.of(BlockHeader)[0].base_fee_per_gas == 7
+    assert stats["stalls"] >= 1 and "newHeads stopped at 1" in stats["last_error"]
 
 
 def test_a_failing_sink_is_counted_and_the_watcher_goes_on():
@@ -445,3 +483,131 @@ def test_random_mutations_of_a_transaction_are_rejected_cleanly(seed):
         assert keccak256(tx.raw) == tx.hash
 
     check()
+
+
+def test_compiled_keccak_matches_pycryptodome(seed):
+    keccak = pytest.importorskip("Crypto.Hash.keccak")
+    from hypothesis import given, settings, strategies as st
+
+    # every length around the 136-byte rate boundary, then random data
+    for n in range(0, 3 * 136 + 2):
+        data = bytes((i * 7 + n) & 0xFF for i in range(n))
+        assert keccak256(data) == keccak.new(data=data, digest_bits=256).digest(), n
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=2000))
+    def check(data):
+        assert keccak256(data) == keccak.new(data=data, digest_bits=256).digest()
+        assert keccak256(bytearray(data)) == keccak256(memoryview(data))
+
+    check()
+
+
+def test_wss_with_a_verified_certificate(tmp_path):
+    """wss:// through TLS, the certificate checked against the context we pass
+    (a self-signed one made here: a fake node, as anvil does not serve TLS)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    good, raw = _signed_tx_json()
+    fake = FakeNode([_note(good)], ssl_context=server_ctx)
+    try:
+        collector = Collector()
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        with NodeSource(f"wss://localhost:{fake.port}", collector, heads=False, full_transactions=True,
+                        ssl_context=client_ctx) as source:
+            wait_for(lambda: collector.of(PendingTx), what="the transaction over TLS")
+        assert collector.of(PendingTx)[0].raw == raw
+        # without our CA the certificate is refused: counted as a connection error, never delivered
+        refused = Collector()
+        with NodeSource(f"wss://localhost:{fake.port}", refused, heads=False, backoff_initial=0.05) as source:
+            wait_for(lambda: "CERTIFICATE" in source.stats()["last_error"].upper(), what="the refused certificate")
+        assert not refused.records
+    finally:
+        fake.close()
+
+
+def test_websocket_client_reassembles_fragments_answers_pings_and_caps_size():
+    """The client side of RFC 6455 against the `websockets` server: a message in
+    fragments with a ping between them, a binary message, an oversized one read
+    past without losing the stream, and the server's close."""
+    from websockets.sync.server import serve
+
+    from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed
+
+    pong = {}
+
+    def handler(ws):
+        ws.send(iter(["frag", "ment", "ed"]))          # three frames: text + continuations
+        pong["event"] = ws.ping(b"hb")                 # our client must answer it
+        ws.send(b"\x00\x01binary")
+        ws.send("x" * 5000)                            # over the client's 4096-byte cap
+        ws.send("after")
+        ws.recv()                                      # wait for the client's "bye"
+        ws.close()
+
+    server = serve(handler, "127.0.0.1", 0, compression=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = WebSocket(f"ws://127.0.0.1:{server.socket.getsockname()[1]}", max_message_bytes=4096)
+        client.settimeout(10)
+        received = [client.recv()[0] for _ in range(4)]
+        assert received[:2] == [b"fragmented", b"\x00\x01binary"]
+        assert received[2] is OVERSIZED and received[3] == b"after"
+        assert pong["event"].wait(5), "the client did not answer the ping"
+        client.send(b"bye")
+        with pytest.raises(WsClosed):
+            client.recv()
+        client.close()
+    finally:
+        server.shutdown()
+
+
+def test_hash_mode_fetches_on_a_second_connection_and_checks_what_it_gets():
+    """Hash notifications are fetched over a second websocket; the fake node answers
+    the fetch with junk ("0x10"), which is counted, and a malformed hash is never fetched."""
+    fake = FakeNode([_note("0x" + "ab" * 32), _note("0xnothex"), _note("0x" + "zz" * 32)])
+    try:
+        with NodeSource(f"ws://127.0.0.1:{fake.port}", lambda r: None, heads=False,
+                        full_transactions=False) as source:
+            wait_for(lambda: source.stats()["skipped"] >= 4, what="the three notifications")
+            stats = source.stats()
+    finally:
+        fake.close()
+    assert stats["pending_mode"] == "hashes" and fake.connections >= 2  # the fetch connection
+    assert stats["fetched"] == 1 and stats["txs"] == 0
+    reasons = stats["skipped_by_reason"]
+    assert reasons["bad_type"] == 1 and reasons["bad_field"] == 2 and reasons["txpool_unavailable"] == 1
+
+
+def test_a_burst_is_delivered_exactly_once(anvil_node):
+    """300 transfers sent back to back from three accounts, as fast as one
+    client sends: every one arrives once, in nonce order per sender."""
+    pytest.importorskip("eth_account")
+    from tallyio.devnet import Sender, dev_accounts
+
+    sender = Sender(anvil_node.rpc)
+    accounts = [dev_accounts(10)[i] for i in (5, 8, 9)]  # not used by the other tests of this module
+    signed = [sender.sign(accounts[i % 3], "0x" + "44" * 20, value=i + 1, gas=21000) for i in range(300)]
+    collector = Collector()
+    with NodeSource(anvil_node.ws_url, collector, heads=False) as source:
+        assert source.wait_connected(30)
+        for raw, _ in signed:
+            sender.send_raw(raw)
+        wait_for(lambda: {h for _, h in signed} <= set(collector.tx_hashes()), what="the whole burst")
+        stats = source.stats()
+    hashes = [h for h in collector.tx_hashes() if h in {h for _, h in signed}]
+    assert len(hashes) == 300 == len(set(hashes)) and stats["skipped"] == 0
+    for account in accounts:
+        nonces = [tx.nonce for tx in collector.of(PendingTx) if tx.sender.hex() == account.address[2:]]
+        assert nonces == sorted(nonces) and len(nonces) == 100

@@ -7,7 +7,8 @@ takes, for each, the time from ``eth_sendRawTransaction`` returning to the
 full transaction being in the consumer's hands: tallyio's ``NodeSource`` sink
 call (after JSON parsing and the hash check) vs web3.py's
 ``newPendingTransactions`` subscription with full transactions (the message
-reaching the ``process_subscriptions`` loop). anvil answers the send and
+reaching the ``process_subscriptions`` loop), and tallyio's own share (frame
+read to sink: JSON, field checks, RLP, Keccak). anvil answers the send and
 pushes the notification at about the same moment, so a notification can arrive
 before the send returns: that counts as 0. Figures: p50, p99 (per run, median
 over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
@@ -16,8 +17,10 @@ over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable
@@ -75,11 +78,14 @@ def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes,
     """Send ``signed`` at RATE from a separate process (as a real sender is:
     in this process its thread would compete for the GIL with the watcher being
     measured); returns hash -> ``monotonic_ns()`` when each send returned
-    (CLOCK_MONOTONIC is shared by the processes of one machine)."""
-    start_ns = time.monotonic_ns() + 300_000_000  # the child's interpreter start-up fits in 0.3 s
-    payload = "\n".join(raw.hex() for raw, _ in signed).encode()
-    proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, str(start_ns), str(RATE)],
-                          input=payload, capture_output=True, timeout=60 + len(signed) / RATE)
+    (CLOCK_MONOTONIC is shared by the processes of one machine). The sender
+    reads its transactions and connects first and only then starts its clock,
+    so a slow process start cannot turn into a catch-up burst."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txs") as batch:
+        batch.write("\n".join(raw.hex() for raw, _ in signed))
+        batch.flush()
+        proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, batch.name, str(RATE)],
+                              capture_output=True, timeout=120 + len(signed) / RATE)
     if proc.returncode != 0:
         raise RuntimeError(f"the sender process failed: {proc.stderr.decode()[-2000:]}")
     returned = {}
@@ -91,14 +97,16 @@ def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes,
     return returned
 
 
-def _sender_main(url: str, start_ns: int, rate: float) -> None:
-    """The sender process: raw transactions (hex lines) on stdin, each sent at
-    ``start_ns + i / rate``; prints ``hash,returned_ns`` lines."""
+def _sender_main(url: str, batch: str, rate: float) -> None:
+    """The sender process: raw transactions (hex lines) from ``batch``, each sent
+    at ``start + i / rate``; prints ``hash,returned_ns`` lines."""
     from tallyio.mempool._wsrpc import RpcClient
 
-    raws = [bytes.fromhex(line) for line in sys.stdin.read().split()]
+    with open(batch) as f:
+        raws = [bytes.fromhex(line) for line in f.read().split()]
     rpc = RpcClient(url)
     rpc.call("eth_chainId")  # open the keep-alive connection before the clock starts
+    start_ns = time.monotonic_ns() + 20_000_000
     out = []
     for i, raw in enumerate(raws):
         due = start_ns + int(i * 1e9 / rate)
@@ -131,16 +139,27 @@ def _tallyio_run(chain: _Chain, n: int) -> dict[str, float]:
 
     signed = chain.presign(n)
     arrivals: dict[bytes, int] = {}
+    frames: dict[bytes, int] = {}
 
     def sink(record: object) -> None:
         arrivals[record.hash] = time.monotonic_ns()  # type: ignore[attr-defined]
+        frames[record.hash] = record.received_ns  # type: ignore[attr-defined]
 
     with NodeSource(chain.node.ws_url, sink, heads=False, full_transactions=True, resync=False) as source:
         if not source.wait_connected(30):
             raise RuntimeError(f"NodeSource did not connect: {source.stats()['last_error']}")
         returned = _send_paced(chain, signed)
         _wait_all(returned, arrivals)
-    return _summary(returned, arrivals)
+    summary = _summary(returned, arrivals)
+    # our own share: the frame's last byte read -> the record in the sink (JSON, checks, RLP, keccak)
+    work = sorted((arrivals[h] - frames[h]) / 1e3 for h in arrivals)
+    summary["work_p50"] = work[len(work) // 2]
+    summary["work_p99"] = work[min(len(work) - 1, int(len(work) * 0.99))]
+    # the floor below our work: the frame's last byte read, after the send returned (anvil + OS)
+    floor = sorted(max(0, frames[h] - t) / 1e3 for h, t in returned.items() if h in frames)
+    summary["frame_p50"] = floor[len(floor) // 2]
+    summary["frame_p99"] = floor[min(len(floor) - 1, int(len(floor) * 0.99))]
+    return summary
 
 
 def _web3_run(chain: _Chain, n: int) -> dict[str, float]:
@@ -198,9 +217,9 @@ def sections(mode: str) -> list[Section]:
                  ("p99", f"full tx in hand after send, p99 ({n} swaps at {RATE:.0f}/s)"),
                  ("lost", f"transactions never delivered (of {n})")]
         try:
-            import eth_abi  # noqa: F401
-            import eth_account  # noqa: F401
-
+            for needed in ("eth_abi", "eth_account"):
+                if importlib.util.find_spec(needed) is None:
+                    raise ImportError(f"{needed} is not installed (pip install 'tallyio[node]' eth-abi)")
             chain = _Chain()
         except Exception as exc:  # no anvil, no artifacts, no node extra: say why
             return [Figure(GROUP, label, unit="us", skipped=f"{type(exc).__name__}: {exc}") for _, label in cases]
@@ -217,14 +236,22 @@ def sections(mode: str) -> list[Section]:
         finally:
             chain.close()
         targets = {"p99": [Target(1000.0)] + [Target(10.0, peer=name) for name, _ in contenders[1:]]}
-        figures = figures_for(GROUP, {k: {c: v for c, v in by.items() if c != "lost"} for k, by in samples.items()},
+        figures = figures_for(GROUP, {k: {c: v for c, v in by.items() if c in ("p50", "p99")}
+                                      for k, by in samples.items()},
                               cases[:2], unit="us", higher_is_better=False, targets=targets, skipped_peers=skipped)
         figures += figures_for(GROUP, {k: {"lost": by["lost"]} for k, by in samples.items()}, [cases[2]],
                                unit="tasks", higher_is_better=False, skipped_peers=skipped)
+        own = ("work_p50", "work_p99", "frame_p50", "frame_p99")
+        figures += figures_for(GROUP, {"tallyio": {k: samples["tallyio"][k] for k in own}},
+                               [("work_p50", "tallyio's own work, frame read -> sink, p50"),
+                                ("work_p99", "tallyio's own work, frame read -> sink, p99"),
+                                ("frame_p50", "frame read after send (anvil + OS, before our work), p50"),
+                                ("frame_p99", "frame read after send (anvil + OS, before our work), p99")],
+                               unit="us", higher_is_better=False)
         return figures
 
     return [(f"source: {n} swaps at {RATE:.0f}/s, NodeSource vs web3.py", latency)]
 
 
 if __name__ == "__main__":
-    _sender_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    _sender_main(sys.argv[1], sys.argv[2], float(sys.argv[3]))

@@ -190,6 +190,9 @@ class Sender:
             self.receipt(tx_hash)
         return tx_hash
 
+    #: the name the rest of the project's documents use for :meth:`send`
+    send_transaction = send
+
     def receipt(self, tx_hash: bytes, timeout: float = 10.0) -> dict:
         """The receipt of ``tx_hash``, polled until mined (anvil mines an automined
         transaction just after answering); raises when it reverted or stays unmined."""

@@ -112,7 +112,9 @@ class Anvil:
         self._listening = threading.Event()
         self.rpc: RpcClient | None = None
         _LIVE.add(self)
-        self._finalizer = weakref.finalize(self, _kill_quietly, [None])
+        # what the finalizer needs, without a reference to self: [process, RPC client]
+        self._owned: list = [None, None]
+        self._finalizer = weakref.finalize(self, _kill_quietly, self._owned)
         self._start()
 
     # ---- addresses ----
@@ -139,7 +141,9 @@ class Anvil:
     def _start(self) -> None:
         args = [str(self.binary), "--port", str(self.port)] + self._args
         self._listening.clear()
-        log = open(self.log_path, "ab")
+        # not O_APPEND: splice() refuses append-mode targets; we seek to the end instead
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb")
+        log.seek(0, os.SEEK_END)
         log.write(f"\n==== tallyio: starting {' '.join(args)}\n".encode())
         log.flush()
         try:
@@ -149,11 +153,10 @@ class Anvil:
             log.close()
             raise DevnetError(f"cannot start {self.binary}: {exc}") from None
         self._proc = proc
-        self._finalizer.detach()
-        box = [proc]
-        self._finalizer = weakref.finalize(self, _kill_quietly, box)
-        self._reader = threading.Thread(target=self._pump, args=(proc, log), name=f"anvil-log-{proc.pid}",
-                                        daemon=True)
+        self._owned[0] = proc
+        port_box = [0]
+        self._reader = threading.Thread(target=_pump, args=(proc, log, self._listening, port_box),
+                                        name=f"anvil-log-{proc.pid}", daemon=True)
         self._reader.start()
         deadline = time.monotonic() + self._start_timeout
         while not self._listening.wait(0.05):
@@ -164,8 +167,9 @@ class Anvil:
             if time.monotonic() > deadline:
                 self.kill()
                 raise DevnetError(f"anvil did not listen within {self._start_timeout} s; log tail:\n{self.log_tail()}")
+        self.port = port_box[0]
         if self.rpc is None:
-            self.rpc = RpcClient(self.url, timeout=60.0)
+            self.rpc = self._owned[1] = RpcClient(self.url, timeout=60.0)
         else:
             self.rpc.close()
         while True:
@@ -179,20 +183,6 @@ class Anvil:
                 time.sleep(0.02)
         if answered != self.chain_id:
             raise DevnetError(f"anvil answers chain id {answered}, asked for {self.chain_id}")
-
-    def _pump(self, proc: subprocess.Popen, log) -> None:
-        """Copy anvil's output to the log, redacting the dev keys it prints."""
-        with log:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                if not self._listening.is_set():
-                    match = _LISTENING.search(line)
-                    if match:
-                        self.port = int(match.group(2))
-                        self._listening.set()
-                if _SECRET_LINE.search(line):
-                    line = b"    <redacted by tallyio.devnet>\n"
-                log.write(line)
-                log.flush()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of anvil's (redacted) log."""
@@ -215,9 +205,7 @@ class Anvil:
             except ProcessLookupError:
                 pass
         if self._reader is not None:
-            self._reader.join(5.0)
-        if proc.stdout is not None:
-            proc.stdout.close()
+            self._reader.join(5.0)  # it closes the pipe when anvil's output ends
         if self.rpc is not None:
             self.rpc.close()
 
@@ -263,14 +251,64 @@ class Anvil:
         self.stop()
 
 
-def _kill_quietly(box: list) -> None:
-    proc = box[0]
+def _pump(proc: subprocess.Popen, log, listening: threading.Event, port: list) -> None:
+    """Copy anvil's output to the log. Until anvil listens (its banner, where
+    it prints the dev keys and the mnemonic) line by line with those lines
+    redacted; after that inside the kernel (``os.splice``), so the per-
+    transaction log lines cost this process no Python work and no GIL: a
+    watcher thread being measured here does not compete with the copy. A function,
+    not a method: the thread must not keep the Anvil object alive (its finalizer
+    is what kills a forgotten node)."""
+    src = proc.stdout.fileno()  # type: ignore[union-attr]
+    with log, proc.stdout:  # type: ignore[union-attr]  # the reader owns the pipe: it closes it at EOF
+        pending = b""
+        while not listening.is_set():
+            chunk = os.read(src, 65536)
+            if not chunk:
+                log.write(pending)
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not listening.is_set():
+                    match = _LISTENING.search(line)
+                    if match:
+                        port[0] = int(match.group(2))
+                        listening.set()
+                if _SECRET_LINE.search(line):
+                    line = b"    <redacted by tallyio.devnet>"
+                log.write(line + b"\n")
+            log.flush()
+        log.write(pending)
+        log.flush()
+        dst = log.fileno()
+        splice = getattr(os, "splice", None)
+        while True:
+            moved = 0
+            if splice is not None:
+                try:
+                    moved = splice(src, dst, 1 << 20)
+                except OSError:  # a file system that refuses splice: copy through user space
+                    splice = None
+                    continue
+            else:
+                data = os.read(src, 65536)
+                moved = os.write(dst, data) if data else 0
+            if not moved:
+                return
+
+
+def _kill_quietly(owned: list) -> None:
+    """Finalizer of a forgotten Anvil: kill its process, close its RPC connection."""
+    proc, rpc = owned
     if proc is not None and proc.poll() is None:
         try:
             proc.kill()
             proc.wait(5)
         except (OSError, subprocess.TimeoutExpired):
             pass
+    if rpc is not None:
+        rpc.close()
 
 
 @atexit.register

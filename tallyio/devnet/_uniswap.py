@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tallyio.devnet._accounts import DevAccount, Sender, dev_accounts, encode_call, to_address

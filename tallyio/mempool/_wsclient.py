@@ -46,7 +46,7 @@ class WebSocket:
     may be called from the same thread only."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, max_message_bytes: int = 16 << 20,
-                 quickack: bool = True):
+                 quickack: bool = True, ssl_context: ssl.SSLContext | None = None):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
             raise ValueError(f"a websocket URL starts with ws:// or wss://, got {url!r}")
@@ -58,7 +58,7 @@ class WebSocket:
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if parsed.scheme == "wss":
-                ctx = ssl.create_default_context()
+                ctx = ssl_context or ssl.create_default_context()
                 self.sock: socket.socket = ctx.wrap_socket(raw, server_hostname=parsed.hostname)
             else:
                 self.sock = raw

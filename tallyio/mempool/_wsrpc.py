@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Callable, Iterable, Sequence
@@ -73,7 +74,7 @@ class RpcClient:
         >>> client.close()
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0):
+    def __init__(self, url: str, *, timeout: float = 30.0, ssl_context: "ssl.SSLContext | None" = None):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"RpcClient needs an http:// or https:// URL, got {url!r}")
@@ -85,6 +86,7 @@ class RpcClient:
         self._https = parsed.scheme == "https"
         self._path = parsed.path or "/"
         self._timeout = timeout
+        self._ssl_context = ssl_context
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
@@ -94,8 +96,11 @@ class RpcClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout)
+            if self._https:
+                self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
+                                                         context=self._ssl_context)
+            else:
+                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         return self._conn
 
     def _post(self, body: bytes, what: str) -> Any:

@@ -27,6 +27,7 @@ import collections
 import logging
 import random
 import select
+import ssl
 import threading
 import time
 import urllib.parse
@@ -85,12 +86,14 @@ class NodeSource:
     delivered once (a bounded set of recent hashes). Every record is checked:
     malformed JSON, wrong field types, oversized messages, a hash that does not
     match the fields are counted by reason in :meth:`stats` and skipped.
-    With no message for ``heartbeat_interval`` seconds the source asks the node
-    for its block number; no answer within ``heartbeat_timeout``, or a node two
-    blocks ahead of the last ``newHeads``, means a stalled connection or
-    subscription: it reconnects. Reconnects back off exponentially from
+    Every ``heartbeat_interval`` seconds (traffic or not) the source asks the
+    node for its block number; no answer within ``heartbeat_timeout``, or a node
+    two blocks ahead of the last ``newHeads``, means a stalled connection or
+    subscription: it reconnects. (A pending-transaction subscription that stops
+    while the connection still answers cannot be told from a quiet mempool.) Reconnects back off exponentially from
     ``backoff_initial`` to ``backoff_max`` seconds, each delay scaled by a
-    random factor in [0.5, 1] (jitter).
+    random factor in [0.5, 1] (jitter). ``ssl_context`` verifies ``wss://`` /
+    ``https://`` (default: the system's trust store).
 
     ``start()`` starts the watcher thread (the context manager does it);
     ``close()`` stops it and closes every connection.
@@ -101,7 +104,7 @@ class NodeSource:
                  verify_hashes: bool = True, resync: bool = True, max_message_bytes: int = 16 << 20,
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
-                 recent_hashes: int = 65536, quickack: bool = True):
+                 recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -133,6 +136,7 @@ class NodeSource:
         self._recent: dict[bytes, None] = {}
         self._recent_cap = recent_hashes
         self._quickack = quickack
+        self._ssl_context = ssl_context
         self._pools: frozenset[bytes] = frozenset(_address(p) for p in pools)
         self._pools_changed = False
         self._stop = threading.Event()
@@ -150,6 +154,8 @@ class NodeSource:
         self._fetch_ws: WebSocket | None = None
         self._subs: dict[str, str] = {}
         self._replies: dict[int, Any] = {}
+        # ids we sent and await: only their answers are kept (a node cannot grow _replies)
+        self._awaited: set[int] = set()
         self._next_id = 1
 
     def __repr__(self) -> str:
@@ -291,11 +297,11 @@ class NodeSource:
     # ---- websocket session ----
     def _open_ws(self) -> WebSocket:
         return WebSocket(self.url, timeout=self._connect_timeout, max_message_bytes=self._max_bytes,
-                         quickack=self._quickack)
+                         quickack=self._quickack, ssl_context=self._ssl_context)
 
     def _session_ws(self) -> None:
         ws = self._ws = self._open_ws()
-        self._subs, self._replies = {}, {}
+        self._subs, self._replies, self._awaited = {}, {}, set()
         # a frame that stops midway for this long is a stalled connection
         ws.settimeout(self._hb_interval + self._hb_timeout)
         if self._want_pending:
@@ -308,30 +314,33 @@ class NodeSource:
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
         self._on_connected()
-        last_rx = time.monotonic()
+        # the probe goes out every heartbeat_interval even while traffic flows: a
+        # busy pending stream must not hide a newHeads subscription that stopped
+        last_probe = time.monotonic()
         probe_id: int | None = None
         probe_sent = 0.0
         sock = ws.sock
         while not self._stop.is_set():
             if self._pools_changed:
                 self._update_pools_ws()
+            now = time.monotonic()
+            if probe_id is None:
+                if now - last_probe > self._hb_interval:
+                    probe_id = self._ws_send("eth_blockNumber", [])
+                    probe_sent = now
+                    self._counts["heartbeats"] += 1
+            elif now - probe_sent > self._hb_timeout:
+                self._counts["stalls"] += 1
+                raise _Stalled(f"no answer to a heartbeat in {self._hb_timeout} s")
             if not ws.pending() and not getattr(sock, "pending", lambda: 0)():
                 ready, _, _ = select.select([sock], [], [], 0.25)
                 if not ready:
-                    now = time.monotonic()
-                    if probe_id is None and now - last_rx > self._hb_interval:
-                        probe_id = self._ws_send("eth_blockNumber", [])
-                        probe_sent = now
-                        self._counts["heartbeats"] += 1
-                    elif probe_id is not None and now - probe_sent > self._hb_timeout:
-                        self._counts["stalls"] += 1
-                        raise _Stalled(f"no answer to a heartbeat in {self._hb_timeout} s")
                     continue
             self._ws_receive_one(ws)
-            last_rx = time.monotonic()
             if probe_id is not None and probe_id in self._replies:
                 reply = self._replies.pop(probe_id)
                 probe_id = None
+                last_probe = time.monotonic()
                 self._check_heads_alive(reply)
 
     def _check_heads_alive(self, reply: Any) -> None:
@@ -378,6 +387,8 @@ class NodeSource:
     def _ws_send(self, method: str, params: list, ws: WebSocket | None = None) -> int:
         request_id = self._next_id
         self._next_id += 1
+        if ws is None:
+            self._awaited.add(request_id)
         (ws or self._ws).send(dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
         return request_id
 
@@ -427,7 +438,7 @@ class NodeSource:
             if type(msg) is list:  # a batch answer
                 replies = [item for item in msg if type(item) is dict and type(item.get("id")) is int]
                 for item in replies:
-                    self._replies[item["id"]] = item
+                    self._keep_reply(item["id"], item)
                 if len(replies) == len(msg):
                     return
             self._skip("bad_type", f"a message is {type(msg).__name__}")
@@ -445,14 +456,22 @@ class NodeSource:
             return
         request_id = msg.get("id")
         if type(request_id) is int:
-            self._replies[request_id] = msg
+            self._keep_reply(request_id, msg)
         else:
             self._skip("bad_message", "neither a notification nor an answer")
+
+    def _keep_reply(self, request_id: int, msg: Any) -> None:
+        if request_id in self._awaited:
+            self._awaited.discard(request_id)
+            self._replies[request_id] = msg
+        else:
+            self._skip("unexpected_reply", f"an answer to id {request_id}, which we did not ask")
 
     def _notification(self, kind: str, result: Any, received_ns: int) -> None:
         try:
             if kind == "pending":
                 if type(result) is str:  # a hash: this node (or mode) does not send full transactions
+                    self._pending_mode = "hashes"
                     self._fetch_and_deliver(result)
                 else:
                     self._deliver_tx(parse_pending_tx(result, received_ns, verify_hash=self._verify))
@@ -532,7 +551,7 @@ class NodeSource:
 
     # ---- HTTP polling session ----
     def _session_http(self) -> None:
-        rpc = RpcClient(self.url, timeout=self._connect_timeout)
+        rpc = RpcClient(self.url, timeout=self._connect_timeout, ssl_context=self._ssl_context)
         try:
             self._poll_http(rpc)
         finally:

@@ -1,9 +1,10 @@
 """Turn what a node sends (JSON transaction, header and log objects) into the
 records of :mod:`tallyio.eth.types`, treating every field as untrusted input.
 
-Owns: field validation, the RLP encoding of the typed transaction envelopes
-(legacy, 1, 2, 3, 4) and the hash check (keccak of that encoding must equal the
-``hash`` the node claims), and the ``Sync`` topic. Raises only
+Owns: field validation, the typed transaction envelopes (legacy, 1, 2, 3, 4:
+which fields, in which order, RLP-encoded by the compiled ``_wsenc``) and the hash
+check (Keccak-256 of that encoding must equal the ``hash`` the node claims), and
+the ``Sync`` topic. Raises only
 :class:`BadRecord`, whose ``reason`` is the counter name the node source bumps.
 
     >>> keccak256(b"").hex()[:16]
@@ -13,28 +14,17 @@ Owns: field validation, the RLP encoding of the typed transaction envelopes
     >>> SYNC_TOPIC.hex()[:8]
     '1c411e9a'
 """
-from __future__ import annotations
-
-from typing import Any, Callable
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport uint64_t
 
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 
 __all__ = ["BadRecord", "keccak256", "rlp_encode", "parse_pending_tx", "parse_header", "parse_sync_log",
            "SYNC_TOPIC"]
 
-keccak256: Callable[[bytes], bytes]
-try:  # pycryptodome: ~1 us for a transaction's envelope
-    from Crypto.Hash import keccak as _keccak
-
-    def keccak256(data: bytes) -> bytes:
-        """Keccak-256 (Ethereum's hash, not NIST SHA3-256) of ``data``."""
-        return _keccak.new(data=data, digest_bits=256).digest()
-except ImportError:  # pragma: no cover - depends on the install
-    try:
-        from eth_hash.auto import keccak as keccak256  # type: ignore[no-redef]
-    except ImportError:
-        def keccak256(data: bytes) -> bytes:  # type: ignore[misc]
-            raise ImportError("Keccak-256 needs pycryptodome (pip install pycryptodome) or eth-hash")
+# compiled (tallyio/mempool/_wsenc.pyx): the hash check runs both for every pending transaction
+from tallyio.mempool._wsenc import keccak256, rlp_encode
 
 SYNC_TOPIC = bytes.fromhex("1c411e9a96e071241c2f21f7726b17ae89e3cab4c78be50e062b03a9fffbbad1")
 """topic0 of ``Sync(uint112 reserve0, uint112 reserve1)``: keccak of the signature."""
@@ -48,59 +38,83 @@ class BadRecord(ValueError):
         self.reason = reason
 
 
-# ---- RLP ----
-
-def _length_prefix(length: int, short: int) -> bytes:
-    if length < 56:
-        return bytes((short + length,))
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((short + 55 + len(size),)) + size
-
-
-def rlp_encode(item: Any) -> bytes:
-    """RLP of ``bytes`` / ``int`` (minimal big-endian) / lists of those."""
-    if isinstance(item, (bytes, bytearray)):
-        if len(item) == 1 and item[0] < 0x80:
-            return bytes(item)
-        return _length_prefix(len(item), 0x80) + bytes(item)
-    if isinstance(item, int):
-        return rlp_encode(item.to_bytes((item.bit_length() + 7) // 8, "big") if item else b"")
-    payload = b"".join([rlp_encode(x) for x in item])
-    return _length_prefix(len(payload), 0xC0) + payload
-
-
 # ---- field readers: each raises BadRecord naming the field ----
+# Hex text is checked character by character in C (int() and bytes.fromhex() would
+# let underscores and whitespace through) and converted in the same pass.
 
-def _qty(obj: dict, key: str, default: int | None = None) -> int:
-    raw = obj.get(key)
+cdef inline int _nibble(char c) noexcept nogil:
+    if b"0" <= c <= b"9":
+        return c - 48
+    if b"a" <= c <= b"f":
+        return c - 87
+    if b"A" <= c <= b"F":
+        return c - 55
+    return -1
+
+
+cdef const char* _hex_body(object raw, str key, Py_ssize_t* length) except NULL:
+    """The text after ``0x`` of a JSON string field, and its length."""
+    cdef Py_ssize_t n
+    cdef const char* p
+    if type(raw) is not str:
+        raise BadRecord("bad_field", f"{key!r} is not a 0x hex string: {str(raw)[:80]!r}")
+    p = PyUnicode_AsUTF8AndSize(raw, &n)
+    if n < 2 or p[0] != b"0" or (p[1] != b"x" and p[1] != b"X"):
+        raise BadRecord("bad_field", f"{key!r} does not start with 0x: {raw[:80]!r}")
+    length[0] = n - 2
+    return p + 2
+
+
+cdef object _qty(dict obj, str key, object default=None):
+    cdef object raw = obj.get(key)
+    cdef Py_ssize_t n, i
+    cdef const char* p
+    cdef uint64_t v = 0
+    cdef int d
     if raw is None:
         if default is not None:
             return default
         raise BadRecord("missing_field", f"no {key!r}")
-    if type(raw) is not str or raw[:2] != "0x" or len(raw) > 66 or len(raw) < 3:
-        raise BadRecord("bad_field", f"{key!r} is not a 0x quantity of at most 256 bits: {str(raw)[:80]!r}")
-    try:
-        return int(raw, 16)
-    except ValueError:
-        raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}") from None
+    p = _hex_body(raw, key, &n)
+    if n < 1 or n > 64:
+        raise BadRecord("bad_field", f"{key!r} is not a 0x quantity of 1..64 hex digits: {raw[:80]!r}")
+    for i in range(n):
+        d = _nibble(p[i])
+        if d < 0:
+            raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}")
+        v = (v << 4) | <uint64_t>d
+    if n <= 16:
+        return v
+    return int(raw, 16)  # wider than 64 bits: every digit was checked above
 
 
-def _data(obj: dict, key: str, size: int | None = None, cap: int = 1 << 24) -> bytes:
-    raw = obj.get(key)
+cdef bytes _data(dict obj, str key, Py_ssize_t size=-1, Py_ssize_t cap=1 << 24):
+    cdef object raw = obj.get(key)
+    cdef Py_ssize_t n, i, m
+    cdef const char* p
+    cdef int hi, lo
+    cdef bytes value
+    cdef char* out
     if raw is None:
         raise BadRecord("missing_field", f"no {key!r}")
-    if type(raw) is not str or raw[:2] != "0x" or len(raw) % 2 or len(raw) > 2 + 2 * cap:
-        raise BadRecord("bad_field", f"{key!r} is not 0x hex bytes: {str(raw)[:80]!r}")
-    try:
-        value = bytes.fromhex(raw[2:])
-    except ValueError:
-        raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}") from None
-    if size is not None and len(value) != size:
-        raise BadRecord("bad_field", f"{key!r} has {len(value)} bytes, expected {size}")
+    p = _hex_body(raw, key, &n)
+    if n % 2 or n > 2 * cap:
+        raise BadRecord("bad_field", f"{key!r} is not 0x + an even number of hex digits: {raw[:80]!r}")
+    m = n // 2
+    if size >= 0 and m != size:
+        raise BadRecord("bad_field", f"{key!r} has {m} bytes, expected {size}")
+    value = PyBytes_FromStringAndSize(NULL, m)
+    out = PyBytes_AS_STRING(value)
+    for i in range(m):
+        hi = _nibble(p[2 * i])
+        lo = _nibble(p[2 * i + 1])
+        if hi < 0 or lo < 0:
+            raise BadRecord("bad_field", f"{key!r} is not hex: {raw[:80]!r}")
+        out[i] = <char>((hi << 4) | lo)
     return value
 
 
-def _access_list(obj: dict) -> list:
+cdef list _access_list(dict obj):
     raw = obj.get("accessList")
     if raw is None:
         return []
@@ -115,7 +129,7 @@ def _access_list(obj: dict) -> list:
     return out
 
 
-def _authorizations(obj: dict) -> list:
+cdef list _authorizations(dict obj):
     raw = obj.get("authorizationList")
     if type(raw) is not list:
         raise BadRecord("bad_field", "'authorizationList' is missing or not a list")
@@ -128,7 +142,7 @@ def _authorizations(obj: dict) -> list:
     return out
 
 
-def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) -> PendingTx:
+def parse_pending_tx(obj, received_ns, *, verify_hash=True):
     """A node's JSON transaction object as a :class:`PendingTx` with ``raw``
     (the signed EIP-2718 encoding) filled. With ``verify_hash`` the hash is
     recomputed from the fields and must equal the node's ``hash``."""
@@ -148,7 +162,7 @@ def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) ->
     if tx_type == 0:
         gas_price = _qty(obj, "gasPrice")
         max_fee = max_prio = gas_price
-        fields: list = [nonce, gas_price, gas, to_field, value, data, _qty(obj, "v"), r, s]
+        fields = [nonce, gas_price, gas, to_field, value, data, _qty(obj, "v"), r, s]
         prefix = b""
     elif tx_type in (1, 2, 3, 4):
         chain_id = _qty(obj, "chainId")
@@ -180,7 +194,7 @@ def parse_pending_tx(obj: Any, received_ns: int, *, verify_hash: bool = True) ->
     return PendingTx(tx_hash, sender, to, nonce, value, gas, max_fee, max_prio, data, tx_type, received_ns, raw)
 
 
-def parse_header(obj: Any, received_ns: int) -> BlockHeader:
+def parse_header(obj, received_ns):
     """A ``newHeads`` object (or a block from ``eth_getBlockBy*``) as a :class:`BlockHeader`."""
     if type(obj) is not dict:
         raise BadRecord("bad_type", f"a header is a JSON object, got {type(obj).__name__}")
@@ -189,7 +203,7 @@ def parse_header(obj: Any, received_ns: int) -> BlockHeader:
                        _qty(obj, "gasUsed"), received_ns)
 
 
-def parse_sync_log(obj: Any, received_ns: int) -> SyncEvent:
+def parse_sync_log(obj, received_ns):
     """A ``Sync`` log object as a :class:`SyncEvent` (its topic and data checked)."""
     if type(obj) is not dict:
         raise BadRecord("bad_type", f"a log is a JSON object, got {type(obj).__name__}")
