@@ -32,6 +32,7 @@ __all__ = [
     "RpcError",
     "NodeConnectionError",
     "DevnetError",
+    "JournalApplyError",
 ]
 
 
@@ -156,3 +157,7 @@ class DevnetError(TallyioError, RuntimeError):
     message names what was wrong and ends with the tail of anvil's log."""
     def __reduce__(self):  # keep reason and function across pickling (worker processes)
         return type(self), (str(self), self.reason, self.function)
+class JournalApplyError(TallyioError, RuntimeError):
+    """An event was journaled but ``apply`` raised, so the state no longer
+    matches the journal: the store refuses further records and checkpoints;
+    reopen it (the journal is replayed) once ``apply`` is fixed."""

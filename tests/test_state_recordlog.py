@@ -263,3 +263,29 @@ def test_read_only_directory():
     assert issubclass(ReadOnlyStateError, PermissionError)
     assert issubclass(StorageFullError, OSError)
     assert HEADER_SIZE == 64
+
+
+def test_rotation_happens_at_max_file_size_even_with_a_large_chunk(tmp_path):
+    path = tmp_path / "r.tlog"
+    with RecordWriter(path, chunk_size=1 << 20, max_file_size=16 * 1024) as w:
+        for i in range(1000):
+            w.append(RecordType.ENGINE_EVENT, b"e" * 100)
+    sealed = [p for p in tmp_path.iterdir() if p.name.startswith("r.tlog.0")]
+    assert len(sealed) >= 5
+    assert all(p.stat().st_size <= 16 * 1024 for p in sealed)
+    assert path.stat().st_size <= 16 * 1024
+    assert [r.seq for r in read_records(path)] == list(range(1, 1001))
+
+
+def test_skip_to_starts_a_segment_at_a_later_sequence(tmp_path):
+    path = tmp_path / "s.tlog"
+    with RecordWriter(path) as w:
+        w.skip_to(5)                          # empty active file: its header is rewritten
+        assert w.append(1, b"a") == 5
+        w.skip_to(9)                          # seals the active file, starts at 9
+        assert w.append(1, b"b") == 9
+        with pytest.raises(ValueError, match="must be >= next_seq"):
+            w.skip_to(3)
+    assert [r.seq for r in RecordReader(path, from_seq=9)] == [9]
+    reader = RecordReader(path)
+    assert [r.seq for r in reader] == [5] and reader.end_reason.startswith("gap")

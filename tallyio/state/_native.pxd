@@ -24,7 +24,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_u32,
                                   tio_atomic_load_u64_relaxed, tio_atomic_load_u64_acquire,
                                   tio_atomic_store_u64_relaxed, tio_atomic_store_u64_release,
                                   tio_cpu_relax, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL,
-                                  TIO_LIKELY, TIO_UNLIKELY)
+                                  TIO_LIKELY, TIO_UNLIKELY, tio_role)
 from tallyio._ext.spsc cimport (tio_spsc, tio_spsc_push_many, tio_spsc_size, tio_spsc_capacity,
                                 tio_spsc_pop_many)
 
@@ -224,3 +224,79 @@ cdef int tio_ckpt_write(tio_ckpt *c, tio_state *st, uint64_t journal_seq,
                         const char *hooks, uint64_t hooks_len, uint64_t ts_ns) noexcept nogil
 
 cdef uint32_t tio_crc32c(uint32_t crc, const void *buf, size_t len) noexcept nogil
+
+
+cdef packed struct tio_slot_header:
+    # one checkpoint slot's header (64 bytes), written last when publishing
+    uint32_t magic            # 0x544F4C53 "SLOT"; 0 while the slot is being rewritten
+    uint32_t layout_version
+    uint64_t seq              # checkpoint sequence number (increasing across slots)
+    uint64_t journal_seq      # journal records up to this one are in the state
+    uint64_t ts_ns
+    uint64_t state_nbytes
+    uint32_t hooks_len
+    uint32_t hooks_crc        # CRC-32C of the hooks blob
+    uint32_t table_crc        # CRC-32C of the block checksum table
+    uint32_t nblocks
+    uint32_t reserved
+    uint32_t header_crc       # CRC-32C of the 60 bytes above
+
+
+# ---- the Python classes (attributes visible to Cython users) ------------------------
+cdef class _Table:
+    cdef public uint32_t table_id
+    cdef public uint32_t record_words
+    cdef public uint64_t capacity
+    cdef public str name
+    cdef public object dtype
+    cdef public dict fields          # name -> (word, kind code)
+
+
+cdef class GlobalState:
+    cdef tio_state st                # the C state: pass &state.st to the nogil API
+    cdef readonly object layout
+    cdef dict _tables
+    cdef list _table_list
+    cdef list _locals
+    cdef tio_local **_local_ptrs
+    cdef uint64_t _nlocals
+    cdef uint32_t _counters_table
+    cdef tio_role _writer
+    cdef uint64_t _scratch[256]
+    cdef Py_ssize_t _buf_shape[1]
+    cdef Py_ssize_t _buf_strides[1]
+    cdef _Table _table(self, object name)
+    cdef uint64_t *_record(self, _Table t, object index) except NULL
+    cdef tuple _field(self, _Table t, object field)
+
+
+cdef class FieldReader:
+    cdef object state                # keeps the buffer alive
+    cdef uint64_t *base
+    cdef uint64_t capacity
+    cdef uint32_t record_words
+    cdef uint32_t word
+    cdef int kind
+
+
+cdef class LocalState:
+    cdef tio_local l                 # pass &local.l to tio_local_push_op / tio_local_count
+    cdef GlobalState owner
+    cdef readonly object scratch
+    cdef tio_role _role
+    cdef int _push(self, uint32_t kind, object table, object index, object field, uint64_t value) except -1
+
+
+cdef class CheckpointFile:
+    cdef tio_ckpt c
+    cdef GlobalState state
+    cdef readonly object path
+    cdef readonly str policy
+    cdef int _fd
+    cdef int _lock_fd
+    cdef object _sync_thread
+    cdef bint _closed
+    cdef uint64_t _nblocks
+    cdef uint64_t _block_size
+    cdef str _validate(self, int s, tio_slot_header *hdr)
+    cdef _release(self)

@@ -29,7 +29,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_u32, tio_atomic_ini
                                   tio_atomic_load_u32_relaxed, tio_atomic_store_u32_release,
                                   tio_atomic_fetch_add_u32_acqrel, tio_atomic_wait_u32,
                                   tio_atomic_wake_u32, tio_aligned_calloc, tio_aligned_free,
-                                  tio_role, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
+                                  tio_role, PyThread_get_thread_ident, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
 from tallyio._ext.spsc cimport tio_spsc_new, tio_spsc_free, tio_spsc_pop_many
 from tallyio._ext.status cimport role_claim
 
@@ -306,12 +306,7 @@ cdef inline object _decode(int kind, uint64_t u):
 
 cdef class _Table:
     """Python-edge metadata of one table (ids, words, dtype, field kinds)."""
-    cdef public uint32_t table_id
-    cdef public uint32_t record_words
-    cdef public uint64_t capacity
-    cdef public str name
-    cdef public object dtype
-    cdef public dict fields          # name -> (word, kind code)
+    pass
 
 
 # ---- GlobalState ------------------------------------------------------------------
@@ -333,18 +328,6 @@ cdef class GlobalState:
     >>> st.get("pnl", 0, "eth"), int(st.view("pnl")["trades"][0])
     (0.5, 1)
     """
-    cdef tio_state st
-    cdef readonly object layout
-    cdef dict _tables
-    cdef list _table_list
-    cdef list _locals
-    cdef tio_local **_local_ptrs
-    cdef uint64_t _nlocals
-    cdef uint32_t _counters_table
-    cdef tio_role _writer
-    cdef uint64_t _scratch[256]
-    cdef Py_ssize_t _buf_shape[1]
-    cdef Py_ssize_t _buf_strides[1]
 
     def __cinit__(self, layout):
         cdef uint64_t b, nb
@@ -455,7 +438,15 @@ cdef class GlobalState:
 
     # ---- writer ------------------------------------------------------------------------
     def claim_writer(self):
-        """Make the calling thread the writer (the previous one must have exited)."""
+        """Make the calling thread the writer, taking the role over from the
+        thread that held it. The caller guarantees the previous writer has
+        stopped writing and that the hand-over is ordered (a thread start, a
+        join, a queue): two writers at once break the seqlock."""
+        self._writer.ident = PyThread_get_thread_ident()
+
+    def check_writer(self):
+        """Claim the writer role for the calling thread if nobody holds it;
+        RoleError if another live thread does. Changes nothing else."""
         role_claim(&self._writer, "GlobalState writer")
 
     def write(self, table, index, **fields):
@@ -508,10 +499,9 @@ cdef class GlobalState:
         """Writer: apply every LocalState's queued updates and fold their
         counters; returns how many changes were applied."""
         role_claim(&self._writer, "GlobalState writer")
-        cdef uint64_t n
-        with nogil:
-            n = tio_state_merge(&self.st, self._local_ptrs, self._nlocals, self._counters_table)
-        return n
+        # with the GIL held: local() may grow the array of LocalStates, and it
+        # runs under the GIL, so the array cannot change under this merge
+        return tio_state_merge(&self.st, self._local_ptrs, self._nlocals, self._counters_table)
 
     def mark_all_dirty(self):
         """Make the next checkpoint into each slot a full copy."""
@@ -602,7 +592,6 @@ cdef inline uint64_t _read_word(const uint64_t *rec, uint32_t word) noexcept nog
         tio_cpu_relax()
 
 
-@cython.final
 cdef class FieldReader:
     """``reader(index)``: one field of one record, read through the seqlock.
 
@@ -613,12 +602,6 @@ cdef class FieldReader:
     >>> nonce(1), nonce(0)
     (42, 0)
     """
-    cdef object state            # keeps the buffer alive
-    cdef uint64_t *base
-    cdef uint64_t capacity
-    cdef uint32_t record_words
-    cdef uint32_t word
-    cdef int kind
 
     def __call__(self, Py_ssize_t index):
         if <uint64_t>index >= self.capacity:
@@ -647,12 +630,8 @@ cdef class LocalState:
     >>> st.merge(), st.get("pools", 1, "r0"), st.get("counters", 2, "value")
     (2, 99, 5)
     """
-    cdef tio_local l
-    cdef GlobalState owner
-    cdef readonly object scratch
-    cdef tio_role _role
 
-    def __cinit__(self, GlobalState owner, int counters, int capacity, int scratch_bytes):
+    def __cinit__(self, GlobalState owner not None, int counters, int capacity, int scratch_bytes):
         self.l.ops = NULL
         self.l.counters = NULL
         self.l.folded = NULL
@@ -741,19 +720,6 @@ _SLOT_HEADER = struct.Struct("<IIQQQQIIII")          # 56 bytes, + pad, u32 crc 
 _POLICY_CODES = {"none": 0, "async": 1, "sync": 2}
 
 
-cdef packed struct tio_slot_header:
-    uint32_t magic
-    uint32_t layout_version
-    uint64_t seq
-    uint64_t journal_seq
-    uint64_t ts_ns
-    uint64_t state_nbytes
-    uint32_t hooks_len
-    uint32_t hooks_crc
-    uint32_t table_crc
-    uint32_t nblocks
-    uint32_t reserved
-    uint32_t header_crc
 
 
 cdef inline uint64_t _page_up(uint64_t n) noexcept nogil:
@@ -944,18 +910,8 @@ cdef class CheckpointFile:
     (1, 5, {'arb': b'x'}, 7)
     >>> ck2.close()
     """
-    cdef tio_ckpt c
-    cdef GlobalState state
-    cdef readonly object path
-    cdef readonly str policy
-    cdef int _fd
-    cdef int _lock_fd
-    cdef object _sync_thread
-    cdef bint _closed
-    cdef uint64_t _nblocks
-    cdef uint64_t _block_size
 
-    def __cinit__(self, path, GlobalState state, *, str policy="none", hooks_capacity=65536):
+    def __cinit__(self, path, GlobalState state not None, *, str policy="none", hooks_capacity=65536):
         self.c.map = NULL
         self._fd = -1
         self._lock_fd = -1
@@ -1127,11 +1083,18 @@ cdef class CheckpointFile:
         self._check_open()
         role_claim(&self.state._writer, "GlobalState writer")
         cdef tio_slot_header hdrs[2]
-        reasons = [self._validate(0, &hdrs[0]), self._validate(1, &hdrs[1])]
-        cdef int best = -1, s
-        for s in range(2):
-            if reasons[s] is None and (best < 0 or hdrs[s].seq > hdrs[best].seq):
+        cdef int best = -1, s, first
+        # validate the slot whose header claims the higher sequence first; the
+        # other one (a full pass over its data) only if that one fails
+        memcpy(&hdrs[0], self.c.map + self.c.slot_off[0], sizeof(tio_slot_header))
+        memcpy(&hdrs[1], self.c.map + self.c.slot_off[1], sizeof(tio_slot_header))
+        first = 1 if hdrs[1].seq > hdrs[0].seq else 0
+        reasons = [None, None]
+        for s in (first, 1 - first):
+            reasons[s] = self._validate(s, &hdrs[s])
+            if reasons[s] is None:
                 best = s
+                break
         if best < 0:
             if reasons == ["empty", "empty"]:
                 return None
@@ -1196,7 +1159,21 @@ cdef class CheckpointFile:
 
     @property
     def size(self):
+        """File size in bytes (fixed at creation)."""
         return self.c.map_len
+
+    def offsets(self):
+        """Where things are in the file (for tools and tests): each slot's
+        start, and inside a slot the block table, the data and the hooks."""
+        return {"slot0": self.c.slot_off[0], "slot1": self.c.slot_off[1],
+                "slot_len": self.c.slot_len, "table": self.c.table_off,
+                "data": self.c.data_off, "hooks": self.c.hooks_off,
+                "block_size": self._block_size}
+
+    @property
+    def active_slot(self):
+        """The slot holding the newest checkpoint (-1: none yet)."""
+        return self.c.active
 
     def _sync_loop(self):
         cdef tio_ckpt *c = &self.c

@@ -101,6 +101,9 @@ class RecordType(enum.IntEnum):
     EXECUTION_RESULT = 7  #: what became of an action (sent, mined, reverted, dropped)
 
 
+_TYPES = {int(t): t for t in RecordType}   # a dict lookup: RecordType(n) costs ~1 us
+
+
 class Record(NamedTuple):
     """One record as read back."""
 
@@ -144,19 +147,25 @@ def _scan(buf, size: int, first_seq: int) -> Iterator[Tuple[int, int, int, int, 
     off = HEADER_SIZE
     expect = first_seq
     unpack = _REC_HEADER.unpack_from
-    while off + _REC_HEADER.size + _CRC.size <= size:
-        rtype, flags, length, seq, ts = unpack(buf, off)
-        if rtype == 0 or seq != expect:
-            return
-        rsize = _record_size(length)
-        if length > MAX_PAYLOAD or off + rsize > size:
-            return
-        end = off + _REC_HEADER.size + length
-        if zlib.crc32(buf[off:end]) != _CRC.unpack_from(buf, end)[0]:
-            return
-        yield off, rtype, flags, length, seq, ts, rsize
-        off += rsize
-        expect += 1
+    crc_at = _CRC.unpack_from
+    crc32 = zlib.crc32
+    view = memoryview(buf)          # checksum in place: no copy of each record
+    try:
+        while off + 28 <= size:
+            rtype, flags, length, seq, ts = unpack(buf, off)
+            if rtype == 0 or seq != expect:
+                return
+            rsize = (24 + length + 4 + 7) & ~7
+            if length > MAX_PAYLOAD or off + rsize > size:
+                return
+            end = off + 24 + length
+            if crc32(view[off:end]) != crc_at(buf, end)[0]:
+                return
+            yield off, rtype, flags, length, seq, ts, rsize
+            off += rsize
+            expect += 1
+    finally:
+        view.release()
 
 
 def _segments(path: Path) -> List[Tuple[int, Path]]:
@@ -314,9 +323,9 @@ class RecordWriter:
         head = os.pread(self._fd, HEADER_SIZE, 0)
         self._first_seq = _check_header(head, str(self.path))
         if size < HEADER_SIZE + 8:
-            self._grow_to(HEADER_SIZE + self.chunk_size, size)
+            self._grow_to(HEADER_SIZE + self._first_chunk(), size)
             size = os.fstat(self._fd).st_size
-        self._capacity = size
+        self._set_capacity(size)
         self._mm = mmap.mmap(self._fd, size)
         end, next_seq = HEADER_SIZE, self._first_seq
         for off, _t, _f, _l, seq, _ts, rsize in _scan(self._mm, size, self._first_seq):
@@ -345,7 +354,7 @@ class RecordWriter:
         try:
             try:
                 os.write(fd, bytes(head))
-                os.posix_fallocate(fd, HEADER_SIZE, self.chunk_size)
+                os.posix_fallocate(fd, HEADER_SIZE, self._first_chunk())
                 if self.flush_policy != "none":
                     os.fsync(fd)
             except OSError as exc:
@@ -359,6 +368,11 @@ class RecordWriter:
         os.rename(tmp, self.path)
         if self.flush_policy != "none":
             _fsync_dir(self.path.parent)
+
+    def _first_chunk(self) -> int:
+        if self.max_file_size is None:
+            return self.chunk_size
+        return min(self.chunk_size, self.max_file_size - HEADER_SIZE)
 
     def _grow_to(self, new_size: int, old_size: int) -> None:
         try:
@@ -399,7 +413,9 @@ class RecordWriter:
             raise ValueError(f"ts must be an int in 0..2**64-1 nanoseconds, got {ts!r}")
         rsize = _record_size(length)
         off = self._off
-        if off + rsize > self._capacity:
+        if off + rsize > self._limit:
+            # slow path: seal the file when it would pass max_file_size (unless
+            # the record alone is that big), grow it when the record does not fit
             if (self.max_file_size is not None and off > HEADER_SIZE
                     and off + rsize > self.max_file_size):
                 self._rotate()
@@ -417,17 +433,26 @@ class RecordWriter:
         self._next_seq = seq + 1
         return seq
 
+    def _set_capacity(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._limit = capacity if self.max_file_size is None else min(capacity, self.max_file_size)
+
     def _grow(self, need: int) -> None:
         new_size = max(self._capacity + self.chunk_size, (need + self.chunk_size - 1) // self.chunk_size * self.chunk_size)
+        if self.max_file_size is not None:
+            new_size = min(new_size, max(self.max_file_size, need))
         with self._map_lock:
             self._grow_to(new_size, self._capacity)
             self._mm.close()
             self._mm = mmap.mmap(self._fd, new_size)
-            self._capacity = new_size
+            self._set_capacity(new_size)
 
-    def _rotate(self) -> None:
+    def _rotate(self, next_first: Optional[int] = None) -> None:
         """Seal the active file (trimmed to its records, synced by policy,
-        renamed PATH.<first_seq>) and start a new one."""
+        renamed PATH.<first_seq>) and start a new one (at next_first, default
+        the next sequence number)."""
+        if next_first is None:
+            next_first = self._next_seq
         with self._map_lock:
             if self.flush_policy != "none":
                 self._mm.flush()
@@ -439,11 +464,11 @@ class RecordWriter:
             os.close(self._fd)
             self._fd = -1
             os.rename(self.path, f"{self.path}.{self._first_seq:020d}")
-            self._create_segment(self._next_seq)
+            self._create_segment(next_first)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-            self._capacity = os.fstat(self._fd).st_size
+            self._set_capacity(os.fstat(self._fd).st_size)
             self._mm = mmap.mmap(self._fd, self._capacity)
-            self._first_seq = self._next_seq
+            self._first_seq = next_first
             self._off = HEADER_SIZE
             self._synced_off = HEADER_SIZE
 
@@ -474,6 +499,36 @@ class RecordWriter:
                 self._flusher = _Flusher(self)
                 self._flusher.start()
             self._flusher.request()
+
+    def skip_to(self, seq: int) -> None:
+        """Continue the log at sequence ``seq`` (> next_seq - 1) in a new
+        segment. For a store whose checkpoint is ahead of a journal that lost
+        its unsynced tail in a power loss (flush policy "async"): the records
+        in between are in the checkpoint, not in the log, and a reader from
+        ``seq`` on never meets the gap."""
+        if self._closed:
+            raise ValueError(f"{self.path}: the record log is closed")
+        if not isinstance(seq, int) or seq < self._next_seq:
+            raise ValueError(f"skip_to({seq!r}): must be >= next_seq ({self._next_seq})")
+        if seq == self._next_seq:
+            return
+        if self._off > HEADER_SIZE:
+            self._rotate(seq)
+        else:
+            # the active file has no record: rewrite its header in place (PATH.tmp + rename)
+            with self._map_lock:
+                self._mm.close()
+                self._mm = None
+                os.close(self._fd)
+                self._fd = -1
+                self._create_segment(seq)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                self._set_capacity(os.fstat(self._fd).st_size)
+                self._mm = mmap.mmap(self._fd, self._capacity)
+                self._first_seq = seq
+                self._off = HEADER_SIZE
+                self._synced_off = HEADER_SIZE
+        self._next_seq = seq
 
     def remove_before(self, seq: int) -> int:
         """Delete sealed segments holding only records older than ``seq``
@@ -598,11 +653,7 @@ class RecordReader:
                         self.last_seq = seq
                         if seq < self.from_seq:
                             continue
-                        try:
-                            rtype = RecordType(rtype)
-                        except ValueError:
-                            pass
-                        yield Record(rtype, flags, seq, ts, mm[off + 24:off + 24 + length])
+                        yield Record(_TYPES.get(rtype, rtype), flags, seq, ts, mm[off + 24:off + 24 + length])
                     tail_clean = last_end >= size or mm[last_end:size].count(0) == size - last_end
             if not tail_clean:
                 self.end_reason = f"torn or invalid record at {p} offset {last_end}"

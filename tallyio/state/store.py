@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Protocol, Union
 
+from tallyio.errors import JournalApplyError
 from tallyio.state._native import CheckpointFile, GlobalState
 from tallyio.state.layout import StateLayout
 from tallyio.state.recordlog import Record, RecordReader, RecordType, RecordWriter
@@ -79,7 +80,8 @@ class StateStore:
                  apply: Callable[[GlobalState, Record], None], *, policy: str = "none",
                  every_events: int = 1000, every_ms: float = 50.0,
                  strategies: Iterable[CheckpointHooks] = (), hooks_capacity: int = 1 << 16,
-                 journal_max_file_size: Optional[int] = 64 << 20) -> None:
+                 journal_max_file_size: Optional[int] = 64 << 20,
+                 journal_chunk_size: int = 1 << 20) -> None:
         if not callable(apply):
             raise TypeError(f"apply must be callable, got {type(apply).__name__}")
         if not isinstance(every_events, int) or every_events < 1:
@@ -100,7 +102,8 @@ class StateStore:
         try:
             info = self._ckpt.restore()
             self.journal = RecordWriter(self.directory / "journal.tlog", flush_policy=policy,
-                                        max_file_size=journal_max_file_size)
+                                        max_file_size=journal_max_file_size,
+                                        chunk_size=journal_chunk_size)
         except BaseException:
             self._ckpt.close()
             raise
@@ -111,6 +114,11 @@ class StateStore:
                 prefix = strategy.name + "/"
                 strategy.on_load({k[len(prefix):]: v for k, v in info.hooks.items()
                                   if k.startswith(prefix)})
+        if self.journal.next_seq <= ckpt_jseq:
+            # a power loss took journal records the checkpoint already holds
+            # (policy "async" syncs the two files independently): continue the
+            # journal after the checkpoint; those records live in the state only
+            self.journal.skip_to(ckpt_jseq + 1)
         replayed = 0
         last = ckpt_jseq
         if self.journal.next_seq - 1 > ckpt_jseq:
@@ -123,6 +131,13 @@ class StateStore:
         self._events = 0
         self._last_ns = time.monotonic_ns()
         self._closed = False
+        self._broken: Optional[JournalApplyError] = None
+
+    def claim_writer(self) -> None:
+        """Make the calling thread the one that records and checkpoints (e.g.
+        the engine thread, after the store was opened on another one). The
+        hand-over must be ordered (a thread start, a queue)."""
+        self.state.claim_writer()
 
     @property
     def checkpoint_seq(self) -> int:
@@ -134,26 +149,49 @@ class StateStore:
         returns the event's journal sequence number. Once this returns the
         event survives a crash of the process (policy ``none``) or a power
         loss (after the next ``sync``)."""
+        if self._broken is not None:
+            raise self._broken
+        self.state.check_writer()        # before journaling: a refused event is not in the journal
         if ts is None:
             ts = time.time_ns()
         seq = self.journal.append(rtype, payload, ts)
-        self.apply(self.state, Record(rtype, 0, seq, ts, bytes(payload)))
+        try:
+            self.apply(self.state, Record(rtype, 0, seq, ts, bytes(payload)))
+        except BaseException as exc:
+            self._broken = JournalApplyError(
+                f"journal record {seq} (type {rtype}) is journaled but apply() raised "
+                f"{type(exc).__name__}: {exc}; the state no longer matches the journal, so this "
+                f"store takes no more records or checkpoints: reopen it to replay the journal")
+            raise self._broken from exc
         self._events += 1
         if self._events >= self.every_events or time.monotonic_ns() - self._last_ns >= self.every_ns:
             self.checkpoint()
         return seq
 
+    def tick(self) -> int:
+        """Checkpoint if ``every_ms`` has passed since the last one (call it
+        from the writer's loop when no events arrive, so the workers' merged
+        updates are checkpointed too); returns the checkpoint's sequence
+        number or 0."""
+        if time.monotonic_ns() - self._last_ns >= self.every_ns:
+            return self.checkpoint()
+        return 0
+
     def checkpoint(self) -> int:
         """Merge the workers' LocalStates, then checkpoint the state (with the
         strategies' hooks); returns the checkpoint's sequence number, 0 when
         the async policy deferred it."""
+        if self._broken is not None:
+            raise self._broken
         self.state.merge()
         hooks: Dict[str, bytes] = {}
         for strategy in self.strategies:
             for key, value in strategy.on_save().items():
                 hooks[f"{strategy.name}/{key}"] = value
         if self.policy != "none":
-            self.journal.flush("sync")
+            # sync: the journal is on disk before the checkpoint that covers it;
+            # async: both are msynced off this thread (see skip_to on open)
+            self.journal.flush(self.policy)
         seq = self._ckpt.checkpoint(self.journal.next_seq - 1, hooks or None)
         if seq:
             self._events = 0
@@ -165,7 +203,8 @@ class StateStore:
         if self._closed:
             return
         try:
-            self.checkpoint()
+            if self._broken is None:
+                self.checkpoint()
         finally:
             self.abandon()
 
