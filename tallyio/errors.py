@@ -23,6 +23,7 @@ __all__ = [
     "RpcError",
     "NodeConnectionError",
     "DevnetError",
+    "DecodeError",
     # tallyio.amm
     "AmmError",
     "AmmOverflowError",
@@ -34,8 +35,10 @@ __all__ = [
     "StorageFullError",
     "ReadOnlyStateError",
     "LayoutMismatchError",
+    "RpcError",
+    "NodeConnectionError",
+    "DevnetError",
     "JournalApplyError",
-    "DecodeError",
 ]
 
 
@@ -75,25 +78,20 @@ class ResourceLimitError(ConfigError, MemoryError):
     threads than this machine can ever give (raised before anything is
     allocated; the message names the fields, the need and the limit)."""
 # ---- tallyio.devnet and the node source (tallyio.mempool.node) ----
+# ---- tallyio.eth (calldata decoding) ----
 
-class RpcError(TallyioError, RuntimeError):
-    """A JSON-RPC node answered a call with an error (``code``, ``message``,
-    ``data`` as the node sent them) or with something that is not JSON-RPC."""
+class DecodeError(TallyioError, ValueError):
+    """Calldata of a function the decoder knows is malformed; ``reason`` names the
+    check that failed (``truncated``, ``bad_offset``, ``bad_length``, ``bad_value``,
+    ``bad_path``, ``path_too_long``, ``too_deep``, ``too_many_swaps``,
+    ``too_many_calls``, ``commands_mismatch``) and ``function`` the outer call."""
 
-    def __init__(self, method: str, message: str, code: int | None = None, data: object = None):
-        self.method, self.code, self.data = method, code, data
-        self.node_message = message
-        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else "")
-                         + (f" data={data!r}" if data is not None else ""))
-
-
-class NodeConnectionError(TallyioError, ConnectionError):
-    """The node could not be reached, or the connection broke mid-call."""
+    def __init__(self, message: str, reason: str = "", function: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.function = function
 
 
-class DevnetError(TallyioError, RuntimeError):
-    """The local test chain (anvil) could not be found, started or used; the
-    message names what was wrong and ends with the tail of anvil's log."""
 # ---- tallyio.amm: exact pool math ----------------------------------------------------------
 
 class AmmError(TallyioError, ValueError):
@@ -125,6 +123,8 @@ class SchedulerTimeoutError(TallyioError, TimeoutError):
 
 
 __all__ += ["SchedulerTimeoutError"]
+
+
 # ---- tallyio.state: the record log, global state and checkpoints -------------
 
 class ForeignFileError(TallyioError, ValueError):
@@ -163,22 +163,29 @@ class LayoutMismatchError(TallyioError, ValueError):
     table differs from the one the caller declared."""
 
 
+# ---- tallyio.devnet and the node source (tallyio.mempool.node) ----
+
+class RpcError(TallyioError, RuntimeError):
+    """A JSON-RPC node answered a call with an error (``code``, ``message``,
+    ``data`` as the node sent them) or with something that is not JSON-RPC."""
+
+    def __init__(self, method: str, message: str, code: int | None = None, data: object = None):
+        self.method, self.code, self.data = method, code, data
+        self.node_message = message
+        super().__init__(f"{method}: {message}" + (f" (code {code})" if code is not None else "")
+                         + (f" data={data!r}" if data is not None else ""))
+
+
+class NodeConnectionError(TallyioError, ConnectionError):
+    """The node could not be reached, or the connection broke mid-call."""
+
+
+class DevnetError(TallyioError, RuntimeError):
+    """The local test chain (anvil) could not be found, started or used; the
+    message names what was wrong and ends with the tail of anvil's log."""
+    def __reduce__(self):  # keep reason and function across pickling (worker processes)
+        return type(self), (str(self), self.reason, self.function)
 class JournalApplyError(TallyioError, RuntimeError):
     """An event was journaled but ``apply`` raised, so the state no longer
     matches the journal: the store refuses further records and checkpoints;
     reopen it (the journal is replayed) once ``apply`` is fixed."""
-# ---- tallyio.eth (calldata decoding) ----
-
-class DecodeError(TallyioError, ValueError):
-    """Calldata of a function the decoder knows is malformed; ``reason`` names the
-    check that failed (``truncated``, ``bad_offset``, ``bad_length``, ``bad_value``,
-    ``bad_path``, ``path_too_long``, ``too_deep``, ``too_many_swaps``,
-    ``too_many_calls``, ``commands_mismatch``) and ``function`` the outer call."""
-
-    def __init__(self, message: str, reason: str = "", function: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.function = function
-
-    def __reduce__(self):  # keep reason and function across pickling (worker processes)
-        return type(self), (str(self), self.reason, self.function)

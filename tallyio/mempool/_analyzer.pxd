@@ -1,0 +1,60 @@
+# cython: language_level=3
+# Owns: the backrun analyzer's C API (tio_analyze_call), its per-worker counters and the
+# counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
+# Touches: _pools (reads the table), _ring (tio_pending, the dropring), tallyio.amm (V2 math),
+# tallyio._ext.swap (the decoder's record).  Never writes the pool table.
+from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
+from tallyio._ext.u256 cimport tio_u256
+from tallyio._ext.swap cimport tio_decoded_call, tio_swap
+from tallyio.mempool._pools cimport tio_pooltable
+from tallyio.mempool._ring cimport tio_pending, tio_dropring
+from tallyio.mempool._opportunity cimport tio_opp
+
+cdef enum:
+    # analyzer counters (index into tio_analyzer_stats.count)
+    AN_SWAPS = 0                 # swaps looked at
+    AN_V3_SKIPPED = 1            # V3 swaps: counted, not simulated (no V3 tick math here yet)
+    AN_FEE_ON_TRANSFER = 2       # ...SupportingFeeOnTransferTokens: amounts not exact, skipped
+    AN_AMOUNT_UNKNOWN = 3        # the input is decided at run time (Universal Router), skipped
+    AN_NO_POOL = 4               # a hop's pool (on the router's exchange) is not in the table
+    AN_WOULD_REVERT = 5          # its own limit (amountOutMin / amountInMax) or V2 math fails
+    AN_SIMULATED = 6             # swaps applied to a copy of the reserves
+    AN_CYCLES_SCREENED = 7
+    AN_CYCLES_TRUNCATED = 8      # cycles not screened: the per-transaction bound was hit
+    AN_CANDIDATES = 9            # cycles profitable in float64
+    AN_SIZED_EXACT = 10          # sized by amm's search, certified equal to a brute force
+    AN_SIZED_NEAR = 11           # sized by amm's search, not certified (region over budget)
+    AN_OPPORTUNITIES = 12
+    AN_UNPROFITABLE = 13         # sized exactly, profit below min_profit
+    AN_COUNTERS = 14
+
+
+cdef struct tio_analyzer_stats:
+    uint64_t count[14]
+
+
+cdef struct tio_analyzer_cfg:
+    uint64_t max_cycles
+    uint64_t max_sized
+    uint32_t max_evaluations
+    tio_u256 min_profit
+    uint64_t gas_base
+    uint64_t gas_per_hop
+
+
+cdef struct tio_analyze_ctx:
+    const tio_pooltable *table
+    const tio_analyzer_cfg *cfg
+    tio_dropring *out            # the opportunity queue
+    uint64_t base_fee            # the latest block's
+    uint64_t block_number        # the block an opportunity is valid for
+
+
+cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint32_t exchange,
+                          const tio_decoded_call *call, tio_analyzer_stats *st) noexcept nogil
+
+# ARBITRAGE: every cycle on the current reserves (no trigger); once per block
+cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil
+
+# AnalyzerConfig -> the C settings (the Python edge)
+cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1

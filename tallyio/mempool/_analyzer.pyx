@@ -1,0 +1,517 @@
+# cython: language_level=3
+# Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer).
+# Touches: reads _pools' table; writes tio_opp records into an OpportunityQueue's dropring;
+# exact V2 math and cycle sizing from tallyio.amm (_v2.pxd, _cycle.pxd C APIs).
+"""The backrun analyzer: what a pending V2 swap does to the pools it trades through,
+and which cycles it makes profitable, sized exactly.
+
+For each decoded V2 swap of a transaction (``tio_swap``, filled by the decoder):
+
+1. find the pool of each hop on the router's exchange (pair index of the pool table);
+2. apply the swap to a COPY of those reserves with exact ``getAmountOut`` /
+   ``getAmountIn`` along its path; a swap that would revert on its own limit is skipped;
+3. screen the cycles through the touched pools in float64: a chain of constant-product
+   pools is one virtual pool ``(Ei, Eo)`` with the first hop's fee, whose optimal input
+   is ``(sqrt(g Ei Eo) - Ei) / g``; at most ``max_cycles`` cycles per transaction;
+4. size the ``max_sized`` best exactly with ``tallyio.amm``'s ``v2_best_cycle_input``:
+   the closed form, then an exact integer search of the region where the integer
+   optimum can lie, with a budget of ``max_evaluations`` (4) evaluations.  When the
+   region fits the budget the result is the exact optimum (smallest input on ties: counted
+   ``sized_exact``); otherwise it is the best input examined (``sized_near``: with
+   reserves of 10**18 and more that region is billions of inputs wide);
+5. compute the exact profit and push an ``Opportunity`` (kind BACKRUN) when it reaches
+   ``min_profit_wei``.
+
+V3 swaps, fee-on-transfer swaps and run-time amounts are counted and skipped.
+
+    >>> from tallyio.mempool.records import V2Pool
+    >>> from tallyio.mempool._pools import PoolTable
+    >>> from tallyio.eth.types import PendingTx
+    >>> W, T = b"\\xee" * 20, b"\\xaa" * 20
+    >>> table = PoolTable([V2Pool(b"\\x01" * 20, W, T, 10**6, 10**6),
+    ...                    V2Pool(b"\\x02" * 20, W, T, 10**6, 10**6, exchange=1)], weth=W)
+    >>> an = Analyzer(table, AnalyzerConfig(max_evaluations=4096))   # small reserves: certified
+    >>> tx = PendingTx(hash=b"\\x05" * 32, sender=b"\\x06" * 20, to=b"\\x07" * 20, nonce=0,
+    ...                value=0, gas=0, max_fee_per_gas=0, max_priority_fee_per_gas=0,
+    ...                input=b"", tx_type=2, received_ns=0)
+    >>> [op] = an.analyze(tx, [dict(path=[W, T], amount_in=100_000)], exchange=0)
+    >>> op.kind.name, [p[:1].hex() for p in op.pools], op.amount_in, op.profit
+    ('BACKRUN', ['02', '01'], 46123, 4460)
+    >>> an.stats()["sized_exact"]
+    1
+"""
+from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
+from libc.string cimport memcpy, memset
+from libc.math cimport sqrt
+
+from tallyio._ext.common cimport TIO_OK, tio_now_ns
+from tallyio._ext.u256 cimport tio_u256, tio_u256_cmp, tio_u256_is_zero, tio_u256_from_u64
+from tallyio._ext.swap cimport (tio_decoded_call, tio_swap, TIO_PROTOCOL_V2, TIO_PROTOCOL_V3,
+                                TIO_SWAP_EXACT_IN, TIO_SWAP_EXACT_OUT, TIO_SWAP_ETH_IN,
+                                TIO_SWAP_FEE_ON_TRANSFER, TIO_SWAP_AMOUNT_UNKNOWN)
+from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
+from tallyio.mempool._pools cimport tio_pooltable, pooltable_pair, PoolTable, CYCLE_MAX_HOPS
+from tallyio.mempool._ring cimport (tio_pending, tio_dropring, tio_dropring_begin,
+                                    tio_dropring_commit, tio_dropring_record)
+from tallyio.mempool._opportunity cimport tio_opp, OpportunityQueue
+from tallyio._ext.u256 cimport tio_u256_add, tio_u256_sub
+from tallyio.amm._v2 cimport v2_amount_out, v2_amount_in, AMM_OK
+from tallyio.amm._cycle cimport v2_best_cycle_input, AMM_MAX_CYCLE_HOPS
+from tallyio.mempool._u256py cimport int_to_u256, copy_address
+
+from tallyio.mempool.config import AnalyzerConfig
+
+__all__ = ["Analyzer", "COUNTERS"]
+
+COUNTERS = ("swaps", "v3_skipped", "fee_on_transfer_skipped", "amount_unknown_skipped",
+            "no_pool", "would_revert", "simulated", "cycles_screened", "cycles_truncated",
+            "candidates", "sized_exact", "sized_near", "opportunities", "unprofitable")
+"""Analyzer counter names, indexed by the C codes AN_*."""
+
+cdef enum:
+    OV_MAX = 8            # pools one transaction may touch (TIO_SWAP_MAX_PATH - 1 per swap)
+    SCAN_MAX = 4096       # widest neighbourhood scanned exhaustively
+    CAND_MAX = 64
+
+cdef double TWO64 = 18446744073709551616.0
+
+
+cdef struct overlay:
+    int n
+    int32_t pool[8]
+    tio_u256 r[16]        # r[2k], r[2k+1]: reserves of overlay pool k after the swaps
+    double rf[16]
+
+
+cdef inline double u256_to_double(const tio_u256 *v) noexcept nogil:
+    return ((<double>v.w[3] * TWO64 + <double>v.w[2]) * TWO64 + <double>v.w[1]) * TWO64 + <double>v.w[0]
+
+
+cdef inline int ov_slot(const overlay *ov, int32_t pool) noexcept nogil:
+    cdef int k
+    for k in range(ov.n):
+        if ov.pool[k] == pool:
+            return k
+    return -1
+
+
+cdef inline void hop_reserves(const tio_pooltable *t, const overlay *ov, int32_t pool,
+                              int32_t token_in, const tio_u256 **rin, const tio_u256 **rout) noexcept nogil:
+    """Exact (reserve_in, reserve_out) of `pool` entered with `token_in`, overlay first."""
+    cdef int k = ov_slot(ov, pool)
+    cdef int side = 0 if t.tokens[2 * pool] == token_in else 1
+    if k >= 0:
+        rin[0] = &ov.r[2 * k + side]
+        rout[0] = &ov.r[2 * k + 1 - side]
+    else:
+        rin[0] = &t.reserve_x[2 * pool + side]
+        rout[0] = &t.reserve_x[2 * pool + 1 - side]
+
+
+cdef inline void hop_reserves_f(const tio_pooltable *t, const overlay *ov, int32_t pool,
+                                int32_t token_in, double *rin, double *rout) noexcept nogil:
+    cdef int k = ov_slot(ov, pool)
+    cdef int side = 0 if t.tokens[2 * pool] == token_in else 1
+    if k >= 0:
+        rin[0] = ov.rf[2 * k + side]
+        rout[0] = ov.rf[2 * k + 1 - side]
+    else:
+        rin[0] = t.reserve_f[2 * pool + side]
+        rout[0] = t.reserve_f[2 * pool + 1 - side]
+
+
+cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
+                              double *profit) noexcept nogil:
+    """Float64 profit at the optimum of cycle c: True when it is profitable at all."""
+    cdef int L = t.cyc_len[c]
+    cdef double ei = 0, eo = 0, g0 = 1, g, rin, rout, d, x
+    cdef int32_t pool
+    cdef int h
+    for h in range(L):
+        pool = t.cyc_pool[3 * c + h]
+        hop_reserves_f(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
+        g = (10000.0 - t.fee_bps[pool]) / 10000.0
+        if h == 0:
+            ei = rin
+            eo = rout
+            g0 = g
+        else:
+            d = rin + g * eo
+            if d <= 0:
+                return False
+            ei = ei * rin / d
+            eo = g * eo * rout / d
+    if ei <= 0 or g0 * eo <= ei:
+        return False
+    x = (sqrt(g0 * ei * eo) - ei) / g0
+    if x < 1:
+        return False
+    d = ei + g0 * x
+    profit[0] = g0 * x * eo / d - x
+    return profit[0] > 0
+
+
+cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
+                            uint32_t max_evaluations, tio_u256 *best_x, tio_u256 *best_profit,
+                            bint *certified) noexcept nogil:
+    """Exact integer sizing of cycle c on the overlay reserves: tallyio.amm's
+    v2_best_cycle_input (closed form, then an exact search of the region where the
+    integer optimum can lie; certified when that region fit the evaluation budget)."""
+    cdef tio_u256 reserves[2 * CYCLE_MAX_HOPS]
+    cdef uint32_t fees[CYCLE_MAX_HOPS]
+    cdef const tio_u256 *rin
+    cdef const tio_u256 *rout
+    cdef int L = t.cyc_len[c], h, cert = 0
+    cdef uint32_t evaluations = 0
+    cdef int32_t pool
+    for h in range(L):
+        pool = t.cyc_pool[3 * c + h]
+        hop_reserves(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
+        reserves[2 * h] = rin[0]
+        reserves[2 * h + 1] = rout[0]
+        fees[h] = t.fee_bps[pool]
+    if v2_best_cycle_input(reserves, fees, L, max_evaluations, best_x, best_profit,
+                           &cert, &evaluations) != AMM_OK:
+        return False
+    certified[0] = cert != 0
+    return not tio_u256_is_zero(best_profit)
+
+
+cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t c,
+                      const tio_u256 *amount_in, const tio_u256 *profit, uint8_t kind) noexcept nogil:
+    cdef const tio_pooltable *t = ctx.table
+    cdef uint32_t idx
+    cdef tio_opp *o
+    cdef int L = t.cyc_len[c]
+    cdef int32_t pool
+    cdef int h
+    if tio_dropring_begin(ctx.out, &idx) != TIO_OK:
+        return                      # counted by the queue (no block)
+    o = <tio_opp *>tio_dropring_record(ctx.out, idx)
+    memset(o, 0, sizeof(tio_opp))
+    o.kind = kind                   # OpportunityKind: 1 ARBITRAGE (p == NULL), 2 BACKRUN
+    o.n_hops = <uint8_t>L
+    o.start_is_weth = t.weth >= 0 and t.cyc_in[3 * c] == t.weth
+    o.detected_ns = tio_now_ns()
+    if p != NULL:
+        o.trigger_seq = p.seq
+        o.received_ns = p.received_ns
+        memcpy(o.trigger_hash, p.hash, 32)
+    else:
+        o.received_ns = o.detected_ns
+    o.gas_estimate = ctx.cfg.gas_base + ctx.cfg.gas_per_hop * <uint64_t>L
+    o.base_fee = ctx.base_fee
+    o.block_number = ctx.block_number
+    o.amount_in = amount_in[0]
+    o.profit = profit[0]
+    for h in range(L):
+        pool = t.cyc_pool[3 * c + h]
+        memcpy(o.pools[h], &t.pool_addr[20 * pool], 20)
+        memcpy(o.tokens[h], &t.token_addr[20 * t.cyc_in[3 * c + h]], 20)
+    memcpy(o.tokens[L], &t.token_addr[20 * t.cyc_in[3 * c]], 20)
+    tio_dropring_commit(ctx.out, idx)
+
+
+cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p,
+                       uint32_t exchange, const tio_swap *s, tio_analyzer_stats *st) noexcept nogil:
+    """Apply one V2 swap to the overlay; 1 when applied, 0 when skipped (counted)."""
+    cdef int32_t tok[8]
+    cdef int32_t pools[7]
+    cdef tio_u256 amounts[8]
+    cdef tio_u256 amount, limit, nxt
+    cdef const tio_u256 *rin
+    cdef const tio_u256 *rout
+    cdef uint32_t ti
+    cdef int hops = s.path_len - 1, k, side, slot
+    if s.protocol == TIO_PROTOCOL_V3:
+        st.count[AN_V3_SKIPPED] += 1
+        return 0
+    if s.flags & TIO_SWAP_FEE_ON_TRANSFER:
+        st.count[AN_FEE_ON_TRANSFER] += 1
+        return 0
+    if s.flags & TIO_SWAP_AMOUNT_UNKNOWN or hops < 1 or s.path_len > 8:
+        st.count[AN_AMOUNT_UNKNOWN] += 1
+        return 0
+    for k in range(s.path_len):
+        ti = addr_table_get(&t.token_index, s.path[k])
+        if ti == TIO_ADDR_MISSING:
+            st.count[AN_NO_POOL] += 1
+            return 0
+        tok[k] = <int32_t>ti
+    for k in range(hops):
+        pools[k] = pooltable_pair(t, exchange, tok[k], tok[k + 1])
+        if pools[k] < 0:
+            st.count[AN_NO_POOL] += 1
+            return 0
+    amount = s.amount
+    limit = s.amount_limit
+    if s.flags & TIO_SWAP_ETH_IN:
+        if s.kind == TIO_SWAP_EXACT_IN and tio_u256_is_zero(&amount):
+            amount = p.value
+        elif s.kind == TIO_SWAP_EXACT_OUT and tio_u256_is_zero(&limit):
+            limit = p.value
+    if s.kind == TIO_SWAP_EXACT_IN:
+        amounts[0] = amount
+        for k in range(hops):
+            hop_reserves(t, ov, pools[k], tok[k], &rin, &rout)
+            if v2_amount_out(&amounts[k], rin, rout, t.fee_bps[pools[k]], &amounts[k + 1]) != AMM_OK:
+                st.count[AN_WOULD_REVERT] += 1
+                return 0
+        if tio_u256_cmp(&amounts[hops], &limit) < 0:
+            st.count[AN_WOULD_REVERT] += 1
+            return 0
+    elif s.kind == TIO_SWAP_EXACT_OUT:
+        amounts[hops] = amount
+        for k in range(hops - 1, -1, -1):
+            hop_reserves(t, ov, pools[k], tok[k], &rin, &rout)
+            if v2_amount_in(&amounts[k + 1], rin, rout, t.fee_bps[pools[k]], &amounts[k]) != AMM_OK:
+                st.count[AN_WOULD_REVERT] += 1
+                return 0
+        if tio_u256_cmp(&amounts[0], &limit) > 0:
+            st.count[AN_WOULD_REVERT] += 1
+            return 0
+    else:
+        st.count[AN_AMOUNT_UNKNOWN] += 1
+        return 0
+    # commit the hops to the overlay, in order (a path may cross the same pool twice)
+    for k in range(hops):
+        slot = ov_slot(ov, pools[k])
+        if slot < 0:
+            if ov.n == OV_MAX:
+                st.count[AN_CYCLES_TRUNCATED] += 1
+                return 0
+            slot = ov.n
+            ov.n += 1
+            ov.pool[slot] = pools[k]
+            ov.r[2 * slot] = t.reserve_x[2 * pools[k]]
+            ov.r[2 * slot + 1] = t.reserve_x[2 * pools[k] + 1]
+        side = 0 if t.tokens[2 * pools[k]] == tok[k] else 1
+        tio_u256_add(&ov.r[2 * slot + side], &ov.r[2 * slot + side], &amounts[k])
+        tio_u256_sub(&ov.r[2 * slot + 1 - side], &ov.r[2 * slot + 1 - side], &amounts[k + 1])
+        ov.rf[2 * slot] = u256_to_double(&ov.r[2 * slot])
+        ov.rf[2 * slot + 1] = u256_to_double(&ov.r[2 * slot + 1])
+    st.count[AN_SIMULATED] += 1
+    return 1
+
+
+cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint32_t exchange,
+                          const tio_decoded_call *call, tio_analyzer_stats *st) noexcept nogil:
+    """Analyze one decoded transaction; returns the opportunities pushed.  `st` belongs
+    to the calling thread (plain counters)."""
+    cdef const tio_pooltable *t = ctx.table
+    cdef overlay ov
+    cdef uint64_t cand_c[64]
+    cdef double cand_p[64]
+    cdef int n_cand = 0, k, i, emitted = 0
+    cdef int32_t j
+    cdef uint64_t screened = 0, c, max_sized = ctx.cfg.max_sized
+    cdef int32_t pool
+    cdef double prof
+    cdef tio_u256 best_x, best_profit
+    cdef bint exhaustive, dup
+    ov.n = 0
+    if max_sized > CAND_MAX:
+        max_sized = CAND_MAX
+    for k in range(<int>call.n_swaps):
+        st.count[AN_SWAPS] += 1
+        simulate_swap(t, &ov, p, exchange, &call.swaps[k], st)
+    if ov.n == 0:
+        return 0
+    for k in range(ov.n):
+        pool = ov.pool[k]
+        for j in range(t.pool_cyc_off[pool], t.pool_cyc_off[pool + 1]):
+            if screened == ctx.cfg.max_cycles:
+                st.count[AN_CYCLES_TRUNCATED] += <uint64_t>(t.pool_cyc_off[pool + 1] - j)
+                break
+            c = <uint64_t>t.pool_cyc_ids[j]
+            screened += 1
+            if not screen_cycle(t, &ov, c, &prof):
+                continue
+            dup = False
+            for i in range(n_cand):
+                if cand_c[i] == c:
+                    dup = True
+            if dup:
+                continue
+            st.count[AN_CANDIDATES] += 1
+            # keep the max_sized best by float profit (insertion into a short sorted list)
+            if <uint64_t>n_cand < max_sized:
+                n_cand += 1
+            elif prof <= cand_p[n_cand - 1]:
+                continue
+            i = n_cand - 1
+            while i > 0 and cand_p[i - 1] < prof:
+                cand_c[i] = cand_c[i - 1]
+                cand_p[i] = cand_p[i - 1]
+                i -= 1
+            cand_c[i] = c
+            cand_p[i] = prof
+    st.count[AN_CYCLES_SCREENED] += screened
+    for i in range(n_cand):
+        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        emit(ctx, p, cand_c[i], &best_x, &best_profit, 2)
+        st.count[AN_OPPORTUNITIES] += 1
+        emitted += 1
+    return emitted
+
+
+cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil:
+    """ARBITRAGE: every cycle of the table screened on the current reserves (no pending
+    transaction), the max_sized best sized exactly and pushed (kind ARBITRAGE) when their
+    profit reaches min_profit.  Returns the opportunities pushed.  Bounded by the table's
+    cycle count, not by max_cycles (call it once per block, not per transaction)."""
+    cdef const tio_pooltable *t = ctx.table
+    cdef overlay ov
+    cdef uint64_t cand_c[64]
+    cdef double cand_p[64]
+    cdef int n_cand = 0, i, emitted = 0
+    cdef uint64_t c, max_sized = ctx.cfg.max_sized
+    cdef double prof
+    cdef tio_u256 best_x, best_profit
+    cdef bint exhaustive
+    ov.n = 0
+    if max_sized > CAND_MAX:
+        max_sized = CAND_MAX
+    for c in range(t.n_cycles):
+        if not screen_cycle(t, &ov, c, &prof):
+            continue
+        st.count[AN_CANDIDATES] += 1
+        if <uint64_t>n_cand < max_sized:
+            n_cand += 1
+        elif prof <= cand_p[n_cand - 1]:
+            continue
+        i = n_cand - 1
+        while i > 0 and cand_p[i - 1] < prof:
+            cand_c[i] = cand_c[i - 1]
+            cand_p[i] = cand_p[i - 1]
+            i -= 1
+        cand_c[i] = c
+        cand_p[i] = prof
+    st.count[AN_CYCLES_SCREENED] += t.n_cycles
+    for i in range(n_cand):
+        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        emit(ctx, NULL, cand_c[i], &best_x, &best_profit, 1)
+        st.count[AN_OPPORTUNITIES] += 1
+        emitted += 1
+    return emitted
+
+
+# ---- Python face -------------------------------------------------------------------------
+
+cdef int fill_swap(dict spec, tio_swap *s) except -1:
+    """A swap described in Python (path, amount_in or amount_out, limit, eth_in, v3,
+    fee_on_transfer) -> tio_swap, as the decoder would fill it."""
+    memset(s, 0, sizeof(tio_swap))
+    path = spec["path"]
+    if not 2 <= len(path) <= 8:
+        raise ValueError(f"swap path must have 2 .. 8 tokens, got {len(path)}")
+    s.path_len = len(path)
+    for k, token in enumerate(path):
+        copy_address(token, s.path[k], 20, f"swap path[{k}]")
+    s.protocol = TIO_PROTOCOL_V3 if spec.get("v3") else TIO_PROTOCOL_V2
+    if "amount_in" in spec:
+        s.kind = TIO_SWAP_EXACT_IN
+        int_to_u256(spec["amount_in"], &s.amount, "amount_in")
+    elif "amount_out" in spec:
+        s.kind = TIO_SWAP_EXACT_OUT
+        int_to_u256(spec["amount_out"], &s.amount, "amount_out")
+    else:
+        raise ValueError("a swap needs amount_in or amount_out")
+    int_to_u256(spec.get("limit", 0 if s.kind == TIO_SWAP_EXACT_IN else 2**256 - 1),
+                &s.amount_limit, "limit")
+    if spec.get("eth_in"):
+        s.flags |= TIO_SWAP_ETH_IN
+    if spec.get("fee_on_transfer"):
+        s.flags |= TIO_SWAP_FEE_ON_TRANSFER
+    return 0
+
+
+cdef class Analyzer:
+    """The analyzer over a PoolTable, with its own opportunity queue and counters.
+
+    ``analyze(tx, swaps, exchange)`` runs the C analyzer on swaps described in Python
+    (each a dict: ``path`` (token addresses), ``amount_in`` or ``amount_out``, optional
+    ``limit``, ``eth_in``, ``v3``, ``fee_on_transfer``) and returns the opportunities;
+    the pipeline calls the same C function on the decoder's records without the GIL."""
+
+    cdef readonly PoolTable table
+    cdef readonly object config
+    cdef readonly OpportunityQueue queue
+    cdef tio_analyzer_cfg cfg
+    cdef tio_analyzer_stats st
+
+    def __init__(self, PoolTable table, config=None, OpportunityQueue queue=None):
+        if config is None:
+            config = AnalyzerConfig()
+        if not isinstance(config, AnalyzerConfig):
+            raise TypeError(f"Analyzer: config must be an AnalyzerConfig, got {type(config).__name__}")
+        self.table = table
+        self.config = config
+        self.queue = queue if queue is not None else OpportunityQueue(1024)
+        fill_cfg(config, &self.cfg)
+        memset(&self.st, 0, sizeof(tio_analyzer_stats))
+
+    def analyze(self, tx, swaps, exchange=0, base_fee=0, block_number=0):
+        """Opportunities the swaps of `tx` create (also counted in ``stats()``)."""
+        cdef tio_decoded_call call
+        cdef tio_pending rec
+        cdef tio_analyze_ctx ctx
+        if len(swaps) > 8:
+            raise ValueError(f"at most 8 swaps per transaction, got {len(swaps)}")
+        memset(&call, 0, sizeof(call))
+        for k, spec in enumerate(swaps):
+            fill_swap(spec, &call.swaps[k])
+        call.n_swaps = len(swaps)
+        memset(&rec, 0, sizeof(rec))
+        copy_address(tx.hash, rec.hash, 32, "PendingTx.hash")
+        int_to_u256(tx.value, &rec.value, "PendingTx.value")
+        rec.received_ns = tx.received_ns
+        ctx.table = &self.table.t
+        ctx.cfg = &self.cfg
+        ctx.out = self.queue.ring
+        ctx.base_fee = base_fee
+        ctx.block_number = block_number
+        tio_analyze_call(&ctx, &rec, exchange, &call, &self.st)
+        return self.queue.get_many(1 << 20)
+
+    def arbitrage(self, base_fee=0, block_number=0):
+        """ARBITRAGE opportunities on the table's current reserves (no trigger): every
+        cycle screened, the ``max_sized`` best sized exactly."""
+        cdef tio_analyze_ctx ctx
+        ctx.table = &self.table.t
+        ctx.cfg = &self.cfg
+        ctx.out = self.queue.ring
+        ctx.base_fee = base_fee
+        ctx.block_number = block_number
+        tio_scan_arbitrage(&ctx, &self.st)
+        return self.queue.get_many(1 << 20)
+
+    def stats(self) -> dict:
+        """Every analyzer counter (see COUNTERS)."""
+        return stats_dict(&self.st)
+
+
+cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1:
+    cfg.max_cycles = config.max_cycles
+    cfg.max_sized = config.max_sized
+    cfg.max_evaluations = config.max_evaluations
+    int_to_u256(config.min_profit_wei, &cfg.min_profit, "AnalyzerConfig.min_profit_wei")
+    cfg.gas_base = config.gas_base
+    cfg.gas_per_hop = config.gas_per_hop
+    return 0
+
+
+cdef dict stats_dict(const tio_analyzer_stats *st):
+    return {COUNTERS[k]: st.count[k] for k in range(AN_COUNTERS)}

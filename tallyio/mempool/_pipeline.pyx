@@ -1,0 +1,709 @@
+# cython: language_level=3
+# Owns: Pipeline, the wiring of the mempool stages: the watcher side (feed: filter, ring,
+# block barrier, Sync application) and the workers' native task (decode -> analyze).
+# Touches: _ring, _filter, _pools, _analyzer, _opportunity (their C APIs), tallyio.eth's
+# nogil decoder, and NumaScheduler's native-task C API (tio_submit_native).
+"""The mempool pipeline: a source's records in, opportunities out.
+
+One thread (the watcher: a NodeSource's thread, or whoever calls ``run``/``feed``)
+hands each record to ``feed``:
+
+* ``PendingTx``: the filter (nogil; an irrelevant transaction is dropped after one
+  address lookup), then the bounded drop-oldest ring; if a worker slot is idle, one
+  native task is submitted to the NumaScheduler for it;
+* ``BlockHeader`` / ``SyncEvent``: the block barrier (wait until every worker has
+  released every transaction accepted so far), then the pool table and the base fee
+  are updated.  The table is thus written only while nothing reads it, and a pending
+  transaction is always analyzed against the state of the block it was seen in: a
+  replay gives the same opportunities on every run.
+
+A worker's native task (``drain_task``) pops batches of up to 32 records and, without
+the GIL, decodes each (``tio_decode_call``) and analyzes its V2 swaps
+(``tio_analyze_call``), pushing opportunities into the bounded drop-oldest queue; it
+keeps going until the ring is empty, so one wake-up serves a whole batch.
+
+Wake-up protocol (no lost work): a slot is IDLE or RUNNING.  The watcher publishes a
+record, then (seq_cst fence) reads the slot state and, if IDLE, CASes it to RUNNING and
+submits the task.  The task, on finding the ring empty, stores IDLE, then (seq_cst
+fence) looks at the ring again and takes the slot back (CAS IDLE -> RUNNING) if a record
+arrived.  The two fences order "publish, then read state" against "store IDLE, then read
+ring": at least one side sees the other, so a record is never left with no task coming.
+
+    >>> from tallyio.mempool.records import V2Pool
+    >>> from tallyio.mempool._pools import PoolTable
+    >>> W, T = b"\\xee" * 20, b"\\xaa" * 20
+    >>> table = PoolTable([V2Pool(b"\\x01" * 20, W, T, 10**6, 10**6)], weth=W)
+    >>> with Pipeline(table, routers_v2=[b"\\x07" * 20]) as pipe:
+    ...     pipe.drain()
+    ...     pipe.stats()["ring"]["received"], pipe.next_opportunity(timeout=0)
+    (0, None)
+"""
+import time
+import threading
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memset, memcpy
+from libc.stdlib cimport calloc, free
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from tallyio._ext.common cimport (
+    TIO_OK, TIO_CACHE_LINE, tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
+    tio_atomic_load_u64_relaxed, tio_atomic_store_u64_seqcst, tio_atomic_cas_u64_acqrel,
+    tio_atomic_fetch_add_u64_relaxed, tio_fence_seqcst, tio_cpu_relax, tio_backoff,
+    tio_backoff_reset, tio_backoff_snooze, tio_now_ns,
+)
+from tallyio._ext.scheduler cimport tio_sched, tio_sched_of, tio_submit_native
+from tallyio._ext.swap cimport tio_decoded_call, tio_decode_stats, TIO_DECODE_OK
+from tallyio.eth._decode cimport tio_decode_call
+from tallyio.mempool._ring cimport (
+    tio_dropring, tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
+    tio_dropring_record, tio_dropring_queued, tio_dropring_received, tio_dropring_dropped,
+    tio_dropring_processed_acquire, tio_dropring_reject, pending_fill, pending_push,
+    PendingRing, DROP_INVALID, DROP_OVERSIZE, TIO_PENDING_INLINE,
+)
+from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
+from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
+                                      FILTER_PASS)
+from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
+from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
+                                        tio_analyze_call, fill_cfg, AN_COUNTERS)
+from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
+from tallyio.mempool._opportunity cimport OpportunityQueue
+from tallyio.mempool._u256py cimport int_to_u256
+
+from tallyio.eth import DECODE_STATUSES
+from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.mempool.config import AnalyzerConfig, FilterConfig
+
+__all__ = ["Pipeline"]
+
+cdef enum:
+    SLOT_IDLE = 0
+    SLOT_RUNNING = 1
+    BATCH = 32
+    MAX_SLOTS = 64
+
+
+cdef struct pipe_slot:
+    tio_atomic_u64 state                  # SLOT_IDLE / SLOT_RUNNING (see the module doc)
+    void *pipe                            # pipe_state *
+    uint64_t batches                      # this slot's counters: written by the task that
+    uint64_t records                      # holds the slot, read by stats() (approximate
+    tio_decode_stats dstats               # while tasks run, exact after drain())
+    tio_analyzer_stats astats
+    tio_decoded_call call                 # scratch: one per slot, never per transaction
+    char _pad[TIO_CACHE_LINE]
+
+
+cdef struct pipe_state:
+    tio_dropring *ring
+    tio_analyze_ctx ctx
+    tio_sched *sched
+    pipe_slot *slots
+    int n_slots
+    tio_atomic_u64 submit_failures
+    # the watcher's own state (one thread: feed / replay_file)
+    tio_filter *filter
+    tio_pooltable *table
+    uint64_t next_seq
+    bint barrier_needed
+    uint64_t blocks
+    uint64_t syncs
+    uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
+    uint64_t bad_records         # recorded payloads that do not parse
+    uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
+
+
+cdef void drain_task(void *arg) noexcept nogil:
+    """The workers' native task: decode and analyze records until the ring is empty."""
+    cdef pipe_slot *slot = <pipe_slot *>arg
+    cdef pipe_state *pipe = <pipe_state *>slot.pipe
+    cdef uint32_t idxs[BATCH]
+    cdef uint64_t k, i
+    cdef uint64_t expected
+    cdef tio_pending *rec
+    while True:
+        k = tio_dropring_pop_many(pipe.ring, idxs, BATCH)
+        if k == 0:
+            # seq_cst store, then a full fence before looking at the ring again (pairs with
+            # the watcher's fence between publishing a record and reading the slot state)
+            tio_atomic_store_u64_seqcst(&slot.state, SLOT_IDLE)
+            tio_fence_seqcst()
+            if tio_dropring_queued(pipe.ring) == 0:
+                return
+            expected = SLOT_IDLE
+            # acq_rel: taking the slot back; fails when the watcher already resubmitted it
+            if not tio_atomic_cas_u64_acqrel(&slot.state, &expected, SLOT_RUNNING):
+                return
+            continue
+        slot.batches += 1
+        slot.records += k
+        for i in range(k):
+            rec = <tio_pending *>tio_dropring_record(pipe.ring, idxs[i])
+            if tio_decode_call(rec.input, rec.input_len, &slot.call, &slot.dstats) == TIO_DECODE_OK:
+                if slot.call.n_swaps:
+                    tio_analyze_call(&pipe.ctx, rec, rec.target & 0xFFFF, &slot.call, &slot.astats)
+        # release (inside): every read of these records and of the pool table is done
+        # before the watcher's block barrier can see them processed
+        tio_dropring_release_many(pipe.ring, idxs, k)
+
+
+cdef void kick(pipe_state *pipe, uint64_t min_queued) noexcept nogil:
+    """Make sure enough slots run for what is queued: slot s is started when more than
+    s x BATCH records wait (slot 0 when at least `min_queued`, and at least one, do).
+    A live source kicks at 1 (lowest latency); a full-speed replay at BATCH, so a worker
+    is woken for a batch, not for each record (a wake-up costs tens of microseconds)."""
+    cdef uint64_t queued, expected
+    cdef int s
+    # full fence: orders our last publish before the reads of the slot states below
+    tio_fence_seqcst()
+    queued = tio_dropring_queued(pipe.ring)
+    if queued < min_queued:
+        return
+    for s in range(pipe.n_slots):
+        if queued <= <uint64_t>s * BATCH:
+            return
+        # relaxed pre-check; the CAS decides
+        if tio_atomic_load_u64_relaxed(&pipe.slots[s].state) != SLOT_IDLE:
+            continue
+        expected = SLOT_IDLE
+        if tio_atomic_cas_u64_acqrel(&pipe.slots[s].state, &expected, SLOT_RUNNING):
+            if tio_submit_native(pipe.sched, drain_task, &pipe.slots[s], 0, -1) != TIO_OK:
+                # the scheduler refused (full or stopping): give the slot back; the records
+                # stay queued for the next kick (counted)
+                tio_atomic_store_u64_seqcst(&pipe.slots[s].state, SLOT_IDLE)
+                tio_atomic_fetch_add_u64_relaxed(&pipe.submit_failures, 1)
+
+
+cdef bint quiescent(pipe_state *pipe) noexcept nogil:
+    """Every accepted record released by the workers (the watcher's own counters give
+    `accepted`: it is the only producer)."""
+    cdef uint64_t accepted = tio_dropring_received(pipe.ring) - tio_dropring_dropped(pipe.ring)
+    # acquire: pairs with the release in tio_dropring_release_many
+    return tio_dropring_processed_acquire(pipe.ring) == accepted
+
+
+cdef bint wait_quiescent(pipe_state *pipe, uint64_t timeout_ns) noexcept nogil:
+    cdef tio_backoff backoff
+    cdef uint64_t deadline = tio_now_ns() + timeout_ns
+    tio_backoff_reset(&backoff)
+    while not quiescent(pipe):
+        kick(pipe, 1)
+        if tio_now_ns() > deadline:
+            return False
+        tio_backoff_snooze(&backoff)
+    return True
+
+
+# ---- the native replay loop (Pipeline.replay_file) ----------------------------------------
+# Reads a recording (tallyio.state.recordlog's format; the payloads of
+# tallyio.mempool.recording) straight from its memory map and feeds the pipeline without
+# the GIL: the same checks as RecordReader (type != 0, length inside the file, sequence =
+# previous + 1, CRC-32 over header + payload), the same payload layouts as recording.py.
+
+cdef uint32_t CRC_TABLE[256]
+
+cdef void crc_init() noexcept nogil:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
+        CRC_TABLE[n] = c
+
+
+crc_init()      # at import: the table is read-only afterwards
+
+
+cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
+    """zlib's crc32(data, crc) (IEEE, reflected)."""
+    cdef uint64_t i
+    crc = crc ^ 0xFFFFFFFFu
+    for i in range(n):
+        crc = CRC_TABLE[(crc ^ p[i]) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFu
+
+
+cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef enum:
+    REC_PENDING_TX = 1
+    REC_BLOCK_HEADER = 2
+    REC_SYNC_EVENT = 3
+    TX_HEAD = 202          # recording.py _TX_HEAD.size
+    BLOCK_SIZE = 136       # _BLOCK.size
+    SYNC_SIZE = 137        # _SYNC.size
+    SCAN_END = 0
+    SCAN_TORN = 1
+    SCAN_TIMEOUT = 2
+
+
+cdef struct scan_result:
+    uint64_t records
+    uint64_t pending
+    uint64_t end_offset
+    uint64_t last_seq
+
+
+cdef inline void replay_barrier(pipe_state *pipe) noexcept nogil:
+    if pipe.barrier_needed:
+        wait_quiescent(pipe, <uint64_t>1 << 62)   # no deadline (2**62 ns: 146 years)
+        pipe.barrier_needed = False
+
+
+cdef void replay_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcept nogil:
+    cdef tio_pending rec
+    cdef uint32_t n_in, n_raw, target = 0
+    if n < TX_HEAD:
+        pipe.bad_records += 1
+        return
+    n_in = le32(p + 194)
+    n_raw = le32(p + 198)
+    if <uint64_t>TX_HEAD + n_in + n_raw != n:
+        pipe.bad_records += 1
+        return
+    if not p[72]:
+        tio_filter_target(pipe.filter, NULL)
+        return
+    if tio_filter_target(pipe.filter, p + 52) != FILTER_PASS:
+        return
+    if n_in > TIO_PENDING_INLINE:
+        tio_dropring_reject(pipe.ring, DROP_OVERSIZE)
+        return
+    memcpy(rec.hash, p, 32)
+    memcpy(rec.sender, p + 32, 20)
+    memcpy(rec.to, p + 52, 20)
+    rec.has_to = 1
+    rec.tx_type = p[73]
+    rec.nonce = le64(p + 74)
+    rec.gas = le64(p + 82)
+    tio_u256_from_be32(&rec.value, p + 90)
+    tio_u256_from_be32(&rec.max_fee_per_gas, p + 122)
+    tio_u256_from_be32(&rec.max_priority_fee_per_gas, p + 154)
+    rec.received_ns = le64(p + 186)
+    rec.input_len = n_in
+    memcpy(rec.input, p + TX_HEAD, n_in)
+    if tio_filter_check(pipe.filter, &rec, &target) != FILTER_PASS:
+        return
+    rec.target = target
+    rec.seq = pipe.next_seq
+    pipe.next_seq += 1
+    pending_push(pipe.ring, &rec)
+    kick(pipe, BATCH)           # the end of the scan and every barrier kick the rest
+    pipe.barrier_needed = True
+
+
+cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64_t offset,
+                     uint64_t first_seq, scan_result *out) noexcept nogil:
+    """Walk the records of one log file from `offset` and feed each to the pipeline."""
+    cdef uint16_t rtype
+    cdef uint32_t length, crc
+    cdef uint64_t seq, expect = first_seq, rsize
+    cdef const uint8_t *rec
+    cdef const uint8_t *payload
+    cdef tio_u256 r0, r1, base_fee
+    while offset + 24 <= size:
+        rec = buf + offset
+        rtype = <uint16_t>(rec[0] | (rec[1] << 8))
+        length = le32(rec + 4)
+        seq = le64(rec + 8)
+        if rtype == 0 or seq != expect:
+            break
+        rsize = (24 + <uint64_t>length + 4 + 7) & ~(<uint64_t>7)
+        if offset + rsize > size:
+            break
+        crc = crc32_update(0, rec, 24 + <uint64_t>length)
+        if crc != le32(rec + 24 + length):
+            break
+        payload = rec + 24
+        if rtype == REC_PENDING_TX:
+            replay_pending(pipe, payload, length)
+            out.pending += 1
+        elif rtype == REC_BLOCK_HEADER:
+            if length != BLOCK_SIZE:
+                pipe.bad_records += 1
+            else:
+                replay_barrier(pipe)
+                tio_u256_from_be32(&base_fee, payload + 80)
+                pipe.ctx.base_fee = (base_fee.w[0] if (base_fee.w[1] | base_fee.w[2] | base_fee.w[3]) == 0
+                                     else <uint64_t>-1)
+                pipe.ctx.block_number = le64(payload) + 1
+                pipe.blocks += 1
+        elif rtype == REC_SYNC_EVENT:
+            if length != SYNC_SIZE:
+                pipe.bad_records += 1
+            else:
+                replay_barrier(pipe)
+                tio_u256_from_be32(&r0, payload + 20)
+                tio_u256_from_be32(&r1, payload + 52)
+                if pooltable_apply_sync(pipe.table, payload, &r0, &r1) < 0:
+                    pipe.syncs_refused += 1
+                pipe.syncs += 1
+        out.records += 1
+        out.last_seq = seq
+        expect = seq + 1
+        offset += rsize
+    out.end_offset = offset
+    return SCAN_END
+
+
+cdef class Pipeline:
+    """decode -> filter -> analyze on a NumaScheduler's workers (see the module doc).
+
+    ``table``: the PoolTable (the pipeline applies Sync logs to it at block barriers).
+    ``scheduler``: a started NumaScheduler, or None to start and own one with 2 workers.
+    ``routers_v2`` / ``routers_v3`` / ``universal_routers``: addresses the filter lets
+    through, each optionally ``(address, exchange_id)`` (the exchange whose pools the
+    router swaps through, as in ``V2Pool.exchange``).  ``feed`` from one thread only."""
+
+    cdef pipe_state *pipe
+    cdef readonly PoolTable table
+    cdef readonly TxFilter filter
+    cdef readonly PendingRing ring
+    cdef readonly OpportunityQueue opportunities
+    cdef readonly object scheduler
+    cdef readonly object analyzer_config
+    cdef tio_analyzer_cfg cfg
+    cdef bint own_scheduler
+    cdef readonly uint64_t unknown_records
+    cdef object closed
+
+    def __cinit__(self, *args, **kwargs):
+        self.pipe = NULL
+
+    def __init__(self, PoolTable table, *, scheduler=None, filter_config=None,
+                 analyzer_config=None, routers_v2=(), routers_v3=(), universal_routers=(),
+                 ring_capacity=4096, opportunity_capacity=1024, workers=None):
+        from tallyio import NumaScheduler, SchedulerConfig
+        self.table = table
+        self.filter = TxFilter(filter_config if filter_config is not None else FilterConfig(),
+                               routers_v2=routers_v2, routers_v3=routers_v3,
+                               universal_routers=universal_routers)
+        self.analyzer_config = analyzer_config if analyzer_config is not None else AnalyzerConfig()
+        if not isinstance(self.analyzer_config, AnalyzerConfig):
+            raise TypeError(f"Pipeline: analyzer_config must be an AnalyzerConfig, "
+                            f"got {type(self.analyzer_config).__name__}")
+        self.ring = PendingRing(ring_capacity)
+        self.opportunities = OpportunityQueue(opportunity_capacity)
+        if scheduler is None:
+            scheduler = NumaScheduler(SchedulerConfig(workers_per_numa_node=2))
+            scheduler.start()
+            self.own_scheduler = True
+        self.scheduler = scheduler
+        cdef tio_sched *sched = tio_sched_of(scheduler)
+        n_slots = workers if workers is not None else scheduler.worker_count
+        if isinstance(n_slots, bool) or not isinstance(n_slots, int) or not 1 <= n_slots <= MAX_SLOTS:
+            raise ValueError(f"Pipeline: workers must be an int in 1 .. {MAX_SLOTS}, got {n_slots!r}")
+        fill_cfg(self.analyzer_config, &self.cfg)
+        self.pipe = <pipe_state *>calloc(1, sizeof(pipe_state))
+        if self.pipe == NULL:
+            raise MemoryError("Pipeline: out of memory")
+        self.pipe.slots = <pipe_slot *>calloc(n_slots, sizeof(pipe_slot))
+        if self.pipe.slots == NULL:
+            raise MemoryError("Pipeline: out of memory")
+        self.pipe.n_slots = n_slots
+        self.pipe.ring = self.ring.ring
+        self.pipe.sched = sched
+        self.pipe.ctx.table = &table.t
+        self.pipe.ctx.cfg = &self.cfg
+        self.pipe.ctx.out = self.opportunities.ring
+        self.pipe.filter = &self.filter.f
+        self.pipe.table = &table.t
+        tio_atomic_init_u64(&self.pipe.submit_failures, 0)
+        self.pipe.kick_at = 1
+        for s in range(n_slots):
+            tio_atomic_init_u64(&self.pipe.slots[s].state, SLOT_IDLE)
+            self.pipe.slots[s].pipe = self.pipe
+        self.closed = False
+
+    # ---- the watcher side -------------------------------------------------------------
+    def feed(self, record):
+        """Take one source record (PendingTx, BlockHeader or SyncEvent); other types are
+        counted in ``unknown_records`` and ignored.  A PendingTx field of the wrong type or
+        range raises TypeError/ValueError naming it (counted, nothing queued)."""
+        cdef tio_pending rec
+        cdef uint32_t target = 0
+        cdef object to
+        if self.closed:
+            raise RuntimeError("Pipeline is closed")
+        if type(record) is PendingTx:
+            to = (<tuple>record)[2]
+            if to is None:
+                tio_filter_target(&self.filter.f, NULL)
+                return
+            if type(to) is bytes and PyBytes_GET_SIZE(to) == 20:
+                if tio_filter_target(&self.filter.f, <const uint8_t *>PyBytes_AS_STRING(to)) != FILTER_PASS:
+                    return
+            if pending_fill(self.pipe.ring, record, &rec) == 0:
+                return
+            if tio_filter_check(&self.filter.f, &rec, &target) != FILTER_PASS:
+                return
+            rec.target = target
+            rec.seq = self.pipe.next_seq
+            self.pipe.next_seq += 1
+            with nogil:
+                pending_push(self.pipe.ring, &rec)
+                kick(self.pipe, self.pipe.kick_at)
+            self.pipe.barrier_needed = True
+        elif type(record) is SyncEvent:
+            self._barrier()
+            self.table.apply_sync(record)
+            self.pipe.syncs += 1
+        elif type(record) is BlockHeader:
+            self._barrier()
+            self.pipe.ctx.base_fee = min(record.base_fee_per_gas, 2**64 - 1)
+            self.pipe.ctx.block_number = record.number + 1
+            self.pipe.blocks += 1
+        else:
+            self.unknown_records += 1
+
+    __call__ = feed
+
+    def _barrier(self):
+        if self.pipe.barrier_needed:
+            self.drain()
+            self.pipe.barrier_needed = False
+
+    @property
+    def blocks(self) -> int:
+        """Block headers applied."""
+        return self.pipe.blocks
+
+    @property
+    def syncs(self) -> int:
+        """Sync events applied (known or not to the table)."""
+        return self.pipe.syncs
+
+    def run(self, source):
+        """Feed every record of an iterable source (a ReplaySource), then drain.
+        Returns the number of records fed."""
+        n = 0
+        feed = self.feed
+        # full speed: wake a worker per batch, not per record (drain and barriers kick the rest)
+        self.pipe.kick_at = BATCH
+        try:
+            for record in source:
+                feed(record)
+                n += 1
+        finally:
+            self.pipe.kick_at = 1
+        self.drain()
+        return n
+
+    def replay_file(self, path):
+        """Feed a recording to the pipeline from its memory map without the GIL (the
+        native twin of ``run(ReplaySource(path))``, records checked the same way), then
+        drain.  A recording of several segments goes through ReplaySource instead.
+        Returns ``{"records", "pending", "end"}`` (``end``: "end of log" or where a torn
+        or invalid record stopped it)."""
+        import glob
+        import mmap
+        import os
+        import struct
+        from tallyio.errors import CorruptFileError, ForeignFileError, FutureVersionError
+        from tallyio.mempool.recording import ReplaySource
+        from tallyio.state.recordlog import FORMAT_VERSION, MAGIC
+        if glob.glob(glob.escape(os.fspath(path)) + ".[0-9]*"):
+            n = self.run(ReplaySource(path))
+            return {"records": n, "pending": None, "end": "segmented: read by ReplaySource"}
+        cdef scan_result res
+        cdef const uint8_t[::1] view
+        cdef uint64_t size, header_size, first_seq
+        memset(&res, 0, sizeof(res))
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(24)
+            if len(head) < 24 or head[:8] != MAGIC:
+                raise ForeignFileError(f"{path}: not a tallyio record log")
+            version, header_size, first_seq = struct.unpack_from("<IIQ", head, 8)
+            if version > FORMAT_VERSION:
+                raise FutureVersionError(f"{path}: record log format {version}, this reader knows {FORMAT_VERSION}")
+            if header_size < 24 or header_size > size:
+                raise CorruptFileError(f"{path}: header size {header_size} out of range")
+            if size <= header_size:
+                return {"records": 0, "pending": 0, "end": "end of log"}
+            mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        try:
+            view = mm
+            with nogil:
+                replay_scan(self.pipe, &view[0], size, header_size, first_seq, &res)
+            view = None
+        finally:
+            mm.close()
+        tail = "end of log"
+        if res.end_offset < size:
+            with open(path, "rb") as f:
+                f.seek(res.end_offset)
+                if f.read(size - res.end_offset).count(0) != size - res.end_offset:
+                    tail = f"torn or invalid record at offset {res.end_offset}"
+        self.drain()
+        return {"records": res.records, "pending": res.pending, "end": tail}
+
+    def drain(self, timeout=60.0):
+        """Wait until every accepted transaction has been analyzed; TimeoutError after
+        `timeout` seconds (the workers are stuck or the scheduler stopped)."""
+        cdef uint64_t ns = <uint64_t>(timeout * 1e9)
+        cdef bint ok
+        with nogil:
+            ok = wait_quiescent(self.pipe, ns)
+        if not ok:
+            raise TimeoutError(f"Pipeline.drain: work still in flight after {timeout} s "
+                               f"({self.ring.stats()})")
+
+    # ---- the engine side ----------------------------------------------------------------
+    def next_opportunity(self, timeout=None):
+        """The oldest detected opportunity; waits up to `timeout` seconds (None: forever,
+        0: not at all) and returns None when none came."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            op = self.opportunities.get()
+            if op is not None or (deadline is not None and time.monotonic() >= deadline):
+                return op
+            time.sleep(0.0002)
+
+    def stats(self) -> dict:
+        """Every counter: ``ring`` (received == processed + dropped + in_flight), ``filter``
+        (by verdict), ``decode`` (by status), ``analyzer``, ``opportunities``, ``pools``,
+        and the pipeline's own (blocks, syncs, batches, submit_failures...).  Worker
+        counters are exact once drain() returned, approximate while work runs."""
+        cdef pipe_slot *slot
+        decode = {name: 0 for name in DECODE_STATUSES}
+        analyzer = {name: 0 for name in ANALYZER_COUNTERS}
+        batches = records = 0
+        for s in range(self.pipe.n_slots):
+            slot = &self.pipe.slots[s]
+            batches += slot.batches
+            records += slot.records
+            for i, name in enumerate(DECODE_STATUSES):
+                decode[name] += slot.dstats.by_status[i]
+            for i in range(AN_COUNTERS):
+                analyzer[ANALYZER_COUNTERS[i]] += slot.astats.count[i]
+        return {"ring": self.ring.stats(), "filter": self.filter.stats(), "decode": decode,
+                "analyzer": analyzer, "opportunities": self.opportunities.stats(),
+                "pools": self.table.stats(),
+                "pipeline": {"blocks": self.pipe.blocks, "syncs": self.pipe.syncs,
+                             "syncs_refused": self.pipe.syncs_refused,
+                             "bad_records": self.pipe.bad_records, "batches": batches,
+                             "records": records, "unknown_records": self.unknown_records,
+                             "submit_failures": tio_atomic_load_u64_relaxed(&self.pipe.submit_failures),
+                             "block_number": self.pipe.ctx.block_number,
+                             "base_fee": self.pipe.ctx.base_fee}}
+
+    def close(self):
+        """Drain, then stop the scheduler if the pipeline started it."""
+        if self.closed:
+            return
+        self.drain()
+        self._wait_idle()
+        self.closed = True
+        if self.own_scheduler:
+            self.scheduler.stop()
+
+    def _wait_idle(self):
+        """Until no slot's task runs (after drain(), a task may still be finishing its
+        last empty look at the ring)."""
+        cdef int s
+        with nogil:
+            for s in range(self.pipe.n_slots):
+                # acquire: pairs with the task's seq_cst store of IDLE
+                while tio_atomic_load_u64_acquire(&self.pipe.slots[s].state) != SLOT_IDLE:
+                    tio_cpu_relax()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        cdef int s
+        if self.pipe != NULL:
+            if self.pipe.slots != NULL:
+                # a task may still point at its slot: never free under it
+                with nogil:
+                    for s in range(self.pipe.n_slots):
+                        while tio_atomic_load_u64_acquire(&self.pipe.slots[s].state) != SLOT_IDLE:
+                            tio_cpu_relax()
+                free(self.pipe.slots)
+            free(self.pipe)
+            self.pipe = NULL
+
+
+# ---- benchmark helpers (tallyio/bench/_mempool.py) ---------------------------------------
+
+def bench_tx_path(PoolTable table, list txs, list routers, out_ns, analyzer_config=None):
+    """filter -> decode -> analyze each transaction once on this thread without the GIL,
+    as a worker would, timing each with the monotonic clock into out_ns[i] (uint64).
+    A fresh filter (so no duplicate) and a 65,536-place opportunity queue; returns the
+    opportunities found.  The pool table is only read."""
+    cdef uint64_t[::1] ns = out_ns
+    cdef Py_ssize_t n = len(txs), i
+    cdef tio_pending *recs = <tio_pending *>calloc(n if n else 1, sizeof(tio_pending))
+    cdef pipe_slot *slot = <pipe_slot *>calloc(1, sizeof(pipe_slot))
+    cdef tio_analyzer_cfg cfg
+    cdef tio_analyze_ctx ctx
+    cdef uint32_t target
+    cdef uint64_t t0
+    cdef TxFilter filt = TxFilter(FilterConfig(check_nonces=False), routers_v2=routers)
+    cdef PendingRing scratch = PendingRing(2)
+    cdef OpportunityQueue queue = OpportunityQueue(1 << 16)
+    if recs == NULL or slot == NULL:
+        free(recs)
+        free(slot)
+        raise MemoryError("bench_tx_path: out of memory")
+    if ns.shape[0] < n:
+        raise ValueError(f"out_ns has {ns.shape[0]} places for {n} transactions")
+    try:
+        for i in range(n):
+            pending_fill(scratch.ring, txs[i], &recs[i])
+        fill_cfg(analyzer_config if analyzer_config is not None else AnalyzerConfig(), &cfg)
+        ctx.table = &table.t
+        ctx.cfg = &cfg
+        ctx.out = queue.ring
+        ctx.base_fee = 10 * 10**9
+        ctx.block_number = 1
+        with nogil:
+            for i in range(n):
+                t0 = tio_now_ns()
+                if tio_filter_check(&filt.f, &recs[i], &target) == FILTER_PASS:
+                    if tio_decode_call(recs[i].input, recs[i].input_len, &slot.call,
+                                       &slot.dstats) == TIO_DECODE_OK and slot.call.n_swaps:
+                        tio_analyze_call(&ctx, &recs[i], target & 0xFFFF, &slot.call, &slot.astats)
+                ns[i] = tio_now_ns() - t0
+        return queue.stats()["received"]
+    finally:
+        free(recs)
+        free(slot)
+
+
+def bench_filter_reject(Pipeline pipe, list txs, uint64_t rounds):
+    """ns per transaction of the filter's first check (the target lookup) over the `to`
+    of each transaction, `rounds` times, in a nogil loop (what an irrelevant transaction
+    costs once its fields are in C)."""
+    cdef Py_ssize_t n = len(txs), i
+    cdef uint8_t *tos = <uint8_t *>calloc(n * 20 + 1, 1)
+    cdef uint64_t t0, r, passed = 0
+    if tos == NULL:
+        raise MemoryError
+    try:
+        for i in range(n):
+            memcpy(&tos[20 * i], PyBytes_AS_STRING(txs[i].to), 20)
+        with nogil:
+            t0 = tio_now_ns()
+            for r in range(rounds):
+                for i in range(n):
+                    passed += tio_filter_target(&pipe.filter.f, &tos[20 * i]) == FILTER_PASS
+            t0 = tio_now_ns() - t0
+        return t0 / <double>(n * rounds), passed
+    finally:
+        free(tos)

@@ -1,0 +1,70 @@
+"""The records the analyzer works with and hands on: a V2 pool's description
+(``V2Pool``, what a pool table is built from) and an ``Opportunity`` (what the
+engine reads).  Plain data; imports nothing downstream.
+
+    >>> p = V2Pool(address=b"\\x01" * 20, token0=b"\\x0a" * 20, token1=b"\\x0b" * 20,
+    ...            reserve0=10**21, reserve1=2 * 10**21)
+    >>> p.fee_bps, p.exchange
+    (30, 0)
+    >>> OpportunityKind.BACKRUN.name
+    'BACKRUN'
+"""
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple, Optional
+
+__all__ = ["V2Pool", "Opportunity", "OpportunityKind"]
+
+
+class V2Pool(NamedTuple):
+    """A constant-product pair (Uniswap V2 or a fork) as the pool table knows it."""
+
+    address: bytes
+    """20-byte pair address."""
+    token0: bytes
+    token1: bytes
+    reserve0: int
+    reserve1: int
+    fee_bps: int = 30
+    """swap fee in basis points (30: Uniswap V2 and SushiSwap)."""
+    exchange: int = 0
+    """which factory (router family) the pair belongs to; a router only swaps through its own."""
+
+
+class OpportunityKind(enum.IntEnum):
+    """What kind of trade an opportunity is (we never front-run or sandwich)."""
+
+    ARBITRAGE = 1
+    """a cycle profitable on the current state alone."""
+    BACKRUN = 2
+    """a cycle that a pending transaction makes profitable: trade right after it."""
+    LIQUIDATION = 3
+    """an undercollateralized lending position (built in a later issue)."""
+
+
+class Opportunity(NamedTuple):
+    """A sized trade the engine may execute. Amounts are exact integers in the start
+    token's smallest unit."""
+
+    kind: OpportunityKind
+    trigger_tx: Optional[bytes]
+    """hash of the pending transaction that created it (None for ARBITRAGE)."""
+    pools: tuple
+    """20-byte pool addresses, in trade order."""
+    token_path: tuple
+    """20-byte token addresses: start, ..., start (one more than pools)."""
+    amount_in: int
+    profit: int
+    """expected gross profit in the start token (exact output - amount_in)."""
+    gas_estimate: int
+    base_fee_per_gas: int
+    """the base fee the net profit was computed at (the latest block's)."""
+    profit_net_of_gas: Optional[int]
+    """profit - gas_estimate x base_fee when the start token is WETH; else None."""
+    block_number: int
+    """the block the opportunity is valid for (the next one)."""
+    received_ns: int
+    """when the triggering transaction was received (monotonic ns; replay: recorded)."""
+    detected_ns: int
+    """when the analyzer produced it (monotonic ns)."""
