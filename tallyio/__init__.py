@@ -36,6 +36,7 @@ from tallyio.config import SchedulerConfig
 from tallyio.balancer import Load, LoadBalancer
 from tallyio.stats import SchedulerStats
 from tallyio.scheduler import NumaScheduler
+from tallyio.mempool.records import Opportunity, OpportunityKind
 
 
 def get_include() -> str:
@@ -80,4 +81,6 @@ __all__ = [
     "SchedulerNotRunningError",
     "SchedulerTimeoutError",
     "ResourceLimitError",
+    "Opportunity",
+    "OpportunityKind",
 ]

@@ -26,6 +26,10 @@ Groups:
   router calls, from C and from Python, beside eth-abi and web3.py.
 * ``amm``: exact Uniswap V2 math and optimal cycle sizing on 256-bit integers
   in C, beside the same math on Python integers.
+* ``mempool``: decode + filter + analyze of a V2 swap against a 1,000-pool
+  table, an irrelevant transaction, and replay throughput through 2 workers
+  (``tallyio.mempool``), beside a peer written the way a Python searcher
+  writes it (eth-abi decoding, Python integer math, the same cycles).
 * ``source``: a node's pending transactions in hand after the send
   (``tallyio.mempool.NodeSource`` against anvil with the real Uniswap
   contracts, 200 swaps/s), beside web3.py's subscription; skipped, with the
@@ -45,7 +49,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tallyio.bench import _amm, _core, _decode, _metrics, _scheduler, _source, _state
+from tallyio.bench import _amm, _core, _decode, _mempool, _metrics, _scheduler, _source, _state
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
@@ -55,9 +59,9 @@ __all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_s
            "best_peer", "to_json", "plot"]
 
 #: the benchmark groups `run` knows, in the order they run
-GROUPS = ("core", "scheduler", "decode", "amm", "source", "state", "metrics")
+GROUPS = ("core", "scheduler", "decode", "amm", "mempool", "source", "state", "metrics")
 _SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections, "decode": _decode.sections,
-             "amm": _amm.sections, "source": _source.sections, "state": _state.sections,
+             "amm": _amm.sections, "mempool": _mempool.sections, "source": _source.sections, "state": _state.sections,
              "metrics": _metrics.sections}
 
 
