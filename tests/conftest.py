@@ -44,6 +44,17 @@ def seed(request) -> int:
 
 
 
+def subprocess_env(**extra: str) -> dict:
+    """The environment for a child interpreter that imports the same tallyio as
+    the tests (installed, or an in-place build), never an uncompiled source tree
+    that happens to be its working directory."""
+    import tallyio
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(tallyio.__file__)))
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([here] + rest), **extra)
+
+
 def run_threads(*targets, timeout: float = 240.0):
     """Run each ``(fn, args)`` on its own thread at once and return their
     results in order; re-raise the first exception a thread hit.

@@ -9,22 +9,22 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
-from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 from tallyio import ConfigError, NumaNode, NumaScheduler, NumaTopology, SchedulerConfig
 from tallyio.errors import ResourceLimitError
 from tallyio.resources import VICTIM_BYTES, machine_memory_bytes, scheduler_footprint, scheduler_memory_bytes
 from tallyio.topology import NodeDistances
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    # the child imports the tallyio under test (CI installs it; the source tree has no build)
+    environ = subprocess_env(**env)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=environ, cwd=ROOT, timeout=240)
+                          env=environ, cwd=environ["PYTHONPATH"].split(os.pathsep)[0], timeout=240)
 
 
 # ---- the estimate is what the core allocates -------------------------------------------------------

@@ -17,6 +17,8 @@ import threading
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
+
 from conftest import scaled
 from schedtools import Count, Gate, make_config
 from schedtools import assert_identities as assert_stats_identities
@@ -557,13 +559,6 @@ def test_forked_child_refuses_work():
 
 
 # ---- interpreter exit ----------------------------------------------------------------------------
-
-def subprocess_env() -> dict:
-    """The environment for a child interpreter that imports this tallyio."""
-    import tallyio
-    here = os.path.dirname(os.path.dirname(os.path.abspath(tallyio.__file__)))
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([here] + rest))
 
 
 EXIT_SCRIPT = textwrap.dedent("""

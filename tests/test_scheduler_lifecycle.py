@@ -22,6 +22,8 @@ import weakref
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
+
 from conftest import scaled
 from schedtools import Count, Gate, assert_identities, make_config, submit_blocking
 from tallyio import NumaScheduler, QueueFullError, SchedulerNotRunningError, Task
@@ -451,12 +453,6 @@ def test_stop_timeout_accepts_numpy_numbers():
 
 # ---- 8 and 9: exits and Ctrl+C, in a child interpreter -----------------------------------------
 
-def subprocess_env() -> dict:
-    import tallyio
-    here = os.path.dirname(os.path.dirname(os.path.abspath(tallyio.__file__)))
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([here] + rest), PYTHONUNBUFFERED="1")
-
 
 class Child:
     """A child interpreter running `script`; stderr lines are collected by a thread."""
@@ -465,7 +461,7 @@ class Child:
         path = tmp_path / "child.py"
         path.write_text(textwrap.dedent(script))
         self.proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=subprocess_env())
+                                     stderr=subprocess.PIPE, text=True, env=subprocess_env(PYTHONUNBUFFERED="1"))
         self.lines: queue.Queue = queue.Queue()
         self.err: list[str] = []
         self.out: list[str] = []
