@@ -44,15 +44,26 @@ def seed(request) -> int:
 
 
 
-def subprocess_env(**extra: str) -> dict:
-    """The environment for a child interpreter that imports the same tallyio as
-    the tests (installed, or an in-place build), never an uncompiled source tree
-    that happens to be its working directory."""
+def _children_import_the_tallyio_under_test() -> None:
+    """Every child interpreter a test starts imports the same tallyio as the tests
+    (installed, as CI does, or an in-place build), never the uncompiled source tree
+    that is the working directory in CI: PYTHONPATH leads with the folder holding
+    the imported tallyio, and PYTHONSAFEPATH=1 (3.11+) keeps ``python -c`` from
+    putting the working directory first."""
     import tallyio
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(tallyio.__file__)))
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([here] + rest), **extra)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
+    os.environ["PYTHONPATH"] = os.pathsep.join([here] + rest)
+    os.environ["PYTHONSAFEPATH"] = "1"
+
+
+_children_import_the_tallyio_under_test()
+
+
+def subprocess_env(**extra: str) -> dict:
+    """The environment for a child interpreter (see above), with ``extra`` set."""
+    return dict(os.environ, **extra)
 
 
 def run_threads(*targets, timeout: float = 240.0):

@@ -150,7 +150,8 @@ def _import_tallyio_in(folder: Path):
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # as a user starting Python inside that folder: the working directory first on sys.path
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
     return subprocess.run([sys.executable, "-c", "import tallyio"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120)
 
