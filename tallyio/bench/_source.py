@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import threading
 import time
 from typing import Callable
 
+import tallyio
 from tallyio.bench._figures import Figure, Target, alternate, figures_for
 from tallyio.bench._progress import Progress
 
@@ -84,8 +86,12 @@ def _send_paced(chain: _Chain, signed: list[tuple[bytes, bytes]]) -> dict[bytes,
     with tempfile.NamedTemporaryFile("w", suffix=".txs") as batch:
         batch.write("\n".join(raw.hex() for raw, _ in signed))
         batch.flush()
+        # the child imports this very tallyio: started in the folder that holds it (a source
+        # checkout as the working directory would otherwise shadow an installed package)
+        home = os.path.dirname(os.path.dirname(os.path.abspath(tallyio.__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")])))
         proc = subprocess.run([sys.executable, "-m", "tallyio.bench._source", chain.node.url, batch.name, str(RATE)],
-                              capture_output=True, timeout=120 + len(signed) / RATE)
+                              capture_output=True, timeout=120 + len(signed) / RATE, cwd=home, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"the sender process failed: {proc.stderr.decode()[-2000:]}")
     returned = {}
