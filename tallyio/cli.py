@@ -1,12 +1,13 @@
-"""The ``tallyio`` command: ``tallyio demo``, ``tallyio bench`` and
-``tallyio topology`` (``tallyio --help`` and ``tallyio COMMAND --help``
+"""The ``tallyio`` command: ``tallyio demo``, ``tallyio bench``,
+``tallyio topology`` and ``tallyio report`` (``tallyio --help`` and ``tallyio COMMAND --help``
 describe them in plain text; ``tallyio --version``).
 
     tallyio demo                 a short tour of the queues, the deque, the pool and the scheduler
-    tallyio bench [--quick|--smoke] [--group core|scheduler] [--details] [--json FILE] [--plot FILE.png]
-                                 the core and the scheduler against their peers (stdlib
-                                 queues, ThreadPoolExecutor, asyncio, multiprocessing,
-                                 loky and dask when installed), side by side: one summary table
+    tallyio bench [--quick|--smoke] [--group GROUP] [--details] [--json FILE] [--plot FILE.png]
+                                 the core, the scheduler and the engine's parts against
+                                 their peers, side by side: one summary table
+    tallyio report OUT.html (--from RUN.json | --demo SECONDS)
+                                 a self-contained HTML run report
     tallyio topology [--json] [--root PATH]
                                  the NUMA nodes, CPUs, memory and distances tallyio sees
 """
@@ -188,7 +189,12 @@ Measures tallyio and what you would otherwise use side by side, in one run,
 alternating the contenders: the queues, the deque and the pool (group core)
 against queue.SimpleQueue, collections.deque and bytearray; the scheduler
 (group scheduler) against ThreadPoolExecutor, an asyncio loop,
-multiprocessing.Pool, loky and dask when installed.
+multiprocessing.Pool, loky and dask when installed; and the engine's parts:
+the calldata decoder (group decode) against eth-abi and web3.py, the exact
+pool math (amm) and the mempool path (mempool) against the same work in
+Python, a node's pending transactions (source, against anvil) against
+web3.py, state checkpoints (state) against py-lmdb and sqlite3, and latency
+histograms (metrics) against prometheus_client and hdrhistogram.
 
 It prints one summary table: for each figure compared with a peer or a
 target, tallyio's median, the best peer's, the ratio (how many times better
@@ -226,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "multiprocessing, loky, dask), measured in one run: one summary table",
                        description=_BENCH_DESCRIPTION, formatter_class=plain)
     size = b.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (under 2 minutes)")
+    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (core and scheduler: under 2 minutes on 2 cores)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
     b.add_argument("--group", action="append", choices=GROUPS,
                    help="run only this group (repeatable; default: all of them)")
