@@ -37,8 +37,7 @@ from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
 from tallyio.errors import QueueFullError, SchedulerNotRunningError, SchedulerTimeoutError
-from tallyio.stats import (Percentiles, SchedulerMetrics, SchedulerStats, TaskError, WorkerStats,
-                           percentiles_from_histogram)
+from tallyio.stats import Percentiles, SchedulerMetrics, SchedulerStats, TaskError, WorkerStats
 from tallyio.task import Task, TaskResult
 from tallyio.topology import NumaNode, NumaTopology, format_range_list
 
@@ -630,8 +629,8 @@ class NumaScheduler(concurrent.futures.Executor):
             elapsed = (self._stopped_at or time.perf_counter()) - self._started_at
         return SchedulerStats(
             metrics=metrics, workers=workers, elapsed_s=elapsed,
-            queue_wait_us=Percentiles(*percentiles_from_histogram(wait_hist.sum(axis=0), npt)),
-            execution_us=Percentiles(*percentiles_from_histogram(exec_hist.sum(axis=0), npt)),
+            queue_wait_us=Percentiles.from_histogram(wait_hist, npt),
+            execution_us=Percentiles.from_histogram(exec_hist, npt),
             recent_errors=tuple(self._recent_errors))
 
     def __repr__(self) -> str:

@@ -381,26 +381,3 @@ def test_record_n_of_zero_records_nothing():
     assert (h.count, h.min, h.max) == (0, None, None)
     h.record(7)
     assert (h.min, h.max) == (7, 7)
-
-
-def test_two_digits_are_finer_than_the_schedulers_log_linear_buckets(seed):
-    """The scheduler keeps 8 buckets per power of two (tallyio.stats.bucket_bounds:
-    up to 12.5 % wide); at 2 significant digits every cell here is at most as wide
-    as the scheduler bucket holding the same value, so switching loses no precision."""
-    import tallyio.stats
-    bucket_bounds = getattr(tallyio.stats, "bucket_bounds", None)
-    if bucket_bounds is None:
-        pytest.skip("tallyio.stats no longer has the scheduler's own buckets (it switched to tio_hist)")
-    upper = bucket_bounds()
-    lower = np.concatenate(([0.0], upper[:-1]))
-    h = Histogram(significant_digits=2, highest=2**62)
-    rng = np.random.default_rng(seed)
-    values = np.unique(np.exp(rng.uniform(0, math.log(2**61), 3000)).astype(np.uint64))
-    for v in values.tolist():
-        i = int(np.searchsorted(upper, v, side="right"))
-        scheduler_width = upper[i] - lower[i]
-        one = Histogram(significant_digits=2, highest=2**62)
-        one.record(v)
-        cell = one.buckets()
-        assert int(cell.highest[0]) - int(cell.lowest[0]) + 1 <= scheduler_width, v
-    assert h.relative_precision < 0.125 / 10

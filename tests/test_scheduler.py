@@ -13,6 +13,7 @@ import logging
 import math
 import sys
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -22,6 +23,7 @@ from conftest import run_threads, scaled
 from schedtools import Count, Gate, assert_identities, make_config, submit_blocking
 from tallyio import (NumaScheduler, NumaTopology, QueueFullError,
                      SchedulerNotRunningError, SchedulerStats, Task, TaskResult)
+from tallyio.metrics import Histogram
 from tallyio.stats import Percentiles, SchedulerMetrics, TaskError, WorkerStats
 
 # every test here runs real worker threads (nogil loops): all of them run under TSan too
@@ -580,6 +582,52 @@ def test_stats_before_and_after_tasks():
         assert all(math.isfinite(v) and v > 0 for v in (p.p50, p.p99, p.p999))
         assert p.p50 <= p.p99 <= p.p999
     assert sum(w.busy_ns for w in after.workers) > 0
+
+
+class Sleeps(Task):
+    """Runs for at least `seconds` (time.sleep never returns early)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def execute(self):
+        time.sleep(self.seconds)
+        return TaskResult.SUCCESS
+
+
+def test_stats_percentiles_come_from_the_workers_histograms():
+    """Every task lands once in its worker's wait and exec tio_hist; stats()
+    reports the merged histograms' percentiles, so a run of tasks that each take
+    >= 3 ms has an execution p50 of >= 3 ms (a lower bound the tasks guarantee,
+    not a speed claim; 1 % slack for the tick calibration)."""
+    n = 40
+    with NumaScheduler(make_config(workers_per_numa_node=2)) as scheduler:
+        for _ in range(n):
+            submit_blocking(scheduler, Sleeps(0.003))
+        assert scheduler.join(30)
+    wait, exe = scheduler._core.histograms()
+    assert isinstance(wait, Histogram) and isinstance(exe, Histogram)
+    assert wait.count == exe.count == n == scheduler.stats().metrics.tasks_processed
+    stats = scheduler.stats()
+    npt = scheduler._core.ns_per_tick
+    assert stats.execution_us == Percentiles.from_histogram(exe, npt)
+    assert stats.queue_wait_us == Percentiles.from_histogram(wait, npt)
+    assert stats.execution_us.p50 >= 3000 * 0.99
+    assert stats.execution_us.p50 <= stats.execution_us.p99 <= stats.execution_us.p999
+
+
+def test_native_tasks_are_recorded_in_the_histograms_once():
+    from tallyio._ext.native_example import NativeBatch
+    n = scaled(20_000)
+    with NumaScheduler(make_config(workers_per_numa_node=2)) as scheduler:
+        batch = NativeBatch(n)
+        assert batch.submit(scheduler, many=True) == n
+        assert batch.wait(timeout=50)
+        assert scheduler.join(10)
+    wait, exe = scheduler._core.histograms()
+    assert wait.count == exe.count == n
+    stats = scheduler.stats()
+    assert all(math.isfinite(v) for v in (stats.execution_us.p50, stats.queue_wait_us.p999))
 
 
 def test_stats_queue_size_counts_queued_tasks():

@@ -28,6 +28,7 @@ a Python task ``arg`` is a ``PyObject*`` that owns one reference: INCREF'd by
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t, int64_t
 from cpython.ref cimport PyObject
+from tallyio.metrics.tio_hist cimport tio_hist
 from tallyio._ext.common cimport tio_atomic_u64, tio_atomic_u32
 from tallyio._ext.mpmc cimport tio_mpmc
 from tallyio._ext.deque cimport tio_deque
@@ -39,7 +40,6 @@ cdef extern from *:
     #define TIO_SCHED_CONSTANTS
     #define TIO_BANDS 8                 /* priority bands: band = priority >> 5 */
     #define TIO_BAND_SHIFT 5
-    #define TIO_HIST_BUCKETS 496        /* log-linear: 16 exact + 60 octaves x 8 */
     #define TIO_STASH_MAX 1024          /* >= SchedulerConfig.steal_batch's maximum */
     #define TIO_IDLE_SEARCHING 1ull                 /* idle word: low half */
     #define TIO_IDLE_SLEEPING  0x100000000ull       /* idle word: high half */
@@ -48,7 +48,6 @@ cdef extern from *:
     """
     enum: TIO_BANDS
     enum: TIO_BAND_SHIFT
-    enum: TIO_HIST_BUCKETS
     enum: TIO_STASH_MAX
     const uint64_t TIO_IDLE_SEARCHING
     const uint64_t TIO_IDLE_SLEEPING
@@ -145,8 +144,8 @@ cdef struct tio_worker:
     uint32_t stash_band
     tio_task **stash             # items stolen from another worker's inbox (private)
     # ---- histograms: owner writes, stats() reads (relaxed) -------------------
-    tio_atomic_u64 *wait_hist    # TIO_HIST_BUCKETS, submit -> start (ticks)
-    tio_atomic_u64 *exec_hist    # TIO_HIST_BUCKETS, start -> end (ticks)
+    tio_hist wait_hist           # submit -> start (ticks), tio_hist.h: owner records, stats() reads
+    tio_hist exec_hist           # start -> end (ticks)
 
 cdef struct tio_sched:
     uint32_t nworkers

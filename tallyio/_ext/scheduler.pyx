@@ -13,8 +13,10 @@ import os
 import sys
 import threading
 
-import numpy
 
+from tallyio.metrics.tio_hist cimport (tio_hist_init, tio_hist_record, tio_hist_destroy,
+                                      TIO_HIST_MAX_TRACKABLE)
+from tallyio.metrics._hist cimport histogram_from_c
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t, int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -83,22 +85,6 @@ cdef inline uint64_t rng_next(uint64_t *state) noexcept nogil:
     x ^= x >> 27
     state[0] = x
     return x * 0x2545F4914F6CDD1DULL
-
-
-cdef inline uint32_t hist_bucket(uint64_t v) noexcept nogil:
-    """Log-linear bucket: exact below 16, then 8 buckets per power of two
-    (12.5 % resolution).  Bucket bounds: tallyio.scheduler._bucket_bounds."""
-    cdef uint32_t e
-    if v < 16:
-        return <uint32_t>v
-    e = 63 - <uint32_t>__builtin_clzll(v)
-    return 16 + (e - 4) * 8 + <uint32_t>((v >> (e - 3)) & 7)
-
-
-cdef inline void hist_add(tio_atomic_u64 *h, uint64_t v) noexcept nogil:
-    # relaxed load + store: only the owner writes; readers take a snapshot
-    cdef tio_atomic_u64 *cell = &h[hist_bucket(v)]
-    tio_atomic_store_u64_relaxed(cell, tio_atomic_load_u64_relaxed(cell) + 1)
 
 
 cdef inline void counter_add(tio_atomic_u64 *c, uint64_t v) noexcept nogil:
@@ -527,11 +513,11 @@ cdef inline uint64_t run_native(tio_worker *w, tio_task *t, uint64_t start) noex
     for t.  Returns the end tick, which the loop reuses as its next ``now``:
     one rdtsc per task instead of three."""
     cdef uint64_t end
-    hist_add(w.wait_hist, start - t.submit_tick if start > t.submit_tick else 0)
+    tio_hist_record(&w.wait_hist, start - t.submit_tick if start > t.submit_tick else 0)
     w.task_start_tick = start
     t.fn(t.arg)
     end = tio_ticks()
-    hist_add(w.exec_hist, end - start)
+    tio_hist_record(&w.exec_hist, end - start)
     counter_add(&w.stats.busy_ticks, end - start)
     counter_add(&w.stats.succeeded, 1)
     counter_add_release(&w.stats.processed, 1)
@@ -602,7 +588,7 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
     cdef uint64_t start = tio_ticks()
     cdef uint64_t end
     cdef tio_sched *s = w.sched
-    hist_add(w.wait_hist, start - t.submit_tick)
+    tio_hist_record(&w.wait_hist, start - t.submit_tick)
     w.task_start_tick = start
     # this record's slot was freed when it was popped: a blocked submitter
     # may use it (it takes the GIL after this batch)
@@ -614,7 +600,7 @@ cdef void run_python(SchedulerCore core, tio_worker *w, tio_task *t):
         error = exc
     w.running_task = NULL
     end = tio_ticks()
-    hist_add(w.exec_hist, end - start)
+    tio_hist_record(&w.exec_hist, end - start)
     counter_add(&w.stats.busy_ticks, end - start)
     account_done(w, t)                           # out of our queues (a retry re-enters them)
     if error is None:
@@ -1354,8 +1340,8 @@ cdef class SchedulerCore:
                 free(w.stash)
                 free(w.victims)
                 free(w.victim_group_end)
-                tio_aligned_free(w.wait_hist)
-                tio_aligned_free(w.exec_hist)
+                tio_hist_destroy(&w.wait_hist)
+                tio_hist_destroy(&w.exec_hist)
                 tio_aligned_free(w)
             free(s.workers)
         free(s.node_first)
@@ -1464,9 +1450,10 @@ cdef class SchedulerCore:
                 w.inbox[b] = tio_mpmc_new(s.capacity, 0)
                 ok = ok and w.inbox[b] != NULL
             w.stash = <tio_task **>calloc(TIO_STASH_MAX, sizeof(tio_task *))
-            w.wait_hist = <tio_atomic_u64 *>tio_aligned_calloc(TIO_CACHE_LINE, TIO_HIST_BUCKETS * sizeof(tio_atomic_u64))
-            w.exec_hist = <tio_atomic_u64 *>tio_aligned_calloc(TIO_CACHE_LINE, TIO_HIST_BUCKETS * sizeof(tio_atomic_u64))
-            ok = ok and w.stash != NULL and w.wait_hist != NULL and w.exec_hist != NULL
+            # 2 significant digits (cells <= 0.78 % wide, against 12.5 % before), up to 2**62 ticks
+            ok = ok and tio_hist_init(&w.wait_hist, 1, TIO_HIST_MAX_TRACKABLE, 2) == TIO_OK
+            ok = ok and tio_hist_init(&w.exec_hist, 1, TIO_HIST_MAX_TRACKABLE, 2) == TIO_OK
+            ok = ok and w.stash != NULL
             tio_pool_cache_init(&w.cache, s.pool)
             now = tio_ticks()
             for b in range(TIO_BANDS + 1):
@@ -1927,22 +1914,21 @@ cdef class SchedulerCore:
         }
 
     def histograms(self):
-        """(wait, exec): uint64 arrays of shape (workers, TIO_HIST_BUCKETS),
-        counts per log-linear bucket of ticks (see hist_bucket)."""
+        """(wait, exec): tallyio.metrics.Histogram of ticks, merged over the
+        workers (a snapshot: workers may be recording meanwhile); (None, None)
+        before any worker was set up."""
         cdef uint32_t n = self.s.nworkers, i
-        cdef int b
         cdef tio_worker *w
-        wait = numpy.zeros((n, TIO_HIST_BUCKETS), dtype=numpy.uint64)
-        exe = numpy.zeros((n, TIO_HIST_BUCKETS), dtype=numpy.uint64)
-        cdef uint64_t[:, ::1] wv = wait
-        cdef uint64_t[:, ::1] ev = exe
+        wait = exe = None
         for i in range(n):
             w = self.s.workers[i]
-            if w.wait_hist == NULL:
+            if w == NULL or w.wait_hist.counts == NULL:
                 continue
-            for b in range(TIO_HIST_BUCKETS):
-                wv[i, b] = tio_atomic_load_u64_relaxed(&w.wait_hist[b])
-                ev[i, b] = tio_atomic_load_u64_relaxed(&w.exec_hist[b])
+            if wait is None:
+                wait, exe = histogram_from_c(&w.wait_hist), histogram_from_c(&w.exec_hist)
+            else:
+                wait.merge(histogram_from_c(&w.wait_hist))
+                exe.merge(histogram_from_c(&w.exec_hist))
         return wait, exe
 
     def load(self, uint32_t i):
