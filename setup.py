@@ -4,7 +4,9 @@ tallyio.eth._decode); every one sees the shared headers in tallyio/_ext/include.
 
 Environment switches:
   TALLYIO_SANITIZE=thread|address   build with ThreadSanitizer / AddressSanitizer
-                                    (-O1 -g; thread also defines TIO_TSAN, see tio_atomic.h)
+                                    (-O1 -g; defines TIO_DEBUG, which turns TIO_DEBUG_ASSERT
+                                    on (tio_platform.h); thread also defines TIO_TSAN, see
+                                    tio_atomic.h)
   TALLYIO_NATIVE=1                  add -march=native (never for wheels you ship)
 """
 import os
@@ -28,6 +30,7 @@ macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if sanitize:
     compile_args = ["-std=c11", "-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={sanitize}"]
     link_args = [f"-fsanitize={sanitize}"]
+    macros.append(("TIO_DEBUG", "1"))     # TIO_DEBUG_ASSERT checks the core's invariants
     if sanitize == "thread":
         macros.append(("TIO_TSAN", "1"))
 if os.environ.get("TALLYIO_NATIVE") == "1":

@@ -41,16 +41,12 @@ cdef extern from *:
     #define TIO_BANDS 8                 /* priority bands: band = priority >> 5 */
     #define TIO_BAND_SHIFT 5
     #define TIO_STASH_MAX 1024          /* >= SchedulerConfig.steal_batch's maximum */
-    #define TIO_IDLE_SEARCHING 1ull                 /* idle word: low half */
-    #define TIO_IDLE_SLEEPING  0x100000000ull       /* idle word: high half */
     #define TIO_GATE_CLOSED    0x8000000000000000ull
     #endif
     """
     enum: TIO_BANDS
     enum: TIO_BAND_SHIFT
     enum: TIO_STASH_MAX
-    const uint64_t TIO_IDLE_SEARCHING
-    const uint64_t TIO_IDLE_SLEEPING
     const uint64_t TIO_GATE_CLOSED
 
 ctypedef void (*tio_native_fn)(void *arg) noexcept nogil
@@ -167,7 +163,7 @@ cdef struct tio_sched:
     double ns_per_tick
     PyObject *core               # the SchedulerCore (borrowed: the worker threads keep it alive)
     char _pad0[128]
-    tio_atomic_u64 idle          # searching (low 32) | sleeping (high 32) workers
+    tio_atomic_u64 idle          # searching (low 32) | sleeping (high 32) workers: sched_idle.pxd
     char _pad1[128]
     tio_atomic_u64 gate          # TIO_GATE_CLOSED | native submitters inside
     char _pad2[128]
@@ -225,4 +221,3 @@ cdef class SchedulerCore:
     cdef uint64_t _call_duration(self, object task) except? 0xFFFFFFFFFFFFFFFF
     cdef int _call_node(self, object task) except -2
     cdef int _raise_not_running(self) except -1
-    cdef bint _idle_nogil(self) noexcept nogil

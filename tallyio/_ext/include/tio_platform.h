@@ -104,4 +104,25 @@ static inline void tio_backoff_snooze(tio_backoff *b) {
     if (b->step < 64) b->step++;
 }
 
+/*
+ * TIO_DEBUG_ASSERT(cond): checks an invariant the protocols in
+ * tallyio/_ext/README.md state (idle counts never underflow, a record is in
+ * one queue, band hints cover non-empty rings).  On when TIO_DEBUG is defined
+ * (setup.py defines it in the TALLYIO_SANITIZE builds): a failure prints the
+ * condition and aborts, so a sanitizer run stops at the first broken
+ * invariant.  Off otherwise: cond is not evaluated (sizeof only names it, so
+ * variables used only in assertions do not become unused).
+ */
+#ifdef TIO_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+static inline void tio_debug_assert_failed(const char *cond, const char *file, int line) {
+    fprintf(stderr, "tallyio: invariant broken: %s (%s:%d)\n", cond, file, line);
+    abort();
+}
+#define TIO_DEBUG_ASSERT(cond) ((cond) ? (void)0 : tio_debug_assert_failed(#cond, __FILE__, __LINE__))
+#else
+#define TIO_DEBUG_ASSERT(cond) ((void)sizeof(cond))
+#endif
+
 #endif /* TIO_PLATFORM_H */

@@ -1,0 +1,43 @@
+# cython: language_level=3
+"""External C the scheduler core needs beyond tallyio/_ext/common.pxd: the
+per-thread worker pointer, a compiler builtin, sched_yield and CPython's
+unraisable-exception hook.  Owned by the scheduler (only scheduler.pyx
+cimports it: the thread-locals must exist once, in that extension module).
+"""
+from libc.stdint cimport uint64_t
+from cpython.ref cimport PyObject
+
+cdef extern from *:
+    """
+    /* The worker running on this thread (NULL elsewhere): lets submit_task()
+     * and tio_spawn_native() called from inside a task use the worker's own
+     * deque without a lookup. */
+    /* initial-exec: no __tls_get_addr call per submit, and ThreadSanitizer
+     * does not misreport glibc's reuse of dynamic TLS blocks (16 bytes of the
+     * static TLS surplus glibc reserves for dlopen'ed modules) */
+    static __thread __attribute__((tls_model("initial-exec"))) void *tio_tls_worker = NULL;
+    static __thread __attribute__((tls_model("initial-exec"))) uint64_t tio_tls_rng = 0;
+    """
+    void *tio_tls_worker
+    uint64_t tio_tls_rng
+    int __builtin_clzll(unsigned long long x) nogil
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from *:
+    """
+    /* Report the current exception through sys.unraisablehook with our own
+     * message, as CPython does for errors in __del__ ("Exception ignored
+     * <message>: <obj>").  The hook gets a real UnraisableHookArgs; a hook
+     * that itself fails is handled (printed) by CPython. */
+    static void tio_write_unraisable(const char *message, PyObject *obj) {
+    #if PY_VERSION_HEX >= 0x030D0000
+        PyErr_FormatUnraisable("Exception ignored %s: %R", message, obj);
+    #else
+        _PyErr_WriteUnraisableMsg(message, obj);
+    #endif
+    }
+    """
+    void tio_write_unraisable(const char *message, PyObject *obj)
+    void PyErr_Restore(PyObject *tp, PyObject *value, PyObject *tb)
