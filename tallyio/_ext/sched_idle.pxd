@@ -11,8 +11,7 @@ TIO_DEBUG_ASSERT that the count it decrements was not zero.
 from libc.stdint cimport uint32_t, uint64_t
 from tallyio._ext.common cimport tio_atomic_u64, tio_atomic_fetch_add_u64_seqcst
 
-cdef extern from "tio_platform.h" nogil:
-    void TIO_DEBUG_ASSERT(bint cond)
+from tallyio._ext.sched_externs cimport TIO_DEBUG_ASSERT
 
 cdef extern from *:
     """

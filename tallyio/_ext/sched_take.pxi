@@ -25,6 +25,25 @@ cdef inline tio_task *take_band(tio_worker *w, uint32_t band, uint64_t now) noex
     return NULL
 
 
+cdef bint hints_cover_rings(tio_sched *s) noexcept nogil:
+    """The band-hint invariant at rest (README: "Queues of a worker"): with no
+    pusher between its push and its publish_hint and no owner inside
+    take_band, every non-empty inbox band has its hint bit set.  For
+    TIO_DEBUG_ASSERT once the workers have exited and the gate is quiet."""
+    cdef uint32_t i, hint
+    cdef int b
+    cdef tio_worker *w
+    for i in range(s.nworkers):
+        w = s.workers[i]
+        if w == NULL:
+            continue
+        hint = tio_atomic_load_u32_acquire(&w.band_hint)
+        for b in range(TIO_BANDS):
+            if w.inbox[b] != NULL and tio_mpmc_size(w.inbox[b]) > 0 and not (hint >> b) & 1:
+                return False
+    return True
+
+
 cdef inline tio_task *take_deque(tio_worker *w, uint64_t now) noexcept nogil:
     cdef uint64_t item
     if tio_deque_pop(w.local, &item) == TIO_OK:

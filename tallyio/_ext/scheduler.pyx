@@ -51,7 +51,8 @@ from tallyio._ext.sched_idle cimport (idle_searching, idle_sleeping, idle_wake_n
                                       idle_begin_search, idle_end_search, idle_to_sleeping,
                                       idle_to_searching, idle_end_sleep)
 from tallyio._ext.sched_externs cimport (tio_tls_worker, tio_tls_rng, __builtin_clzll, sched_yield,
-                                         tio_write_unraisable, PyErr_Restore)
+                                         tio_write_unraisable, PyErr_Restore, TIO_DEBUG_ASSERT,
+                                         TIO_DEBUG_ENABLED)
 from cpython.exc cimport PyErr_CheckSignals
 
 cdef enum:
@@ -426,6 +427,10 @@ cdef class SchedulerCore:
         if s == NULL or self.forked:
             return (0, 0)
         w0 = s.workers[0]
+        if TIO_DEBUG_ENABLED:
+            # the workers have exited; with the GIL held no Python submitter is
+            # mid-push, and a quiet gate means no native one is
+            TIO_DEBUG_ASSERT(not gate_quiet(s) or hints_cover_rings(s))
         while True:
             t = self._take_any()
             if t == NULL:

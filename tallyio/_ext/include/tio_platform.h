@@ -111,7 +111,9 @@ static inline void tio_backoff_snooze(tio_backoff *b) {
  * (setup.py defines it in the TALLYIO_SANITIZE builds): a failure prints the
  * condition and aborts, so a sanitizer run stops at the first broken
  * invariant.  Off otherwise: cond is not evaluated (sizeof only names it, so
- * variables used only in assertions do not become unused).
+ * variables used only in assertions do not become unused).  A check that
+ * calls functions goes under `if TIO_DEBUG_ENABLED:` (Cython evaluates a
+ * call's argument before the macro sees it; the compiler drops the branch).
  */
 #ifdef TIO_DEBUG
 #include <stdio.h>
@@ -121,8 +123,10 @@ static inline void tio_debug_assert_failed(const char *cond, const char *file, i
     abort();
 }
 #define TIO_DEBUG_ASSERT(cond) ((cond) ? (void)0 : tio_debug_assert_failed(#cond, __FILE__, __LINE__))
+#define TIO_DEBUG_ENABLED 1
 #else
 #define TIO_DEBUG_ASSERT(cond) ((void)sizeof(cond))
+#define TIO_DEBUG_ENABLED 0
 #endif
 
 #endif /* TIO_PLATFORM_H */
