@@ -100,6 +100,11 @@ def test_stop_racing_python_submitters_loses_no_accepted_task(fast_switching):
                     scheduler.submit_task(Ran(i, seen))
                 except SchedulerNotRunningError:
                     return
+                except QueueFullError:
+                    # three submitters can outrun two workers on a busy machine:
+                    # not accepted, so not counted; try the same task again
+                    time.sleep(0.0005)
+                    continue
                 accepted[k].append(i)
                 i += 3
 
