@@ -1,11 +1,24 @@
 """The tallyio exception hierarchy (the one place it is defined).
 
-Every error raised by tallyio derives from :class:`TallyioError`, and also from
-the standard exception a user would already catch for the same situation::
+The rule:
+
+* every error tallyio raises for a condition of its own -- a full or empty
+  queue, an exhausted pool, a role held by another thread, a scheduler that is
+  not running, a status code of the C core, a file, a node, a decode -- derives
+  from :class:`TallyioError`, and also from the standard exception a user would
+  already catch for the same situation (``except queue.Empty`` keeps working);
+* a wrong argument (wrong type, out of range: a capacity of 0, a dtype that is
+  not object/uint64, a negative timeout) raises the plain ``TypeError``,
+  ``ValueError`` or ``OverflowError`` any Python function raises, as the
+  stdlib's :mod:`queue` does;
+* an exception raised by a signal handler during a wait (``KeyboardInterrupt``
+  on Ctrl+C) passes through unchanged: it is the user's, not tallyio's.
 
     >>> import queue
-    >>> from tallyio.errors import QueueFullError, TallyioError
+    >>> from tallyio.errors import QueueEmptyError, QueueFullError, TallyioError
     >>> issubclass(QueueFullError, queue.Full) and issubclass(QueueFullError, TallyioError)
+    True
+    >>> issubclass(QueueEmptyError, queue.Empty) and issubclass(QueueEmptyError, TallyioError)
     True
 """
 import queue as _queue
@@ -189,3 +202,28 @@ class JournalApplyError(TallyioError, RuntimeError):
     """An event was journaled but ``apply`` raised, so the state no longer
     matches the journal: the store refuses further records and checkpoints;
     reopen it (the journal is replayed) once ``apply`` is fixed."""
+# ---- tallyio._ext (api10): the status codes of the C core that had no tallyio class ----
+
+class QueueEmptyError(TallyioError, _queue.Empty):
+    """A queue or deque had no item to take (``get_nowait``, ``get`` that timed
+    out, ``pop``); ``except queue.Empty`` catches it too."""
+
+
+class InvalidArgumentError(TallyioError, ValueError):
+    """A call of the C API (``TIO_INVALID``) was given an argument it refuses:
+    a priority outside 0..255, a NULL function, a call from a thread that is
+    not a worker."""
+
+
+class OutOfMemoryError(TallyioError, MemoryError):
+    """The C core could not allocate memory while setting a structure up
+    (``TIO_NOMEM``)."""
+
+
+class WaitInterruptedError(TallyioError, InterruptedError):
+    """A blocking wait of the C core was interrupted (``TIO_INTERRUPTED``)
+    without a Python exception of its own to report; when a signal handler
+    raised one (``KeyboardInterrupt``), that exception propagates instead."""
+
+
+__all__ += ["QueueEmptyError", "InvalidArgumentError", "OutOfMemoryError", "WaitInterruptedError"]

@@ -326,7 +326,7 @@ cdef inline int tio_deque_steal_batch(tio_deque *src, tio_deque *dest,
 
 cdef class WorkStealingDeque:
     """The owner (Worker) side; see deque.pyx."""
-    cdef tio_deque *c_deque     # owned; freed in __dealloc__
+    cdef tio_deque *handle     # owned; freed in __dealloc__
     cdef int kind               # KIND_OBJECT or KIND_U64
     cdef tio_role owner_role    # the thread that may push/pop
     cdef str what               # 'WorkStealingDeque(capacity=..., dtype=...)' for messages
@@ -335,7 +335,7 @@ cdef class WorkStealingDeque:
 cdef class Stealer:
     """A thief handle (any thread); see deque.pyx."""
     cdef WorkStealingDeque source   # keeps the deque (and its C struct) alive
-    cdef tio_deque *c_deque         # == source.c_deque
+    cdef tio_deque *handle         # == source.handle
 
 
 # ---- the boundary for Cython code that moves raw uint64 values -----------------
@@ -348,4 +348,4 @@ cdef inline tio_deque *tio_deque_uint64_ring(WorkStealingDeque d) except NULL:
     if d.kind != KIND_U64:
         raise TypeError(f"{d.what} holds Python objects; raw uint64 values need a deque built with "
                         f"WorkStealingDeque(capacity, dtype='uint64')")
-    return d.c_deque
+    return d.handle

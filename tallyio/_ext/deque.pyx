@@ -17,24 +17,19 @@ tallyio/_ext/README.md.
     'c'
 """
 import enum
-import os
 
 from cpython.buffer cimport Py_buffer, PyBuffer_Release
 from libc.stdint cimport uint64_t, int64_t
 
 from tallyio._ext.common cimport (
-    KIND_OBJECT, KIND_U64, obj_to_item, item_to_obj, release_item,
+    KIND_OBJECT, obj_to_item, item_to_obj, release_item,
     tio_aligned_calloc, tio_aligned_free, tio_is_pow2, tio_atomic_init_u64,
 )
-from tallyio._ext.status cimport (
-    raise_status, role_claim, check_capacity, parse_kind, acquire_u64_buffer,
-    object_to_u64,
+from tallyio._ext.status cimport raise_status
+from tallyio._ext.checks cimport (
+    role_claim, check_capacity, check_allocation, parse_kind, require_u64,
+    acquire_u64_buffer, object_to_u64, NOGIL_BATCH_MIN,
 )
-
-# Batches at least this long run with the GIL released; shorter ones are
-# cheaper than a GIL round trip (~100 ns).
-cdef enum:
-    NOGIL_BATCH = 256
 
 
 # ---- C setup / teardown -------------------------------------------------------
@@ -92,27 +87,6 @@ cdef tuple _RETRY_NONE = (Steal.RETRY, None)
 cdef object _STEALER_TOKEN = object()
 
 
-cdef object _PHYSICAL_MEMORY = None
-
-
-cdef object _physical_memory():
-    """Bytes of RAM (no limit if the platform cannot tell)."""
-    global _PHYSICAL_MEMORY
-    if _PHYSICAL_MEMORY is None:
-        try:
-            _PHYSICAL_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            _PHYSICAL_MEMORY = 1 << 62
-    return _PHYSICAL_MEMORY
-
-
-cdef int _require_u64(WorkStealingDeque dq, str method) except -1:
-    if dq.kind != KIND_U64:
-        raise TypeError(f"{dq.what}.{method}() works on numpy uint64 arrays only: "
-                        f"build the deque with dtype='uint64'")
-    return 0
-
-
 cdef class WorkStealingDeque:
     """WorkStealingDeque(capacity, dtype=object)
 
@@ -138,28 +112,25 @@ cdef class WorkStealingDeque:
     """
 
     def __cinit__(self, capacity, dtype=object):
-        self.c_deque = NULL
+        self.handle = NULL
         self.owner_role.ident = 0
         self.kind = parse_kind(dtype, "WorkStealingDeque")
         cdef uint64_t cap = check_capacity(capacity, "WorkStealingDeque",
                                            TIO_DEQUE_MAX_CAPACITY)
-        if cap * sizeof(tio_atomic_u64) > _physical_memory():
-            # calloc would succeed on overcommit, then zeroing would OOM-kill us
-            raise MemoryError(f"WorkStealingDeque: {cap} slots need "
-                              f"{cap * sizeof(tio_atomic_u64)} bytes, more than this machine has")
-        self.c_deque = tio_deque_new(cap)
-        if self.c_deque == NULL:
+        check_allocation(cap * sizeof(tio_atomic_u64), "WorkStealingDeque", f"a deque of {cap} slots")
+        self.handle = tio_deque_new(cap)
+        if self.handle == NULL:
             raise MemoryError(f"WorkStealingDeque: cannot allocate {cap} slots")
         self.what = f"WorkStealingDeque(capacity={cap}, dtype={self.dtype!r})"
 
     def __dealloc__(self):
         # No Stealer is left (each holds a reference to self) and no nogil
         # helper either (it would hold one too): plain loads are enough.
-        cdef tio_deque *d = self.c_deque
+        cdef tio_deque *d = self.handle
         cdef uint64_t t, b
         if d == NULL:
             return
-        self.c_deque = NULL
+        self.handle = NULL
         if self.kind == KIND_OBJECT:
             t = tio_atomic_load_u64_relaxed(&d.top)
             b = tio_atomic_load_u64_relaxed(&d.bottom)
@@ -176,7 +147,7 @@ cdef class WorkStealingDeque:
         >>> WorkStealingDeque(100).capacity
         128
         """
-        return tio_deque_capacity(self.c_deque)
+        return tio_deque_capacity(self.handle)
 
     @property
     def dtype(self):
@@ -189,7 +160,7 @@ cdef class WorkStealingDeque:
 
     def __len__(self):
         """The number of items (exact for the owner while no thief is active)."""
-        return tio_deque_len(self.c_deque)
+        return tio_deque_len(self.handle)
 
     def empty(self):
         """True if the deque holds no item (a snapshot).
@@ -200,11 +171,11 @@ cdef class WorkStealingDeque:
         >>> dq.push("x"); dq.empty()
         False
         """
-        return tio_deque_len(self.c_deque) == 0
+        return tio_deque_len(self.handle) == 0
 
     def __repr__(self):
         cdef str what = self.what
-        return f"{what[:len(what) - 1]}, len={tio_deque_len(self.c_deque)})"
+        return f"{what[:len(what) - 1]}, len={tio_deque_len(self.handle)})"
 
     def push(self, item):
         """Push `item` at the bottom (owner thread only).
@@ -223,18 +194,18 @@ cdef class WorkStealingDeque:
         role_claim(&self.owner_role, self.what)
         if self.kind == KIND_OBJECT:
             value = obj_to_item(item)            # the slot's reference
-            if tio_deque_push(self.c_deque, value) != TIO_OK:
+            if tio_deque_push(self.handle, value) != TIO_OK:
                 release_item(value)              # not queued: give it back
                 raise_status(TIO_FULL, self.what)
         else:
             value = object_to_u64(item, self.what)
-            if tio_deque_push(self.c_deque, value) != TIO_OK:
+            if tio_deque_push(self.handle, value) != TIO_OK:
                 raise_status(TIO_FULL, self.what)
 
     def pop(self):
         """Pop the newest item (LIFO; owner thread only).
 
-        Raises queue.Empty when there is none.
+        Raises QueueEmptyError (a queue.Empty) when there is none.
 
         >>> dq = WorkStealingDeque(8)
         >>> dq.push(1); dq.push(2)
@@ -243,7 +214,7 @@ cdef class WorkStealingDeque:
         """
         cdef uint64_t value = 0
         role_claim(&self.owner_role, self.what)
-        if tio_deque_pop(self.c_deque, &value) != TIO_OK:
+        if tio_deque_pop(self.handle, &value) != TIO_OK:
             raise_status(TIO_EMPTY, self.what)
         if self.kind == KIND_OBJECT:
             return item_to_obj(value)            # the caller now owns it
@@ -262,15 +233,15 @@ cdef class WorkStealingDeque:
         """
         cdef Py_buffer view
         cdef uint64_t n, pushed
-        _require_u64(self, "push_many")
+        require_u64(self.kind, self.what, "push_many")
         role_claim(&self.owner_role, self.what)
         acquire_u64_buffer(items, &view, False, "WorkStealingDeque.push_many")
         n = <uint64_t>view.len // sizeof(uint64_t)
-        if n >= NOGIL_BATCH:
+        if n >= NOGIL_BATCH_MIN:
             with nogil:
-                pushed = tio_deque_push_many(self.c_deque, <const uint64_t *>view.buf, n)
+                pushed = tio_deque_push_many(self.handle, <const uint64_t *>view.buf, n)
         else:
-            pushed = tio_deque_push_many(self.c_deque, <const uint64_t *>view.buf, n)
+            pushed = tio_deque_push_many(self.handle, <const uint64_t *>view.buf, n)
         PyBuffer_Release(&view)
         return pushed
 
@@ -289,15 +260,15 @@ cdef class WorkStealingDeque:
         """
         cdef Py_buffer view
         cdef uint64_t n, popped
-        _require_u64(self, "pop_many")
+        require_u64(self.kind, self.what, "pop_many")
         role_claim(&self.owner_role, self.what)
         acquire_u64_buffer(out, &view, True, "WorkStealingDeque.pop_many")
         n = <uint64_t>view.len // sizeof(uint64_t)
-        if n >= NOGIL_BATCH:
+        if n >= NOGIL_BATCH_MIN:
             with nogil:
-                popped = tio_deque_pop_many(self.c_deque, <uint64_t *>view.buf, n)
+                popped = tio_deque_pop_many(self.handle, <uint64_t *>view.buf, n)
         else:
-            popped = tio_deque_pop_many(self.c_deque, <uint64_t *>view.buf, n)
+            popped = tio_deque_pop_many(self.handle, <uint64_t *>view.buf, n)
         PyBuffer_Release(&view)
         return popped
 
@@ -331,15 +302,15 @@ cdef class Stealer:
             raise TypeError("Stealer cannot be created directly; "
                             "use WorkStealingDeque.stealer()")
         self.source = source
-        self.c_deque = source.c_deque
+        self.handle = source.handle
 
     def __len__(self):
         """The number of items (approximate while others work on the deque)."""
-        return tio_deque_len(self.c_deque)
+        return tio_deque_len(self.handle)
 
     def empty(self):
         """True if the deque holds no item (a snapshot)."""
-        return tio_deque_len(self.c_deque) == 0
+        return tio_deque_len(self.handle) == 0
 
     def __repr__(self):
         return f"Stealer({self.source!r})"
@@ -357,7 +328,7 @@ cdef class Stealer:
         (<Steal.EMPTY: 1>, None)
         """
         cdef uint64_t item = 0
-        cdef int status = tio_deque_steal(self.c_deque, &item)
+        cdef int status = tio_deque_steal(self.handle, &item)
         if status == TIO_OK:
             if self.source.kind == KIND_OBJECT:
                 return (_SUCCESS, item_to_obj(item))   # the slot's reference is ours
@@ -391,11 +362,11 @@ cdef class Stealer:
             raise TypeError(f"steal_batch: dest has dtype {dest.dtype!r} but this "
                             f"stealer's deque has dtype {self.source.dtype!r}")
         role_claim(&dest.owner_role, dest.what)
-        if tio_deque_len(self.c_deque) >= 2 * NOGIL_BATCH:
+        if tio_deque_len(self.handle) >= 2 * NOGIL_BATCH_MIN:
             with nogil:
-                status = tio_deque_steal_batch(self.c_deque, dest.c_deque, &moved)
+                status = tio_deque_steal_batch(self.handle, dest.handle, &moved)
         else:
-            status = tio_deque_steal_batch(self.c_deque, dest.c_deque, &moved)
+            status = tio_deque_steal_batch(self.handle, dest.handle, &moved)
         if status == TIO_OK:
             return (_SUCCESS, moved)
         if status == TIO_EMPTY:

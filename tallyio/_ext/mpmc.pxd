@@ -45,7 +45,7 @@ from tallyio._ext.common cimport (
 
 cdef enum:
     # Largest ring tio_mpmc_new accepts (the Python class enforces the same).
-    MPMC_MAX_CAPACITY = 1 << 30
+    TIO_MPMC_MAX_CAPACITY = 1 << 30
 
 
 cdef struct tio_mpmc_slot:
@@ -289,11 +289,9 @@ cdef inline uint64_t tio_mpmc_size(tio_mpmc *q) noexcept nogil:
 
 # ---- the Python class -------------------------------------------------------
 cdef class MpmcQueue:
-    cdef tio_mpmc *_q       # owned; freed in __dealloc__
-    cdef int _kind          # KIND_OBJECT or KIND_U64 (tallyio._ext.common)
-
-    cdef int _fail(self, int status) except -1
-    cdef int _require_u64(self, str method) except -1
+    cdef tio_mpmc *handle      # owned; freed in __dealloc__
+    cdef int kind           # KIND_OBJECT or KIND_U64 (tallyio._ext.common)
+    cdef str what           # "MpmcQueue(capacity=64)", for messages
 
 
 # ---- the boundary for Cython code that moves raw uint64 values -----------------
@@ -303,7 +301,7 @@ cdef inline tio_mpmc *tio_mpmc_uint64_ring(MpmcQueue q) except NULL:
     DECREF the raw numbers as objects)."""
     if q is None:
         raise TypeError("expected an MpmcQueue built with dtype='uint64', got None")
-    if q._kind != KIND_U64:
-        raise TypeError(f"MpmcQueue(capacity={q._q.capacity}) holds Python objects (dtype=object); raw "
+    if q.kind != KIND_U64:
+        raise TypeError(f"MpmcQueue(capacity={q.handle.capacity}) holds Python objects (dtype=object); raw "
                         f"uint64 values need a queue built with MpmcQueue(capacity, dtype='uint64')")
-    return q._q
+    return q.handle

@@ -10,10 +10,12 @@ from libc.stdint cimport uint64_t
 from tallyio._ext.common cimport (
     tio_atomic_init_u64, tio_aligned_calloc, tio_aligned_free, tio_is_pow2,
     TIO_CACHE_LINE, TIO_OK, TIO_EMPTY, TIO_FULL,
-    KIND_OBJECT, KIND_U64, obj_to_item, item_to_obj, release_item, wait_while_busy,
+    KIND_OBJECT, obj_to_item, item_to_obj, release_item, wait_while_busy,
 )
-from tallyio._ext.status cimport (raise_status, check_capacity, parse_kind,
-                                  acquire_u64_buffer, object_to_u64)
+from tallyio._ext.status cimport raise_status
+from tallyio._ext.checks cimport (check_capacity, check_allocation, parse_kind, require_u64,
+                                  acquire_u64_buffer, object_to_u64, wait_seconds,
+                                  NOGIL_BATCH_MIN)
 
 cdef extern from "Python.h":
     # declared without an exception clause: _item_u64 checks the error itself
@@ -29,7 +31,7 @@ cdef tio_mpmc *tio_mpmc_new(uint64_t capacity_pow2, uint64_t start_pos) noexcept
     `start_pos` (tests start near 2**64 to exercise the wrap).
 
     1 is rounded up to 2 (see mpmc.pxd).  Returns NULL when the capacity is
-    not a power of two, exceeds MPMC_MAX_CAPACITY, or memory runs out.
+    not a power of two, exceeds TIO_MPMC_MAX_CAPACITY, or memory runs out.
     The ring is not shared yet, so plain initialisation is enough; whoever
     hands it to other threads must do so through a synchronising operation
     (starting a thread, a release store, a lock)."""
@@ -37,7 +39,7 @@ cdef tio_mpmc *tio_mpmc_new(uint64_t capacity_pow2, uint64_t start_pos) noexcept
     cdef tio_mpmc *q
     if capacity_pow2 == 1:
         capacity_pow2 = 2
-    if not tio_is_pow2(capacity_pow2) or capacity_pow2 > MPMC_MAX_CAPACITY:
+    if not tio_is_pow2(capacity_pow2) or capacity_pow2 > TIO_MPMC_MAX_CAPACITY:
         return NULL
     q = <tio_mpmc *>tio_aligned_calloc(TIO_CACHE_LINE, sizeof(tio_mpmc))
     if q == NULL:
@@ -80,6 +82,28 @@ cdef int _try_pop(void *ctx) noexcept nogil:
     return tio_mpmc_pop(c.q, &c.item)
 
 
+cdef uint64_t _push_all(tio_mpmc *q, const uint64_t *src, uint64_t n) noexcept nogil:
+    """Push src[0:n] in batches until the ring is full; returns how many went in."""
+    cdef uint64_t done = 0, k
+    while done < n:
+        k = tio_mpmc_push_many(q, src + done, n - done)
+        if k == 0:
+            break
+        done += k
+    return done
+
+
+cdef uint64_t _pop_all(tio_mpmc *q, uint64_t *dst, uint64_t n) noexcept nogil:
+    """Pop into dst[0:n] in batches until the ring is empty; returns how many came."""
+    cdef uint64_t done = 0, k
+    while done < n:
+        k = tio_mpmc_pop_many(q, dst + done, n - done)
+        if k == 0:
+            break
+        done += k
+    return done
+
+
 cdef inline uint64_t _item_u64(object item, str what) except? 0xFFFFFFFFFFFFFFFF:
     """An item for a dtype='uint64' queue: a fast path for exact ints in
     range; everything else goes through object_to_u64 for its checks and
@@ -91,23 +115,6 @@ cdef inline uint64_t _item_u64(object item, str what) except? 0xFFFFFFFFFFFFFFFF
             return v
         PyErr_Clear()
     return object_to_u64(item, what)
-
-
-cdef double _wait_seconds(bint block, object timeout) except -2:
-    """stdlib queue semantics -> wait_while_busy's timeout (-1 = forever)."""
-    cdef double t
-    if not block:
-        return 0.0                  # like queue.Queue: timeout is ignored
-    if timeout is None:
-        return -1.0
-    t = timeout                     # TypeError for a non-number
-    if t != t:
-        raise ValueError("'timeout' must be a non-negative number, got nan")
-    if t < 0:
-        raise ValueError("'timeout' must be a non-negative number")
-    if t > 1e9:                     # ~31 years: treat as forever, avoids overflow in ns
-        return -1.0
-    return t
 
 
 # ---- the Python class -----------------------------------------------------------
@@ -123,7 +130,7 @@ cdef class MpmcQueue:
     batch methods :meth:`put_many` / :meth:`get_many` over numpy arrays.
     Methods follow the stdlib :mod:`queue` vocabulary; a full queue raises
     :class:`tallyio.QueueFullError` (a :class:`queue.Full`), an empty one
-    :class:`queue.Empty`.
+    :class:`tallyio.errors.QueueEmptyError` (a :class:`queue.Empty`).
 
     >>> q = MpmcQueue(3)
     >>> q.capacity
@@ -136,25 +143,26 @@ cdef class MpmcQueue:
     """
 
     def __cinit__(self, capacity, dtype=object):
-        cdef uint64_t cap = check_capacity(capacity, "MpmcQueue", MPMC_MAX_CAPACITY)
-        self._kind = parse_kind(dtype, "MpmcQueue")
-        self._q = tio_mpmc_new(cap, 0)
-        if self._q == NULL:
-            raise MemoryError(f"MpmcQueue: cannot allocate a ring of {cap} slots")
+        cdef uint64_t cap = check_capacity(capacity, "MpmcQueue", TIO_MPMC_MAX_CAPACITY)
+        self.kind = parse_kind(dtype, "MpmcQueue")
+        if cap == 1:
+            cap = 2                                # as tio_mpmc_new does (see mpmc.pxd)
+        self.what = f"MpmcQueue(capacity={cap})"
+        check_allocation(cap * sizeof(tio_mpmc_slot), "MpmcQueue", f"a ring of {cap} slots")
+        self.handle = tio_mpmc_new(cap, 0)
+        if self.handle == NULL:
+            raise MemoryError(f"{self.what}: cannot allocate the ring")
 
     def __dealloc__(self):
         cdef uint64_t item
-        if self._q == NULL:
+        if self.handle == NULL:
             return
         # No other reference to the queue exists, so no thread can be using it.
-        if self._kind == KIND_OBJECT:
-            while tio_mpmc_pop(self._q, &item) == TIO_OK:
+        if self.kind == KIND_OBJECT:
+            while tio_mpmc_pop(self.handle, &item) == TIO_OK:
                 release_item(item)          # the slot's reference, dropped once
-        tio_mpmc_free(self._q)
-        self._q = NULL
-
-    cdef int _fail(self, int status) except -1:
-        return raise_status(status, f"MpmcQueue(capacity={self._q.capacity})")
+        tio_mpmc_free(self.handle)
+        self.handle = NULL
 
     # -- properties ----------------------------------------------------------
     @property
@@ -164,7 +172,7 @@ cdef class MpmcQueue:
         >>> MpmcQueue(1000).capacity
         1024
         """
-        return self._q.capacity
+        return self.handle.capacity
 
     @property
     def dtype(self):
@@ -173,7 +181,7 @@ cdef class MpmcQueue:
         >>> MpmcQueue(8, dtype="uint64").dtype
         'uint64'
         """
-        return "object" if self._kind == KIND_OBJECT else "uint64"
+        return "object" if self.kind == KIND_OBJECT else "uint64"
 
     # -- single items --------------------------------------------------------
     # METH_O / METH_NOARGS: no keyword handling on the two hottest calls.
@@ -189,31 +197,31 @@ cdef class MpmcQueue:
         tallyio.errors.QueueFullError: MpmcQueue(capacity=2) is full
         """
         cdef uint64_t v
-        if self._kind == KIND_OBJECT:
+        if self.kind == KIND_OBJECT:
             v = obj_to_item(item)                  # +1, owned by the slot on success
-            if tio_mpmc_push(self._q, v) == TIO_OK:
+            if tio_mpmc_push(self.handle, v) == TIO_OK:
                 return None
             release_item(v)                        # not queued: give the reference back
         else:
             v = _item_u64(item, "MpmcQueue.put_nowait")
-            if tio_mpmc_push(self._q, v) == TIO_OK:
+            if tio_mpmc_push(self.handle, v) == TIO_OK:
                 return None
-        return self._fail(TIO_FULL)
+        return raise_status(TIO_FULL, self.what)
 
     @cython.always_allow_keywords(False)
     def get_nowait(self):
-        """Remove and return the oldest item, or raise queue.Empty at once.
+        """Remove and return the oldest item, or raise QueueEmptyError (a queue.Empty) at once.
 
         >>> q = MpmcQueue(4, dtype="uint64")
         >>> q.put_nowait(7); q.get_nowait()
         7
         """
         cdef uint64_t v
-        if tio_mpmc_pop(self._q, &v) == TIO_OK:
-            if self._kind == KIND_OBJECT:
+        if tio_mpmc_pop(self.handle, &v) == TIO_OK:
+            if self.kind == KIND_OBJECT:
                 return item_to_obj(v)              # takes over the slot's reference
             return v
-        return self._fail(TIO_EMPTY)
+        return raise_status(TIO_EMPTY, self.what)
 
     def put(self, item, bint block=True, timeout=None):
         """Append `item`, waiting for room if `block` (at most `timeout` seconds).
@@ -225,11 +233,11 @@ cdef class MpmcQueue:
         >>> q.put("x", timeout=0.5); q.get()
         'x'
         """
-        cdef double t = _wait_seconds(block, timeout)
+        cdef double t = wait_seconds(block, timeout)
         cdef _wait_ctx ctx
         cdef int st
-        ctx.q = self._q
-        if self._kind == KIND_OBJECT:
+        ctx.q = self.handle
+        if self.kind == KIND_OBJECT:
             ctx.item = obj_to_item(item)
             try:
                 st = wait_while_busy(_try_push, &ctx, TIO_FULL, t)
@@ -244,27 +252,27 @@ cdef class MpmcQueue:
             st = wait_while_busy(_try_push, &ctx, TIO_FULL, t)
             if st == TIO_OK:
                 return None
-        return self._fail(st)
+        return raise_status(st, self.what)
 
     def get(self, bint block=True, timeout=None):
         """Remove and return the oldest item, waiting if `block` (at most
-        `timeout` seconds); raises queue.Empty if none came in time.
+        `timeout` seconds); raises QueueEmptyError (a queue.Empty) if none came in time.
 
         >>> q = MpmcQueue(2)
         >>> q.get(timeout=0.01)
         Traceback (most recent call last):
         ...
-        _queue.Empty: MpmcQueue(capacity=2) is empty
+        tallyio.errors.QueueEmptyError: MpmcQueue(capacity=2) is empty
         """
-        cdef double t = _wait_seconds(block, timeout)
+        cdef double t = wait_seconds(block, timeout)
         cdef _wait_ctx ctx
-        ctx.q = self._q
+        ctx.q = self.handle
         cdef int st = wait_while_busy(_try_pop, &ctx, TIO_EMPTY, t)
         if st == TIO_OK:
-            if self._kind == KIND_OBJECT:
+            if self.kind == KIND_OBJECT:
                 return item_to_obj(ctx.item)
             return ctx.item
-        return self._fail(st)
+        return raise_status(st, self.what)
 
     # -- size ----------------------------------------------------------------
     def qsize(self):
@@ -273,7 +281,7 @@ cdef class MpmcQueue:
         >>> q = MpmcQueue(4); q.put(1); q.qsize()
         1
         """
-        return tio_mpmc_size(self._q)
+        return tio_mpmc_size(self.handle)
 
     def empty(self):
         """True if the queue looked empty (approximate, like queue.Queue.empty).
@@ -281,7 +289,7 @@ cdef class MpmcQueue:
         >>> MpmcQueue(4).empty()
         True
         """
-        return tio_mpmc_size(self._q) == 0
+        return tio_mpmc_size(self.handle) == 0
 
     def full(self):
         """True if the queue looked full (approximate, like queue.Queue.full).
@@ -289,10 +297,10 @@ cdef class MpmcQueue:
         >>> q = MpmcQueue(2); q.put(1); q.put(2); q.full()
         True
         """
-        return tio_mpmc_size(self._q) >= self._q.capacity
+        return tio_mpmc_size(self.handle) >= self.handle.capacity
 
     def __len__(self):
-        return tio_mpmc_size(self._q)
+        return tio_mpmc_size(self.handle)
 
     # -- batches (dtype="uint64" only) ----------------------------------------
     def put_many(self, items):
@@ -308,17 +316,16 @@ cdef class MpmcQueue:
         """
         cdef Py_buffer view
         cdef const uint64_t *src
-        cdef uint64_t n, done = 0, k
-        self._require_u64("put_many")
+        cdef uint64_t n, done
+        require_u64(self.kind, self.what, "put_many")
         acquire_u64_buffer(items, &view, False, "MpmcQueue.put_many")
         src = <const uint64_t *>view.buf
         n = <uint64_t>view.shape[0]
-        with nogil:
-            while done < n:
-                k = tio_mpmc_push_many(self._q, src + done, n - done)
-                if k == 0:
-                    break
-                done += k
+        if n >= NOGIL_BATCH_MIN:
+            with nogil:
+                done = _push_all(self.handle, src, n)
+        else:
+            done = _push_all(self.handle, src, n)
         PyBuffer_Release(&view)
         return done
 
@@ -338,26 +345,19 @@ cdef class MpmcQueue:
         """
         cdef Py_buffer view
         cdef uint64_t *dst
-        cdef uint64_t n, done = 0, k
-        self._require_u64("get_many")
+        cdef uint64_t n, done
+        require_u64(self.kind, self.what, "get_many")
         acquire_u64_buffer(out, &view, True, "MpmcQueue.get_many")
         dst = <uint64_t *>view.buf
         n = <uint64_t>view.shape[0]
-        with nogil:
-            while done < n:
-                k = tio_mpmc_pop_many(self._q, dst + done, n - done)
-                if k == 0:
-                    break
-                done += k
+        if n >= NOGIL_BATCH_MIN:
+            with nogil:
+                done = _pop_all(self.handle, dst, n)
+        else:
+            done = _pop_all(self.handle, dst, n)
         PyBuffer_Release(&view)
         return done
 
-    cdef int _require_u64(self, str method) except -1:
-        if self._kind != KIND_U64:
-            raise TypeError(f"MpmcQueue.{method} works on raw uint64 items only; "
-                            f"build the queue with dtype='uint64' (this one has dtype=object)")
-        return 0
-
     def __repr__(self):
-        return (f"MpmcQueue(capacity={self._q.capacity}, dtype={self.dtype!r}) "
-                f"with {tio_mpmc_size(self._q)} items")
+        return (f"MpmcQueue(capacity={self.handle.capacity}, dtype={self.dtype!r}) "
+                f"with {tio_mpmc_size(self.handle)} items")

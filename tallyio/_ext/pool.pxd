@@ -12,7 +12,7 @@ C API (cimport it from other Cython code; every hot function is
         tio_pool_free(p, block)                         # TIO_OK / TIO_DOUBLE_FREE / TIO_FOREIGN
     tio_pool_free_all(p)                                # destroy (no block may be in use)
 
-A Python ``MemoryPool`` owns its ``tio_pool`` (``pool.c_pool``); C code that
+A Python ``MemoryPool`` owns its ``tio_pool`` (``pool.handle``); C code that
 allocates through it must keep the MemoryPool object alive meanwhile.
 
 Ownership: the pool owns every block.  A successful alloc lends the block to
@@ -51,7 +51,7 @@ cdef extern from *:
     #define TIO_POOL_TAG_MASK   0xFFFFFFFF00000000ull    /* head: high half */
     #define TIO_POOL_TAG_ONE    0x0000000100000000ull    /* one pop */
     #define TIO_POOL_MAX_BYTES  0x0001000000000000ull    /* 2**48: sanity cap */
-    #define TIO_POOL_MAX_COUNT  0xFFFFFFFEull            /* NIL is reserved */
+    #define TIO_POOL_MAX_CAPACITY 0xFFFFFFFEull          /* blocks; NIL is reserved */
     #define TIO_POOL_CACHE_SIZE 32
     #endif
     """
@@ -60,7 +60,7 @@ cdef extern from *:
     const uint64_t TIO_POOL_TAG_MASK
     const uint64_t TIO_POOL_TAG_ONE
     const uint64_t TIO_POOL_MAX_BYTES
-    const uint64_t TIO_POOL_MAX_COUNT
+    const uint64_t TIO_POOL_MAX_CAPACITY
     enum: TIO_POOL_CACHE_SIZE
 
 cdef enum:
@@ -289,9 +289,9 @@ cdef inline int tio_pool_cache_free(tio_pool_cache *c, void *block) noexcept nog
 
 # ---- Python classes -------------------------------------------------------------
 cdef class MemoryPool:
-    cdef tio_pool *c_pool            # owned; freed in __dealloc__
+    cdef tio_pool *handle            # owned; freed in __dealloc__
     cdef object __weakref__
-    cdef str _what(self)
+    cdef str what                    # "MemoryPool(block_size=.., block_count=..)", for messages
 
 
 cdef class Block:

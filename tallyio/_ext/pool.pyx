@@ -31,8 +31,8 @@ from tallyio._ext.common cimport (
     TIO_CACHE_LINE, TIO_OK, TIO_EXHAUSTED, TIO_UNLIKELY,
 )
 from tallyio._ext.status cimport raise_status
+from tallyio._ext.checks cimport check_size, check_allocation
 
-import os
 from collections import namedtuple
 
 from tallyio.errors import BlockError
@@ -57,7 +57,7 @@ cdef tio_pool *tio_pool_new(uint64_t block_size, uint64_t block_count,
     cdef size_t header_bytes, meta_bytes, base_alignment
     cdef tio_pool *p
     cdef char *raw
-    if (block_size < 1 or block_count < 1 or block_count > TIO_POOL_MAX_COUNT
+    if (block_size < 1 or block_count < 1 or block_count > TIO_POOL_MAX_CAPACITY
             or alignment < TIO_POOL_MIN_ALIGNMENT or alignment > TIO_POOL_MAX_ALIGNMENT
             or not tio_is_pow2(alignment) or block_size > TIO_POOL_MAX_BYTES):
         return NULL
@@ -231,26 +231,7 @@ blocks ever allocated at once; block_size: usable bytes per block.
 PoolStats.__module__ = "tallyio._ext.pool"
 
 
-def _physical_memory():
-    """Bytes of RAM, or 0 when the platform does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 0
-
-
 cdef uint64_t _MAX_BYTES = TIO_POOL_MAX_BYTES
-cdef object _PHYSICAL_MEMORY = _physical_memory()
-
-
-cdef uint64_t _check_size(object value, str name, uint64_t maximum) except 0:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"MemoryPool: '{name}' must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"MemoryPool: '{name}' must be >= 1, got {value}")
-    if value > maximum:
-        raise ValueError(f"MemoryPool: '{name}' must be <= {maximum}, got {value}")
-    return <uint64_t>value
 
 
 @cython.final
@@ -283,8 +264,8 @@ cdef class MemoryPool:
     """
 
     def __cinit__(self, block_size, block_count, *, alignment=64):
-        cdef uint64_t size = _check_size(block_size, "block_size", _MAX_BYTES)
-        cdef uint64_t count = _check_size(block_count, "block_count", TIO_POOL_MAX_COUNT)
+        cdef uint64_t size = check_size(block_size, "MemoryPool", "'block_size'", _MAX_BYTES)
+        cdef uint64_t count = check_size(block_count, "MemoryPool", "'block_count'", TIO_POOL_MAX_CAPACITY)
         if isinstance(alignment, bool) or not isinstance(alignment, int):
             raise TypeError(f"MemoryPool: 'alignment' must be an int, got {type(alignment).__name__}")
         if not (TIO_POOL_MIN_ALIGNMENT <= alignment <= TIO_POOL_MAX_ALIGNMENT) or alignment & (alignment - 1):
@@ -298,24 +279,19 @@ cdef class MemoryPool:
                              f"(block_size {block_size} rounded up to alignment {alignment}) "
                              f"need {total} bytes, more than the {_MAX_BYTES}-byte limit")
         needed = total + block_count * 5     # + next[] and state[]
-        if _PHYSICAL_MEMORY and needed > _PHYSICAL_MEMORY:
-            raise MemoryError(f"MemoryPool: {block_count} blocks of {stride} bytes need "
-                              f"{needed} bytes, more than this machine's {_PHYSICAL_MEMORY} "
-                              f"bytes of RAM")
+        check_allocation(needed, "MemoryPool", f"{block_count} blocks of {stride} bytes")
         with nogil:
-            self.c_pool = tio_pool_new(size, count, align)
-        if self.c_pool == NULL:
+            self.handle = tio_pool_new(size, count, align)
+        self.what = f"MemoryPool(block_size={block_size}, block_count={block_count})"
+        if self.handle == NULL:
             raise MemoryError(f"MemoryPool: could not allocate {needed} bytes for "
                               f"{block_count} blocks of {stride} bytes")
 
     def __dealloc__(self):
         # Every Block holds a reference to its pool, so no Block object can
         # still point into the memory freed here.
-        tio_pool_free_all(self.c_pool)
-        self.c_pool = NULL
-
-    cdef str _what(self):
-        return f"MemoryPool(block_size={self.c_pool.block_size}, block_count={self.c_pool.block_count})"
+        tio_pool_free_all(self.handle)
+        self.handle = NULL
 
     def alloc(self):
         """Take a free block: a :class:`Block` of `block_size` bytes.
@@ -332,12 +308,12 @@ cdef class MemoryPool:
             >>> pool.free(b)
         """
         cdef uint32_t index = 0   # (set by alloc; initialised for -Wmaybe-uninitialized)
-        if TIO_UNLIKELY(tio_pool_alloc_index(self.c_pool, &index) != TIO_OK):
-            raise_status(TIO_EXHAUSTED, self._what())
+        if TIO_UNLIKELY(tio_pool_alloc_index(self.handle, &index) != TIO_OK):
+            raise_status(TIO_EXHAUSTED, self.what)
         cdef Block b = Block.__new__(Block)
         b.owner = self
-        b.ptr = <char *>tio_pool_block_ptr(self.c_pool, index)
-        b.size = <Py_ssize_t>self.c_pool.block_size
+        b.ptr = <char *>tio_pool_block_ptr(self.handle, index)
+        b.size = <Py_ssize_t>self.handle.block_size
         b.one = 1
         b.idx = index
         b.exports = 0
@@ -388,28 +364,28 @@ cdef class MemoryPool:
 
         in_use and high_water are read without stopping other threads, so
         under concurrent use they are a recent, not an instantaneous, value."""
-        return PoolStats(self.c_pool.block_count, tio_pool_in_use(self.c_pool),
-                         tio_pool_high_water(self.c_pool), self.c_pool.block_size)
+        return PoolStats(self.handle.block_count, tio_pool_in_use(self.handle),
+                         tio_pool_high_water(self.handle), self.handle.block_size)
 
     @property
     def block_size(self):
         """Usable bytes per block (as requested)."""
-        return self.c_pool.block_size
+        return self.handle.block_size
 
     @property
     def block_count(self):
         """Number of blocks (the pool's capacity)."""
-        return self.c_pool.block_count
+        return self.handle.block_count
 
     @property
     def alignment(self):
         """Every block address is a multiple of this."""
-        return self.c_pool.alignment
+        return self.handle.alignment
 
     def __repr__(self):
-        return (f"<tallyio.MemoryPool block_size={self.c_pool.block_size} "
-                f"block_count={self.c_pool.block_count} alignment={self.c_pool.alignment} "
-                f"in_use={tio_pool_in_use(self.c_pool)}>")
+        return (f"<tallyio.MemoryPool block_size={self.handle.block_size} "
+                f"block_count={self.handle.block_count} alignment={self.handle.alignment} "
+                f"in_use={tio_pool_in_use(self.handle)}>")
 
     def __reduce__(self):
         raise TypeError("MemoryPool objects cannot be pickled or copied: they own raw memory")
@@ -422,25 +398,25 @@ cdef inline int _free_block(MemoryPool pool, Block block) except -1:
         _foreign(pool, block)
     if TIO_UNLIKELY(not block.live or block.exports != 0):
         _not_freeable(pool, block)
-    status = tio_pool_free_index(pool.c_pool, block.idx)
+    status = tio_pool_free_index(pool.handle, block.idx)
     if TIO_UNLIKELY(status != TIO_OK):
         # only reachable when C code freed this block behind the Block's back
-        raise_status(status, pool._what())
+        raise_status(status, pool.what)
     block.live = False
     return 0
 
 
 cdef int _foreign(MemoryPool pool, Block block) except -1:
     if block.owner is None:
-        raise BlockError(f"{pool._what()}: {block!r} is not a block of any pool")
-    raise BlockError(f"{pool._what()}: block {block.idx} belongs to another pool "
-                     f"({block.owner._what()})")
+        raise BlockError(f"{pool.what}: {block!r} is not a block of any pool")
+    raise BlockError(f"{pool.what}: block {block.idx} belongs to another pool "
+                     f"({block.owner.what})")
 
 
 cdef int _not_freeable(MemoryPool pool, Block block) except -1:
     if not block.live:
-        raise BlockError(f"{pool._what()}: block {block.idx} freed twice")
-    raise BufferError(f"{pool._what()}: block {block.idx} still has {block.exports} "
+        raise BlockError(f"{pool.what}: block {block.idx} freed twice")
+    raise BufferError(f"{pool.what}: block {block.idx} still has {block.exports} "
                       f"exported view(s) (memoryview or numpy array); release them "
                       f"before freeing it (the block stays allocated)")
 
@@ -479,7 +455,7 @@ cdef class Block:
         # tp_clear can have run before it.
         if self.live:
             self.live = False
-            tio_pool_free_index(self.owner.c_pool, self.idx)
+            tio_pool_free_index(self.owner.handle, self.idx)
 
     def __getbuffer__(self, Py_buffer *buffer, int flags):
         if not self.live:
@@ -547,4 +523,4 @@ cdef class Block:
 cdef str _freed_message(Block block):
     if block.owner is None:
         return f"{block!r} is not a block of any pool"
-    return f"{block.owner._what()}: block {block.idx} was freed; it can no longer be used"
+    return f"{block.owner.what}: block {block.idx} was freed; it can no longer be used"

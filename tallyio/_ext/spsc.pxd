@@ -201,11 +201,11 @@ cdef inline uint64_t tio_spsc_capacity(tio_spsc *q) noexcept nogil:
 cdef class SpscQueue:
     # The ring (never NULL once constructed).  Cython code may drive it with
     # the C API above, in the producer and consumer roles described there.
-    cdef tio_spsc *q
+    cdef tio_spsc *handle
     cdef tio_role _producer       # thread holding the producer role (put*)
     cdef tio_role _consumer       # thread holding the consumer role (get*)
-    cdef int _kind                # KIND_OBJECT or KIND_U64 (common.pxd)
-    cdef str _what                # "SpscQueue(capacity=64)", for messages
+    cdef int kind                 # KIND_OBJECT or KIND_U64 (common.pxd)
+    cdef str what                 # "SpscQueue(capacity=64)", for messages
     cdef str _producer_what       # "the producer role of SpscQueue(...)"
     cdef str _consumer_what
     cdef str _put_many_what       # "SpscQueue(capacity=64).put_many"
@@ -220,7 +220,7 @@ cdef inline tio_spsc *tio_spsc_uint64_ring(SpscQueue q) except NULL:
     the interpreter later, far from the mistake."""
     if q is None:
         raise TypeError("expected an SpscQueue built with dtype='uint64', got None")
-    if q._kind != KIND_U64:
-        raise TypeError(f"{q._what} holds Python objects (dtype=object); raw uint64 values need a "
+    if q.kind != KIND_U64:
+        raise TypeError(f"{q.what} holds Python objects (dtype=object); raw uint64 values need a "
                         f"queue built with SpscQueue(capacity, dtype='uint64')")
-    return q.q
+    return q.handle

@@ -14,26 +14,23 @@ slots with the producer's and consumer's indices on separate cache lines
 cimport cython
 from cpython.buffer cimport Py_buffer, PyBuffer_Release
 from cpython.ref cimport Py_DECREF
-from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdint cimport uint64_t
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
 
-from tallyio._ext.common cimport (KIND_OBJECT, KIND_U64, TIO_OK, TIO_EMPTY,
+from tallyio._ext.common cimport (KIND_OBJECT, TIO_OK, TIO_EMPTY,
                                   TIO_FULL, TIO_CACHE_LINE, TIO_LIKELY,
                                   tio_aligned_calloc, tio_aligned_free,
                                   tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
                                   tio_is_pow2, obj_to_item, item_to_obj,
                                   release_item, try_fn, wait_while_busy)
-from tallyio._ext.status cimport (raise_status, role_claim, check_capacity,
-                                  parse_kind, acquire_u64_buffer, object_to_u64)
+from tallyio._ext.status cimport raise_status
+from tallyio._ext.checks cimport (role_claim, check_capacity, check_allocation, parse_kind,
+                                  require_u64, acquire_u64_buffer, object_to_u64,
+                                  wait_seconds, NOGIL_BATCH_MIN)
 
 __all__ = ["SpscQueue"]
-
-# Batches at least this long are copied without the GIL; shorter ones cost
-# less than a GIL release/reacquire, so they keep it.
-cdef enum:
-    NOGIL_BATCH_MIN = 256
 
 
 cdef inline void _yield_after_no_progress() noexcept nogil:
@@ -93,21 +90,6 @@ cdef int _try_pop(void *ctx) noexcept nogil:
     return tio_spsc_pop(c.q, &c.item)
 
 
-cdef double _wait_seconds(bint block, object timeout) except? -2.0:
-    """queue.Queue's timeout rules -> wait_while_busy's: 0 tries once, < 0
-    waits forever, > 0 waits that many seconds."""
-    if not block:
-        return 0.0
-    if timeout is None:
-        return -1.0
-    cdef double seconds = timeout          # TypeError for a non-number
-    if not seconds >= 0.0:                 # negative or NaN
-        raise ValueError("'timeout' must be a non-negative number")
-    if seconds > 1e9:                      # ~31 years, or inf: wait forever
-        return -1.0
-    return seconds
-
-
 @cython.final
 cdef class SpscQueue:
     """SpscQueue(capacity, dtype=object)
@@ -149,32 +131,33 @@ cdef class SpscQueue:
         # _start_index is private, for tests: both indices start there
         # (near 2**64 to exercise the wrap of the free-running counters).
         cdef uint64_t slots = check_capacity(capacity, "SpscQueue", TIO_SPSC_MAX_CAPACITY)
-        self._kind = parse_kind(dtype, "SpscQueue")
-        self._what = f"SpscQueue(capacity={slots})"
-        self._producer_what = f"the producer role of {self._what}"
-        self._consumer_what = f"the consumer role of {self._what}"
-        self._put_many_what = f"{self._what}.put_many"
-        self._get_many_what = f"{self._what}.get_many"
+        self.kind = parse_kind(dtype, "SpscQueue")
+        self.what = f"SpscQueue(capacity={slots})"
+        self._producer_what = f"the producer role of {self.what}"
+        self._consumer_what = f"the consumer role of {self.what}"
+        self._put_many_what = f"{self.what}.put_many"
+        self._get_many_what = f"{self.what}.get_many"
         self._producer.ident = 0
         self._consumer.ident = 0
-        self.q = tio_spsc_new(slots, _start_index)
-        if self.q == NULL:
-            raise MemoryError(f"{self._what}: out of memory")
+        check_allocation(slots * sizeof(uint64_t), "SpscQueue", f"a ring of {slots} slots")
+        self.handle = tio_spsc_new(slots, _start_index)
+        if self.handle == NULL:
+            raise MemoryError(f"{self.what}: out of memory")
 
     def __dealloc__(self):
         # Nobody else can reach the queue now.  Release the references that
         # queued objects still hold, exactly once, with the GIL.
         cdef uint64_t head, tail
-        if self.q == NULL:
+        if self.handle == NULL:
             return
-        if self._kind == KIND_OBJECT:
-            head = tio_atomic_load_u64_relaxed(&self.q.head)
-            tail = tio_atomic_load_u64_relaxed(&self.q.tail)
+        if self.kind == KIND_OBJECT:
+            head = tio_atomic_load_u64_relaxed(&self.handle.head)
+            tail = tio_atomic_load_u64_relaxed(&self.handle.tail)
             while head != tail:
-                release_item(self.q.slots[head & self.q.mask])
+                release_item(self.handle.slots[head & self.handle.mask])
                 head += 1
-        tio_spsc_free(self.q)
-        self.q = NULL
+        tio_spsc_free(self.handle)
+        self.handle = NULL
 
     # ---- producer ---------------------------------------------------------
     @cython.always_allow_keywords(False)
@@ -191,16 +174,16 @@ cdef class SpscQueue:
         """
         role_claim(&self._producer, self._producer_what)
         cdef uint64_t slot
-        if self._kind == KIND_OBJECT:
+        if self.kind == KIND_OBJECT:
             slot = obj_to_item(item)
-            if TIO_LIKELY(tio_spsc_push(self.q, slot) == TIO_OK):
+            if TIO_LIKELY(tio_spsc_push(self.handle, slot) == TIO_OK):
                 return
             Py_DECREF(item)               # not queued: give the reference back
         else:
-            slot = object_to_u64(item, self._what)
-            if TIO_LIKELY(tio_spsc_push(self.q, slot) == TIO_OK):
+            slot = object_to_u64(item, self.what)
+            if TIO_LIKELY(tio_spsc_push(self.handle, slot) == TIO_OK):
                 return
-        raise_status(TIO_FULL, self._what)
+        raise_status(TIO_FULL, self.what)
 
     def put(self, item, block=True, timeout=None):
         """put(item, block=True, timeout=None)
@@ -219,24 +202,24 @@ cdef class SpscQueue:
         tallyio.errors.QueueFullError: SpscQueue(capacity=1) is full
         """
         role_claim(&self._producer, self._producer_what)
-        cdef double wait = _wait_seconds(block, timeout)
+        cdef double wait = wait_seconds(block, timeout)
         cdef _push_ctx ctx
         cdef int status
-        ctx.q = self.q
-        if self._kind == KIND_OBJECT:
+        ctx.q = self.handle
+        if self.kind == KIND_OBJECT:
             ctx.item = obj_to_item(item)
         else:
-            ctx.item = object_to_u64(item, self._what)
+            ctx.item = object_to_u64(item, self.what)
         try:
             status = wait_while_busy(<try_fn>_try_push, &ctx, TIO_FULL, wait)
         except BaseException:
-            if self._kind == KIND_OBJECT:
+            if self.kind == KIND_OBJECT:
                 Py_DECREF(item)           # interrupted: not queued
             raise
         if status != TIO_OK:
-            if self._kind == KIND_OBJECT:
+            if self.kind == KIND_OBJECT:
                 Py_DECREF(item)           # timed out: not queued
-            raise_status(status, self._what)
+            raise_status(status, self.what)
 
     @cython.always_allow_keywords(False)
     def put_many(self, arr):
@@ -255,19 +238,17 @@ cdef class SpscQueue:
         """
         cdef Py_buffer view
         cdef uint64_t n, wanted
-        if self._kind != KIND_U64:
-            raise TypeError(f"{self._put_many_what} needs a queue built with dtype='uint64'; "
-                            f"this one holds Python objects")
+        require_u64(self.kind, self.what, "put_many")
         role_claim(&self._producer, self._producer_what)
         acquire_u64_buffer(arr, &view, False, self._put_many_what)
         wanted = <uint64_t>view.shape[0]
         if wanted >= NOGIL_BATCH_MIN:
             with nogil:
-                n = tio_spsc_push_many(self.q, <const uint64_t *>view.buf, wanted)
+                n = tio_spsc_push_many(self.handle, <const uint64_t *>view.buf, wanted)
                 if n == 0:
                     _yield_after_no_progress()
         else:
-            n = tio_spsc_push_many(self.q, <const uint64_t *>view.buf, wanted)
+            n = tio_spsc_push_many(self.handle, <const uint64_t *>view.buf, wanted)
             if n == 0 and wanted != 0:
                 with nogil:
                     _yield_after_no_progress()
@@ -279,7 +260,7 @@ cdef class SpscQueue:
     def get_nowait(self):
         """get_nowait()
 
-        Remove and return the oldest item without waiting; raise queue.Empty
+        Remove and return the oldest item without waiting; raise QueueEmptyError (a queue.Empty)
         if there is none.
 
         >>> q = SpscQueue(2, dtype="uint64")
@@ -289,18 +270,18 @@ cdef class SpscQueue:
         """
         role_claim(&self._consumer, self._consumer_what)
         cdef uint64_t slot
-        if TIO_LIKELY(tio_spsc_pop(self.q, &slot) == TIO_OK):
-            if self._kind == KIND_OBJECT:
+        if TIO_LIKELY(tio_spsc_pop(self.handle, &slot) == TIO_OK):
+            if self.kind == KIND_OBJECT:
                 return item_to_obj(slot)
             return slot
-        raise_status(TIO_EMPTY, self._what)
+        raise_status(TIO_EMPTY, self.what)
 
     def get(self, block=True, timeout=None):
         """get(block=True, timeout=None)
 
         Remove and return the oldest item, waiting like queue.Queue.get:
         forever when `timeout` is None, at most `timeout` seconds otherwise,
-        not at all when `block` is false.  Raises queue.Empty if nothing
+        not at all when `block` is false.  Raises QueueEmptyError (a queue.Empty) if nothing
         came; the GIL is released while waiting.
 
         >>> q = SpscQueue(2)
@@ -310,17 +291,17 @@ cdef class SpscQueue:
         >>> q.get(timeout=0.01)
         Traceback (most recent call last):
         ...
-        _queue.Empty: SpscQueue(capacity=2) is empty
+        tallyio.errors.QueueEmptyError: SpscQueue(capacity=2) is empty
         """
         role_claim(&self._consumer, self._consumer_what)
-        cdef double wait = _wait_seconds(block, timeout)
+        cdef double wait = wait_seconds(block, timeout)
         cdef _pop_ctx ctx
-        ctx.q = self.q
+        ctx.q = self.handle
         ctx.item = 0
         cdef int status = wait_while_busy(<try_fn>_try_pop, &ctx, TIO_EMPTY, wait)
         if status != TIO_OK:
-            raise_status(status, self._what)
-        if self._kind == KIND_OBJECT:
+            raise_status(status, self.what)
+        if self.kind == KIND_OBJECT:
             return item_to_obj(ctx.item)
         return ctx.item
 
@@ -345,19 +326,17 @@ cdef class SpscQueue:
         """
         cdef Py_buffer view
         cdef uint64_t n, wanted
-        if self._kind != KIND_U64:
-            raise TypeError(f"{self._get_many_what} needs a queue built with dtype='uint64'; "
-                            f"this one holds Python objects")
+        require_u64(self.kind, self.what, "get_many")
         role_claim(&self._consumer, self._consumer_what)
         acquire_u64_buffer(out, &view, True, self._get_many_what)
         wanted = <uint64_t>view.shape[0]
         if wanted >= NOGIL_BATCH_MIN:
             with nogil:
-                n = tio_spsc_pop_many(self.q, <uint64_t *>view.buf, wanted)
+                n = tio_spsc_pop_many(self.handle, <uint64_t *>view.buf, wanted)
                 if n == 0:
                     _yield_after_no_progress()
         else:
-            n = tio_spsc_pop_many(self.q, <uint64_t *>view.buf, wanted)
+            n = tio_spsc_pop_many(self.handle, <uint64_t *>view.buf, wanted)
             if n == 0 and wanted != 0:
                 with nogil:
                     _yield_after_no_progress()
@@ -374,7 +353,7 @@ cdef class SpscQueue:
         >>> q = SpscQueue(8); q.put_nowait(None); q.qsize()
         1
         """
-        return tio_spsc_size(self.q)
+        return tio_spsc_size(self.handle)
 
     @cython.always_allow_keywords(False)
     def empty(self):
@@ -385,7 +364,7 @@ cdef class SpscQueue:
         >>> SpscQueue(8).empty()
         True
         """
-        return tio_spsc_size(self.q) == 0
+        return tio_spsc_size(self.handle) == 0
 
     @cython.always_allow_keywords(False)
     def full(self):
@@ -396,10 +375,10 @@ cdef class SpscQueue:
         >>> q = SpscQueue(1); q.put_nowait(0); q.full()
         True
         """
-        return tio_spsc_size(self.q) == self.q.capacity
+        return tio_spsc_size(self.handle) == self.handle.capacity
 
     def __len__(self):
-        return tio_spsc_size(self.q)
+        return tio_spsc_size(self.handle)
 
     @property
     def capacity(self):
@@ -408,7 +387,7 @@ cdef class SpscQueue:
         >>> SpscQueue(1000).capacity
         1024
         """
-        return self.q.capacity
+        return self.handle.capacity
 
     @property
     def dtype(self):
@@ -417,8 +396,8 @@ cdef class SpscQueue:
         >>> SpscQueue(8, dtype="uint64").dtype
         'uint64'
         """
-        return "object" if self._kind == KIND_OBJECT else "uint64"
+        return "object" if self.kind == KIND_OBJECT else "uint64"
 
     def __repr__(self):
-        return (f"<tallyio.SpscQueue capacity={self.q.capacity} dtype={self.dtype} "
-                f"qsize={tio_spsc_size(self.q)}>")
+        return (f"<tallyio.SpscQueue capacity={self.handle.capacity} dtype={self.dtype} "
+                f"qsize={tio_spsc_size(self.handle)}>")

@@ -45,10 +45,10 @@ cdef class DequeFlag:
 
 def deque_set_indices(WorkStealingDeque dq, uint64_t start):
     """Move an EMPTY deque's top and bottom to `start` (tests of index wrap)."""
-    if tio_deque_len(dq.c_deque) != 0:
+    if tio_deque_len(dq.handle) != 0:
         raise ValueError("deque_set_indices needs an empty deque")
-    tio_atomic_store_u64_relaxed(&dq.c_deque.top, start)
-    tio_atomic_store_u64_relaxed(&dq.c_deque.bottom, start)
+    tio_atomic_store_u64_relaxed(&dq.handle.top, start)
+    tio_atomic_store_u64_relaxed(&dq.handle.bottom, start)
 
 
 def deque_owner_mixed(WorkStealingDeque dq, StartGate gate, DequeFlag done,
@@ -57,7 +57,7 @@ def deque_owner_mixed(WorkStealingDeque dq, StartGate gate, DequeFlag done,
     when full, wait a little for thieves to make room, then pop one itself.
     Then pop until empty and set `done`.  Popped items go to popped[];
     returns how many."""
-    cdef tio_deque *d = dq.c_deque
+    cdef tio_deque *d = dq.handle
     cdef uint64_t nxt = 0, count = 0, r, j, burst, pops, x, spins
     cdef uint64_t cap = popped.shape[0]
     with nogil:
@@ -96,7 +96,7 @@ def deque_owner_bursts(WorkStealingDeque dq, StartGate gate, DequeFlag done,
     """Owner that pops hard: push a burst of items, then pop until empty
     (so pops run into thieves that are part-way through a steal), repeat
     for 0..n-1; then set `done`.  Returns how many it popped."""
-    cdef tio_deque *d = dq.c_deque
+    cdef tio_deque *d = dq.handle
     cdef uint64_t nxt = 0, count = 0, j, x
     cdef uint64_t cap = popped.shape[0]
     with nogil:
@@ -118,7 +118,7 @@ def deque_thief(Stealer thief, StartGate gate, DequeFlag done, uint64_t[::1] sto
     """Thief: steal until `done` is set and the deque is empty; stolen items
     go to stolen[] in the order taken.  Returns the count (len(stolen)+1 if
     it ran out of room, which means a duplicate)."""
-    cdef tio_deque *d = thief.c_deque
+    cdef tio_deque *d = thief.handle
     cdef uint64_t count = 0, x, spins = 0, finished
     cdef uint64_t cap = stolen.shape[0]
     cdef int status
@@ -151,9 +151,9 @@ def deque_batch_thief(Stealer source, WorkStealingDeque mine, Stealer neighbour,
     this thread owns), then pop `mine` empty; between batches steal one item
     from `neighbour` (another thief's deque) if given.  Returns the count
     (len(got)+1 if it ran out of room, which means a duplicate)."""
-    cdef tio_deque *src = source.c_deque
-    cdef tio_deque *own = mine.c_deque
-    cdef tio_deque *other = neighbour.c_deque if neighbour is not None else NULL
+    cdef tio_deque *src = source.handle
+    cdef tio_deque *own = mine.handle
+    cdef tio_deque *other = neighbour.handle if neighbour is not None else NULL
     cdef uint64_t count = 0, x, moved, spins = 0, finished
     cdef uint64_t cap = got.shape[0]
     cdef int status
@@ -203,7 +203,7 @@ def deque_race_owner(WorkStealingDeque dq, StartGate gate, DequeFlag go,
     yields the CPU first), pop; got[r] = r+1 if
     the pop won.  Then wait until every thief has finished round r.  Returns
     the number of rounds that left the item in the deque (must be 0)."""
-    cdef tio_deque *d = dq.c_deque
+    cdef tio_deque *d = dq.handle
     cdef uint64_t r, x, spins, delay, leftovers = 0
     with nogil:
         gate.wait()
@@ -238,7 +238,7 @@ def deque_race_thief(Stealer thief, StartGate gate, DequeFlag go, DequeFlag fini
     RETRY) until SUCCESS or EMPTY; got[r] = item+1 on a win.  Returns
     (wins, retries): a RETRY means the thief reached the CAS on top and lost
     it, i.e. the race really happened."""
-    cdef tio_deque *d = thief.c_deque
+    cdef tio_deque *d = thief.handle
     cdef uint64_t r, x, spins, wins = 0, retries = 0
     cdef int status
     with nogil:
@@ -267,7 +267,7 @@ def deque_race_thief(Stealer thief, StartGate gate, DequeFlag go, DequeFlag fini
 def _deque_bench_owner(WorkStealingDeque dq, StartGate gate, DequeFlag done, uint64_t n):
     """Owner under fire: push i (pop instead when full), pop after every other
     push; then drain.  Returns (ns per owner op, ops, checksum of popped)."""
-    cdef tio_deque *d = dq.c_deque
+    cdef tio_deque *d = dq.handle
     cdef uint64_t i, x, ops = 0, checksum = 0, t0, t1
     with nogil:
         gate.wait()
@@ -291,7 +291,7 @@ def _deque_bench_owner(WorkStealingDeque dq, StartGate gate, DequeFlag done, uin
 
 def _deque_bench_thief(Stealer thief, StartGate gate, DequeFlag done):
     """Steal until done; returns (ns per successful steal, steals, checksum)."""
-    cdef tio_deque *d = thief.c_deque
+    cdef tio_deque *d = thief.handle
     cdef uint64_t x, steals = 0, checksum = 0, t0, t1, finished
     cdef int status
     with nogil:

@@ -20,18 +20,18 @@ def mpmc_queue_at(capacity, dtype=object, uint64_t start_pos=0):
     """An empty MpmcQueue whose positions start at `start_pos` (e.g. near
     2**64, to exercise the wrap of the free-running positions)."""
     cdef MpmcQueue q = MpmcQueue(capacity, dtype)
-    cdef tio_mpmc *ring = tio_mpmc_new(q._q.capacity, start_pos)
+    cdef tio_mpmc *ring = tio_mpmc_new(q.handle.capacity, start_pos)
     if ring == NULL:
         raise MemoryError("mpmc_queue_at: allocation failed")
-    tio_mpmc_free(q._q)          # empty: nothing to release
-    q._q = ring
+    tio_mpmc_free(q.handle)          # empty: nothing to release
+    q.handle = ring
     return q
 
 
 def mpmc_positions(MpmcQueue q):
     """(enqueue_pos, dequeue_pos) as stored (single-threaded inspection only)."""
-    return (tio_atomic_load_u64_acquire(&q._q.enqueue_pos),
-            tio_atomic_load_u64_acquire(&q._q.dequeue_pos))
+    return (tio_atomic_load_u64_acquire(&q.handle.enqueue_pos),
+            tio_atomic_load_u64_acquire(&q.handle.dequeue_pos))
 
 
 def mpmc_layout():
@@ -74,7 +74,7 @@ def mpmc_produce(MpmcQueue q, StartGate gate, uint64_t first, uint64_t count,
     """Push first, first+1, ..., first+count-1 one by one, backing off while
     full; gives up after `patience` seconds without progress.
     Returns (t_start_ns, t_end_ns, times_found_full, pushed)."""
-    cdef tio_mpmc *ring = q._q
+    cdef tio_mpmc *ring = q.handle
     cdef uint64_t i = 0, full = 0, t0, t1, since = 0
     cdef uint64_t patience_ns = <uint64_t>(patience * 1e9)
     cdef tio_backoff backoff
@@ -101,7 +101,7 @@ def mpmc_consume(MpmcQueue q, StartGate gate, uint64_t quota, uint64_t[::1] out=
     record them in `out` (if given) in the order taken; gives up after
     `patience` seconds without progress.
     Returns (t_start_ns, t_end_ns, checksum, popped); checksum = sum of items."""
-    cdef tio_mpmc *ring = q._q
+    cdef tio_mpmc *ring = q.handle
     cdef uint64_t *dst = _mpmc_out_ptr(out, quota)
     cdef uint64_t n = 0, v = 0, total = 0, t0, t1, since = 0
     cdef uint64_t patience_ns = <uint64_t>(patience * 1e9)
@@ -129,7 +129,7 @@ def mpmc_produce_many(MpmcQueue q, StartGate gate, uint64_t first, uint64_t coun
     """Push first .. first+count-1 through tio_mpmc_push_many in batches of up
     to `batch`, backing off while full; gives up after `patience` seconds
     without progress.  Returns (t_start_ns, t_end_ns, calls, pushed)."""
-    cdef tio_mpmc *ring = q._q
+    cdef tio_mpmc *ring = q.handle
     cdef uint64_t i = 0, j, b, k, done, calls = 0, t0, t1, since = 0
     cdef uint64_t patience_ns = <uint64_t>(patience * 1e9)
     cdef bint stalled = False
@@ -173,7 +173,7 @@ def mpmc_consume_many(MpmcQueue q, StartGate gate, uint64_t quota, uint64_t batc
     call), backing off while empty; record them in `out` if given; gives up
     after `patience` seconds without progress.
     Returns (t_start_ns, t_end_ns, checksum, popped)."""
-    cdef tio_mpmc *ring = q._q
+    cdef tio_mpmc *ring = q.handle
     cdef uint64_t *dst = _mpmc_out_ptr(out, quota)
     cdef uint64_t n = 0, k, j, want, total = 0, t0, t1, since = 0
     cdef uint64_t patience_ns = <uint64_t>(patience * 1e9)
@@ -260,7 +260,7 @@ def bench_mpmc(n: int = 1_000_000) -> dict:
     expected = int(count) * (int(count) - 1) // 2 % 2**64
 
     q = MpmcQueue(1024, "uint64")
-    ring = q._q
+    ring = q.handle
     with nogil:
         t0 = tio_now_ns()
         for i in range(count):

@@ -24,30 +24,30 @@ POOL_CHURN_MAX_HOLD = 16
 def pool_c_alloc(MemoryPool pool):
     """tio_pool_alloc through the C API: (status, address or 0)."""
     cdef void *block = NULL
-    cdef int st = tio_pool_alloc(pool.c_pool, &block)
+    cdef int st = tio_pool_alloc(pool.handle, &block)
     return st, <uintptr_t>block
 
 
 def pool_c_free(MemoryPool pool, uintptr_t address):
     """tio_pool_free of a raw address through the C API: the status code."""
-    return tio_pool_free(pool.c_pool, <void *>address)
+    return tio_pool_free(pool.handle, <void *>address)
 
 
 def pool_c_index_of(MemoryPool pool, uintptr_t address):
     """tio_pool_index_of: (status, index)."""
     cdef uint32_t index = 0
-    cdef int st = tio_pool_index_of(pool.c_pool, <void *>address, &index)
+    cdef int st = tio_pool_index_of(pool.handle, <void *>address, &index)
     return st, index
 
 
 def pool_c_block_ptr(MemoryPool pool, uint32_t index):
     """tio_pool_block_ptr: the address of block `index`."""
-    return <uintptr_t>tio_pool_block_ptr(pool.c_pool, index)
+    return <uintptr_t>tio_pool_block_ptr(pool.handle, index)
 
 
 def pool_c_stride(MemoryPool pool):
     """Distance between consecutive blocks (block_size rounded up to alignment)."""
-    return pool.c_pool.stride
+    return pool.handle.stride
 
 
 def pool_stale_pop_scenario(MemoryPool pool):
@@ -59,7 +59,7 @@ def pool_stale_pop_scenario(MemoryPool pool):
     Returns (head index is A again, stale CAS succeeded).  A correct pool
     answers (True, False); if the CAS succeeded the free list now contains B
     although B is allocated."""
-    cdef tio_pool *p = pool.c_pool
+    cdef tio_pool *p = pool.handle
     cdef uint32_t a, b
     cdef uint64_t seen = tio_atomic_load_u64_acquire(&p.head)
     cdef uint64_t target = tio_pool_pop_target(p, seen)
@@ -109,11 +109,11 @@ def pool_churn(MemoryPool pool, StartGate gate, uint64_t thread_id, uint64_t ite
     out[4] checksum of the tags freed."""
     if hold < 1 or hold > POOL_CHURN_MAX_HOLD:
         raise ValueError(f"hold must be 1..{POOL_CHURN_MAX_HOLD}")
-    if pool.c_pool.block_size < 16:
+    if pool.handle.block_size < 16:
         raise ValueError("pool_churn needs blocks of >= 16 bytes")
     if out.shape[0] < 5:
         raise ValueError("out needs 5 entries")
-    cdef tio_pool *p = pool.c_pool
+    cdef tio_pool *p = pool.handle
     cdef tio_pool_cache cache
     cdef void *held[16]
     cdef uint64_t tags[16]
@@ -187,7 +187,7 @@ def pool_drain_indices(MemoryPool pool, uint64_t[::1] out):
     """Allocate through the C API until exhausted, writing each block's index
     to `out`; then free them all again.  Returns how many there were (a
     block on the free list twice would show up twice)."""
-    cdef tio_pool *p = pool.c_pool
+    cdef tio_pool *p = pool.handle
     cdef uint64_t n = 0, i
     cdef uint32_t index
     with nogil:
@@ -279,7 +279,7 @@ def _pool_bench_thread(MemoryPool pool, StartGate gate, uint64_t n, int mode,
     with nogil:
         gate.wait()
         t0 = tio_now_ns()
-        sum = _pool_bench_loop(pool.c_pool, n, mode)
+        sum = _pool_bench_loop(pool.handle, n, mode)
         t1 = tio_now_ns()
     out[0] = t1 - t0
     out[1] = sum
@@ -317,7 +317,7 @@ def bench_pool(n: int = 2_000_000) -> dict:
         raise ValueError("bench_pool: n must be >= 1")
     cdef uint64_t count = n
     cdef MemoryPool pool = MemoryPool(256, 1024)
-    cdef tio_pool *cp = pool.c_pool
+    cdef tio_pool *cp = pool.handle
     results = {}
     for name, mode in (("alloc+free same thread", _POOL_MODE_PAIR),
                        ("alloc_index+free_index same thread", _POOL_MODE_INDEX),

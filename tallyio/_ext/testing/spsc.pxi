@@ -22,7 +22,7 @@ cdef uint64_t SPSC_STALL_NS = 20000000000ULL
 def spsc_layout(SpscQueue q):
     """Byte offsets of the ring's fields from the start of its allocation
     (the test checks each index sits on its own 128-byte line)."""
-    cdef tio_spsc *r = q.q
+    cdef tio_spsc *r = q.handle
     cdef char *base = <char *>r
     return {
         "base_mod_line": <uintptr_t>base % 128,
@@ -53,7 +53,7 @@ def spsc_produce(SpscQueue q, uint64_t first, uint64_t n, StartGate gate):
     """Push first, first+1, ..., first+n-1 one by one (nogil).
 
     Returns the number of items pushed (n unless it stalled)."""
-    cdef tio_spsc *ring = q.q
+    cdef tio_spsc *ring = q.handle
     cdef uint64_t i = 0
     cdef uint64_t stalled_since = 0
     cdef tio_backoff backoff
@@ -80,7 +80,7 @@ def spsc_consume_check(SpscQueue q, uint64_t first, uint64_t n, StartGate gate):
 
     Returns {"received", "misordered", "first_bad_position", "first_bad_item"}
     (first_bad_* are -1 when every item was in order)."""
-    cdef tio_spsc *ring = q.q
+    cdef tio_spsc *ring = q.handle
     cdef uint64_t i = 0, item = 0, misordered = 0
     cdef int64_t bad_pos = -1
     cdef uint64_t bad_item = 0
@@ -121,7 +121,7 @@ def spsc_produce_batches(SpscQueue q, uint64_t first, uint64_t n, uint64_t max_c
     cdef uint64_t *buf = <uint64_t *>_spsc_malloc(max_chunk * sizeof(uint64_t))
     if buf == NULL:
         raise MemoryError()
-    cdef tio_spsc *ring = q.q
+    cdef tio_spsc *ring = q.handle
     cdef uint64_t sent = 0, want, got, k, draw = 0
     cdef uint64_t stalled_since = 0
     cdef tio_backoff backoff
@@ -159,7 +159,7 @@ def spsc_consume_batches_check(SpscQueue q, uint64_t first, uint64_t n, uint64_t
     cdef uint64_t *buf = <uint64_t *>_spsc_malloc(max_chunk * sizeof(uint64_t))
     if buf == NULL:
         raise MemoryError()
-    cdef tio_spsc *ring = q.q
+    cdef tio_spsc *ring = q.handle
     cdef uint64_t i = 0, want, got, k, draw = 0, misordered = 0
     cdef int64_t bad_pos = -1
     cdef uint64_t bad_item = 0
@@ -274,9 +274,9 @@ def _spsc_bench_side(SpscQueue q, uint64_t n, uint64_t batch, bint producer, int
     with nogil:
         gate.wait()
         if producer:
-            _spsc_bench_producer(q.q, n, batch, &res)
+            _spsc_bench_producer(q.handle, n, batch, &res)
         else:
-            _spsc_bench_consumer(q.q, n, batch, &res)
+            _spsc_bench_consumer(q.handle, n, batch, &res)
     result[0] = res.start_ns
     result[1] = res.end_ns
     result[2] = res.checksum if not producer else 0
@@ -321,7 +321,7 @@ def bench_spsc(n: int, capacity: int = 8192) -> dict:
     if count < 64:
         raise ValueError("bench_spsc needs n >= 64")
     cdef SpscQueue q = SpscQueue(capacity, dtype="uint64")
-    cdef tio_spsc *ring = q.q
+    cdef tio_spsc *ring = q.handle
     cdef uint64_t i, k, item = 0, sum = 0, t0, t1, t2, t3, expected
     cdef uint64_t buf[64]
     cdef uint64_t out[64]
