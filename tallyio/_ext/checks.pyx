@@ -72,7 +72,7 @@ cdef int check_allocation(uint64_t nbytes, str what, str layout) except -1:
     if _machine_memory is not False and nbytes > _machine_memory[0]:
         raise ResourceLimitError(
             f"{what}: {layout} needs {nbytes} bytes ({nbytes / 2**30:.1f} GiB), more than "
-            f"{_machine_memory[1]}; use a smaller capacity")
+            f"{_machine_memory[1]}; choose a smaller size")
     return 0
 
 

@@ -349,3 +349,73 @@ cdef inline tio_deque *tio_deque_uint64_ring(WorkStealingDeque d) except NULL:
         raise TypeError(f"{d.what} holds Python objects; raw uint64 values need a deque built with "
                         f"WorkStealingDeque(capacity, dtype='uint64')")
     return d.handle
+
+
+# ---- role-typed handles: the compiler enforces who may call what ----------------
+# A tio_deque_owner may push, pop and be the destination of a batch steal; a
+# tio_deque_thief may steal and read the length.  They are distinct C struct
+# types, so passing a thief where an owner is expected (pushing through a thief
+# handle) is a compile-time error, not a corrupted deque at run time.  Get them
+# from a dtype='uint64' WorkStealingDeque with tio_deque_owner_of(d, &owner) /
+# tio_deque_thief_of(d, &thief); the owner handle also claims the
+# deque's owner role for the calling thread (RoleError if another live thread
+# holds it).  Neither keeps the deque alive: keep the Python object referenced.
+cdef struct tio_deque_owner:
+    tio_deque *deque
+
+cdef struct tio_deque_thief:
+    tio_deque *deque
+
+
+cdef inline int tio_deque_owner_of(WorkStealingDeque d, tio_deque_owner *owner) except -1:
+    """Set *owner to the owner handle of ``d`` for the calling thread (see above)."""
+    owner.deque = tio_deque_uint64_ring(d)
+    return tio_deque_claim_owner(d)
+
+
+cdef inline int tio_deque_thief_of(WorkStealingDeque d, tio_deque_thief *thief) except -1:
+    """Set *thief to a thief handle of ``d`` (any thread, any number of them)."""
+    thief.deque = tio_deque_uint64_ring(d)
+    return 0
+
+
+cdef int tio_deque_claim_owner(WorkStealingDeque d) except -1
+
+
+cdef inline int tio_deque_owner_push(tio_deque_owner owner, uint64_t item) noexcept nogil:
+    """TIO_OK or TIO_FULL (nothing taken)."""
+    return tio_deque_push(owner.deque, item)
+
+
+cdef inline uint64_t tio_deque_owner_push_many(tio_deque_owner owner, const uint64_t *items,
+                                               uint64_t n) noexcept nogil:
+    """Push items[0:k] while there is room; returns k."""
+    return tio_deque_push_many(owner.deque, items, n)
+
+
+cdef inline int tio_deque_owner_pop(tio_deque_owner owner, uint64_t *out) noexcept nogil:
+    """The newest item into *out: TIO_OK or TIO_EMPTY."""
+    return tio_deque_pop(owner.deque, out)
+
+
+cdef inline uint64_t tio_deque_owner_pop_many(tio_deque_owner owner, uint64_t *out,
+                                              uint64_t n) noexcept nogil:
+    """Up to n items, newest first; returns how many."""
+    return tio_deque_pop_many(owner.deque, out, n)
+
+
+cdef inline int tio_deque_thief_steal(tio_deque_thief thief, uint64_t *out) noexcept nogil:
+    """The oldest item into *out: TIO_OK, TIO_EMPTY or TIO_RETRY (lost a race)."""
+    return tio_deque_steal(thief.deque, out)
+
+
+cdef inline int tio_deque_thief_steal_batch(tio_deque_thief thief, tio_deque_owner dest,
+                                            uint64_t *moved) noexcept nogil:
+    """About half of the thief's deque into ``dest`` (which the caller owns):
+    TIO_OK (*moved >= 1), TIO_EMPTY, TIO_RETRY or TIO_FULL."""
+    return tio_deque_steal_batch(thief.deque, dest.deque, moved)
+
+
+cdef inline uint64_t tio_deque_thief_len(tio_deque_thief thief) noexcept nogil:
+    """Number of items (a snapshot)."""
+    return tio_deque_len(thief.deque)

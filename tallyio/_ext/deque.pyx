@@ -374,3 +374,9 @@ cdef class Stealer:
         if status == TIO_RETRY:
             return (_RETRY, 0)
         raise_status(status, dest.what)
+
+
+cdef int tio_deque_claim_owner(WorkStealingDeque d) except -1:
+    """Make the calling thread the owner of ``d`` (RoleError if another live
+    thread is): tio_deque_owner_of's role check, shared with push/pop."""
+    return role_claim(&d.owner_role, d.what)

@@ -1,16 +1,15 @@
-# cython: language_level=3
 """Native tasks: C functions a NumaScheduler runs on its workers without the GIL.
 
 This module is the worked example of the scheduler's public C API and the
-workload of the native-task benchmark.  It uses nothing private: only
+workload of the native-task benchmark.  It takes the scheduler, the status
+codes and raise_status from the public C API, as a user's own Cython module
+would (tests/test_native.py compiles such a module outside the package):
 
-    from tallyio._ext.scheduler cimport (tio_sched, tio_native_fn,
-        tio_sched_of, tio_submit_native, tio_spawn_native)
+    from tallyio.capi cimport (tio_sched, tio_native_fn, tio_sched_of,
+        tio_submit_native, tio_submit_native_many, tio_spawn_native, raise_status)
 
-plus tallyio._ext.common (atomics, status codes, aligned memory, the clock,
-the blocking-wait helper) and tallyio._ext.status.raise_status (status code ->
-exception), exactly as a user's own Cython module would (tests/test_native.py
-compiles such a module outside the package).
+plus tallyio._ext.common for its own bookkeeping (atomics, aligned memory,
+the clock, the blocking-wait helper).
 
 * ``count_task`` is the native task: ``arg`` points at one slot of a
   ``NativeBatch``; the task does ``work_iters`` rounds of an integer mix,
@@ -50,14 +49,12 @@ import numpy
 from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from tallyio._ext.common cimport (
-    TIO_OK, TIO_EMPTY, TIO_FULL, TIO_INVALID, TIO_CLOSED,
     tio_atomic_u64, tio_atomic_fetch_add_u64_acqrel, tio_atomic_load_u64_acquire,
     tio_aligned_calloc, tio_aligned_free, tio_now_ns, wait_while_busy,
 )
-from tallyio._ext.scheduler cimport (tio_sched, tio_native_fn, tio_sched_of,
-                                     tio_submit_native, tio_submit_native_many,
-                                     tio_spawn_native)
-from tallyio._ext.status cimport raise_status
+from tallyio.capi cimport (TIO_OK, TIO_EMPTY, TIO_FULL, TIO_INVALID, TIO_CLOSED, raise_status,
+                           tio_sched, tio_native_fn, tio_sched_of, tio_submit_native,
+                           tio_submit_native_many, tio_spawn_native)
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()

@@ -302,3 +302,13 @@ cdef class Block:
     cdef uint32_t idx
     cdef uint32_t exports            # live buffer exports (memoryview, numpy)
     cdef bint live                   # allocated and not yet freed
+
+
+# ---- the boundary for Cython code ------------------------------------------------
+cdef inline tio_pool *tio_pool_of(MemoryPool pool) except NULL:
+    """The C pool of ``pool`` for tio_pool_alloc / tio_pool_free from Cython
+    (TypeError for None).  It does not keep the pool alive: keep the Python
+    object referenced while you use it."""
+    if pool is None:
+        raise TypeError("expected a MemoryPool, got None")
+    return pool.handle
