@@ -101,8 +101,8 @@ def u64_impl(structure):
 
 
 # ---- capacity --------------------------------------------------------------------------
-@pytest.mark.parametrize("asked, real", [(1, 1), (2, 2), (3, 4), (5, 8), (1000, 1024),
-                                         (1024, 1024), (2**20 + 1, 2**21)])
+@pytest.mark.parametrize("asked, real", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (1000, 1024),
+                                         (1024, 1024), (2**16, 2**16), (2**20 + 1, 2**21)])
 def test_capacity_rounds_up_to_a_power_of_two_and_holds_that_many(impl, asked, real):
     if impl.cls is MpmcQueue and real == 1:
         real = 2      # Vyukov's ring needs two slots: 1 is rounded up to 2
@@ -119,25 +119,31 @@ def test_capacity_rounds_up_to_a_power_of_two_and_holds_that_many(impl, asked, r
 
 @pytest.mark.parametrize("capacity, exc", [
     (0, ValueError), (-1, ValueError), (2**30 + 1, ValueError), (2**40, ValueError), (2**64, ValueError),
-    (1.5, TypeError), ("8", TypeError), (True, TypeError), (None, TypeError)])
+    (10**100, ValueError), (1.5, TypeError), (8.0, TypeError), ("8", TypeError), (True, TypeError),
+    (None, TypeError)])
 def test_bad_capacity_names_the_problem(structure, capacity, exc):
-    with pytest.raises(exc, match="capacity"):
+    with pytest.raises(exc, match="capacity") as info:
         structure(capacity)
+    assert structure.__name__ in str(info.value)
 
 
 def test_cannot_be_built_without_a_capacity(structure):
     with pytest.raises(TypeError):
         structure()
+    with pytest.raises(TypeError):
+        structure.__new__(structure)
 
 
 # ---- dtype and uint64 items ---------------------------------------------------------------
-@pytest.mark.parametrize("dtype, name", [(object, "object"), ("object", "object"), ("uint64", "uint64"),
+@pytest.mark.parametrize("dtype, name", [(object, "object"), (None, "object"), ("object", "object"),
+                                         ("O", "object"), (np.dtype(object), "object"), ("uint64", "uint64"),
                                          (np.uint64, "uint64"), (np.dtype("uint64"), "uint64")])
 def test_dtype_accepted(structure, dtype, name):
     assert structure(4, dtype=dtype).dtype == name
 
 
-@pytest.mark.parametrize("dtype", ["int64", np.int64, float, "float64", 42, "bogus", np.dtype("u4")])
+@pytest.mark.parametrize("dtype", ["int64", np.int64, float, int, "int", "float64", 42, "bogus", "u4",
+                                   "uint32", np.dtype("u4")])
 def test_dtype_rejected(structure, dtype):
     with pytest.raises(TypeError, match="dtype"):
         structure(4, dtype=dtype)
@@ -160,6 +166,9 @@ def test_uint64_items_reject_non_ints_with_a_clear_error(u64_impl, item, exc):
     s = u64_impl.make(4)
     with pytest.raises(exc, match=u64_impl.name):
         u64_impl.put(s, item)
+    if not u64_impl.is_deque:                     # the blocking put checks the item the same way
+        with pytest.raises(exc):
+            s.put(item, timeout=0.01)
     assert len(s) == 0   # nothing half-queued
     u64_impl.put(s, U64_MAX)
     assert u64_impl.get(s) == U64_MAX
