@@ -11,7 +11,7 @@ Ownership rule (DESIGN.md): nogil code never touches a refcount.  The Python
 wrapper INCREFs before it hands a PyObject* to a structure (``obj_to_item``);
 whoever takes the item out receives that reference (``item_to_obj``).
 """
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, uintptr_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, uintptr_t
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.exc cimport PyErr_CheckSignals
 
@@ -45,19 +45,15 @@ cdef extern from "tio_atomic.h" nogil:
     uint64_t tio_atomic_load_u64_fenced_relaxed(const tio_atomic_u64 *a)
     void tio_atomic_store_u64_relaxed(tio_atomic_u64 *a, uint64_t v)
     void tio_atomic_store_u64_release(tio_atomic_u64 *a, uint64_t v)
-    void tio_atomic_store_u64_seqcst(tio_atomic_u64 *a, uint64_t v)
     void tio_atomic_store_u64_fenced_relaxed(tio_atomic_u64 *a, uint64_t v)
     bint tio_atomic_cas_u64_seqcst(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
-    bint tio_atomic_cas_u64_acqrel(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
     bint tio_atomic_cas_u64_acquire(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
     bint tio_atomic_cas_u64_release(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
     bint tio_atomic_cas_u64_relaxed(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
     bint tio_atomic_cas_weak_u64_relaxed(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
-    bint tio_atomic_cas_weak_u64_acqrel(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
     uint64_t tio_atomic_fetch_add_u64_relaxed(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_fetch_add_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_fetch_sub_u64_relaxed(tio_atomic_u64 *a, uint64_t v)
-    uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_fetch_add_u64_seqcst(tio_atomic_u64 *a, uint64_t v)
     uint64_t tio_atomic_fetch_or_u64_seqcst(tio_atomic_u64 *a, uint64_t v)
     uint32_t tio_atomic_load_u32_relaxed(const tio_atomic_u32 *a)
@@ -65,7 +61,6 @@ cdef extern from "tio_atomic.h" nogil:
     void tio_atomic_store_u32_relaxed(tio_atomic_u32 *a, uint32_t v)
     void tio_atomic_store_u32_release(tio_atomic_u32 *a, uint32_t v)
     uint32_t tio_atomic_fetch_add_u32_acqrel(tio_atomic_u32 *a, uint32_t v)
-    bint tio_atomic_cas_u32_acqrel(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired)
     uint32_t tio_atomic_load_u32_fenced_relaxed(const tio_atomic_u32 *a)
     void tio_atomic_store_u32_seqcst(tio_atomic_u32 *a, uint32_t v)
     bint tio_atomic_cas_u32_seqcst(tio_atomic_u32 *a, uint32_t *expected, uint32_t desired)
@@ -75,7 +70,6 @@ cdef extern from "tio_atomic.h" nogil:
     void tio_atomic_wake_u32(tio_atomic_u32 *a, int n)
     uint8_t tio_atomic_load_u8_relaxed(const tio_atomic_u8 *a)
     void tio_atomic_store_u8_relaxed(tio_atomic_u8 *a, uint8_t v)
-    uint8_t tio_atomic_exchange_u8_acqrel(tio_atomic_u8 *a, uint8_t v)
     void tio_fence_seqcst()
 
 cdef extern from "tio_platform.h" nogil:
