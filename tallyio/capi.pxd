@@ -19,8 +19,9 @@ private after it.
 from tallyio._ext.common cimport (tio_status, TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY,
                                   TIO_EXHAUSTED, TIO_DOUBLE_FREE, TIO_FOREIGN, TIO_NOMEM,
                                   TIO_INVALID, TIO_INTERRUPTED, TIO_CLOSED)
-# raise_status(status, what): raise the tallyio exception for a status (GIL held)
-from tallyio._ext.status cimport raise_status
+# raise_status(status, what): raise the tallyio exception for a status (GIL held);
+# exception_for(status, message): the same exception, not raised, with your own message
+from tallyio._ext.status cimport raise_status, exception_for
 
 # ---- the scheduler: native tasks ----------------------------------------------------
 # tio_native_fn: void (*)(void *arg) noexcept nogil, run on a worker without the GIL.

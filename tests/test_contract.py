@@ -307,3 +307,22 @@ def test_cannot_be_pickled_or_copied(impl):
     with pytest.raises(TypeError):
         copy.deepcopy(s)
     assert impl.get(s) == impl.sample(1)
+
+
+# ---- the one error edge: every status code of the C core becomes a TallyioError --------------
+@pytest.mark.parametrize("code, stdlib", [
+    ("FULL", queue.Full), ("EMPTY", queue.Empty), ("EXHAUSTED", MemoryError), ("DOUBLE_FREE", ValueError),
+    ("FOREIGN", ValueError), ("NOMEM", MemoryError), ("INVALID", ValueError),
+    ("INTERRUPTED", InterruptedError), ("CLOSED", RuntimeError), ("RETRY", Exception)])
+def test_every_status_code_raises_a_tallyio_error_that_is_the_stdlib_one(code, stdlib):
+    from tallyio._ext import status
+    with pytest.raises(TallyioError) as info:
+        status.raise_for_status(getattr(status, code), "Thing(capacity=2)")
+    assert isinstance(info.value, stdlib)
+    assert str(info.value).startswith("Thing(capacity=2)")
+
+
+def test_an_unknown_status_code_is_still_a_tallyio_error():
+    from tallyio._ext import status
+    with pytest.raises(TallyioError, match="unexpected status 77"):
+        status.raise_for_status(77, "Thing")

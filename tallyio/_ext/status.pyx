@@ -13,32 +13,41 @@ cdef extern from "Python.h":
     void *PyErr_Occurred()
 
 
+# status -> (exception class, what the message says after the object's name)
+cdef dict _EXCEPTION_OF = {
+    TIO_FULL: (QueueFullError, " is full"),
+    TIO_EMPTY: (QueueEmptyError, " is empty"),
+    TIO_EXHAUSTED: (PoolExhaustedError, " has no free block"),
+    TIO_DOUBLE_FREE: (BlockError, ": block freed twice"),
+    TIO_FOREIGN: (BlockError, ": block does not belong to this pool"),
+    TIO_NOMEM: (OutOfMemoryError, ": out of memory"),
+    TIO_INVALID: (InvalidArgumentError, ": invalid argument"),
+    TIO_INTERRUPTED: (WaitInterruptedError, ": wait interrupted by a signal"),
+    TIO_CLOSED: (SchedulerNotRunningError, " is not running"),
+    TIO_RETRY: (TallyioError, ": lost a race (retry); this is a tallyio bug if it escapes"),
+}
+
+
+cdef object exception_for(int status, str message):
+    """The exception (not raised) for `status`, carrying `message` verbatim:
+    for callers that explain the condition themselves (the scheduler's "its
+    own queues are full", "not started: call start()") or hand the exception
+    on instead of raising it (a task's failure callback)."""
+    entry = _EXCEPTION_OF.get(status)
+    if entry is None:
+        return TallyioError(f"{message} (unexpected status {status})")
+    return entry[0](message)
+
+
 cdef int raise_status(int status, str what) except -1:
     """Raise the exception for `status`; `what` names the object, e.g.
     'SpscQueue(capacity=64)'.  Always returns -1 with an exception set."""
-    if status == TIO_FULL:
-        raise QueueFullError(f"{what} is full")
-    if status == TIO_EMPTY:
-        raise QueueEmptyError(f"{what} is empty")
-    if status == TIO_EXHAUSTED:
-        raise PoolExhaustedError(f"{what} has no free block")
-    if status == TIO_DOUBLE_FREE:
-        raise BlockError(f"{what}: block freed twice")
-    if status == TIO_FOREIGN:
-        raise BlockError(f"{what}: block does not belong to this pool")
-    if status == TIO_NOMEM:
-        raise OutOfMemoryError(f"{what}: out of memory")
-    if status == TIO_INVALID:
-        raise InvalidArgumentError(f"{what}: invalid argument")
-    if status == TIO_INTERRUPTED:
-        if PyErr_Occurred() != NULL:
-            return -1          # the signal handler's own exception (KeyboardInterrupt...) goes on
-        raise WaitInterruptedError(f"{what}: wait interrupted by a signal")
-    if status == TIO_CLOSED:
-        raise SchedulerNotRunningError(f"{what} is not running")
-    if status == TIO_RETRY:
-        raise TallyioError(f"{what}: lost a race (retry); this is a tallyio bug if it escapes")
-    raise TallyioError(f"{what}: unexpected status {status}")
+    if status == TIO_INTERRUPTED and PyErr_Occurred() != NULL:
+        return -1              # the signal handler's own exception (KeyboardInterrupt...) goes on
+    entry = _EXCEPTION_OF.get(status)
+    if entry is None:
+        raise TallyioError(f"{what}: unexpected status {status}")
+    raise entry[0](what + entry[1])
 
 
 def raise_for_status(int status, str what):
