@@ -10,13 +10,17 @@ from tallyio._version import __version__
 from tallyio.errors import (
     BlockError,
     ConfigError,
+    InvalidArgumentError,
+    OutOfMemoryError,
     PoolExhaustedError,
+    QueueEmptyError,
     QueueFullError,
     ResourceLimitError,
     RoleError,
     SchedulerNotRunningError,
     SchedulerTimeoutError,
     TallyioError,
+    WaitInterruptedError,
 )
 try:
     from tallyio._ext.spsc import SpscQueue
@@ -74,6 +78,7 @@ __all__ = [
     "SchedulerStats",
     "TallyioError",
     "QueueFullError",
+    "QueueEmptyError",
     "PoolExhaustedError",
     "BlockError",
     "RoleError",
@@ -81,6 +86,9 @@ __all__ = [
     "SchedulerNotRunningError",
     "SchedulerTimeoutError",
     "ResourceLimitError",
+    "InvalidArgumentError",
+    "OutOfMemoryError",
+    "WaitInterruptedError",
     "Opportunity",
     "OpportunityKind",
 ]

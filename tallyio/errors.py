@@ -31,16 +31,12 @@ __all__ = [
     "RoleError",
     "ConfigError",
     "SchedulerNotRunningError",
-    # scheduler limits (polish9)
     "ResourceLimitError",
-    "RpcError",
-    "NodeConnectionError",
-    "DevnetError",
     "DecodeError",
-    # tallyio.amm
     "AmmError",
     "AmmOverflowError",
     "MetricError",
+    "SchedulerTimeoutError",
     "ForeignFileError",
     "CorruptFileError",
     "FutureVersionError",
@@ -52,6 +48,10 @@ __all__ = [
     "NodeConnectionError",
     "DevnetError",
     "JournalApplyError",
+    "QueueEmptyError",
+    "InvalidArgumentError",
+    "OutOfMemoryError",
+    "WaitInterruptedError",
 ]
 
 

@@ -33,7 +33,7 @@ DEQUE_HEADER_BYTES = 3 * 128
 TASK_RECORD_BYTES = 32 + 5   # tio_task (32 bytes, stride 32) + the pool's next[] (4) and state[] (1)
 POOL_CACHE_RECORDS = 32      # TIO_POOL_CACHE_SIZE: records a thread's magazine may hold
 STASH_BYTES = 1024 * 8       # TIO_STASH_MAX pointers
-HISTOGRAM_BYTES = 2 * 496 * 8  # wait and exec histograms, TIO_HIST_BUCKETS u64 each
+HISTOGRAM_BYTES = 2 * 58368  # wait and exec histograms: a tio_hist each (tallyio/_ext/include/tio_hist.h)
 WORKER_STRUCT_BYTES = 2048   # tio_worker: padded cache lines, counters, the magazine
 # per victim: a uint32 in the C victim list, and a list slot (8) in the Python layout
 VICTIM_BYTES = 4 + 8

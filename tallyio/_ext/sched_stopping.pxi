@@ -34,9 +34,9 @@ cdef double timeout_seconds(object timeout) except -1.0:
     return value
 
 
-def _queue_full_error(str message):
-    from tallyio.errors import QueueFullError
-    return QueueFullError(message)
+cdef inline object _queue_full_error(str message):
+    # the one edge (tallyio._ext.status) builds it: TIO_FULL -> QueueFullError
+    return exception_for(TIO_FULL, message)
 
 
 cdef inline tio_task *taken_by_stopper(tio_worker *w, tio_task *t) noexcept nogil:

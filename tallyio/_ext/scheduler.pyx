@@ -46,7 +46,7 @@ from tallyio._ext.deque cimport (tio_deque_new, tio_deque_free, tio_deque_push, 
 from tallyio._ext.pool cimport (tio_pool_cache, tio_pool_new, tio_pool_free_all, tio_pool_alloc,
                                 tio_pool_free, tio_pool_cache_init, tio_pool_cache_alloc,
                                 tio_pool_cache_free, tio_pool_cache_flush, TIO_POOL_CACHE_SIZE)
-from tallyio._ext.status cimport raise_status
+from tallyio._ext.status cimport raise_status, exception_for
 from tallyio._ext.sched_idle cimport (idle_searching, idle_sleeping, idle_wake_needed,
                                       idle_begin_search, idle_end_search, idle_to_sleeping,
                                       idle_to_searching, idle_end_sleep)
@@ -732,22 +732,21 @@ cdef class SchedulerCore:
         return idx
 
     cdef int _raise_not_running(self) except -1:
-        from tallyio.errors import SchedulerNotRunningError
         cdef uint32_t mode = tio_atomic_load_u32_relaxed(&self.s.mode)
         if self.forked:
-            raise SchedulerNotRunningError(
+            raise exception_for(TIO_CLOSED,
                 f"this NumaScheduler was inherited by a forked child process (pid {os.getpid()}); "
                 "its workers do not exist here: create a new scheduler in the child")
         if not self.started and mode == TIO_MODE_RUNNING:
-            raise SchedulerNotRunningError("NumaScheduler is not running (not started: call start())")
+            raise exception_for(TIO_CLOSED, "NumaScheduler is not running (not started: call start())")
         if self.started and tio_atomic_load_u32_acquire(&self.s.exited) < self.s.nworkers:
             if mode == TIO_MODE_DRAIN:
-                raise SchedulerNotRunningError(
+                raise exception_for(TIO_CLOSED,
                     "NumaScheduler is not running (stopping: it is draining the tasks it accepted "
                     "and takes new work only from those tasks)")
-            raise SchedulerNotRunningError(
+            raise exception_for(TIO_CLOSED,
                 "NumaScheduler is not running (stopping: it is cancelling its queued tasks)")
-        raise SchedulerNotRunningError("NumaScheduler is not running (stopped)")
+        raise exception_for(TIO_CLOSED, "NumaScheduler is not running (stopped)")
 
     # ---- reading (stats, balancer) ----------------------------------------------------
 

@@ -39,7 +39,7 @@ from tallyio._ext.common cimport (
 )
 from tallyio._ext.mpmc cimport (tio_mpmc, tio_mpmc_new, tio_mpmc_free, tio_mpmc_push,
                                 tio_mpmc_pop, tio_mpmc_pop_many, tio_mpmc_size,
-                                MPMC_MAX_CAPACITY)
+                                TIO_MPMC_MAX_CAPACITY)
 from tallyio._ext.pool cimport (tio_pool, tio_pool_new, tio_pool_free_all,
                                 tio_pool_alloc_index, tio_pool_free_index,
                                 tio_pool_block_ptr, tio_pool_in_use)

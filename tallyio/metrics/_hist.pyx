@@ -21,7 +21,7 @@ from libc.math cimport isnan
 from tallyio._ext.common cimport (
     tio_atomic_load_u64_relaxed, tio_atomic_store_u64_relaxed, tio_now_ns, TIO_OK, TIO_NOMEM,
 )
-from tallyio._ext.status cimport acquire_u64_buffer
+from tallyio._ext.checks cimport acquire_u64_buffer
 from tallyio.errors import MetricError
 
 __all__ = ["Histogram", "HistogramSet", "Buckets"]

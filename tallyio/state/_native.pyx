@@ -31,7 +31,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_u32, tio_atomic_ini
                                   tio_atomic_wake_u32, tio_aligned_calloc, tio_aligned_free,
                                   tio_role, PyThread_get_thread_ident, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
 from tallyio._ext.spsc cimport tio_spsc_new, tio_spsc_free, tio_spsc_pop_many
-from tallyio._ext.status cimport role_claim
+from tallyio._ext.checks cimport role_claim
 
 import errno as _errno
 import fcntl
