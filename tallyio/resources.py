@@ -10,7 +10,7 @@ else; imports only the errors.
 
     >>> from tallyio.resources import scheduler_memory_bytes
     >>> scheduler_memory_bytes(workers=4, queue_capacity=8192) // 2**20   # the default layout, in MiB
-    14
+    15
 """
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def check_scheduler_fits(*, workers_per_numa_node: int, nodes: int, queue_capaci
     >>> check_scheduler_fits(workers_per_numa_node=1024, nodes=64, queue_capacity=2**22)
     Traceback (most recent call last):
     ...
-    tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1024 x 64 node(s) = 65536 workers with queue_capacity=4194304 need about 120117.4 GiB, more than ...
+    tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1024 x 64 node(s) = 65536 workers with queue_capacity=4194304 need about 120124.0 GiB, more than ...
     """
     workers = workers_per_numa_node * nodes
     footprint = scheduler_footprint(workers, queue_capacity)
