@@ -200,6 +200,11 @@ def test_backrun_lands_right_behind_its_victim_with_the_predicted_profit(rig, an
     vtx = anvil_node.rpc.call("eth_getTransactionByHash", "0x" + victim.hex())
     otx = anvil_node.rpc.call("eth_getTransactionByHash", "0x" + sent.tx_hashes[0].hex())
     assert (vtx["maxFeePerGas"], vtx["maxPriorityFeePerGas"]) == (otx["maxFeePerGas"], otx["maxPriorityFeePerGas"])
+    # the same opportunity again: its victim is mined, so it is stale and nothing is sent
+    nonce, sent_count = rig.executor.next_nonce, rig.executor.stats()["sent"]
+    again = rig.execute([action])
+    assert again.status is ExecutionStatus.REJECTED and "already mined" in again.error and not again.tx_hashes
+    assert rig.executor.next_nonce == nonce and rig.executor.stats()["sent"] == sent_count
     # the key went nowhere: logs at DEBUG through the whole execution, reprs, stats, anvil's log file
     assert any("sent 0x" in r.getMessage() for r in caplog.records), "the executor does log at DEBUG"
     for text in (caplog.text, repr(rig.signer), repr(rig.executor), repr(sent), repr(done),

@@ -2,7 +2,8 @@
 transactions with it, without ever showing it.
 
 Owns: the key's only long-lived copy (a ``bytearray`` zeroed by ``close()``
-and on collection), the type-2 transaction encoding (RLP) and the signature.
+and on collection), the type-2 transaction's fields (encoded with the
+project's native ``rlp_encode`` and ``keccak256``) and the signature.
 Touches nothing else: no file is written, nothing is logged.
 
 Signing calls libsecp256k1 through coincurve's cffi binding, reading the
@@ -40,54 +41,39 @@ import threading
 from typing import Any, Mapping
 
 from tallyio.errors import ConfigError, KeystoreError, SignerError
-from tallyio.mempool._wstx import keccak256
+from tallyio.mempool._wsenc import keccak256, rlp_encode
 
 __all__ = ["Signer"]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _UINT256 = 2**256 - 1
 _UINT64 = 2**64 - 1
+_FIELDS = frozenset(("type", "chainId", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas", "to", "value", "data",
+                     "accessList"))
+_SECP: tuple | None = None
 
 
 def _secp():
     """coincurve's cffi handle on libsecp256k1 and its shared context (imported
     when a key is first used: the base package imports without coincurve)."""
+    global _SECP
+    if _SECP is not None:
+        return _SECP
     try:
         from coincurve._libsecp256k1 import ffi, lib
         from coincurve.context import GLOBAL_CONTEXT
     except ImportError:  # pragma: no cover - depends on the install
         raise SignerError("signing needs coincurve (pip install 'tallyio[node]')") from None
-    return ffi, lib, GLOBAL_CONTEXT.ctx
-
-
-# ---- RLP, just what a type-2 transaction needs -------------------------------
-
-def _rlp_length(length: int, short: int) -> bytes:
-    if length < 56:
-        return bytes((short + length,))
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((short + 55 + len(encoded),)) + encoded
-
-
-def _rlp_bytes(data: bytes) -> bytes:
-    if len(data) == 1 and data[0] < 0x80:
-        return data
-    return _rlp_length(len(data), 0x80) + data
-
-
-def _rlp_int(value: int) -> bytes:
-    return _rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-
-def _rlp_list(items: list[bytes]) -> bytes:
-    payload = b"".join(items)
-    return _rlp_length(len(payload), 0xC0) + payload
+    _SECP = (ffi, lib, GLOBAL_CONTEXT.ctx)
+    return _SECP
 
 
 # ---- field checks: errors name the field, never a key -------------------------
 
 def _int_field(tx: Mapping[str, Any], name: str, limit: int, default: int | None = None) -> int:
     value = tx.get(name, default)
+    if type(value) is int and 0 <= value <= limit:  # the common case, checked first
+        return value
     if value is None:
         raise SignerError(f"transaction field {name!r} is missing")
     if isinstance(value, str):
@@ -103,6 +89,8 @@ def _int_field(tx: Mapping[str, Any], name: str, limit: int, default: int | None
 
 
 def _bytes_field(value: Any, name: str, size: int | None = None) -> bytes:
+    if type(value) is bytes and (size is None or len(value) == size):  # the common case
+        return value
     if isinstance(value, str):
         text = value[2:] if value[:2] in ("0x", "0X") else value
         try:
@@ -118,9 +106,9 @@ def _bytes_field(value: Any, name: str, size: int | None = None) -> bytes:
     return value
 
 
-def _access_list(value: Any) -> bytes:
-    if value is None:
-        return _rlp_list([])
+def _access_list(value: Any) -> list:
+    if not value:
+        return []
     if not isinstance(value, (list, tuple)):
         raise SignerError("transaction field 'accessList' must be a list of {address, storageKeys}")
     entries = []
@@ -129,21 +117,19 @@ def _access_list(value: Any) -> bytes:
             address, keys = entry["address"], entry["storageKeys"]
         except (TypeError, KeyError):
             raise SignerError("transaction field 'accessList' entries need 'address' and 'storageKeys'") from None
-        entries.append(_rlp_list([_rlp_bytes(_bytes_field(address, "accessList.address", 20)),
-                                  _rlp_list([_rlp_bytes(_bytes_field(k, "accessList.storageKeys", 32))
-                                             for k in keys])]))
-    return _rlp_list(entries)
+        entries.append([_bytes_field(address, "accessList.address", 20),
+                        [_bytes_field(k, "accessList.storageKeys", 32) for k in keys]])
+    return entries
 
 
-def _unsigned_fields(tx: Mapping[str, Any]) -> list[bytes]:
+def _unsigned_fields(tx: Mapping[str, Any]) -> list:
     """The RLP items of a type-2 transaction before its signature (EIP-1559)."""
     if not isinstance(tx, Mapping):
         raise SignerError(f"a transaction is a dict of fields, got {type(tx).__name__}")
     kind = tx.get("type", 2)
     if kind not in (2, "0x2", "0x02"):
         raise SignerError(f"only EIP-1559 (type 2) transactions are signed, got type {kind!r}")
-    unknown = set(tx) - {"type", "chainId", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas", "to",
-                         "value", "data", "accessList"}
+    unknown = tx.keys() - _FIELDS
     if unknown:
         raise SignerError(f"unknown transaction fields: {', '.join(sorted(map(str, unknown)))}")
     max_fee = _int_field(tx, "maxFeePerGas", _UINT256)
@@ -152,10 +138,27 @@ def _unsigned_fields(tx: Mapping[str, Any]) -> list[bytes]:
         raise SignerError(f"maxPriorityFeePerGas ({priority}) exceeds maxFeePerGas ({max_fee})")
     to = tx.get("to")
     to_bytes = b"" if to in (None, b"", "") else _bytes_field(to, "to", 20)
-    return [_rlp_int(_int_field(tx, "chainId", _UINT64)), _rlp_int(_int_field(tx, "nonce", _UINT64)),
-            _rlp_int(priority), _rlp_int(max_fee), _rlp_int(_int_field(tx, "gas", _UINT64)),
-            _rlp_bytes(to_bytes), _rlp_int(_int_field(tx, "value", _UINT256, 0)),
-            _rlp_bytes(_bytes_field(tx.get("data", b""), "data")), _access_list(tx.get("accessList"))]
+    return [_int_field(tx, "chainId", _UINT64), _int_field(tx, "nonce", _UINT64), priority, max_fee,
+            _int_field(tx, "gas", _UINT64), to_bytes, _int_field(tx, "value", _UINT256, 0),
+            _bytes_field(tx.get("data", b""), "data"), _access_list(tx.get("accessList"))]
+
+
+def _parse_key(text: Any) -> tuple[bytearray | None, str]:
+    """``(key, "")`` or ``(None, what is wrong)``; the message never quotes the text."""
+    if isinstance(text, (bytes, bytearray)) and len(text) == 32:
+        return bytearray(text), ""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("ascii", "replace")
+    if not isinstance(text, str):
+        return None, f"a private key is hex text or 32 bytes, got {type(text).__name__}"
+    body = text.strip()
+    body = body[2:] if body[:2] in ("0x", "0X") else body
+    if len(body) != 64:
+        return None, f"a private key is 64 hex digits, the text given has {len(body)}"
+    try:
+        return bytearray.fromhex(body), ""
+    except ValueError:
+        return None, "a private key is 64 hex digits, the text given has a non-hex character"
 
 
 class Signer:
@@ -186,20 +189,10 @@ class Signer:
     @classmethod
     def from_hex(cls, text: str | bytes | bytearray) -> "Signer":
         """From 64 hex digits (``0x`` optional) or 32 raw bytes."""
-        if isinstance(text, (bytes, bytearray)) and len(text) == 32:
-            return cls(bytearray(text))
-        if isinstance(text, (bytes, bytearray)):
-            text = bytes(text).decode("ascii", "replace")
-        if not isinstance(text, str):
-            raise SignerError(f"a private key is hex text or 32 bytes, got {type(text).__name__}")
-        body = text.strip()
-        body = body[2:] if body[:2] in ("0x", "0X") else body
-        if len(body) != 64:
-            raise SignerError(f"a private key is 64 hex digits, the text given has {len(body)}")
-        try:
-            key = bytearray.fromhex(body)
-        except ValueError:
-            raise SignerError("a private key is 64 hex digits, the text given has a non-hex character") from None
+        key, problem = _parse_key(text)
+        text = None  # type: ignore[assignment]  # no frame of a traceback keeps the key text
+        if key is None:
+            raise SignerError(problem)
         return cls(key)
 
     @classmethod
@@ -211,10 +204,14 @@ class Signer:
         text = os.environ.get(variable)
         if not text:
             raise ConfigError(f"{variable} is not set (it should hold the private key as 64 hex digits)")
-        try:
-            return cls.from_hex(text)
-        except SignerError as exc:
-            raise ConfigError(f"{variable} does not hold a usable private key: {exc}") from None
+        key, problem = _parse_key(text)
+        text = None  # the error below is raised with no frame or context holding the value
+        if key is not None:
+            try:
+                return cls(key)  # zeroes ``key`` when it refuses it
+            except SignerError as exc:
+                problem = str(exc)
+        raise ConfigError(f"{variable} does not hold a usable private key: {problem}")
 
     @classmethod
     def from_keystore(cls, path: str | os.PathLike, password: str | bytes | bytearray) -> "Signer":
@@ -241,14 +238,18 @@ class Signer:
             password = bytes(password)
         if not isinstance(password, (str, bytes)):
             raise KeystoreError(f"a keystore password is str or bytes, got {type(password).__name__}")
+        problem = None
         try:
             secret = Account.decrypt(document, password)
         except ValueError as exc:
-            reason = "wrong password (MAC mismatch)" if "MAC" in str(exc) else "cannot be decrypted"
-            raise KeystoreError(f"keystore {os.fspath(path)!s}: {reason}") from None
+            problem = "wrong password (MAC mismatch)" if "MAC" in str(exc) else "cannot be decrypted"
         except (KeyError, TypeError, NotImplementedError):
-            raise KeystoreError(f"keystore {os.fspath(path)!s} is malformed or uses an unsupported "
-                                f"cipher/kdf") from None
+            problem = "is malformed or uses an unsupported cipher/kdf"
+        # raised outside the except blocks, with the password dropped: no exception
+        # context and no traceback frame keeps the password or the decrypted key
+        password = document = None  # type: ignore[assignment]
+        if problem is not None:
+            raise KeystoreError(f"keystore {os.fspath(path)!s}: {problem}")
         key = bytearray(secret)
         del secret  # the immutable copy eth-account returned: freed, not zeroed (see the module docstring)
         return cls(key)
@@ -273,7 +274,7 @@ class Signer:
         (bytes or hex), ``accessList`` (default empty), ``type`` (2 if given).
         A missing or out-of-range field raises ``SignerError`` naming it."""
         fields = _unsigned_fields(tx)
-        digest = keccak256(b"\x02" + _rlp_list(fields))
+        digest = keccak256(b"\x02" + rlp_encode(fields))
         ffi, lib, ctx = _secp()
         signature = ffi.new("secp256k1_ecdsa_recoverable_signature *")
         with self._lock:
@@ -287,8 +288,8 @@ class Signer:
         recid = ffi.new("int *")
         lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, compact, recid, signature)
         sig = bytes(ffi.buffer(compact, 64))
-        raw = b"\x02" + _rlp_list(fields + [_rlp_int(recid[0]), _rlp_int(int.from_bytes(sig[:32], "big")),
-                                           _rlp_int(int.from_bytes(sig[32:], "big"))])
+        fields += [recid[0], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")]
+        raw = b"\x02" + rlp_encode(fields)
         return raw, keccak256(raw)
 
     # ---- lifetime ----
