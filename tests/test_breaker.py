@@ -97,7 +97,7 @@ def test_count_window_slides_old_outcomes_out():
     b = make(window_size=3, minimum_calls=3, failure_rate_threshold=1.0)
     fail(b, 2)
     succeed(b, 1)                                # F F S
-    for expected_failures in (2, 2):             # S F F? no: (F S F), (S F F)
+    for expected_failures in (2, 2):             # (F S F), then (S F F)
         fail(b, 1)
         st = b.stats()
         assert (st.window_calls, st.window_failures) == (3, expected_failures)
@@ -457,12 +457,13 @@ def test_opening_under_racing_failures_is_one_transition():
 
 
 @pytest.mark.concurrency
-def test_hammer_every_outcome_counted_once_and_transitions_chain(seed):
+@pytest.mark.parametrize("window", ["count", "time"])
+def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window):
     nthreads = 4
     calls = scaled(100_000, minimum=20_000)
-    b = CircuitBreaker("hammer", window_size=64, minimum_calls=32, failure_rate_threshold=0.3,
-                       open_seconds=0.0002, half_open_probes=4,
-                       exclude=None)
+    b = CircuitBreaker("hammer", window=window, window_size=64, window_seconds=0.001, time_buckets=8,
+                       minimum_calls=32, failure_rate_threshold=0.3, open_seconds=0.0002,
+                       half_open_probes=4)
     seen = []
     b.add_listener(lambda br, old, new: seen.append((old, new)))
     line = bt.StartLine()
@@ -659,3 +660,23 @@ def test_state_machine_agrees_with_pybreaker_where_they_overlap():
             assert ours.state == names[theirs.current_state], (fail_max, probes, step)
         assert transitions_ours == transitions_theirs
         assert len(transitions_ours) > 4
+
+
+# ---- the benchmark group runs (smoke sizes); no timing is asserted ---------------
+
+def test_breaker_bench_smoke():
+    from tallyio.bench import _breaker
+    from tallyio.bench._progress import Progress
+    sections = _breaker.sections("smoke")
+    tracker = Progress(None, sections=len(sections))
+    figures = []
+    for name, measure in sections:
+        tracker.section(name)
+        figures += measure(tracker)
+    c_level = [f for f in figures if f.group == "C level, closed breaker"]
+    assert len(c_level) == 3 and all(len(f.samples) == 2 for f in c_level)
+    assert [bool(f.targets) for f in c_level] == [True, True, False]
+    python = [f for f in figures if f.group == "Python level, closed breaker"]
+    assert len(python) == 2
+    for f in python:
+        assert set(f.peers) == {_breaker.PYBREAKER} and [t.peer for t in f.targets] == [_breaker.PYBREAKER]

@@ -85,6 +85,7 @@ cdef class CircuitBreaker:
     cdef uint64_t _listener_errors
     cdef uint64_t _missed_transitions
     cdef dict _config
+    cdef bint _timed              # slow_call_ns set: call() measures durations
     cdef object __weakref__
 
     cdef uint64_t _now(self) except? 0

@@ -148,6 +148,7 @@ cdef class CircuitBreaker:
             raise ValueError("CircuitBreaker: the C core refused the configuration")
         self.name = name
         self._clock = clock
+        self._timed = slow_ns != 0        # a duration only matters to the slow-call rule
         self._exclude = exclude
         self._listeners = []
         self._dispatch_lock = threading.Lock()
@@ -266,20 +267,21 @@ cdef class CircuitBreaker:
             self._after()
             raise BreakerOpenError(self.name, self.state)
         if self._clock is None:
-            t0 = tio_now_ns()
+            # durations only feed the slow-call rule: without one, no clock reads
+            t0 = tio_now_ns() if self._timed else 0
             try:
-                result = fn(*args, **kwargs)
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
             except BaseException as exc:
-                t1 = tio_now_ns()
+                t1 = tio_now_ns() if self._timed else 0
                 self._record_exc(permit, exc, t1 - t0 if t1 > t0 else 0)
                 self._after()
                 raise
-            t1 = tio_now_ns()
+            t1 = tio_now_ns() if self._timed else 0
             tio_breaker_record(self.b, permit, TIO_BRK_SUCCESS, t1 - t0 if t1 > t0 else 0)
         else:
             t0 = self._now()
             try:
-                result = fn(*args, **kwargs)
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
             except BaseException as exc:
                 t1 = self._now()
                 self._record_exc(permit, exc, t1 - t0 if t1 > t0 else 0)

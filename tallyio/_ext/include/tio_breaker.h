@@ -275,9 +275,11 @@ static inline uint64_t tio_brk_stamp(uint64_t gen, uint64_t tidx) { return (gen 
 static inline void tio_brk_time_read(tio_breaker *b, uint64_t gen, uint64_t now_ns,
                                      uint64_t *calls, int64_t *failures) {
     uint64_t now_idx = now_ns / b->bucket_ns, c = 0, f = 0;
+    uint64_t ring = now_idx % b->nbuckets;      /* walk the ring backwards: no division per bucket */
     for (uint64_t k = 0; k < b->nbuckets && k <= now_idx; k++) {
         uint64_t tidx = now_idx - k;
-        tio_brk_bucket *bk = &b->buckets[tidx % b->nbuckets];
+        tio_brk_bucket *bk = &b->buckets[ring];
+        ring = ring ? ring - 1 : b->nbuckets - 1;
         uint64_t want = tio_brk_stamp(gen, tidx);
         if (tio_atomic_load_u64_acquire(&bk->stamp) != want) continue;
         uint64_t counts = tio_atomic_load_u64_acquire(&bk->counts);
