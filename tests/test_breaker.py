@@ -680,3 +680,44 @@ def test_breaker_bench_smoke():
     assert len(python) == 2
     for f in python:
         assert set(f.peers) == {_breaker.PYBREAKER} and [t.peer for t in f.targets] == [_breaker.PYBREAKER]
+
+
+# ---- a user's native executor cimports the C API -------------------------------------------
+
+NATIVE_EXECUTOR = '''
+from libc.stdint cimport uint64_t
+from tallyio._ext.common cimport TIO_OK
+from tallyio.engine._breaker cimport (CircuitBreaker, tio_breaker, tio_breaker_acquire_at,
+                                      tio_breaker_record_at, TIO_BRK_SUCCESS, TIO_BRK_FAILURE)
+
+def run(CircuitBreaker breaker, uint64_t calls, uint64_t fail_from, uint64_t now_ns):
+    """calls attempts at now_ns; call i fails when i >= fail_from. Returns (sent, refused)."""
+    cdef tio_breaker *b = breaker.b
+    cdef uint64_t i, permit, sent = 0, refused = 0
+    with nogil:
+        for i in range(calls):
+            if tio_breaker_acquire_at(b, now_ns, &permit) != TIO_OK:
+                refused += 1
+                continue
+            sent += 1
+            tio_breaker_record_at(b, permit, TIO_BRK_FAILURE if i >= fail_from else TIO_BRK_SUCCESS,
+                                  1000, now_ns)
+    return sent, refused
+'''
+
+
+def test_native_executor_cimports_the_breaker(tmp_path, monkeypatch):
+    from conftest import build_user_extension
+    ext = build_user_extension(tmp_path, "breaker_user", NATIVE_EXECUTOR, monkeypatch)
+    clock = Clock()
+    b = make(clock, window_size=10, minimum_calls=10, failure_rate_threshold=0.5, half_open_probes=2)
+    seen = []
+    b.add_listener(lambda br, old, new: seen.append((old, new)))
+    # 10 successes, then failures: the 5th failure makes 5/10 and opens; the rest are refused
+    assert ext.run(b, 40, 10, clock.t) == (15, 25)
+    assert b.state == OPEN and seen == [(CLOSED, OPEN)]
+    clock.advance(5)
+    # two probes, both succeed: closed again, so the other three go ahead too
+    assert ext.run(b, 5, 99, clock.t) == (5, 0)
+    assert b.state == CLOSED and b.stats().window_calls == 3
+    assert seen == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]

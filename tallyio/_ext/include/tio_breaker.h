@@ -82,6 +82,7 @@ typedef struct tio_breaker {
     /* -- the count window's cursor and failure total (written by every record) -- */
     _Alignas(TIO_CACHE_LINE) tio_atomic_u64 cw_seq;   /* (generation << 32) | outcomes recorded (1..2N) */
     tio_atomic_u64 cw_fail;                           /* (generation << 32) | (uint32) failures */
+    tio_atomic_u64 tw_last_failure_ns;                /* time window: when a failure was last added (+1) */
     /* -- totals (relaxed counters, for stats) -- */
     _Alignas(TIO_CACHE_LINE) tio_atomic_u64 n_success;
     tio_atomic_u64 n_failure;          /* includes slow successes */
@@ -156,6 +157,7 @@ static inline int tio_breaker_init(tio_breaker *b, uint32_t window_kind, uint64_
     tio_atomic_init_u64(&b->open_until_ns, 0);
     tio_atomic_init_u64(&b->cw_seq, 0);
     tio_atomic_init_u64(&b->cw_fail, 0);
+    tio_atomic_init_u64(&b->tw_last_failure_ns, 0);
     for (uint32_t i = 0; i < TIO_BRK_LOG; i++) tio_atomic_init_u64(&b->log[i], 0);
     return TIO_OK;
 }
@@ -282,7 +284,7 @@ static inline void tio_brk_time_read(tio_breaker *b, uint64_t gen, uint64_t now_
         ring = ring ? ring - 1 : b->nbuckets - 1;
         uint64_t want = tio_brk_stamp(gen, tidx);
         if (tio_atomic_load_u64_acquire(&bk->stamp) != want) continue;
-        uint64_t counts = tio_atomic_load_u64_acquire(&bk->counts);
+        uint64_t counts = tio_atomic_load_u64_seqcst(&bk->counts);   /* see tio_brk_time_add */
         if (tio_atomic_load_u64_acquire(&bk->stamp) != want) continue;
         c += counts >> 32;
         f += counts & 0xffffffffull;
@@ -318,7 +320,9 @@ static inline int tio_brk_time_add(tio_breaker *b, uint64_t gen, uint64_t now_ns
             s = want;
         }
     }
-    tio_atomic_fetch_add_u64_relaxed(&bk->counts, (1ull << 32) | (failed ? 1u : 0u));
+    /* seq_cst: with the failure-time store/load in tio_breaker_record_at, either a
+     * success sees a racing failure's time, or that failure's read sees the success */
+    tio_atomic_fetch_add_u64_seqcst(&bk->counts, (1ull << 32) | (failed ? 1u : 0u));
     return 1;
 }
 
@@ -401,7 +405,17 @@ static inline int tio_breaker_record_at(tio_breaker *b, uint64_t permit, int out
                 tio_brk_count_add(b, gen, failed, &calls, &failures);
             } else {
                 now_ns = tio_brk_now(now_ns);
+                /* a failure notes its time before it is added (seq_cst, as is the
+                 * success's load after its add); a success with no failure added in
+                 * the last window cannot make the rate reach a threshold > 0, so it
+                 * skips summing the buckets: the closed, healthy breaker's cost */
+                if (failed) tio_atomic_store_u64_seqcst(&b->tw_last_failure_ns, now_ns + 1);
                 if (!tio_brk_time_add(b, gen, now_ns, failed)) goto late;
+                if (!failed) {
+                    uint64_t lf = tio_atomic_load_u64_seqcst(&b->tw_last_failure_ns);
+                    if (lf == 0 || (lf <= now_ns + 1 && now_ns + 1 - lf > b->bucket_ns * (b->nbuckets + 1)))
+                        return TIO_OK;
+                }
                 tio_brk_time_read(b, gen, now_ns, &calls, &failures);
             }
             if (calls >= b->minimum_calls && failures > 0
