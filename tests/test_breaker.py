@@ -4,6 +4,7 @@ threads racing for the half-open budget and for the opening transition), the
 listeners, the trading-state gate, and a cross-check against pybreaker."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import random
@@ -14,7 +15,7 @@ import pytest
 
 from tallyio.engine import _breaker_testing as bt
 from tallyio.engine.breaker import (BreakerOpenError, BreakerState, CircuitBreaker, TradingGate,
-                                    TradingState, opens_exposure)
+                                    TradingState, call_async, opens_exposure)
 from tallyio.engine.records import SwapAction
 from tallyio.errors import TallyioError
 
@@ -488,6 +489,41 @@ def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window):
     assert st.transitions > 0                    # 28 % failures against a 30 % threshold flaps
 
 
+def test_call_async_records_with_its_permit_and_ignores_cancellation():
+    clock = Clock()
+    b = make(clock, slow_call_ns=1000, half_open_probes=1)
+
+    async def send(x, delay_ns=0):
+        clock.t += delay_ns
+        if x < 0:
+            raise ValueError("node said no")
+        return x
+
+    async def main():
+        assert await call_async(b, send, 1) == 1
+        await call_async(b, send, 2, delay_ns=5000)          # slow: a failure
+        with pytest.raises(ValueError):
+            await call_async(b, send, -1)
+        task = asyncio.ensure_future(call_async(b, asyncio.sleep, 3600))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        st = b.stats()
+        assert (st.successes, st.failures, st.slow, st.excluded) == (1, 2, 1, 1)
+        b.force_open()
+        called = []
+
+        async def never():
+            called.append(1)
+
+        with pytest.raises(BreakerOpenError):
+            await call_async(b, never)
+        assert called == []
+
+    asyncio.run(main())
+
+
 # ---- arguments -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw, exc, word", [
@@ -674,8 +710,8 @@ def test_breaker_bench_smoke():
         tracker.section(name)
         figures += measure(tracker)
     c_level = [f for f in figures if f.group == "C level, closed breaker"]
-    assert len(c_level) == 3 and all(len(f.samples) == 2 for f in c_level)
-    assert [bool(f.targets) for f in c_level] == [True, True, False]
+    assert len(c_level) == 5 and all(len(f.samples) == 2 for f in c_level)
+    assert [bool(f.targets) for f in c_level] == [True, True, False, False, False]
     python = [f for f in figures if f.group == "Python level, closed breaker"]
     assert len(python) == 2
     for f in python:

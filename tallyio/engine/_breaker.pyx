@@ -292,6 +292,11 @@ cdef class CircuitBreaker:
         self._after()
         return result
 
+    def now_ns(self) -> int:
+        """The breaker's clock: the injected ``clock()`` or the C core's
+        monotonic ``tio_now_ns`` (what ``call`` times durations with)."""
+        return tio_now_ns() if self._clock is None else self._now()
+
     # ---- reading ----------------------------------------------------------
     @property
     def state(self):

@@ -20,16 +20,46 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Awaitable, Callable, List, Optional, TypeVar
 
 from tallyio.engine._breaker import BreakerState, BreakerStats, CircuitBreaker
 from tallyio.engine.records import Action
 from tallyio.errors import BreakerOpenError
 
 __all__ = ["CircuitBreaker", "BreakerState", "BreakerStats", "BreakerOpenError", "TradingState",
-           "TradingGate", "opens_exposure"]
+           "TradingGate", "opens_exposure", "call_async"]
 
 _log = logging.getLogger("tallyio.engine.breaker")
+
+T = TypeVar("T")
+
+
+async def call_async(breaker: CircuitBreaker, fn: Callable[..., Awaitable[T]], *args: Any,
+                     **kwargs: Any) -> T:
+    """``await fn(*args, **kwargs)`` behind ``breaker`` (``CircuitBreaker.call``
+    for coroutines): raises ``BreakerOpenError`` without calling ``fn`` when
+    refused; records the outcome with its permit, so an outcome that arrives
+    after the breaker moved on is never taken for a probe's.  Cancellation
+    (``asyncio.CancelledError``) counts as neither success nor failure.
+
+        >>> import asyncio
+        >>> async def send(x):
+        ...     return x * 2
+        >>> b = CircuitBreaker("async")
+        >>> asyncio.run(call_async(b, send, 21)), b.stats().successes
+        (42, 1)
+    """
+    permit = breaker.permit()
+    if not permit:
+        raise BreakerOpenError(breaker.name, breaker.state)
+    t0 = breaker.now_ns()
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        breaker.record_exception(exc, max(0, breaker.now_ns() - t0), permit)
+        raise
+    breaker.record_success(max(0, breaker.now_ns() - t0), permit)
+    return result
 
 
 class TradingState(enum.IntEnum):
