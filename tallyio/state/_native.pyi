@@ -1,5 +1,5 @@
 """Type stub for the compiled module tallyio.state._native."""
-from typing import Any, Callable, Literal, Mapping, final
+from typing import Any, Literal, Mapping, final
 
 import numpy as np
 
