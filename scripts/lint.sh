@@ -52,7 +52,7 @@ if [ "$what" = stubs ] || [ "$what" = all ]; then
 import importlib.machinery, pathlib, sys
 import tallyio
 root = pathlib.Path(tallyio.__file__).parent
-compiled = sorted(p for s in importlib.machinery.EXTENSION_SUFFIXES for p in root.rglob("*" + s))
+compiled = sorted({p for s in importlib.machinery.EXTENSION_SUFFIXES for p in root.rglob("*" + s)})
 if not compiled:
     sys.exit(f"no compiled modules under {root}: build first (python setup.py build_ext --inplace)")
 names = []
