@@ -37,6 +37,8 @@ rc=0
 if [ "$what" = static ] || [ "$what" = all ]; then
     echo "== ruff $("$py" -m ruff --version | cut -d' ' -f2)"
     (cd "$repo" && "$py" -m ruff check --no-cache tallyio tests scripts asv_bench benchmarks setup.py) || rc=1
+    # cython-lint runs `pycodestyle` by name: the one installed beside $PYTHON's packages, first
+    PATH="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
     # cython-lint has no `python -m` entry point: call its main() in $PYTHON
     cython_lint=("$py" -c 'import sys; from cython_lint.cython_lint import main; sys.exit(main())')
     echo "== cython-lint $("${cython_lint[@]}" --version)"
