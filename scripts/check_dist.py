@@ -18,7 +18,8 @@ errors = []
 with tarfile.open(sdist) as tf:
     names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
 errors += [f"sdist lacks {s}" for s in sources if s not in names]
-errors += [f"sdist lacks {s}" for s in ("setup.py", "pyproject.toml", "README.md", "tallyio/py.typed") if s not in names]
+errors += [f"sdist lacks {s}" for s in ("setup.py", "pyproject.toml", "README.md", "tallyio/py.typed")
+           if s not in names]
 
 (wheel,) = dist.glob("*.whl")
 with zipfile.ZipFile(wheel) as zf:
@@ -35,4 +36,5 @@ for m in modules:
         errors.append(f"wheel lacks the compiled module {m.replace('/', '.')}")
 if errors:
     sys.exit("\n".join(errors))
-print(f"dist OK: {sdist.name} ({len(names)} files), {wheel.name} ({len(wnames)} files, {len(modules)} compiled modules)")
+print(f"dist OK: {sdist.name} ({len(names)} files), "
+      f"{wheel.name} ({len(wnames)} files, {len(modules)} compiled modules)")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tallyio.eth import decode_call
-from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.eth.types import BlockHeader, SyncEvent
 from tallyio.mempool import NodeSource, PoolTable, Recorder, ReplaySource, V2Pool
 
 LIQUIDITY = 200_000

@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "multiprocessing, loky, dask), measured in one run: one summary table",
                        description=_BENCH_DESCRIPTION, formatter_class=plain)
     size = b.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (core and scheduler: under 2 minutes on 2 cores)")
+    size.add_argument("--quick", action="store_true",
+                      help="fewer, shorter repetitions (core and scheduler: under 2 minutes on 2 cores)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes; checks that every benchmark runs")
     b.add_argument("--group", action="append", choices=GROUPS,
                    help="run only this group (repeatable; default: all of them)")
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="after the summary, every peer of every figure with its spread, group by group")
     b.add_argument("--json", metavar="FILE", help="also write every figure and the machine description as JSON")
     b.add_argument("--plot", metavar="FILE.png",
-                   help="also draw tallyio against its peers into a PNG (needs matplotlib: pip install 'tallyio[plot]')")
+                   help="also draw tallyio against its peers into a PNG "
+                        "(needs matplotlib: pip install 'tallyio[plot]')")
     t = sub.add_parser("topology", help="the NUMA nodes, CPUs, memory and distances tallyio sees",
                        description=_TOPOLOGY_DESCRIPTION, formatter_class=plain)
     t.add_argument("--json", action="store_true", help="print it as JSON")

@@ -229,7 +229,7 @@ class SchedulerConfig:
         Traceback (most recent call last):
         ...
         tallyio.errors.ConfigError: TALLYIO_NUMA_ENABLED='maybe' is invalid: expected a boolean: 1/0, true/false, yes/no or on/off
-        """
+        """  # noqa: E501 (the doctest's expected output is verbatim)
         environ = os.environ if environ is None else environ
         check_environment(environ, stacklevel=2)
         from_environment: dict[str, Any] = {}
@@ -273,7 +273,7 @@ class SchedulerConfig:
         Traceback (most recent call last):
         ...
         tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1 x 16384 node(s) = 16384 workers with queue_capacity=4194304 need about ...
-        """
+        """  # noqa: E501 (the doctest's expected output is verbatim)
         if not nodes:
             raise ConfigError("a scheduler needs at least one node with CPUs")
         per_node = self.workers_per_numa_node

@@ -64,7 +64,8 @@ _BUILTIN = (
     Variable("TALLYIO_NATIVE", "setup.py", "1: build with -march=native (never for wheels you ship)"),
     Variable("TALLYIO_SANITIZE_DIR", "scripts/sanitize.sh", "where the sanitizer builds go"),
     # a local chain for tests and examples (tallyio.devnet)
-    Variable("TALLYIO_ANVIL", "tallyio.devnet", "the anvil executable to start (default: the npm package in TALLYIO_CHAIN_DIR)"),
+    Variable("TALLYIO_ANVIL", "tallyio.devnet",
+             "the anvil executable to start (default: the npm package in TALLYIO_CHAIN_DIR)"),
     # the test suite (tests/conftest.py, tests/realparts.py)
     Variable("TALLYIO_TEST_SCALE", "tests", "scales the item counts of the stress tests (default 1.0)"),
     Variable("TALLYIO_SEED", "tests", "replays a random test with this seed"),

@@ -146,7 +146,7 @@ def check_scheduler_fits(*, workers_per_numa_node: int, nodes: int, queue_capaci
     Traceback (most recent call last):
     ...
     tallyio.errors.ResourceLimitError: NumaScheduler: workers_per_numa_node=1024 x 64 node(s) = 65536 workers with queue_capacity=4194304 need about 120124.0 GiB, more than ...
-    """
+    """  # noqa: E501 (the doctest's expected output is verbatim)
     workers = workers_per_numa_node * nodes
     footprint = scheduler_footprint(workers, queue_capacity)
     layout = (f"workers_per_numa_node={workers_per_numa_node} x {nodes} node(s) = {workers} workers "

@@ -31,12 +31,12 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
-from tallyio.errors import QueueFullError, SchedulerNotRunningError, SchedulerTimeoutError
+from tallyio.errors import SchedulerNotRunningError, SchedulerTimeoutError
 from tallyio.stats import Percentiles, SchedulerMetrics, SchedulerStats, TaskError, WorkerStats
 from tallyio.task import Task, TaskResult
 from tallyio.topology import NumaNode, NumaTopology, format_range_list

@@ -454,7 +454,7 @@ class NumaTopology:
         >>> import json
         >>> json.dumps(NumaTopology.uniform(1, 2).to_dict())
         '{"node_count": 1, "cpu_count": 2, "nodes": [{"id": 0, "cpus": [0, 1], "cpulist": "0-1", "memory_bytes": null, "distances": {"0": 10}}]}'
-        """
+        """  # noqa: E501 (the doctest's expected output is verbatim)
         return {
             "node_count": self.node_count(),
             "cpu_count": len(self._node_of_cpu),

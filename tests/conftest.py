@@ -20,7 +20,7 @@ def _scale() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise pytest.UsageError(f"TALLYIO_TEST_SCALE must be a number, got {raw!r}")
+        raise pytest.UsageError(f"TALLYIO_TEST_SCALE must be a number, got {raw!r}") from None
     if not 0 < value <= 100:
         raise pytest.UsageError(f"TALLYIO_TEST_SCALE must be in (0, 100], got {raw!r}")
     return value

@@ -45,7 +45,8 @@ def artifact(package: str, name: str) -> dict:
     import json
 
     base = chain_dir() / "node_modules" / package
-    hits = [p for p in base.rglob(f"{name}.json") if "/interfaces/" not in p.as_posix() and not p.name.endswith(".dbg.json")]
+    hits = [p for p in base.rglob(f"{name}.json")
+            if "/interfaces/" not in p.as_posix() and not p.name.endswith(".dbg.json")]
     if not hits:
         _missing(f"no artifact {name}.json in {base}")
     hits.sort(key=lambda p: len(p.parts))

@@ -162,8 +162,10 @@ def test_pool_requires(args, reason):
 @pytest.mark.parametrize("call, exc, words", [
     (lambda: v3_swap_within_range(2**160, 1, 1, True, 3000, 1, 0), ValueError, "sqrt_price_x96 must be < 2**160"),
     (lambda: v3_swap_within_range(2**96, 2**128, 1, True, 3000, 1, 0), ValueError, "liquidity must be < 2**128"),
-    (lambda: v3_swap_within_range(2**96, 1, 2**255, True, 3000, 1, 0), ValueError, "amount_specified must be an int256"),
-    (lambda: v3_swap_within_range(2**96, 1, 1, True, 10**6, 1, 0), ValueError, "fee_pips must be an int in [0, 1000000)"),
+    (lambda: v3_swap_within_range(2**96, 1, 2**255, True, 3000, 1, 0), ValueError,
+     "amount_specified must be an int256"),
+    (lambda: v3_swap_within_range(2**96, 1, 1, True, 10**6, 1, 0), ValueError,
+     "fee_pips must be an int in [0, 1000000)"),
     (lambda: v3_swap_within_range(2**96, 1, 1, True, 3000, 1, 2**23), ValueError, "tick_next must fit an int24"),
     (lambda: get_sqrt_ratio_at_tick(1.5), TypeError, "tick must be an int"),
 ])

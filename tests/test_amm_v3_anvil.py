@@ -9,7 +9,6 @@ TickBitmap.nextInitializedTickWithinOneWord finds it) must either equal the
 pool's Swap event exactly (amounts, sqrt price, tick), or say crosses_tick, and
 then the pool did move past that tick."""
 import json
-import os
 import random
 import socket
 import subprocess
@@ -149,6 +148,8 @@ def _next_tick_within_one_word(node, pool, tick, lte):
 
 
 SWAP_TOPIC = "0x" + keccak(text="Swap(address,address,int256,int256,uint160,uint128,int24)").hex()
+# SwapRouter's ExactInputSingleParams / ExactOutputSingleParams, as one ABI tuple
+PARAMS = "(address,address,uint24,address,uint256,uint256,uint256,uint160)"
 
 
 def test_swaps_on_a_real_v3_pool_match_within_range(node, pool, seed, capsys):
@@ -179,12 +180,10 @@ def test_swaps_on_a_real_v3_pool_match_within_range(node, pool, seed, capsys):
                                     FEE, limit, tick_next)
         token_in, token_out = (t0, t1) if zero_for_one else (t1, t0)
         if exact_input:
-            receipt = node.tx(pool["router"], "exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))",
-                              ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"],
+            receipt = node.tx(pool["router"], f"exactInputSingle({PARAMS})", [PARAMS],
                               [(token_in, token_out, FEE, node.account, DEADLINE, amount, 0, 0)])
         else:
-            receipt = node.tx(pool["router"], "exactOutputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))",
-                              ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"],
+            receipt = node.tx(pool["router"], f"exactOutputSingle({PARAMS})", [PARAMS],
                               [(token_in, token_out, FEE, node.account, DEADLINE, amount, 2**255, 0)])
         logs = [log for log in receipt["logs"] if log["topics"][0] == SWAP_TOPIC]
         assert len(logs) == 1

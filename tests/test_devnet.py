@@ -188,7 +188,8 @@ def test_base_install_imports_without_the_node_extra():
 
     code = (
         "import sys\n"
-        "for name in ('eth_abi', 'eth_account', 'eth_utils', 'websockets', 'orjson', 'msgspec', 'Crypto', 'eth_hash'):\n"
+        "for name in ('eth_abi', 'eth_account', 'eth_utils', 'websockets', 'orjson', 'msgspec', 'Crypto',\n"
+        "             'eth_hash'):\n"
         "    sys.modules[name] = None\n"
         "import tallyio.devnet, tallyio.mempool\n"
         "from tallyio.mempool._wsrpc import JSON_BACKEND, loads\n"

@@ -334,7 +334,7 @@ def test_eth_abi_agrees_the_mutations_we_reject_are_malformed():
     """Spot checks of the padding rules the C walk copies from eth-abi 6."""
     good = bytes.fromhex("49404b7c") + eth_abi.encode(["uint256", "address"], [5, "0x" + "ab" * 20])
     dirty = good[:4 + 32 + 11] + b"\x01" + good[4 + 32 + 12:]
-    with pytest.raises(Exception):
+    with pytest.raises(eth_abi.exceptions.DecodingError):
         eth_abi.decode(["uint256", "address"], dirty[4:])
     with pytest.raises(DecodeError, match="bad_value"):
         decode_call(dirty)

@@ -63,7 +63,7 @@ def apply_swap(reserves, pools, exchange, path, amount, exact_in=True):
 
 
 def cycle_output(table, reserves, hops, x):
-    for pool, tin, tout in hops:
+    for pool, tin, _tout in hops:
         p = table.pool(table.index_of(pool))
         r0, r1 = reserves[pool]
         rin, rout = (r0, r1) if tin == p.token0 else (r1, r0)

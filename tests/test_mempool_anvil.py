@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from chainfixtures import anvil_node, chain_sender, traders, uniswap  # noqa: F401  (fixtures)
 from tallyio.mempool import FilterConfig, NodeSource, Pipeline, PoolTable, V2Pool
 
 pytestmark = pytest.mark.timeout(300)

@@ -93,7 +93,7 @@ def test_recording_replays_to_the_same_opportunities_every_time(tmp_path, seed):
     path = tmp_path / "replay.tio"
     with Recorder(path) as rec:
         rec.snapshot(PoolTable(pools, weth=WETH), ts=0)
-        for item in rec.tee(items):
+        for _ in rec.tee(items):
             pass
     replay = ReplaySource(path)
     assert list(replay) == items and replay.end_reason == "end of log"

@@ -2,7 +2,6 @@
 the 2- and 3-cycles against an itertools enumeration, and bad input named."""
 import itertools
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -88,7 +88,7 @@ def test_stop_closes_the_port(registry):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(RuntimeError, match="not started"):
-        server.port
+        _ = server.port
 
 
 def test_bad_port_and_taken_port(registry):

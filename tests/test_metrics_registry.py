@@ -155,7 +155,8 @@ def test_rates_over_sliding_windows():
     # a window longer than the history spans all of it: first sample at t=1 (100 done), last at t=120
     assert reg.rate("done", window=120.0, q="a") == pytest.approx((60 * 100 + 60 * 300 - 100) / 119)
     assert reg.error_rate("errors", "done", window=10.0, q="a") == pytest.approx(0.1)
-    assert reg.error_rate("errors", "done", window=200.0, q="a") == pytest.approx((60 + 60 * 30 - 1) / (6000 + 60 * 300 - 100))
+    assert reg.error_rate("errors", "done", window=200.0, q="a") == pytest.approx(
+        (60 + 60 * 30 - 1) / (6000 + 60 * 300 - 100))
     rates = reg.snapshot()["rates"]['done{q="a"}']
     assert rates["1s"] == pytest.approx(300.0) and rates["10s"] == pytest.approx(300.0)
 
@@ -203,7 +204,8 @@ def test_snapshot_shape():
     h = reg.histogram("lat_seconds")
     snap = reg.snapshot()
     assert snap["gauges"] == {"depth": 3.0}
-    assert snap["histograms"]["lat_seconds"]["count"] == 0 and snap["histograms"]["lat_seconds"]["percentiles"]["p50"] is None
+    lat = snap["histograms"]["lat_seconds"]
+    assert lat["count"] == 0 and lat["percentiles"]["p50"] is None
     h.record(1234)
     snap = reg.snapshot(percentiles=(50,))
     assert snap["histograms"]["lat_seconds"]["percentiles"] == {"p50": 1234}

@@ -507,7 +507,7 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.finish_after_kill()
-            raise AssertionError(f"the child did not exit; stderr:\n{''.join(self.err)}")
+            raise AssertionError(f"the child did not exit; stderr:\n{''.join(self.err)}") from None
         for reader in self.readers:
             reader.join(10)
         self.proc.stdout.close()
@@ -623,7 +623,7 @@ def test_ctrl_c_outside_stop_says_it_drains_and_a_second_one_cancels(tmp_path):
     assert code == -signal.SIGINT, err
     assert err.count("Traceback") == 1, err                 # the first Ctrl+C's, not a second one
     assert "KeyboardInterrupt" in err
-    cancelled_line = [l for l in err.splitlines() if "cancelled" in l]
+    cancelled_line = [line for line in err.splitlines() if "cancelled" in line]
     assert cancelled_line, err
     ran = out.count("ran")
     assert ran < 400, "the second Ctrl+C did not cancel the queued tasks"
@@ -834,7 +834,8 @@ def test_blocking_submitters_stampede_exactly_once(seed):
         assert scheduler.join(60)
     finally:
         scheduler.stop()
-    assert np.count_nonzero(counts != 1) == 0, f"{np.count_nonzero(counts == 0)} lost, {np.count_nonzero(counts > 1)} twice"
+    assert np.count_nonzero(counts != 1) == 0, \
+        f"{np.count_nonzero(counts == 0)} lost, {np.count_nonzero(counts > 1)} twice"
     assert_identities(scheduler.stats())
 
 

@@ -10,8 +10,7 @@ import time
 import pytest
 
 from tallyio.errors import (CorruptFileError, ForeignFileError, FutureVersionError,
-                            LayoutMismatchError, ReadOnlyStateError, StateLockedError,
-                            StorageFullError)
+                            LayoutMismatchError, ReadOnlyStateError, StateLockedError)
 from tallyio.state import CheckpointFile, GlobalState, StateLayout, crc32c
 
 LAYOUT = StateLayout(1, {

@@ -1,7 +1,6 @@
 """Global state (seqlock records, one writer), thread-local state and the merge."""
 import threading
 
-import numpy as np
 import pytest
 
 from conftest import run_threads, scaled
@@ -133,7 +132,7 @@ def test_local_state_merge_set_add_counters():
     assert st.get("counters", 1, "value") == 8
     loc.count(1, 2)
     assert st.merge() == 1 and st.get("counters", 1, "value") == 10      # only the delta is folded
-    for i in range(16):
+    for _ in range(16):
         loc.add("pools", 0, "r1", 1)
     with pytest.raises(QueueFullError, match="the update was not queued"):
         loc.add("pools", 0, "r1", 1)

@@ -268,7 +268,7 @@ def test_read_only_directory():
 def test_rotation_happens_at_max_file_size_even_with_a_large_chunk(tmp_path):
     path = tmp_path / "r.tlog"
     with RecordWriter(path, chunk_size=1 << 20, max_file_size=16 * 1024) as w:
-        for i in range(1000):
+        for _ in range(1000):
             w.append(RecordType.ENGINE_EVENT, b"e" * 100)
     sealed = [p for p in tmp_path.iterdir() if p.name.startswith("r.tlog.0")]
     assert len(sealed) >= 5

@@ -46,5 +46,5 @@ def test_repr_is_one_short_line():
 def test_str_caps_the_worker_rows():
     stats = _stats_after_work(workers=STR_WORKER_ROWS + 4, tasks=100)
     text = str(stats)
-    assert f"... and 4 more workers" in text
+    assert "... and 4 more workers" in text
     assert len(text.splitlines()) < STR_WORKER_ROWS + 12

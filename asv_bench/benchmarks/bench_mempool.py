@@ -3,7 +3,6 @@ decode + analyze of a V2 router swap against a 1,000-pool table, on this thread
 without the GIL, as a worker runs it), beside the Python searcher peer (eth-abi
 decoding, Python integer math, the same cycles), and the embedded recording
 replayed through 2 workers."""
-import random
 
 import numpy as np
 

@@ -2,11 +2,13 @@
 # harness used by the tests and by `tallyio bench`.  Not public API: the
 # helper signatures follow the tests that call them and may change freely.
 from typing import Any
+from typing_extensions import Self, disjoint_base
 
+@disjoint_base
 class StartGate:
     """A spin barrier for `parties` threads, waited on without the GIL."""
     parties: int
-    def __init__(self, parties: int) -> None: ...
+    def __new__(cls, parties: int) -> Self: ...
 
 # C-level benchmark harness: {case name: nanoseconds per operation}
 def bench_spsc(n: int, capacity: int = ...) -> dict[str, float]: ...

@@ -13,7 +13,7 @@ from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_init_u64,
                                   tio_atomic_fetch_add_u64_acqrel,
                                   tio_atomic_load_u64_acquire, tio_backoff, tio_cpu_relax,
                                   tio_backoff_reset, tio_backoff_snooze,
-                                  tio_now_ns, TIO_OK, TIO_EMPTY, TIO_FULL, TIO_RETRY)
+                                  tio_now_ns, TIO_OK, TIO_EMPTY, TIO_RETRY)
 
 
 cdef class StartGate:

@@ -4,6 +4,7 @@ from typing import Any, Literal, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
 
 __all__ = ["Steal", "Stealer", "WorkStealingDeque"]
 
@@ -21,7 +22,7 @@ class WorkStealingDeque:
     """Chase-Lev work-stealing deque, fixed capacity (rounded up to a power of two,
     at most 2**30).  This object is the owner (Worker) side."""
 
-    def __init__(self, capacity: int, dtype: _DType = ...) -> None: ...
+    def __new__(cls, capacity: int, dtype: _DType = ...) -> Self: ...
     @property
     def capacity(self) -> int: ...
     @property

@@ -31,6 +31,8 @@ from tallyio._ext.checks cimport (
     acquire_u64_buffer, object_to_u64, NOGIL_BATCH_MIN,
 )
 
+__all__ = ["Steal", "Stealer", "WorkStealingDeque"]
+
 
 # ---- C setup / teardown -------------------------------------------------------
 

@@ -84,8 +84,8 @@ cdef struct native_slot:
 cdef inline uint64_t mix_rounds(uint64_t x, uint64_t rounds) noexcept nogil:
     """``rounds`` steps of a 64-bit LCG followed by an xorshift: cheap, and each
     step depends on the last, so the loop cannot be vectorised away."""
-    cdef uint64_t k
-    for k in range(rounds):
+    cdef uint64_t _k
+    for _k in range(rounds):
         x = x * 6364136223846793005ULL + 1442695040888963407ULL
         x ^= x >> 29
     return x

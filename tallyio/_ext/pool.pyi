@@ -1,6 +1,7 @@
 """Type stub for tallyio._ext.pool (compiled)."""
 from types import TracebackType
 from typing import NamedTuple, NoReturn, final
+from typing_extensions import Self
 
 __all__ = ["MemoryPool", "Block", "PoolStats"]
 
@@ -16,7 +17,7 @@ class PoolStats(NamedTuple):
 class MemoryPool:
     """`block_count` fixed-size, aligned blocks handed out lock-free."""
 
-    def __init__(self, block_size: int, block_count: int, *, alignment: int = 64) -> None: ...
+    def __new__(cls, block_size: int, block_count: int, *, alignment: int = 64) -> Self: ...
     def alloc(self) -> Block: ...
     def free(self, block: Block, /) -> None: ...
     def block(self) -> Block: ...

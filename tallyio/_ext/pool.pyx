@@ -53,7 +53,7 @@ cdef tio_pool *tio_pool_new(uint64_t block_size, uint64_t block_count,
     One allocation holds the header and the per-block metadata, another (the
     only one the blocks come from) the blocks; both are zeroed here, which
     first-touches their pages on the calling thread's NUMA node."""
-    cdef uint64_t stride, span, odd, shift, inverse, i
+    cdef uint64_t stride, span, odd, shift, inverse, i, _step
     cdef size_t header_bytes, meta_bytes, base_alignment
     cdef tio_pool *p
     cdef char *raw
@@ -97,7 +97,7 @@ cdef tio_pool *tio_pool_new(uint64_t block_size, uint64_t block_count,
         odd >>= 1
         shift += 1
     inverse = odd
-    for i in range(5):
+    for _step in range(5):
         inverse *= 2 - odd * inverse
     p.div_shift = shift
     p.low_mask = (<uint64_t>1 << shift) - 1

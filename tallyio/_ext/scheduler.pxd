@@ -114,15 +114,16 @@ cdef struct tio_worker:
     tio_atomic_u64 deq_tasks     # taken out by the owner
     tio_atomic_u64 deq_us
     tio_atomic_u64 spawned       # queued from inside tasks running here (owner only: load+store, no lock)
-    tio_atomic_u64 own_enq_tasks # spawned onto this worker's deque (owner only: load+store)
+    tio_atomic_u64 own_enq_tasks  # spawned onto this worker's deque (owner only: load+store)
     tio_atomic_u64 own_enq_us
     char _pad3[128]
     # ---- sleep state (futex word) -------------------------------------------
     tio_atomic_u32 sleep_state
     char _pad4[128]
     tio_worker_stats stats
-    PyObject *running_task       # the Python task in execute() now, or NULL (borrowed; read and
-                                 # written only with the GIL held: stop(timeout=) names it)
+    # the Python task in execute() now, or NULL (borrowed; read and written only with the GIL
+    # held: stop(timeout=) names it)
+    PyObject *running_task
     char _pad5[128]
     # ---- owner-private ------------------------------------------------------
     tio_pool_cache cache
@@ -133,7 +134,8 @@ cdef struct tio_worker:
     uint32_t since_rebalance
     uint32_t spawns_to_idle_check  # spawn_record loads the idle word when this reaches 0
     uint64_t task_start_tick     # when the running native task started (its spawns' submit tick)
-    uint64_t band_age_tick[TIO_BANDS + 1]   # last time each band (and the deque, index TIO_BANDS) was served or seen empty
+    # last time each band (and the deque, index TIO_BANDS) was served or seen empty
+    uint64_t band_age_tick[TIO_BANDS + 1]
     tio_task *carry              # an item taken while holding the GIL, to run next
     uint32_t stash_head
     uint32_t stash_count

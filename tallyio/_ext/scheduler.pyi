@@ -2,7 +2,9 @@
 from typing import Any, Callable
 
 from tallyio.metrics import Histogram
+from typing_extensions import disjoint_base
 
+@disjoint_base
 class SchedulerCore:
     on_failure: Callable[[Any, BaseException], Any] | None
     cancel_marker: object

@@ -15,7 +15,6 @@ sched_idle.pxd and the external C declarations in sched_externs.pxd.
 """
 import numbers
 import os
-import sys
 
 from tallyio.metrics.tio_hist cimport (tio_hist_init, tio_hist_record, tio_hist_destroy,
                                        TIO_HIST_MAX_TRACKABLE)
@@ -374,9 +373,9 @@ cdef class SchedulerCore:
                 tio_pool_cache_flush(&w.cache, 0)
                 tio_atomic_fetch_add_u32_acqrel(&s.exited, 1)
             else:
-                tio_tls_worker = <void *>w
+                tio_tls_worker = <void *>w     # no-cython-lint (the C thread-local, not a local)
                 worker_loop(w)
-                tio_tls_worker = NULL
+                tio_tls_worker = NULL          # no-cython-lint (the C thread-local, not a local)
 
     def mark_started(self):
         """Every worker reported ready: let them into their loops."""

@@ -121,7 +121,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     cdef long double x0, t, b, disc, err_b, err_disc, root, lo, hi, count
     cdef tio_u256 x, one, start, stop
     cdef _Best best
-    cdef uint64_t k, steps
+    cdef uint64_t _k, steps
     if hops < 1 or hops > AMM_MAX_CYCLE_HOPS:
         return AMM_INVALID_PATH
     for i in range(hops):
@@ -148,7 +148,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     # 1. the continuous optimum and its integer neighbours
     x0 = d * (sqrtl(n / d) - 1.0) / m if n > d else 0.0
     tio_u256_from_ld(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
-    for k in range(5):
+    for _k in range(5):
         _consider(&best, &x, reserves, fee_bps, hops)
         tio_u256_add(&x, &x, &one)
 
@@ -183,7 +183,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         if count <= <long double>max_evaluations:
             tio_u256_from_ld(&x, lo)
             steps = <uint64_t>count
-            for k in range(steps):
+            for _k in range(steps):
                 _consider(&best, &x, reserves, fee_bps, hops)
                 tio_u256_add(&x, &x, &one)
             certified[0] = 1
@@ -198,7 +198,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
                 tio_u256_sub(&x, &start, &stop)
             else:
                 tio_u256_from_u64(&x, 1)
-            for k in range(steps):
+            for _k in range(steps):
                 _consider(&best, &x, reserves, fee_bps, hops)
                 tio_u256_add(&x, &x, &one)
     amount_in[0] = best.amount_in

@@ -14,7 +14,7 @@ raise where the EVM/Solidity code would revert.
 4
 """
 from tallyio._ext.u256 cimport (
-    tio_u256, tio_u512, TIO_U256_OK, TIO_U256_OVERFLOW, TIO_U256_DIV_ZERO,
+    tio_u256, tio_u512, TIO_U256_OVERFLOW, TIO_U256_DIV_ZERO,
     tio_u256_add, tio_u256_sub, tio_u256_mul_u64, tio_u256_mul_full, tio_u256_mul,
     tio_u256_divmod, tio_u512_divmod_u256, tio_u256_mul_div, tio_u256_mul_div_rounding_up,
     tio_u256_div_rounding_up, tio_u256_shl, tio_u256_shr, tio_u256_to_ld, tio_u256_from_ld,

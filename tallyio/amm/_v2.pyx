@@ -13,7 +13,6 @@ the library's message.
 999999999593763120
 """
 from libc.stdint cimport uint32_t, uint64_t
-from libc.stdlib cimport malloc, free
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_is_zero, tio_u256_cmp, tio_u256_add, tio_u256_sub,
                                 tio_u256_mul_u64, tio_u256_divmod, tio_u256_mul, tio_u256_from_u64,

@@ -18,7 +18,7 @@ from libc.stdint cimport uint32_t, int32_t, int64_t, uint64_t
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_is_zero, tio_u256_cmp, tio_u256_add, tio_u256_sub,
                                 tio_u256_mul, tio_u256_divmod, tio_u256_mul_div, tio_u256_mul_div_rounding_up,
                                 tio_u256_div_rounding_up, tio_u256_shl, tio_u256_shr, tio_u256_from_u64,
-                                tio_u256_bit_length, TIO_U256_OK, TIO_U256_OVERFLOW, TIO_U256_DIV_ZERO,
+                                tio_u256_bit_length, TIO_U256_OK, TIO_U256_OVERFLOW,
                                 u256_from_int, u256_to_int)
 from tallyio.amm._v2 cimport (raise_amm_status, AMM_OK, AMM_OVERFLOW, AMM_BAD_FEE, AMM_V3_INVALID,
                               AMM_V3_AMOUNT_ZERO, AMM_V3_PRICE_LIMIT, AMM_V3_TICK_RANGE, AMM_V3_PRICE_RANGE)

@@ -277,11 +277,13 @@ def compute_swap_step(current: int, target: int, liquidity: int, remaining: int,
         less_fee = mul_div(remaining, 1_000_000 - fee_pips, 1_000_000)
         amount_in = (amount0_delta(target, current, liquidity, True) if zero_for_one
                      else amount1_delta(current, target, liquidity, True))
-        nxt = target if less_fee >= amount_in else next_sqrt_price_from_input(current, liquidity, less_fee, zero_for_one)
+        nxt = (target if less_fee >= amount_in
+               else next_sqrt_price_from_input(current, liquidity, less_fee, zero_for_one))
     else:
         amount_out = (amount1_delta(target, current, liquidity, False) if zero_for_one
                       else amount0_delta(current, target, liquidity, False))
-        nxt = target if -remaining >= amount_out else next_sqrt_price_from_output(current, liquidity, -remaining, zero_for_one)
+        nxt = (target if -remaining >= amount_out
+               else next_sqrt_price_from_output(current, liquidity, -remaining, zero_for_one))
     reached = target == nxt
     if zero_for_one:
         if not (reached and exact_in):

@@ -100,7 +100,8 @@ PYTHON_CASES = [
     # (case, tallyio contender, peer name, peer contender, calls per repetition)
     ("SpscQueue put_nowait+get_nowait", _spsc_roundtrip, "queue.SimpleQueue put+get", _simplequeue_roundtrip, 200_000),
     ("MpmcQueue put_nowait+get_nowait", _mpmc_roundtrip, "queue.SimpleQueue put+get", _simplequeue_roundtrip, 200_000),
-    ("WorkStealingDeque push+pop", _deque_push_pop, "collections.deque append+pop", _collections_deque_append_pop, 200_000),
+    ("WorkStealingDeque push+pop", _deque_push_pop,
+     "collections.deque append+pop", _collections_deque_append_pop, 200_000),
     ("MemoryPool alloc+free (256 B)", _pool_alloc_free, "bytearray(256)", _bytearray_256, 200_000),
 ]
 BATCH_CASES = [
@@ -133,7 +134,8 @@ def sections(mode: str) -> list[Section]:
     # Python level, alternating tallyio and the peer within each repetition
     for case, mine, peer_name, peer, calls in PYTHON_CASES:
         def per_call(progress: Progress, case: str = case, mine: Callable[[int], None] = mine,
-                     peer_name: str = peer_name, peer: Callable[[int], None] = peer, calls: int = calls) -> list[Figure]:
+                     peer_name: str = peer_name, peer: Callable[[int], None] = peer,
+                     calls: int = calls) -> list[Figure]:
             n = max(100, calls // shrink)
             samples = alternate([("tallyio", lambda: {case: _per_call_ns(mine, n)}),
                                  (peer_name, lambda: {case: _per_call_ns(peer, n)})], reps, progress)
@@ -141,7 +143,8 @@ def sections(mode: str) -> list[Section]:
                                higher_is_better=False)
         result.append((f"Python level: {case}", per_call))
     for case, fn, items in BATCH_CASES:
-        def batch(progress: Progress, case: str = case, fn: Callable[[int], None] = fn, items: int = items) -> list[Figure]:
+        def batch(progress: Progress, case: str = case, fn: Callable[[int], None] = fn,
+                  items: int = items) -> list[Figure]:
             n = max(4096, items // shrink)
             samples = alternate([("tallyio", lambda: {case: _per_call_ns(fn, n)})], reps, progress)
             return figures_for("Python level, batch", samples, [(case, case)], unit="ns/op", higher_is_better=False)

@@ -89,7 +89,8 @@ def _spread(samples: Sequence[float]) -> float:
 Measure = Callable[[], Mapping[str, float]]
 
 
-def alternate(contenders: Sequence[tuple[str, Measure]], reps: int, progress: Progress) -> dict[str, dict[str, list[float]]]:
+def alternate(contenders: Sequence[tuple[str, Measure]], reps: int,
+              progress: Progress) -> dict[str, dict[str, list[float]]]:
     """Run each contender once per repetition, one after the other, ``reps``
     times, so slow drifts of a shared machine touch every contender alike.  A
     contender returns ``{case: value}``; the result is ``{contender: {case:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import statistics
 import tempfile
 import time
 from typing import Callable
@@ -113,7 +112,6 @@ class PythonSearcher:
         found = []
         for _, hops in candidates[:self.max_sized]:
             # closed form on Python ints: the virtual pool, then isqrt
-            num_i, num_o = None, None
             for k, (p, tin) in enumerate(hops):
                 rin, rout = self._hop(res, p, tin)
                 keep = 10000 - self.fee[p]

@@ -104,7 +104,7 @@ def format_summary(result: dict) -> str:
       scheduler: no-op tasks  2.50M/s  asyncio       400.0k/s   6.25  met >= 10x ThreadPoolExecutor(2)
     <BLANKLINE>
     targets: 1 met, 0 missed, 0 not measured. --details: every peer, the spreads and 0 figure(s) measured for tallyio alone; --json: all of it with the samples
-    """
+    """  # noqa: E501 (the doctest's expected output is verbatim)
     m = result["machine"]
     figures = result["figures"]
     lines = [f"tallyio {m['tallyio']} on {m['cpu']} ({m['usable_cpus']} usable CPUs, "

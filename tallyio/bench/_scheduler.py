@@ -375,7 +375,8 @@ def _priority_section(s: _Sizes) -> Section:
         diagnostics = {f"native flood, {workers} worker{'s' if workers > 1 else ''}": workers
                        for workers in (WORKERS, 1)} if native_example is not None else {}
         tpe = ThreadPool(WORKERS).name
-        measures = [("tallyio", _inside(TallyioTasks, tallyio)), (tpe, _inside(lambda: ThreadPool(WORKERS), thread_pool))]
+        measures = [("tallyio", _inside(TallyioTasks, tallyio)),
+                    (tpe, _inside(lambda: ThreadPool(WORKERS), thread_pool))]
         measures += [(name, _inside(lambda w=workers: TallyioTasks(workers=w), native_flood))
                      for name, workers in diagnostics.items()]
         samples = alternate(measures, s.reps, progress)

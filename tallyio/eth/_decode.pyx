@@ -218,7 +218,8 @@ cdef class Decoder:
     >>> d.decode(bytes.fromhex("38ed1739") + b"\\x00" * 40)
     Traceback (most recent call last):
     ...
-    tallyio.errors.DecodeError: malformed swapExactTokensForTokens call: truncated (the input ends inside the argument head or before a length word)
+    tallyio.errors.DecodeError: malformed swapExactTokensForTokens call: truncated (the input ends inside
+    the argument head or before a length word)
     >>> d.decode(b"") is None, d.stats()["truncated"], d.stats()["unknown"]
     (True, 1, 1)
     """
@@ -316,14 +317,14 @@ def _bench_c_decode(data, Py_ssize_t iterations):
     cdef tio_decode_stats stats
     cdef uint64_t checksum = 0
     cdef int status = 0
-    cdef Py_ssize_t i
+    cdef Py_ssize_t _i
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     memset(&out, 0, sizeof(out))
     memset(&stats, 0, sizeof(stats))
     start = perf_counter_ns()
     with nogil:
-        for i in range(iterations):
+        for _i in range(iterations):
             status = tio_decode_call(tio_bench_opaque(p), n, &out, &stats)
             checksum += <uint64_t>status + out.n_swaps + out.swaps[0].amount.w[0] + out.swaps[0].path[0][19]
     elapsed = perf_counter_ns() - start

@@ -15,6 +15,7 @@ from libc.stdint cimport uint8_t
 
 __all__ = ["keccak256", "selector"]
 
+
 def keccak256(data) -> bytes:
     """The 32-byte Keccak-256 digest of ``data`` (bytes, bytearray or memoryview)."""
     cdef const uint8_t[::1] view

@@ -16,7 +16,7 @@ def to_checksum_address(address: str | bytes) -> str:
     if isinstance(address, (bytes, bytearray)):
         raw = bytes(address)
     elif isinstance(address, str):
-        if not address[:2] in ("0x", "0X"):
+        if address[:2] not in ("0x", "0X"):
             raise ValueError(f"an address str must start with 0x, got {address!r}")
         try:
             raw = bytes.fromhex(address[2:])

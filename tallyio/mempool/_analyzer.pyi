@@ -6,9 +6,13 @@ from tallyio.mempool._opportunity import OpportunityQueue
 from tallyio.mempool._pools import PoolTable
 from tallyio.mempool.config import AnalyzerConfig
 from tallyio.mempool.records import Opportunity
+from typing_extensions import disjoint_base
+
+__all__ = ["Analyzer", "COUNTERS"]
 
 COUNTERS: tuple[str, ...]
 
+@disjoint_base
 class Analyzer:
     """The backrun analyzer over a PoolTable."""
 

@@ -45,18 +45,18 @@ from libc.string cimport memcpy, memset
 from libc.math cimport sqrt
 
 from tallyio._ext.common cimport TIO_OK, tio_now_ns
-from tallyio._ext.u256 cimport tio_u256, tio_u256_cmp, tio_u256_is_zero, tio_u256_from_u64
+from tallyio._ext.u256 cimport tio_u256, tio_u256_cmp, tio_u256_is_zero
 from tallyio._ext.swap cimport (tio_decoded_call, tio_swap, TIO_PROTOCOL_V2, TIO_PROTOCOL_V3,
                                 TIO_SWAP_EXACT_IN, TIO_SWAP_EXACT_OUT, TIO_SWAP_ETH_IN,
                                 TIO_SWAP_FEE_ON_TRANSFER, TIO_SWAP_AMOUNT_UNKNOWN)
 from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
 from tallyio.mempool._pools cimport tio_pooltable, pooltable_pair, PoolTable, CYCLE_MAX_HOPS
-from tallyio.mempool._ring cimport (tio_pending, tio_dropring, tio_dropring_begin,
+from tallyio.mempool._ring cimport (tio_pending, tio_dropring_begin,
                                     tio_dropring_commit, tio_dropring_record)
 from tallyio.mempool._opportunity cimport tio_opp, OpportunityQueue
 from tallyio._ext.u256 cimport tio_u256_add, tio_u256_sub
 from tallyio.amm._v2 cimport v2_amount_out, v2_amount_in, AMM_OK
-from tallyio.amm._cycle cimport v2_best_cycle_input, AMM_MAX_CYCLE_HOPS
+from tallyio.amm._cycle cimport v2_best_cycle_input
 from tallyio.mempool._u256py cimport int_to_u256, copy_address
 
 from tallyio.mempool.config import AnalyzerConfig
@@ -218,7 +218,7 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
     cdef int32_t tok[8]
     cdef int32_t pools[7]
     cdef tio_u256 amounts[8]
-    cdef tio_u256 amount, limit, nxt
+    cdef tio_u256 amount, limit
     cdef const tio_u256 *rin
     cdef const tio_u256 *rout
     cdef uint32_t ti

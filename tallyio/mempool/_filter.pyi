@@ -3,12 +3,16 @@ from typing import Iterable, Optional, Union
 
 from tallyio.eth.types import PendingTx
 from tallyio.mempool.config import FilterConfig
+from typing_extensions import disjoint_base
+
+__all__ = ["TxFilter", "FilterConfig", "VERDICTS", "TARGET_KINDS"]
 
 VERDICTS: tuple[str, ...]
 TARGET_KINDS: dict[str, int]
 
 _Target = Union[bytes, tuple[bytes, int]]
 
+@disjoint_base
 class TxFilter:
     """The pending-transaction filter."""
 

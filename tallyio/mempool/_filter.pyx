@@ -34,8 +34,8 @@ from libc.stdlib cimport calloc, free
 from tallyio._ext.common cimport (tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
                                   tio_atomic_store_u64_relaxed, tio_next_pow2)
 from tallyio._ext.checks cimport role_claim
-from tallyio._ext.u256 cimport tio_u256, tio_u256_cmp
-from tallyio.mempool._addrtable cimport (tio_addr_table, addr_table_init, addr_table_free,
+from tallyio._ext.u256 cimport tio_u256_cmp
+from tallyio.mempool._addrtable cimport (addr_table_init, addr_table_free,
                                          addr_table_get, addr_table_put, addr_key, addr_hash,
                                          TIO_ADDR_MISSING)
 from tallyio.mempool._ring cimport tio_pending

@@ -23,6 +23,5 @@ cdef struct tio_opp:
     uint8_t tokens[4][20]
 
 
-
 cdef class OpportunityQueue:
     cdef tio_dropring *ring      # owned

@@ -2,11 +2,15 @@
 from typing import Optional
 
 from tallyio.mempool.records import Opportunity
+from typing_extensions import Self, disjoint_base
 
+__all__ = ["OpportunityQueue"]
+
+@disjoint_base
 class OpportunityQueue:
     """Bounded drop-oldest queue of opportunities."""
 
-    def __init__(self, capacity: int = 1024) -> None: ...
+    def __new__(cls, capacity: int = 1024) -> Self: ...
     @property
     def capacity(self) -> int: ...
     def __len__(self) -> int: ...

@@ -10,10 +10,9 @@ engine takes them out as :class:`~tallyio.mempool.records.Opportunity` tuples.
     >>> q.get() is None, q.stats()["received"]
     (True, 0)
 """
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from tallyio._ext.common cimport TIO_OK
 from tallyio.mempool._ring cimport (tio_dropring_new, tio_dropring_free, tio_dropring_record,
                                     tio_dropring_pop_many, tio_dropring_release_many,
                                     tio_dropring_queued, dropring_stats, check_ring_capacity)

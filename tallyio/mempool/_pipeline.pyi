@@ -1,4 +1,5 @@
 """Type stub for tallyio.mempool._pipeline (compiled)."""
+import os
 from typing import Any, Iterable, Optional, Union
 
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
@@ -8,10 +9,14 @@ from tallyio.mempool._pools import PoolTable
 from tallyio.mempool._ring import PendingRing
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
 from tallyio.mempool.records import Opportunity
+from typing_extensions import disjoint_base
+
+__all__ = ["Pipeline"]
 
 _Target = Union[bytes, tuple[bytes, int]]
 _Record = Union[PendingTx, BlockHeader, SyncEvent]
 
+@disjoint_base
 class Pipeline:
     """decode -> filter -> analyze on a NumaScheduler's workers."""
 
@@ -33,6 +38,7 @@ class Pipeline:
     def feed(self, record: _Record) -> None: ...
     def __call__(self, record: _Record) -> None: ...
     def run(self, source: Iterable[_Record]) -> int: ...
+    def replay_file(self, path: str | os.PathLike[str]) -> dict[str, Any]: ...
     def drain(self, timeout: float = 60.0) -> None: ...
     def next_opportunity(self, timeout: Optional[float] = None) -> Optional[Opportunity]: ...
     def stats(self) -> dict[str, dict[str, int]]: ...

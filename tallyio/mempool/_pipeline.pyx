@@ -39,7 +39,6 @@ ring": at least one side sees the other, so a record is never left with no task 
     (0, None)
 """
 import time
-import threading
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
@@ -59,7 +58,7 @@ from tallyio.mempool._ring cimport (
     tio_dropring, tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
     tio_dropring_record, tio_dropring_queued, tio_dropring_received, tio_dropring_dropped,
     tio_dropring_processed_acquire, tio_dropring_reject, pending_fill, pending_push,
-    PendingRing, DROP_INVALID, DROP_OVERSIZE, TIO_PENDING_INLINE,
+    PendingRing, DROP_OVERSIZE, TIO_PENDING_INLINE,
 )
 from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
 from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
@@ -69,7 +68,6 @@ from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_a
                                         tio_analyze_call, fill_cfg, AN_COUNTERS)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
 from tallyio.mempool._opportunity cimport OpportunityQueue
-from tallyio.mempool._u256py cimport int_to_u256
 
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
@@ -204,10 +202,10 @@ cdef bint wait_quiescent(pipe_state *pipe, uint64_t timeout_ns) noexcept nogil:
 cdef uint32_t CRC_TABLE[256]
 
 cdef void crc_init() noexcept nogil:
-    cdef uint32_t c, n, k
+    cdef uint32_t c, n, _bit
     for n in range(256):
         c = n
-        for k in range(8):
+        for _bit in range(8):
             c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
         CRC_TABLE[n] = c
 
@@ -692,7 +690,7 @@ def bench_filter_reject(Pipeline pipe, list txs, uint64_t rounds):
     costs once its fields are in C)."""
     cdef Py_ssize_t n = len(txs), i
     cdef uint8_t *tos = <uint8_t *>calloc(n * 20 + 1, 1)
-    cdef uint64_t t0, r, passed = 0
+    cdef uint64_t t0, _round, passed = 0
     if tos == NULL:
         raise MemoryError
     try:
@@ -700,7 +698,7 @@ def bench_filter_reject(Pipeline pipe, list txs, uint64_t rounds):
             memcpy(&tos[20 * i], PyBytes_AS_STRING(txs[i].to), 20)
         with nogil:
             t0 = tio_now_ns()
-            for r in range(rounds):
+            for _round in range(rounds):
                 for i in range(n):
                     passed += tio_filter_target(&pipe.filter.f, &tos[20 * i]) == FILTER_PASS
             t0 = tio_now_ns() - t0

@@ -75,7 +75,7 @@ cdef class PoolTable:
     cdef readonly object reserves_exact  # numpy uint64 (n, 2, 4): limbs, least significant first
     cdef readonly object cycle_len       # numpy uint8 (m,)
     cdef readonly object cycle_pools     # numpy int32 (m, 3)
-    cdef readonly object cycle_tokens_in # numpy int32 (m, 3)
+    cdef readonly object cycle_tokens_in  # numpy int32 (m, 3)
     cdef object pool_cycle_offsets, pool_cycle_ids, pool_addr_arr, token_addr_arr
     cdef readonly list pool_addresses
     cdef readonly list token_addresses

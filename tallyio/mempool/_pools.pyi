@@ -6,9 +6,13 @@ import numpy.typing as npt
 
 from tallyio.eth.types import SyncEvent
 from tallyio.mempool.records import V2Pool
+from typing_extensions import disjoint_base
+
+__all__ = ["PoolTable"]
 
 SNAPSHOT_MAGIC: bytes
 
+@disjoint_base
 class PoolTable:
     """The V2 pool table: numpy arrays, token graph, precomputed cycles."""
 

@@ -36,12 +36,12 @@ import numpy
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from tallyio._ext.u256 cimport tio_u256
 from tallyio.mempool._addrtable cimport (addr_table_init, addr_table_free, addr_table_get,
                                          addr_table_put, TIO_ADDR_MISSING)
-from tallyio.mempool._u256py cimport int_to_u256, u256_to_int, copy_address
+from tallyio.mempool._u256py cimport u256_to_int, copy_address
 
 from tallyio.mempool.records import V2Pool
 

@@ -5,13 +5,17 @@ import numpy as np
 import numpy.typing as npt
 
 from tallyio.eth.types import PendingTx
+from typing_extensions import Self, disjoint_base
+
+__all__ = ["PendingRing", "MAX_INLINE_INPUT"]
 
 MAX_INLINE_INPUT: int
 
+@disjoint_base
 class PendingRing:
     """The bounded drop-oldest ring of pending transactions."""
 
-    def __init__(self, capacity: int = 4096) -> None: ...
+    def __new__(cls, capacity: int = 4096) -> Self: ...
     @property
     def capacity(self) -> int: ...
     def __len__(self) -> int: ...

@@ -25,25 +25,23 @@ holds whenever no push or pop is half done.
     >>> s = ring.stats(); (s["received"], s["processed"], s["dropped_evicted"], s["in_flight"])
     (3, 2, 1, 0)
 """
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
 
 from tallyio._ext.common cimport (
-    TIO_OK, TIO_FULL, TIO_EXHAUSTED, TIO_CACHE_LINE,
+    TIO_OK, TIO_FULL, TIO_CACHE_LINE,
     tio_atomic_init_u64, tio_atomic_load_u64_relaxed, tio_atomic_load_u64_acquire,
     tio_atomic_store_u64_release, tio_atomic_fetch_add_u64_relaxed,
     tio_atomic_fetch_add_u64_acqrel, tio_aligned_calloc, tio_aligned_free, tio_is_pow2,
     tio_next_pow2, tio_cpu_relax,
 )
-from tallyio._ext.mpmc cimport (tio_mpmc, tio_mpmc_new, tio_mpmc_free, tio_mpmc_push,
-                                tio_mpmc_pop, tio_mpmc_pop_many, tio_mpmc_size,
-                                TIO_MPMC_MAX_CAPACITY)
-from tallyio._ext.pool cimport (tio_pool, tio_pool_new, tio_pool_free_all,
+from tallyio._ext.mpmc cimport (tio_mpmc_new, tio_mpmc_free, tio_mpmc_push,
+                                tio_mpmc_pop, tio_mpmc_pop_many, tio_mpmc_size)
+from tallyio._ext.pool cimport (tio_pool_new, tio_pool_free_all,
                                 tio_pool_alloc_index, tio_pool_free_index,
                                 tio_pool_block_ptr, tio_pool_in_use)
-from tallyio._ext.u256 cimport tio_u256
 from tallyio.mempool._u256py cimport int_to_u256, u256_to_int, copy_address
 
 from tallyio.eth.types import PendingTx

@@ -72,7 +72,7 @@ cdef inline uint64_t _load_le(const uint8_t* p) noexcept nogil:
 cdef void _keccak256(const uint8_t* data, Py_ssize_t n, uint8_t* out) noexcept nogil:
     cdef uint64_t state[25]
     cdef uint8_t block[RATE]
-    cdef Py_ssize_t i, take
+    cdef Py_ssize_t i
     memset(state, 0, sizeof(state))
     while n >= RATE:
         for i in range(RATE // 8):

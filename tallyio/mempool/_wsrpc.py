@@ -115,7 +115,8 @@ class RpcClient:
                 except _STALE as exc:
                     self.close_connection()
                     if attempt:
-                        raise NodeConnectionError(f"{what}: the node at {self.url} closed the connection ({exc!r})") from None
+                        raise NodeConnectionError(
+                            f"{what}: the node at {self.url} closed the connection ({exc!r})") from None
                 except OSError as exc:
                     self.close_connection()
                     raise NodeConnectionError(f"{what}: cannot reach the node at {self.url} ({exc!r})") from None

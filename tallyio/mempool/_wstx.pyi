@@ -4,6 +4,9 @@ from typing import Any
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool._wsenc import keccak256 as keccak256, rlp_encode as rlp_encode
 
+__all__ = ["BadRecord", "keccak256", "rlp_encode", "parse_pending_tx",
+           "parse_header", "parse_sync_log", "SYNC_TOPIC"]
+
 SYNC_TOPIC: bytes
 
 class BadRecord(ValueError):

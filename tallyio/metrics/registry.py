@@ -326,7 +326,8 @@ class Registry:
         1
         """
         if not callable(fn):
-            raise TypeError(f"{name}: histogram_function needs a callable returning a Histogram, got {type(fn).__name__}")
+            raise TypeError(f"{name}: histogram_function needs a callable returning a Histogram, "
+                            f"got {type(fn).__name__}")
         family = self._declare(HistogramFamily, name, help, (), significant_digits=3, highest=DEFAULT_HIGHEST,
                                buckets_ns=tuple(buckets_ns))
         with family._lock:

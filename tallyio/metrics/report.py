@@ -30,7 +30,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Sequence
 
 from tallyio.metrics._hist import Histogram
 from tallyio.metrics.registry import Counter, Gauge, HistogramFamily, Registry, metric_key
@@ -176,7 +175,8 @@ def _line_chart(title: str, series: list[tuple[str, list[float], list[float]]], 
         y_hi = y_hi * 1.05 if y_hi > 0 else 1.0
     y = _Axis(y_lo, y_hi, height - bottom, top, y_log)
     # frame and grid
-    out.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" class="frame"/>')
+    out.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+               'class="frame"/>')
     if y_log:
         yt = [10.0 ** e for e in range(int(math.log10(y_lo)), int(math.log10(y_hi)) + 1)]
     else:
@@ -188,8 +188,10 @@ def _line_chart(title: str, series: list[tuple[str, list[float], list[float]]], 
     for v, label in (x_ticks or [(t, _quantity(t)) for t in _ticks_linear(x.lo, x.hi)]):
         px = x(v)
         out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{top}" y2="{height - bottom}" class="grid"/>'
-                   f'<text x="{px:.1f}" y="{height - bottom + 16}" class="tick" text-anchor="middle">{_esc(label)}</text>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 8}" class="axis" text-anchor="middle">{_esc(x_label)}</text>'
+                   f'<text x="{px:.1f}" y="{height - bottom + 16}" class="tick" text-anchor="middle">'
+                   f'{_esc(label)}</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 8}" class="axis" text-anchor="middle">'
+               f'{_esc(x_label)}</text>'
                f'<text x="14" y="{(top + height - bottom) / 2}" class="axis" text-anchor="middle" '
                f'transform="rotate(-90 14 {(top + height - bottom) / 2})">{_esc(y_label)}</text>')
     for i, (name, xs, ys) in enumerate(drawn):
@@ -239,7 +241,7 @@ svg.chart { display: block; margin: 8px 0 14px 0; } .title { font-weight: 600; f
 .tick { font-size: 11px; fill: #555; } .axis { font-size: 12px; fill: #333; } .legend { font-size: 12px; fill: #333; }
 .grid { stroke: #e6e6e6; stroke-width: 1; } .frame { fill: none; stroke: #bbb; } .empty { fill: #999; font-style: italic; }
 tr.trouble td { color: #b00020; font-weight: 600; }
-"""
+"""  # noqa: E501 (one CSS rule group a line)
 
 
 def _percentile_plot(histograms: dict[str, Histogram], colours: dict[str, str] | None = None) -> str:
@@ -296,8 +298,8 @@ def render_report(run: dict) -> str:
         elif kinds.get(family_of(key)) == "gauge":
             gauges.append((key, rel, vs))
 
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_esc(run.get('title', 'tallyio run'))}"
-             f"</title><style>{_CSS}</style></head><body>",
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>{_esc(run.get('title', 'tallyio run'))}</title><style>{_CSS}</style></head><body>",
              f"<h1>{_esc(run.get('title', 'tallyio run'))}</h1>"
              f"<div class=\"muted\">written {_esc(run.get('written', ''))} by tallyio.metrics.write_report</div>"]
 
@@ -321,8 +323,8 @@ def render_report(run: dict) -> str:
     if not gauges:
         parts.append(_line_chart("Gauges", [], x_label="seconds", y_label="value"))
     for name, xs, ys in gauges:
-        parts.append(_line_chart(name, [(name, xs, ys)], x_label="seconds since the first sample", y_label=_short(name, 30),
-                                 height=240))
+        parts.append(_line_chart(name, [(name, xs, ys)], x_label="seconds since the first sample",
+                                 y_label=_short(name, 30), height=240))
 
     parts.append("<h2>Errors and drops</h2>")
     trouble = [(k, float(v)) for k, v in sorted(counters.items()) if any(w in k for w in TROUBLE_WORDS)]
@@ -332,7 +334,8 @@ def render_report(run: dict) -> str:
         for k, v in sorted(counters.items())) + "</table>")
     if run.get("gauges"):
         parts.append("<table><tr><th>gauge</th><th>last value</th></tr>" + "".join(
-            f"<tr><td>{_esc(k)}</td><td>{_quantity(v)}</td></tr>" for k, v in sorted(run["gauges"].items())) + "</table>")
+            f"<tr><td>{_esc(k)}</td><td>{_quantity(v)}</td></tr>"
+            for k, v in sorted(run["gauges"].items())) + "</table>")
 
     parts.append("<h2>Machine</h2><table>" + "".join(
         f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in run.get("machine", {}).items()) + "</table>")

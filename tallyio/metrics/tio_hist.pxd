@@ -51,4 +51,3 @@ cdef extern from "tio_hist.h" nogil:
     uint64_t tio_hist_snapshot(const tio_hist *h, uint64_t *out)
     uint64_t tio_hist_value_at_percentile(const tio_hist *h, double p)
     uint64_t tio_hist_count_at_or_below(const tio_hist *h, uint64_t v)
-

@@ -1,9 +1,10 @@
 """Type stub for the compiled module tallyio.state._native."""
-from typing import Any, Callable, Literal, Mapping, final
+from typing import Any, Literal, Mapping, final
 
 import numpy as np
 
 from tallyio.state.layout import StateLayout
+from typing_extensions import Self, disjoint_base
 
 __all__ = ["GlobalState", "LocalState", "CheckpointFile", "CheckpointInfo", "crc32c", "POLICIES"]
 
@@ -16,11 +17,12 @@ def crc32c_uses_hardware() -> bool: ...
 def encode_hooks(hooks: Mapping[str, bytes]) -> bytes: ...
 def decode_hooks(blob: bytes) -> dict[str, bytes]: ...
 
+@disjoint_base
 class GlobalState:
     """Fixed tables of 8-byte fields; one writer thread, lock-free seqlock readers."""
 
     layout: StateLayout
-    def __init__(self, layout: StateLayout) -> None: ...
+    def __new__(cls, layout: StateLayout) -> Self: ...
     # writer
     def claim_writer(self) -> None: ...
     def check_writer(self) -> None: ...
@@ -48,6 +50,7 @@ class FieldReader:
 
     def __call__(self, index: int) -> _Value: ...
 
+@disjoint_base
 class LocalState:
     """One worker's thread-local updates (merged by the writer), counters and scratch."""
 
@@ -60,6 +63,7 @@ class LocalState:
     def pending(self) -> int: ...
 
 class CheckpointInfo(tuple[Any, ...]):
+    def __new__(cls, seq: int, journal_seq: int, ts_ns: int, hooks: dict[str, bytes], slot: int) -> Self: ...
     @property
     def seq(self) -> int: ...
     @property
@@ -71,13 +75,14 @@ class CheckpointInfo(tuple[Any, ...]):
     @property
     def slot(self) -> int: ...
 
+@disjoint_base
 class CheckpointFile:
     """The A/B checkpoint file of one GlobalState."""
 
     path: str
     policy: str
-    def __init__(self, path: str | Any, state: GlobalState, *, policy: _Policy = "none",
-                 hooks_capacity: int = 65536) -> None: ...
+    def __new__(cls, path: str | Any, state: GlobalState, *, policy: _Policy = "none",
+                hooks_capacity: int = 65536) -> Self: ...
     def restore(self) -> CheckpointInfo | None: ...
     def slots(self) -> list[tuple[int | None, str | None]]: ...
     def checkpoint(self, journal_seq: int = 0, hooks: Mapping[str, bytes] | None = None) -> int: ...

@@ -13,23 +13,22 @@ invariants are in docs/state.md; the C API is in _native.pxd.
     >>> st.get("pools", 3, "r1"), int(st.read("pools", 3)["r0"])
     (20, 10)
 """
-cimport cython
 from cpython.buffer cimport PyBUF_WRITABLE, PyBUF_FORMAT
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t, uintptr_t
+from libc.stdint cimport uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 from libc.errno cimport errno
 from posix.unistd cimport close
 from posix.mman cimport mmap, munmap, msync, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED, MS_SYNC
 
-from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_u32, tio_atomic_init_u64,
+from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_init_u64,
                                   tio_atomic_init_u32, tio_atomic_load_u64_relaxed,
-                                  tio_atomic_load_u64_acquire, tio_atomic_store_u64_relaxed,
+                                  tio_atomic_load_u64_acquire,
                                   tio_atomic_store_u64_release, tio_atomic_load_u32_acquire,
-                                  tio_atomic_load_u32_relaxed, tio_atomic_store_u32_release,
+                                  tio_atomic_store_u32_release,
                                   tio_atomic_fetch_add_u32_acqrel, tio_atomic_wait_u32,
                                   tio_atomic_wake_u32, tio_aligned_calloc, tio_aligned_free,
-                                  tio_role, PyThread_get_thread_ident, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_FULL, TIO_CACHE_LINE)
+                                  PyThread_get_thread_ident, TIO_OK, TIO_RETRY, TIO_INVALID, TIO_CACHE_LINE)
 from tallyio._ext.spsc cimport tio_spsc_new, tio_spsc_free, tio_spsc_pop_many
 from tallyio._ext.checks cimport role_claim
 
@@ -223,15 +222,15 @@ cdef uint64_t tio_state_merge(tio_state *st, tio_local **locals, uint64_t nlocal
     cdef uint64_t buf[512]
     cdef uint64_t applied = 0
     cdef uint64_t i, j, k, got, v, delta, ncount
-    cdef tio_local *l
+    cdef tio_local *loc
     cdef uint64_t *rec
     cdef uint64_t odd
     for i in range(nlocals):
-        l = locals[i]
+        loc = locals[i]
         while True:
             # an even request: the owner publishes whole (op, value) pairs, so
             # the ring always holds an even number of words and we get pairs
-            got = tio_spsc_pop_many(l.ops, buf, 512)
+            got = tio_spsc_pop_many(loc.ops, buf, 512)
             j = 0
             while j + 1 < got:
                 if tio_state_apply_op(st, buf[j], buf[j + 1]) == TIO_OK:
@@ -240,16 +239,16 @@ cdef uint64_t tio_state_merge(tio_state *st, tio_local **locals, uint64_t nlocal
             if got < 512:
                 break
         if counters_table < st.ntables and st.tables[counters_table].record_words >= 2:
-            ncount = l.ncounters
+            ncount = loc.ncounters
             if ncount > st.tables[counters_table].capacity:
                 ncount = st.tables[counters_table].capacity
             for k in range(ncount):
                 # relaxed: pairs with the owner's relaxed store; a counter is a
                 # number, it publishes no other data
-                v = tio_atomic_load_u64_relaxed(&l.counters[k])
-                delta = v - l.folded[k]
+                v = tio_atomic_load_u64_relaxed(&loc.counters[k])
+                delta = v - loc.folded[k]
                 if delta:
-                    l.folded[k] = v
+                    loc.folded[k] = v
                     rec = tio_state_record(st, counters_table, k)
                     odd = tio_seqlock_write_begin(rec)
                     tio_seqlock_store(rec, 1, tio_seqlock_peek(rec, 1) + delta)
@@ -330,7 +329,6 @@ cdef class GlobalState:
     """
 
     def __cinit__(self, layout):
-        cdef uint64_t b, nb
         cdef uint32_t i
         self._local_ptrs = NULL
         self.st.words = NULL
@@ -467,7 +465,7 @@ cdef class GlobalState:
         """Writer: ``record.field += delta`` (integers wrap modulo 2**64)."""
         role_claim(&self._writer, "GlobalState writer")
         cdef _Table t = self._table(table)
-        cdef uint64_t *rec = self._record(t, index)
+        self._record(t, index)                 # checks the index before anything is applied
         word, kind = self._field(t, field)
         cdef uint64_t op
         if kind == KIND_F8:
@@ -675,14 +673,14 @@ cdef class LocalState:
         """Queue ``record.field = value`` for the next merge."""
         role_claim(&self._role, "LocalState")
         cdef _Table t = self.owner._table(table)
-        word, kind = self.owner._field(t, field)
+        _, kind = self.owner._field(t, field)
         self._push(TIO_OP_SET, table, index, field, _encode(kind, value, f"{t.name}.{field}"))
 
     def add(self, table, index, field, delta):
         """Queue ``record.field += delta`` for the next merge."""
         role_claim(&self._role, "LocalState")
         cdef _Table t = self.owner._table(table)
-        word, kind = self.owner._field(t, field)
+        _, kind = self.owner._field(t, field)
         if kind == KIND_F8:
             self._push(TIO_OP_ADD_F64, table, index, field, _encode(KIND_F8, delta, f"{t.name}.{field} delta"))
         else:
@@ -718,8 +716,6 @@ cdef enum:
     _PAGE = 4096
 _SLOT_HEADER = struct.Struct("<IIQQQQIIII")          # 56 bytes, + pad, u32 crc at 60
 _POLICY_CODES = {"none": 0, "async": 1, "sync": 2}
-
-
 
 
 cdef inline uint64_t _page_up(uint64_t n) noexcept nogil:
@@ -1018,8 +1014,8 @@ cdef class CheckpointFile:
             if len(head) >= 8 and head[:8] != CKPT_MAGIC:
                 raise ForeignFileError(f"{where}: not a tallyio checkpoint (magic {head[:8]!r})")
             raise CorruptFileError(f"{where}: truncated checkpoint header ({len(head)} bytes)")
-        (magic, version, layout_version, fingerprint, block_size, nbytes, nblocks, hooks_cap,
-         slot_len, _created) = _CKPT_HEADER.unpack_from(head, 0)
+        (magic, version, layout_version, fingerprint, block_size, nbytes, _nblocks, hooks_cap,
+         _slot_len, _created) = _CKPT_HEADER.unpack_from(head, 0)
         if magic != CKPT_MAGIC:
             raise ForeignFileError(f"{where}: not a tallyio checkpoint (magic {magic!r})")
         if version > CKPT_FORMAT_VERSION:

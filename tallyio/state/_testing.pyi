@@ -2,7 +2,12 @@
 import numpy as np
 
 from tallyio.state._native import CheckpointFile, GlobalState, LocalState
+from typing_extensions import disjoint_base
 
+__all__ = ["Flag", "seqlock_hammer", "seqlock_check_reads", "push_adds",
+           "merge_until", "bench_seqlock_read_ns", "bench_merge_checkpoint"]
+
+@disjoint_base
 class Flag:
     def raise_(self, n: int = 1) -> None: ...
     @property

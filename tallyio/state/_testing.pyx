@@ -19,7 +19,7 @@ from libc.stdlib cimport calloc, free
 from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
                                   tio_atomic_fetch_add_u64_acqrel, tio_now_ns, tio_cpu_relax,
                                   TIO_OK)
-from tallyio.state._native cimport (GlobalState, LocalState, CheckpointFile, _Table, tio_state,
+from tallyio.state._native cimport (GlobalState, LocalState, CheckpointFile, _Table,
                                     tio_state_record, tio_state_write, tio_seqlock_read,
                                     tio_state_merge, tio_local_push_op, tio_local_count, tio_op_word, tio_ckpt_write,
                                     TIO_OP_ADD, TIO_OP_SET)
@@ -154,12 +154,12 @@ def bench_seqlock_read_ns(GlobalState st, str table, uint64_t index, uint64_t n)
     returns (ns_per_read, checksum) -- the checksum keeps the loop alive."""
     cdef _Table t = st._table(table)
     cdef uint64_t buf[256]
-    cdef uint64_t i, sum = 0, t0, t1
+    cdef uint64_t _i, sum = 0, t0, t1
     cdef uint64_t *rec = st._record(t, index)
     cdef uint32_t nw = t.record_words
     with nogil:
         t0 = tio_now_ns()
-        for i in range(n):
+        for _i in range(n):
             tio_seqlock_read(rec, buf, nw)
             sum += buf[1] + buf[0]
         t1 = tio_now_ns()

@@ -126,8 +126,8 @@ class StateLayout:
         return self.fingerprint
 
     def __repr__(self) -> str:
-        return (f"StateLayout(version={self.version}, tables=[{', '.join(f'{t.name}[{t.capacity}]' for t in self._tables)}], "
-                f"nbytes={self.nbytes})")
+        tables = ", ".join(f"{t.name}[{t.capacity}]" for t in self._tables)
+        return f"StateLayout(version={self.version}, tables=[{tables}], nbytes={self.nbytes})"
 
 
 def _engine_layout(pools: int = 4096, accounts: int = 64, positions: int = 256,

@@ -295,7 +295,7 @@ class RecordWriter:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:
-            raise FileNotFoundError(errno.ENOENT, f"record log directory {self.path.parent} does not exist")
+            raise FileNotFoundError(errno.ENOENT, f"record log directory {self.path.parent} does not exist") from None
         except OSError as exc:
             raise _os_error(exc, f"cannot create the lock file {lock_path}") from None
         try:
@@ -438,7 +438,8 @@ class RecordWriter:
         self._limit = capacity if self.max_file_size is None else min(capacity, self.max_file_size)
 
     def _grow(self, need: int) -> None:
-        new_size = max(self._capacity + self.chunk_size, (need + self.chunk_size - 1) // self.chunk_size * self.chunk_size)
+        chunks = (need + self.chunk_size - 1) // self.chunk_size
+        new_size = max(self._capacity + self.chunk_size, chunks * self.chunk_size)
         if self.max_file_size is not None:
             new_size = min(new_size, max(self.max_file_size, need))
         with self._map_lock:
@@ -537,7 +538,7 @@ class RecordWriter:
         sealed = _segments(self.path)
         firsts = [s for s, _ in sealed] + [self._first_seq]
         removed = 0
-        for (first, p), next_first in zip(sealed, firsts[1:]):
+        for (_first, p), next_first in zip(sealed, firsts[1:]):
             if next_first <= seq:
                 p.unlink()
                 removed += 1

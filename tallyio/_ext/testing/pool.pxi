@@ -335,7 +335,8 @@ def bench_pool(n: int = 2_000_000) -> dict:
         results[name] = (t1 - t0) / n
     results["alloc+free, 2 threads contending"] = _pool_bench_threads([pool, pool], n, _POOL_MODE_PAIR)
     results["16 allocs then 16 frees, 2 threads contending"] = _pool_bench_threads([pool, pool], n, _POOL_MODE_BATCH16)
-    results["per-thread cache alloc+free, 2 threads sharing a pool"] = _pool_bench_threads([pool, pool], n, _POOL_MODE_CACHE)
+    results["per-thread cache alloc+free, 2 threads sharing a pool"] = _pool_bench_threads(
+        [pool, pool], n, _POOL_MODE_CACHE)
     results["alloc+free, 2 threads, a pool each (no sharing)"] = _pool_bench_threads(
         [pool, MemoryPool(256, 1024)], n, _POOL_MODE_PAIR)
     if pool.stats().in_use != 0:
