@@ -49,6 +49,19 @@ def assert_async_conserved(scheduler):
     return m
 
 
+async def settle(scheduler):
+    """Inside the loop: wait until every call finished and this loop drained
+    what they pushed (before asyncio.run closes the loop, which would make
+    them orphans)."""
+    assert await asyncio.to_thread(scheduler.join, 30)
+    for _ in range(1000):
+        m = scheduler.stats().metrics
+        if m.async_submitted == m.async_delivered + m.async_dropped + m.async_cancelled + m.async_orphaned:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the loop never drained its calls")
+
+
 def wait_until(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -280,6 +293,7 @@ def test_cancelled_while_running_runs_to_the_end_and_drops_the_result(scheduler)
         with pytest.raises(asyncio.CancelledError):
             await task
         release.set()
+        await settle(scheduler)
 
     asyncio.run(main())
     assert scheduler.join(30)
@@ -313,6 +327,7 @@ def test_wait_for_timeout_cancels_the_awaiter(scheduler):
             await asyncio.wait_for(scheduler.run(slow), 0.05)
         release.set()
         assert await asyncio.wait_for(scheduler.run(pow, 2, 3), 30) == 8
+        await settle(scheduler)
 
     asyncio.run(main())
     assert scheduler.join(30)
@@ -336,6 +351,7 @@ def test_task_group_cancels_the_siblings_of_a_failing_call(scheduler):
                 siblings = [group.create_task(scheduler.run(slow))]
                 group.create_task(scheduler.run(fail))
         release.set()
+        await settle(scheduler)
         return info.value, siblings
 
     group_error, siblings = asyncio.run(main())
