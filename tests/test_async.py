@@ -516,3 +516,11 @@ def test_no_file_descriptor_leaks_across_many_loops():
     import gc
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_docs_examples_run():
+    import doctest
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "docs" / "asyncio.md"
+    failures, tried = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
