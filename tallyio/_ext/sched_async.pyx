@@ -10,8 +10,11 @@ counters stats() reads).  Touches nothing of the scheduler core: records reach
 the workers through ``SchedulerCore.submit_task`` like any Python task, so
 this module needs no worker internals.
 """
+import asyncio
 import os
 import weakref
+
+AsyncioFuture = asyncio.Future
 
 from libc.stdint cimport uint64_t, uintptr_t
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -164,6 +167,7 @@ cdef class LoopPort:
     cdef object submit_timeout
     cdef object cancel_marker, failed, success
     cdef object drain_callback      # self.drain, bound once
+    cdef object new_future          # asyncio.Future for asyncio's own loops, else loop.create_future
     cdef int efd                    # eventfd (WAKE_EVENTFD) or -1
     cdef bint closed                # loop seen closed: later pushes are orphaned at once
     cdef object __weakref__         # the scheduler keeps its ports in a WeakSet
@@ -187,6 +191,13 @@ cdef class LoopPort:
         self.failed = task_result.FAILED
         self.success = task_result.SUCCESS
         self.drain_callback = self.drain
+        # asyncio's create_future is a Python method around the C Future:
+        # construct that directly (one Python frame less per call); a loop
+        # with its own create_future keeps it
+        if getattr(type(loop), "create_future", None) is asyncio.BaseEventLoop.create_future:
+            self.new_future = None
+        else:
+            self.new_future = loop.create_future
         self.wake_mode = wake_mode
         if wake_mode == WAKE_EVENTFD:
             fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -209,7 +220,10 @@ cdef class LoopPort:
         """A future on ``loop`` (this port's loop, running in this thread)
         for ``fn(*args, **kwargs)`` run on a worker."""
         cdef AsyncCall call = self.call_type()
-        fut = loop.create_future()
+        if self.new_future is None:
+            fut = AsyncioFuture(loop=loop)
+        else:
+            fut = self.new_future()
         call.fn = fn
         call.args = args
         call.kwargs = kwargs if kwargs else None
