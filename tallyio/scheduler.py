@@ -20,6 +20,7 @@ tallyio/_ext/scheduler.pyx; tallyio/_ext/README.md ("Scheduler") documents it.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import logging
@@ -27,12 +28,14 @@ import numbers
 import operator
 import os
 import sys
+import _thread
 import threading
 import time
 import warnings
 import weakref
 from typing import Any, Callable, TypeVar
 
+from tallyio._ext.sched_async import WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, LoopPort
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
@@ -50,6 +53,52 @@ log = logging.getLogger("tallyio")
 RECENT_ERRORS = 32
 
 _CANCELLED = object()     # _CallTask.execute() returns it for a future cancelled while queued
+
+
+_CRLock = _thread.RLock          # the C RLock: threading.RLock is a Python factory around it
+
+
+class _LeanCondition(threading.Condition):
+    """A threading.Condition built in two stores instead of threading's eight
+    (the lock's bound methods are looked up when used, not when built): a
+    Future's condition is built once per submit() but waited on rarely.  The
+    profile of submit()+wait() had Condition.__init__ and RLock() at ~45 % of
+    the submitting thread."""
+
+    def __init__(self) -> None:   # noqa: D107 -- deliberately not calling threading's __init__
+        self._lock = _CRLock()
+        self._waiters = collections.deque()
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()
+
+
+class Future(concurrent.futures.Future):
+    """The ``concurrent.futures.Future`` that ``NumaScheduler.submit`` returns:
+    the standard class and behaviour, built cheaper (see ``_LeanCondition``)."""
+
+    def __init__(self) -> None:   # noqa: D107 -- the base's fields, set directly
+        self._condition = _LeanCondition()
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+
+_PENDING = concurrent.futures._base.PENDING
 
 
 class _CallTask(Task):
@@ -75,6 +124,17 @@ class _CallTask(Task):
 
     def __repr__(self) -> str:
         return f"<submit({getattr(self.fn, '__qualname__', self.fn)!r})>"
+
+
+class _AsyncCall(AsyncCall, Task):
+    """run()/submit_async() as a Task: AsyncCall (tallyio/_ext/sched_async.pyx)
+    runs the call and hands the outcome to its event loop's port."""
+
+    __slots__ = ()
+
+
+#: how a LoopPort wakes its loop once per batch (see docs/asyncio.md, "Wake-ups")
+ASYNC_WAKE_MODES = (WAKE_CALL_SOON, WAKE_EVENTFD)
 
 
 # every scheduler still alive, for fork and interpreter exit
@@ -201,12 +261,22 @@ class NumaScheduler(concurrent.futures.Executor):
     ``loop.run_in_executor(scheduler, fn)`` works too.  ``submit()`` waits
     for room when the queues are full, at most ``submit_timeout`` seconds
     (None, the default: no limit), then raises ``QueueFullError``.
+
+    From a coroutine, ``await scheduler.run(fn, *args)`` (or
+    ``run_task(task)``) runs on the workers and delivers results to the
+    event loop in batches, one loop wake-up per batch; ``submit_async`` is
+    the same returning the loop's ``asyncio.Future`` (docs/asyncio.md).
+    ``async_wake`` picks how a batch wakes its loop: ``"call_soon"`` (one
+    ``call_soon_threadsafe``) or ``"eventfd"`` (an eventfd registered with
+    ``loop.add_reader``, Linux).
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,
                  topology: NumaTopology | None = None,
                  on_error: Callable[[Task, BaseException], Any] | None = None,
-                 submit_timeout: float | None = None) -> None:
+                 submit_timeout: float | None = None, async_wake: str = WAKE_CALL_SOON) -> None:
+        if async_wake not in ASYNC_WAKE_MODES:
+            raise ValueError(f"async_wake must be one of {ASYNC_WAKE_MODES}, got {async_wake!r}")
         if config is None:
             config = SchedulerConfig()
         if not isinstance(config, SchedulerConfig):
@@ -251,6 +321,13 @@ class NumaScheduler(concurrent.futures.Executor):
         self._abandoned = False        # the user gave up waiting for running tasks: exit does not wait
         self._started_at = self._stopped_at = 0.0
         self._balancer = LoadBalancer(self)
+        # the awaitable path: one LoopPort per event loop (tallyio/_ext/README.md, "Awaitable path")
+        self._async_counters = AsyncCounters()
+        self._ports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPort] = weakref.WeakKeyDictionary()
+        self._all_ports: weakref.WeakSet[LoopPort] = weakref.WeakSet()   # with calls stranded in them too
+        self._port_cache: tuple[Any, Any] = (None, None)     # (loop, port): one read, never torn
+        self._ports_lock = threading.Lock()
+        self._async_wake = async_wake
 
     # ---- layout -------------------------------------------------------------------
 
@@ -435,6 +512,8 @@ class NumaScheduler(concurrent.futures.Executor):
                 return True
             try:
                 self._core.sweep(self._core.cancelling, self._cancel_task)
+                self._collect_orphans()
+                self._port_cache = (None, None)
             finally:
                 # a Ctrl+C from a cancel callback is re-raised only after the
                 # sweep settled every record: the stop is complete either way
@@ -551,9 +630,111 @@ class NumaScheduler(concurrent.futures.Executor):
         ``QueueFullError``); from inside a task it never waits."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {fn!r}")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        future: concurrent.futures.Future[T] = Future()
         self._core.submit_task(_CallTask(fn, args, kwargs, future), True, self._submit_timeout)
         return future
+
+    # ---- the awaitable path (docs/asyncio.md; tallyio/_ext/README.md, "Awaitable path") ----
+
+    def submit_async(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; returns an ``asyncio.Future``
+        of the running event loop (call it from a coroutine or a loop callback).
+
+        The result (or the exception ``fn`` raised) is set on the future by
+        the loop, in a batch with the other calls that finished meanwhile.
+        Cancelling the future before a worker starts the call means it never
+        runs (counted in ``stats().metrics.async_cancelled``); once started it
+        runs to the end and its result is dropped (``async_dropped``).  Raises
+        ``RuntimeError`` outside a running loop, ``SchedulerNotRunningError``
+        when the scheduler does not accept work; on full queues it waits for
+        room as ``submit()`` does (``submit_timeout``).
+
+        >>> import asyncio
+        >>> from tallyio import NumaScheduler, SchedulerConfig
+        >>> async def main(scheduler):
+        ...     return await asyncio.gather(*(scheduler.submit_async(pow, 2, k) for k in range(4)))
+        >>> with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
+        ...     asyncio.run(main(scheduler))
+        [1, 2, 4, 8]
+        """
+        if not callable(fn):
+            raise TypeError(f"submit_async() needs a callable, got {fn!r}")
+        loop = asyncio.get_running_loop()
+        cached = self._port_cache
+        port = cached[1] if cached[0] is loop else self._port_for(loop)
+        return port.submit(loop, fn, args, kwargs)
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``await scheduler.run(fn, *args, **kwargs)``: ``fn``'s return value,
+        computed on a worker; an exception inside is raised here.  A
+        coroutine, so ``TaskGroup.create_task`` takes it; ``submit_async`` is
+        the cheaper form for ``gather`` (no Task per call).
+
+        >>> import asyncio
+        >>> from tallyio import NumaScheduler, SchedulerConfig
+        >>> async def main(scheduler):
+        ...     async with asyncio.TaskGroup() as group:
+        ...         first = group.create_task(scheduler.run(sum, [1, 2, 3]))
+        ...         second = group.create_task(scheduler.run(max, 4, 9))
+        ...     return first.result(), second.result()
+        >>> with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
+        ...     asyncio.run(main(scheduler))
+        (6, 9)
+        """
+        return await self.submit_async(fn, *args, **kwargs)
+
+    def submit_task_async(self, task: Task) -> asyncio.Future[TaskResult]:
+        """Run ``task.execute()`` once on a worker; returns an ``asyncio.Future``
+        of its ``TaskResult`` (None counts as ``SUCCESS``; ``RETRY`` is handed
+        to the awaiter, not re-queued).  The call runs at the default priority."""
+        if not isinstance(task, Task):
+            raise TypeError(f"submit_task_async() needs a tallyio.Task, got {type(task).__name__}")
+        if type(task).execute is Task.execute:
+            raise TypeError(f"{type(task).__name__} does not override Task.execute()")
+        loop = asyncio.get_running_loop()
+        cached = self._port_cache
+        port = cached[1] if cached[0] is loop else self._port_for(loop)
+        return port.submit(loop, task.execute, (), None, True)
+
+    async def run_task(self, task: Task) -> TaskResult:
+        """``await scheduler.run_task(task)``: ``task.execute()`` on a worker;
+        its ``TaskResult`` (see ``submit_task_async``), or the exception it raised.
+
+        >>> import asyncio
+        >>> from tallyio import NumaScheduler, SchedulerConfig, Task
+        >>> class Hello(Task):
+        ...     def execute(self): print("hello from a worker")
+        >>> with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
+        ...     asyncio.run(scheduler.run_task(Hello()))
+        hello from a worker
+        <TaskResult.SUCCESS: 0>
+        """
+        return await self.submit_task_async(task)
+
+    def _port_for(self, loop: asyncio.AbstractEventLoop) -> LoopPort:
+        """This loop's port (made on first use, on the loop's thread)."""
+        with self._ports_lock:
+            port = self._ports.get(loop)
+            if port is None:
+                mode = self._async_wake
+                if mode == WAKE_EVENTFD and not hasattr(os, "eventfd"):
+                    mode = WAKE_CALL_SOON
+                try:
+                    port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
+                                    self._submit_timeout, _CANCELLED, TaskResult, mode)
+                except NotImplementedError:      # a loop without add_reader
+                    port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
+                                    self._submit_timeout, _CANCELLED, TaskResult, WAKE_CALL_SOON)
+                self._ports[loop] = port
+                self._all_ports.add(port)
+            self._port_cache = (loop, port)
+            return port
+
+    def _collect_orphans(self) -> None:
+        """Count as orphaned the finished calls left for loops that closed
+        before draining them (the port keeps them; nothing else would)."""
+        for port in list(self._all_ports):
+            port.collect_if_closed()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every task submitted so far has finished (or was
@@ -580,6 +761,11 @@ class NumaScheduler(concurrent.futures.Executor):
 
     @staticmethod
     def _cancel_task(task: Task) -> None:
+        if isinstance(task, _AsyncCall):
+            # its awaiter gets an error, never a hang
+            task.stop_cancelled(SchedulerNotRunningError(
+                "the scheduler was stopped with cancel_pending=True before this call ran"))
+            return
         if isinstance(task, _CallTask):
             # the done-callbacks run inside cancel(); whatever they raise, the
             # future must reach CANCELLED_AND_NOTIFIED (wait()/as_completed())
@@ -604,6 +790,7 @@ class NumaScheduler(concurrent.futures.Executor):
         """A snapshot of the counters, per-worker rows and latency percentiles.
         Reading never stops the workers."""
         core = self._core
+        self._collect_orphans()
         rows = [core.worker_row(i) for i in range(core.nworkers)]
         per_worker_capacity = core.capacity * (core.bands + 1)
         workers = tuple(
@@ -620,7 +807,9 @@ class NumaScheduler(concurrent.futures.Executor):
             tasks_succeeded=total("succeeded"), tasks_failed=total("failed"),
             tasks_retried=total("retried"), tasks_stolen=total("stolen"),
             steal_attempts=total("steal_attempts"), tasks_cancelled=total("cancelled"),
-            tasks_migrated=total("migrated"), wakeups=core.wakeups)
+            tasks_migrated=total("migrated"), wakeups=core.wakeups,
+            **{("loop_wakeups" if key == "wakeups" else f"async_{key}"): value
+               for key, value in self._async_counters.snapshot().items() if key != "batches"})
         wait_hist, exec_hist = core.histograms()
         npt = core.ns_per_tick
         if self._started_at == 0.0:

@@ -6,6 +6,12 @@ approximately consistent.  After ``stop()`` these identities hold exactly::
 
     metrics.tasks_submitted == metrics.tasks_processed + metrics.tasks_cancelled
     metrics.tasks_processed == metrics.tasks_succeeded + metrics.tasks_failed
+
+and for the awaitable path (``run``/``submit_async``), once every loop that
+used it has drained or closed::
+
+    metrics.async_submitted == (metrics.async_delivered + metrics.async_dropped
+                                + metrics.async_cancelled + metrics.async_orphaned)
 """
 from __future__ import annotations
 
@@ -28,6 +34,13 @@ class SchedulerMetrics:
     tasks_cancelled: int = 0     #: cancelled at a cancelling stop, or futures cancelled before they ran
     tasks_migrated: int = 0      #: tasks handed to a less loaded worker by the rebalancer
     wakeups: int = 0             #: parked workers woken (one futex syscall each)
+    # ---- the awaitable path (NumaScheduler.run / submit_async) ----
+    async_submitted: int = 0     #: calls accepted from coroutines
+    async_delivered: int = 0     #: results or exceptions set on the awaiter's future
+    async_dropped: int = 0       #: ran, but the awaiter was cancelled meanwhile: result dropped
+    async_cancelled: int = 0     #: awaiter cancelled before the call started: it never ran
+    async_orphaned: int = 0      #: finished after its event loop closed: counted, not delivered
+    loop_wakeups: int = 0        #: event-loop wake-ups, one per batch of completions
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,10 @@ class SchedulerStats:
             f"  queue wait   {_percentiles(self.queue_wait_us)}",
             f"  execution    {_percentiles(self.execution_us)}",
         ]
+        if m.async_submitted:
+            lines.append(f"  awaitable    submitted {m.async_submitted:,}  delivered {m.async_delivered:,}  "
+                         f"dropped {m.async_dropped:,}  cancelled {m.async_cancelled:,}  "
+                         f"orphaned {m.async_orphaned:,}; {m.loop_wakeups:,} loop wake-ups")
         if self.recent_errors:
             last = self.recent_errors[-1]
             lines.append(f"  errors       {len(self.recent_errors)} recent, last: {last.exception!r} "

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from tallyio.bench import _async
 from tallyio.bench._contenders import (WORKERS, PROBE_TIMEOUT_S, Contender, Factory, Signal, SignalTask,
                                       TallyioFutures, TallyioTasks, ThreadPool, contenders)
 from tallyio.bench._figures import Figure, Measure, Target, alternate, figures_for
@@ -492,4 +493,4 @@ def sections(mode: str) -> list[Section]:
     s = SIZES[mode]
     return [_noop_section(s), _python_work_section(s), _sha256_section(s), _submit_cost_section(s),
             _native_section(s), _back_to_back_section(s), _low_load_section(s), _priority_section(s),
-            _tracemalloc_section(s), _rss_section(s)]
+            _tracemalloc_section(s), _rss_section(s)] + _async.sections(mode)

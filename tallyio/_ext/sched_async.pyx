@@ -1,0 +1,384 @@
+"""The awaitable path's hand-off from the scheduler's workers to an asyncio
+event loop (tallyio/_ext/README.md, "Awaitable path", has the protocol).
+
+Owns: ``AsyncCall`` (the record a worker runs for ``NumaScheduler.run`` /
+``submit_async``: it calls the function, keeps the outcome and pushes itself
+into its loop's port), ``LoopPort`` (one per (scheduler, event loop): a
+lock-free Treiber stack of finished calls, the one wake-up per batch, and
+delivery onto the loop's futures) and ``AsyncCounters`` (the scheduler-wide
+counters stats() reads).  Touches nothing of the scheduler core: records reach
+the workers through ``SchedulerCore.submit_task`` like any Python task, so
+this module needs no worker internals.
+"""
+import asyncio
+import os
+import weakref
+
+AsyncioFuture = asyncio.Future
+
+from libc.stdint cimport uint64_t, uintptr_t
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from posix.unistd cimport read, write
+from tallyio._ext.common cimport (tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
+                                  tio_atomic_fetch_add_u64_relaxed)
+
+cdef extern from "tio_atomic.h" nogil:
+    uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
+    bint tio_atomic_cas_u64_release(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
+
+cdef extern from "Python.h":
+    void PyErr_SetObject(object tp, object value)
+    void PyErr_WriteUnraisable(object obj)
+
+
+cdef void report_unraisable(BaseException exc, object where) noexcept:
+    """Hand an exception nobody can catch to sys.unraisablehook."""
+    PyErr_SetObject(type(exc), exc)
+    PyErr_WriteUnraisable(where)
+
+#: how a port wakes its loop: ``call_soon_threadsafe`` once per batch, or an
+#: eventfd registered with ``loop.add_reader`` written once per batch
+WAKE_CALL_SOON = "call_soon"
+WAKE_EVENTFD = "eventfd"
+
+cdef enum:
+    # AsyncCall.state: set by the worker (GIL held), read by the loop
+    CALL_QUEUED = 0
+    CALL_DONE = 1          # ran; result or error set
+    CALL_CANCELLED = 2     # its awaiter was cancelled before it started: never ran
+    CALL_STOPPED = 3       # cancelled by a cancelling stop before it ran: error set
+
+
+cdef class AsyncCounters:
+    """Scheduler-wide counters of the awaitable path (atomics: workers and
+    every loop thread add to them; stats() reads them relaxed)."""
+
+    cdef tio_atomic_u64 submitted    # accepted by the scheduler
+    cdef tio_atomic_u64 delivered    # outcome (result or exception) set on the awaiter's future
+    cdef tio_atomic_u64 dropped      # ran, but the awaiter had been cancelled: result dropped
+    cdef tio_atomic_u64 cancelled    # awaiter cancelled before the call started: never ran
+    cdef tio_atomic_u64 orphaned     # finished after its loop closed: nobody to deliver to
+    cdef tio_atomic_u64 wakeups      # loop wake-ups (one per batch of completions)
+    cdef tio_atomic_u64 batches      # batches the loops drained
+
+    def __cinit__(self):
+        tio_atomic_init_u64(&self.submitted, 0)
+        tio_atomic_init_u64(&self.delivered, 0)
+        tio_atomic_init_u64(&self.dropped, 0)
+        tio_atomic_init_u64(&self.cancelled, 0)
+        tio_atomic_init_u64(&self.orphaned, 0)
+        tio_atomic_init_u64(&self.wakeups, 0)
+        tio_atomic_init_u64(&self.batches, 0)
+
+    def snapshot(self):
+        """The counters as a dict (relaxed reads: a snapshot)."""
+        return {
+            "submitted": tio_atomic_load_u64_relaxed(&self.submitted),
+            "delivered": tio_atomic_load_u64_relaxed(&self.delivered),
+            "dropped": tio_atomic_load_u64_relaxed(&self.dropped),
+            "cancelled": tio_atomic_load_u64_relaxed(&self.cancelled),
+            "orphaned": tio_atomic_load_u64_relaxed(&self.orphaned),
+            "wakeups": tio_atomic_load_u64_relaxed(&self.wakeups),
+            "batches": tio_atomic_load_u64_relaxed(&self.batches),
+        }
+
+
+cdef inline void count(tio_atomic_u64 *counter, uint64_t n) noexcept nogil:
+    # relaxed RMW: statistics, several threads add; they order nothing
+    tio_atomic_fetch_add_u64_relaxed(counter, n)
+
+
+cdef class AsyncCall:
+    """One ``run``/``submit_async`` call on its way through the scheduler
+    (internal: NumaScheduler subclasses it with tallyio.Task).  A worker
+    calls ``execute()``; the outcome travels to the loop through ``port``."""
+
+    cdef object fn
+    cdef tuple args
+    cdef object kwargs              # dict, or None for no keyword arguments
+    cdef object future              # the awaiter's asyncio.Future (touched on its loop only, but cancelled() read by the worker)
+    cdef LoopPort port
+    cdef object result
+    cdef object error
+    cdef int state
+    cdef bint is_task               # run_task: result None means TaskResult.SUCCESS
+    cdef PyObject *next             # the port's stack link (an owned reference while stacked)
+
+    def execute(self):
+        """Run the call on a worker (GIL held) and push the outcome to the
+        loop's port.  An awaiter cancelled before this started: the call never
+        runs and counts as cancelled."""
+        cdef LoopPort port = self.port
+        cdef AsyncCounters counters = port.counters
+        # a cross-thread read of the future's state, under the GIL: a cancel
+        # that lands after this check lets the call run and drops its result
+        if self.future.cancelled():
+            self.state = CALL_CANCELLED
+            count(&counters.cancelled, 1)
+            self.fn = self.args = self.kwargs = self.future = None
+            return port.cancel_marker
+        try:
+            if self.kwargs is None:
+                self.result = self.fn(*self.args)
+            else:
+                self.result = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:
+            self.error = exc
+        self.fn = self.args = self.kwargs = None
+        self.state = CALL_DONE
+        if self.error is not None:
+            port.push(self)
+            return port.failed
+        if self.is_task:
+            outcome = self.result
+            if outcome is None:
+                self.result = port.success
+            port.push(self)
+            return outcome if outcome is port.failed else None
+        port.push(self)
+        return None
+
+    def stop_cancelled(self, error):
+        """A cancelling stop took this call out of the queues before it ran:
+        its awaiter gets ``error``."""
+        self.error = error
+        self.state = CALL_STOPPED
+        self.fn = self.args = self.kwargs = None
+        self.port.push(self)
+
+    def __repr__(self):
+        fn = self.fn
+        return f"<run({getattr(fn, '__qualname__', fn)!r})>"
+
+
+cdef class LoopPort:
+    """Where the workers leave finished calls for one event loop.
+
+    Workers push with one CAS onto a Treiber stack; the push that finds the
+    stack empty wakes the loop, once, and the loop takes the whole batch with
+    one exchange (README: "Awaitable path")."""
+
+    cdef tio_atomic_u64 head        # PyObject* of the last pushed AsyncCall, or 0
+    cdef object loop_ref            # weakref to the loop: a port never keeps its loop alive
+    cdef readonly str wake_mode
+    cdef AsyncCounters counters
+    cdef object call_type           # the AsyncCall + Task subclass to create
+    cdef object submit_task         # SchedulerCore.submit_task
+    cdef object submit_timeout
+    cdef object cancel_marker, failed, success
+    cdef object drain_callback      # self.drain, bound once
+    cdef object new_future          # asyncio.Future for asyncio's own loops, else loop.create_future
+    cdef int efd                    # eventfd (WAKE_EVENTFD) or -1
+    cdef bint closed                # loop seen closed: later pushes are orphaned at once
+    cdef object __weakref__         # the scheduler keeps its ports in a WeakSet
+
+    def __cinit__(self):
+        tio_atomic_init_u64(&self.head, 0)
+        self.efd = -1
+
+    def __init__(self, loop, AsyncCounters counters, call_type, submit_task, submit_timeout,
+                 cancel_marker, task_result, str wake_mode=WAKE_CALL_SOON):
+        if not issubclass(call_type, AsyncCall):
+            raise TypeError(f"call_type must subclass AsyncCall, got {call_type!r}")
+        if wake_mode not in (WAKE_CALL_SOON, WAKE_EVENTFD):
+            raise ValueError(f"wake_mode must be {WAKE_CALL_SOON!r} or {WAKE_EVENTFD!r}, got {wake_mode!r}")
+        self.loop_ref = weakref.ref(loop)
+        self.counters = counters
+        self.call_type = call_type
+        self.submit_task = submit_task
+        self.submit_timeout = submit_timeout
+        self.cancel_marker = cancel_marker
+        self.failed = task_result.FAILED
+        self.success = task_result.SUCCESS
+        self.drain_callback = self.drain
+        # asyncio's create_future is a Python method around the C Future:
+        # construct that directly (one Python frame less per call); a loop
+        # with its own create_future keeps it
+        if getattr(type(loop), "create_future", None) is asyncio.BaseEventLoop.create_future:
+            self.new_future = None
+        else:
+            self.new_future = loop.create_future
+        self.wake_mode = wake_mode
+        if wake_mode == WAKE_EVENTFD:
+            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            try:
+                loop.add_reader(fd, self.drain_callback)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.efd = fd
+
+    def __dealloc__(self):
+        # no call can be stacked here: each stacked call holds a reference to us
+        if self.efd >= 0:
+            os.close(self.efd)
+            self.efd = -1
+
+    # ---- the loop thread: submitting ------------------------------------------
+
+    def submit(self, loop, fn, tuple args, kwargs, bint is_task=False):
+        """A future on ``loop`` (this port's loop, running in this thread)
+        for ``fn(*args, **kwargs)`` run on a worker."""
+        cdef AsyncCall call = self.call_type()
+        if self.new_future is None:
+            fut = AsyncioFuture(loop=loop)
+        else:
+            fut = self.new_future()
+        call.fn = fn
+        call.args = args
+        call.kwargs = kwargs if kwargs else None
+        call.future = fut
+        call.port = self
+        call.is_task = is_task
+        self.submit_task(call, True, self.submit_timeout)
+        count(&self.counters.submitted, 1)
+        return fut
+
+    # ---- the workers: pushing -------------------------------------------------
+
+    cdef void push(self, AsyncCall call):
+        """Leave a finished call for the loop (GIL held, but lock-free: the
+        loop takes batches with an exchange, other workers push with a CAS).
+        The push that found the stack empty wakes the loop."""
+        cdef uint64_t old = tio_atomic_load_u64_relaxed(&self.head)
+        Py_INCREF(call)                       # the stack's reference; drain() takes it
+        while True:
+            call.next = <PyObject *><uintptr_t>old
+            # release: the loop's acquire exchange sees the call's outcome
+            if tio_atomic_cas_u64_release(&self.head, &old, <uint64_t><uintptr_t><PyObject *>call):
+                break
+        if old == 0:
+            self.wake()
+
+    cdef void wake(self):
+        cdef uint64_t one = 1
+        cdef Py_ssize_t n
+        count(&self.counters.wakeups, 1)
+        loop = self.loop_ref()
+        if self.closed or loop is None or loop.is_closed():
+            self.closed = True
+            self.take_orphans()
+            return
+        if self.efd >= 0:
+            # with the GIL held: detach() (loop thread, GIL held) closes the
+            # fd, so it cannot close it under this write.  A non-blocking
+            # eventfd write fails only when its counter would overflow: the
+            # loop is readable already then
+            n = write(self.efd, &one, sizeof(one))
+            return
+        try:
+            loop.call_soon_threadsafe(self.drain_callback)
+        except RuntimeError:
+            # closed between the check and the call
+            self.closed = True
+            self.take_orphans()
+        except Exception as exc:
+            report_unraisable(exc, self.drain_callback)
+
+    # ---- the loop thread: delivering -------------------------------------------
+
+    cdef PyObject *take_all(self):
+        """The whole stack, oldest first (each entry an owned reference)."""
+        cdef PyObject *node
+        cdef PyObject *fifo = NULL
+        cdef PyObject *nxt
+        # acquire: pairs with the pushers' release CAS
+        node = <PyObject *><uintptr_t>tio_atomic_exchange_u64_acqrel(&self.head, 0)
+        while node != NULL:                   # reverse: the stack is newest first
+            nxt = (<AsyncCall>node).next
+            (<AsyncCall>node).next = fifo
+            fifo = node
+            node = nxt
+        return fifo
+
+    def drain(self):
+        """Deliver every finished call to its future (the loop's callback:
+        one per batch).  Returns how many calls it took."""
+        cdef uint64_t buf
+        cdef Py_ssize_t n
+        cdef PyObject *node
+        cdef PyObject *nxt
+        cdef AsyncCall call
+        cdef uint64_t taken = 0, delivered = 0, dropped = 0
+        if self.efd >= 0:
+            # reset the eventfd before taking the stack: a push after this
+            # read writes again, so its wake-up is never lost
+            n = read(self.efd, &buf, sizeof(buf))
+        node = self.take_all()
+        if node != NULL:
+            count(&self.counters.batches, 1)
+        while node != NULL:
+            call = <AsyncCall>node
+            Py_DECREF(call)                   # the stack's reference (call keeps ours)
+            nxt = call.next
+            call.next = NULL
+            node = nxt
+            taken += 1
+            fut = call.future
+            call.future = None
+            if fut.done():                    # its awaiter was cancelled meanwhile
+                dropped += 1
+            else:
+                try:
+                    if call.error is not None:
+                        fut.set_exception(call.error)
+                    else:
+                        fut.set_result(call.result)
+                except TypeError:              # StopIteration, which asyncio futures refuse
+                    fut.set_exception(RuntimeError(f"the call raised {call.error!r}, which an asyncio "
+                                                   "future cannot carry"))
+                except Exception as exc:
+                    # never lose the rest of the batch to one bad future
+                    report_unraisable(exc, self.drain_callback)
+                delivered += 1
+            call.result = call.error = None
+        count(&self.counters.delivered, delivered)
+        count(&self.counters.dropped, dropped)
+        return taken
+
+    cdef void take_orphans(self):
+        """The loop is closed: count whatever is stacked as orphaned."""
+        cdef PyObject *node = self.take_all()
+        cdef PyObject *nxt
+        cdef AsyncCall call
+        cdef uint64_t n = 0
+        while node != NULL:
+            call = <AsyncCall>node
+            nxt = call.next
+            call.next = NULL
+            call.future = call.result = call.error = None
+            node = nxt
+            n += 1
+            Py_DECREF(call)
+        count(&self.counters.orphaned, n)
+
+    def collect_if_closed(self):
+        """If the loop is closed, count what is stacked as orphaned (stats()
+        and stop() call it: a loop closed after its last wake-up was sent
+        never drains).  Returns True if the loop is closed."""
+        loop = self.loop_ref()
+        if self.closed or loop is None or loop.is_closed():
+            self.closed = True
+            self.take_orphans()
+            return True
+        return False
+
+    def detach(self):
+        """Stop listening on the loop (its thread, or a closed loop): remove
+        the eventfd reader.  Calls finishing later still wake it, through
+        call_soon_threadsafe."""
+        loop = self.loop_ref()
+        if self.efd >= 0:
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self.efd)
+            os.close(self.efd)
+            self.efd = -1
+        self.wake_mode = WAKE_CALL_SOON
+
+    @property
+    def pending(self):
+        """True while finished calls wait in the stack."""
+        return tio_atomic_load_u64_relaxed(&self.head) != 0
+
+    def __repr__(self):
+        return f"<LoopPort {self.wake_mode} for {self.loop_ref()!r}>"
