@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -41,6 +42,8 @@ DROP_POLICIES = ("drop_oldest",)
 because for MEV the newest transaction is the one still worth acting on."""
 
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
@@ -154,9 +157,10 @@ class CoreConfig:
         for name in ("signer_key_env", "keystore_password_env"):
             value = getattr(self, name)
             _optional_str(name, value)
-            if value is not None and not value.replace("_", "").isalnum():
+            # the message never echoes the value: it may be the secret itself, pasted here by mistake
+            if value is not None and (not _ENV_NAME.fullmatch(value) or _HEX_KEY.fullmatch(value)):
                 raise ConfigError(f"CoreConfig.{name} is the NAME of an environment variable "
-                                  f"(letters, digits, _), not its value")
+                                  f"(a letter or _, then letters, digits, _), not its value")
         object.__setattr__(self, "keystore_path", _optional_path("keystore_path", self.keystore_path))
         if self.keystore_path is not None and self.keystore_password_env is None:
             raise ConfigError("CoreConfig.keystore_password_env must name the variable holding the "

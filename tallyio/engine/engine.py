@@ -76,7 +76,8 @@ class OpportunityBridge:
     ``await scheduler.run(...)``'s batched completions when that lands).
 
     A collector thread takes opportunities from the pipeline's ``OpportunityQueue``
-    in batches (``get_many``), appends each batch to a deque and wakes the loop
+    in batches (``get_many``), appends each batch to a deque bounded at ``batch``
+    (when it is full the native queue holds them, dropping its oldest) and wakes the loop
     ONCE per batch (one ``call_soon_threadsafe``, and only while a consumer is
     waiting); ``get()`` pops from the deque without any thread switch while it is
     non-empty.  The collector polls the native queue with a short backoff (50 us
@@ -113,7 +114,8 @@ class OpportunityBridge:
         idle_sleep = 50e-6
         get_many, batch = self.queue.get_many, self.batch
         while not self._stopping:
-            ops = get_many(batch)
+            room = batch - len(self._buf)       # bounded: beyond it the native queue holds (and drops oldest)
+            ops = get_many(room) if room > 0 else None
             if ops:
                 self._buf.extend(ops)
                 self.collected += len(ops)
@@ -121,14 +123,8 @@ class OpportunityBridge:
                 self._notify()
                 idle_sleep = 50e-6
                 continue
-            if self._source_done():
-                ops = get_many(1 << 20)         # the pipeline drained before source_done turned true
-                if ops:
-                    self._buf.extend(ops)
-                    self.collected += len(ops)
-                    self.batches += 1
-                    continue
-                break
+            if room > 0 and self._source_done() and not len(self.queue):
+                break                           # the pipeline drained before source_done turned true
             time.sleep(idle_sleep)
             idle_sleep = min(idle_sleep * 2, 1e-3)
         self.ended = True
@@ -313,6 +309,7 @@ class Engine:
         self._stopped_at = 0.0
         self._server = None
         self._halt_reason: Optional[str] = None
+        self._stop_event = threading.Event()
 
     # ---- life cycle ---------------------------------------------------------------------
     async def __aenter__(self) -> "Engine":
@@ -485,10 +482,19 @@ class Engine:
         resume = self._resume_position
         pending_since_barrier = False
         index = 0
+        realtime = self.config.replay_realtime
+        first_ts = start_wall = None
         try:
-            for record in ReplaySource(self._replay_path, realtime=self.config.replay_realtime):
+            for record in ReplaySource(self._replay_path):
                 if self._stopping():
                     break
+                if realtime:                   # paced here, not in ReplaySource: stop() interrupts the wait
+                    ts = getattr(record, "received_ns", 0)
+                    if first_ts is None:
+                        first_ts, start_wall = ts, time.monotonic_ns()
+                    wait = (ts - first_ts) - (time.monotonic_ns() - start_wall)
+                    if wait > 0 and self._stop_event.wait(wait / 1e9):
+                        break
                 index += 1
                 if type(record) is PendingTx:
                     if index <= resume:
@@ -701,6 +707,7 @@ class Engine:
                     self.state = "stopped"
                 return
             self.state = "stopping"
+        self._stop_event.set()
         try:
             if self._source is not None:
                 self._source.close()

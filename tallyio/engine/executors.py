@@ -23,7 +23,7 @@ each action's path through ``tallyio.amm.get_amounts_out`` on that copy.
     >>> result.status.name, result.gas_used
     ('SIMULATED', 150000)
     >>> dry.last_outputs
-    (1991,)
+    (1992,)
 """
 from __future__ import annotations
 
@@ -98,6 +98,8 @@ class DryRunExecutor:
         self.reverted = 0
         self.failed = 0
         self.last_outputs: Tuple[int, ...] = ()
+        self._static: Dict[bytes, Tuple[bytes, int]] = {}     # pool -> (token0, fee_bps): never change
+        self._trigger_cache: Optional[tuple] = None
         self._closed = False
 
     # ---- the protocol -----------------------------------------------------------------
@@ -124,9 +126,7 @@ class DryRunExecutor:
         try:
             overlay: Dict[bytes, List[int]] = {}
             if opportunity is not None and opportunity.trigger_tx is not None and self.pending is not None:
-                tx = self.pending(opportunity.trigger_tx)
-                if tx is not None:
-                    self._apply_trigger(tx, overlay)
+                overlay = self._after_trigger(opportunity.trigger_tx)
             profit = 0
             gas = 0
             reverted = None
@@ -141,7 +141,7 @@ class DryRunExecutor:
                     reverted = reverted or f"action {len(outputs) - 1}: output under min_amount_out {action.min_amount_out}"
                 else:
                     profit += out - action.amount_in
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError, ArithmeticError) as exc:
             self.failed += 1
             return ExecutionResult(ExecutionStatus.FAILED, error=f"dry run: {exc}", opportunity=opportunity,
                                    expected_profit=None if opportunity is None else opportunity.profit,
@@ -157,13 +157,31 @@ class DryRunExecutor:
                                realized_profit=profit, latency_ns=time.monotonic_ns() - started,
                                error=reverted, opportunity=opportunity)
 
+    def _after_trigger(self, trigger: bytes) -> Dict[bytes, List[int]]:
+        """A fresh overlay holding the reserves the trigger's swaps leave.  A trigger
+        usually yields several opportunities: the decoded overlay is cached for the
+        last trigger and table version (``syncs_applied`` moves with every Sync)."""
+        version = self.table.syncs_applied
+        cached = self._trigger_cache
+        if cached is None or cached[0] != trigger or cached[1] != version:
+            overlay: Dict[bytes, List[int]] = {}
+            tx = self.pending(trigger)
+            if tx is not None:
+                self._apply_trigger(tx, overlay)
+            cached = self._trigger_cache = (trigger, version, overlay)
+        return {pool: list(entry) for pool, entry in cached[2].items()}
+
     def _reserves(self, pool: bytes, overlay: Dict[bytes, List[int]]) -> Tuple[List[int], bytes]:
-        """(mutable [reserve0, reserve1] in the overlay, token0) of ``pool``."""
-        info = self.table.pool(self.table.index_of(pool))
+        """(mutable [reserve0, reserve1, fee_bps] in the overlay, token0) of ``pool``."""
+        static = self._static.get(pool)
+        if static is None:
+            info = self.table.pool(self.table.index_of(pool))     # KeyError for an unknown pool
+            static = self._static[pool] = (info.token0, info.fee_bps)
         entry = overlay.get(pool)
         if entry is None:
-            entry = overlay[pool] = [info.reserve0, info.reserve1, info.fee_bps]
-        return entry, info.token0
+            r0, r1 = self.table.reserves_of(pool)
+            entry = overlay[pool] = [r0, r1, static[1]]
+        return entry, static[0]
 
     def _hop_pools(self, action: SwapAction) -> Sequence[bytes]:
         op = action.opportunity
