@@ -523,12 +523,18 @@ class Engine:
         self.pipeline.drain()
         queue, bridge = self.pipeline.opportunities, self.bridge
         sleep = 20e-6
-        while len(queue) or len(bridge) or self._settled < self._handed_out:
+        while True:
+            # every opportunity the queue accepted was taken by the consumer (counted when
+            # popped, so none can hide between the queue, the collector and the deque), and
+            # the consumer is done with all it took
+            q = queue.stats()
+            taken = bridge.taken
+            if q["received"] - q["dropped"] == taken + bridge.discarded and self._settled >= taken:
+                return True
             if self._stopping():
                 return False
             time.sleep(sleep)
             sleep = min(sleep * 2, 1e-3)
-        return True
 
     # ---- opportunities ----------------------------------------------------------------
     def _check_running(self, what: str) -> None:
@@ -554,21 +560,23 @@ class Engine:
         """The next opportunity; None once the source ended (a replay's end) or
         ``stop()`` was called (also for a call already waiting)."""
         self._check_running("next_opportunity")
-        self._settled = self._handed_out       # the consumer is done with what it had
+        self._settled = self.bridge.taken      # the consumer is done with what it had
         while True:
             op = await self.bridge.get()
             if op is None or not self._skip_resumed(op):
                 return self._hand_out(op)
+            self._settled = self.bridge.taken
 
     def next_opportunity_sync(self, timeout: Optional[float] = None) -> Optional[Opportunity]:
         """``next_opportunity`` for scripts: waits up to ``timeout`` seconds (None:
         until the source ends or stop()); None when nothing came."""
         self._check_running("next_opportunity_sync")
-        self._settled = self._handed_out
+        self._settled = self.bridge.taken
         while True:
             op = self.bridge.get_sync(timeout)
             if op is None or not self._skip_resumed(op):
                 return self._hand_out(op)
+            self._settled = self.bridge.taken
 
     # ---- execution ------------------------------------------------------------------------
     def _admit(self) -> Optional[str]:
@@ -652,7 +660,7 @@ class Engine:
                 self._m_errors.inc()
         self._h_execute.record(now - started)
         if op is self._last_handed:
-            self._settled = self._handed_out
+            self._settled = self.bridge.taken
         return result
 
     async def execute_strategy(self, opportunity: Opportunity) -> ExecutionResult:
