@@ -42,6 +42,7 @@ from tallyio.engine.strategy import Strategy, StrategyContext
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool import OpportunityQueue, Pipeline, PoolTable
 from tallyio.mempool.records import Opportunity
+from tallyio.state.recordlog import RecordType
 
 __all__ = ["Engine", "OpportunityBridge", "EngineError"]
 
@@ -55,6 +56,7 @@ _ENGINE_EVENT_POSITION = 1
 _RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), opportunity key
 _POSITION = struct.Struct("<BQ")           # kind, position
 _MASK64 = (1 << 64) - 1
+_REJECTED = ExecutionStatus.REJECTED
 
 
 class EngineError(RuntimeError):
@@ -297,7 +299,7 @@ class Engine:
         self._settled = 0
         self._last_handed: Optional[Opportunity] = None
         self._resumed_skipped = 0
-        self._results: Dict[str, int] = {status.name: 0 for status in ExecutionStatus}
+        self._results: Dict[ExecutionStatus, int] = {status: 0 for status in ExecutionStatus}
         self._strategy_errors = 0
         self._profit = 0
         self._feeder_done = False
@@ -414,7 +416,7 @@ class Engine:
         reg = self.registry
         self._m_handed = reg.counter("engine_opportunities", "opportunities handed to the consumer")
         self._m_results = reg.counter("engine_results", "execution results by status", labels=("status",))
-        self._m_result_children = {s.name: self._m_results.labels(status=s.name.lower()) for s in ExecutionStatus}
+        self._m_result_children = {s: self._m_results.labels(status=s.name.lower()) for s in ExecutionStatus}
         self._m_errors = reg.counter("engine_strategy_errors", "strategy hooks that raised")
         self._m_rejects = reg.counter("engine_rejected", "executions rejected by the gate")
         self._h_execute = reg.histogram("engine_execute_latency_seconds", "execute_strategy, whole call")
@@ -423,6 +425,17 @@ class Engine:
         self._h_handoff = reg.histogram("engine_handoff_latency_seconds",
                                         "detected by the analyzer -> returned by next_opportunity")
         self._g_pnl = reg.gauge("engine_realized_profit", "sum of realized profit (start-token units)")
+        self._rec_owner = None
+
+    def _recorders(self) -> tuple:
+        """This thread's (handoff, strategy, executor, execute) histogram recorders,
+        looked up once per consumer thread rather than once per record."""
+        me = threading.get_ident()
+        if me != self._rec_owner:
+            self._rec = (self._h_handoff.local(), self._h_strategy.local(), self._h_executor.local(),
+                         self._h_execute.local())
+            self._rec_owner = me
+        return self._rec
 
     # ---- state ------------------------------------------------------------------------
     def _open_store(self, directory: str) -> None:
@@ -547,7 +560,7 @@ class Engine:
         self._handed_out += 1
         self._last_handed = op
         self._m_handed.inc()
-        self._h_handoff.record(max(0, time.monotonic_ns() - op.detected_ns))
+        self._recorders()[0].record(max(0, time.monotonic_ns() - op.detected_ns))
         return op
 
     def _skip_resumed(self, op: Opportunity) -> bool:
@@ -626,30 +639,30 @@ class Engine:
                 slot.actions += len(produced)
                 actions.extend(produced)
                 contributors.append(slot)
-        self._h_strategy.record(time.perf_counter_ns() - started)
+        self._recorders()[1].record(time.perf_counter_ns() - started)
         if not actions:
             errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
             return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else "")
         return actions, contributors, None
 
     def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
-        from tallyio.state import RecordType
-
         now = time.perf_counter_ns()
-        if result.opportunity is None:
-            result = result._replace(opportunity=op)
-        if result.expected_profit is None:
-            result = result._replace(expected_profit=op.profit)
-        self._results[result.status.name] += 1
-        self._m_result_children[result.status.name].inc()
-        if result.realized_profit is not None and result.status != ExecutionStatus.REJECTED:
-            self._profit += result.realized_profit
-            self._g_pnl.set(float(self._profit))
-        if result.status != ExecutionStatus.REJECTED:
-            profit = result.realized_profit or 0
-            self._journal(RecordType.EXECUTION_RESULT,
-                          _RESULT.pack(int(result.status), max(-(1 << 63), min(profit, (1 << 63) - 1)),
-                                       opportunity_key(op)))
+        if result.opportunity is None or result.expected_profit is None:
+            result = result._replace(opportunity=op if result.opportunity is None else result.opportunity,
+                                     expected_profit=op.profit if result.expected_profit is None
+                                     else result.expected_profit)
+        status = result.status
+        self._results[status] += 1
+        self._m_result_children[status].inc()
+        if status != _REJECTED:
+            profit = result.realized_profit
+            if profit is not None:
+                self._profit += profit
+                self._g_pnl.set(float(self._profit))
+            if self._store is not None:
+                self._journal(RecordType.EXECUTION_RESULT,
+                              _RESULT.pack(int(status), max(-(1 << 63), min(profit or 0, (1 << 63) - 1)),
+                                           opportunity_key(op)))
         for slot in contributors:
             try:
                 slot.strategy.on_result(result)
@@ -658,7 +671,7 @@ class Engine:
                 slot.last_error = f"{type(exc).__name__}: {exc}"
                 self._strategy_errors += 1
                 self._m_errors.inc()
-        self._h_execute.record(now - started)
+        self._recorders()[3].record(now - started)
         if op is self._last_handed:
             self._settled = self.bridge.taken
         return result
@@ -683,7 +696,7 @@ class Engine:
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
                                      opportunity=opportunity)
         spent = time.perf_counter_ns() - t0
-        self._h_executor.record(spent)
+        self._recorders()[2].record(spent)
         self._record_outcome(result, spent)
         return self._finish(opportunity, result, contributors, started)
 
@@ -781,8 +794,8 @@ class Engine:
         processed = self._handed_out + self._resumed_skipped
         end = self._stopped_at or time.monotonic()
         elapsed = max(1e-9, end - self._started_at) if self._started_at else 0.0
-        executions = sum(n for status, n in self._results.items() if status != "REJECTED")
-        failures = self._results["FAILED"] + self._results["REVERTED"]
+        executions = sum(n for status, n in self._results.items() if status != _REJECTED)
+        failures = self._results[ExecutionStatus.FAILED] + self._results[ExecutionStatus.REVERTED]
         latency = {}
         for stage, family in (("handoff", "_h_handoff"), ("strategy", "_h_strategy"),
                               ("executor", "_h_executor"), ("execute", "_h_execute")):
@@ -802,7 +815,7 @@ class Engine:
                               "in_flight": in_flight},
             "bridge": bridge,
             "pipeline": pipe,
-            "results": dict(self._results),
+            "results": {status.name: n for status, n in self._results.items()},
             "realized_profit": self._profit,
             "strategies": {slot.name: {"calls": slot.calls, "skipped": slot.skipped, "actions": slot.actions,
                                        "errors": slot.errors, "last_error": slot.last_error}
@@ -828,8 +841,6 @@ def _signed(value: int) -> int:
 
 def _apply_engine_record(state: Any, record: Any) -> None:
     """The StateStore's apply for the engine's records (deterministic: runs live and on replay)."""
-    from tallyio.state import RecordType
-
     if record.type == RecordType.EXECUTION_RESULT:
         status, profit, _ = _RESULT.unpack(record.payload)
         state.add("counters", C_EXECUTED, "value", 1)

@@ -171,12 +171,14 @@ class DryRunExecutor:
             cached = self._trigger_cache = (trigger, version, overlay)
         return {pool: list(entry) for pool, entry in cached[2].items()}
 
+    def _load_static(self, pool: bytes) -> Tuple[bytes, int]:
+        info = self.table.pool(self.table.index_of(pool))     # KeyError for an unknown pool
+        static = self._static[pool] = (info.token0, info.fee_bps)
+        return static
+
     def _reserves(self, pool: bytes, overlay: Dict[bytes, List[int]]) -> Tuple[List[int], bytes]:
         """(mutable [reserve0, reserve1, fee_bps] in the overlay, token0) of ``pool``."""
-        static = self._static.get(pool)
-        if static is None:
-            info = self.table.pool(self.table.index_of(pool))     # KeyError for an unknown pool
-            static = self._static[pool] = (info.token0, info.fee_bps)
+        static = self._static.get(pool) or self._load_static(pool)
         entry = overlay.get(pool)
         if entry is None:
             r0, r1 = self.table.reserves_of(pool)
@@ -202,23 +204,31 @@ class DryRunExecutor:
         """Output of ``action`` on the overlay (None: it reverts and changes nothing)."""
         pools = self._hop_pools(action)
         path = action.path
-        entries = []
+        static, reserves_of = self._static, self.table.reserves_of
+        steps = []
         reserves_path = []
         fees = []
         for k, pool in enumerate(pools):
-            entry, token0 = self._reserves(pool, overlay)
-            forward = path[k] == token0
-            entries.append((entry, forward))
-            reserves_path.append((entry[0], entry[1]) if forward else (entry[1], entry[0]))
-            fees.append(entry[2])
+            token0, fee = static.get(pool) or self._load_static(pool)
+            entry = overlay.get(pool)
+            if entry is None:
+                r0, r1 = reserves_of(pool)
+                entry = overlay[pool] = [r0, r1, fee]
+            if path[k] == token0:
+                reserves_path.append((entry[0], entry[1]))
+                steps.append((entry, 0, 1))
+            else:
+                reserves_path.append((entry[1], entry[0]))
+                steps.append((entry, 1, 0))
+            fees.append(fee)
         amounts = get_amounts_out(action.amount_in, reserves_path, fees)
-        if amounts[-1] < action.min_amount_out:
+        out = amounts[-1]
+        if out < action.min_amount_out:
             return None, len(pools)
-        for k, (entry, forward) in enumerate(entries):
-            i, o = (0, 1) if forward else (1, 0)
+        for k, (entry, i, o) in enumerate(steps):
             entry[i] += amounts[k]
             entry[o] -= amounts[k + 1]
-        return amounts[-1], len(pools)
+        return out, len(pools)
 
     def _apply_trigger(self, tx: PendingTx, overlay: Dict[bytes, List[int]]) -> None:
         """Apply the V2 swaps of the triggering transaction, as its router runs them;

@@ -115,12 +115,24 @@ def _config_and_parts(args: argparse.Namespace):
 def _executor_for(config, table, routers):
     if not config.execute:
         return None
+    import os
+
     try:
-        from tallyio.engine.node_executor import NodeExecutor  # exec14's module
+        from tallyio.engine.keys import Signer
+        from tallyio.engine.node_executor import NodeExecutor
     except ImportError:
-        raise ValueError("--execute: the node executor (tallyio.engine.node_executor) is not installed "
-                         "in this build") from None
-    return NodeExecutor.from_config(config)
+        raise ValueError("--execute: the node executor (tallyio.engine.node_executor) is not in this "
+                         "build") from None
+    if config.keystore_path is not None:
+        password = os.environ.get(config.keystore_password_env or "")
+        if password is None:
+            raise ValueError(f"--execute: {config.keystore_password_env} (the keystore's password) is not set")
+        signer = Signer.from_keystore(config.keystore_path, password)
+    else:
+        signer = Signer.from_env(config.signer_key_env)
+    # JSON-RPC calls go over HTTP; a node serving ws:// serves http:// on the same port (anvil, geth, reth)
+    rpc_url = config.node_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    return NodeExecutor(rpc_url, signer)
 
 
 def _status_line(engine, started: float) -> str:
