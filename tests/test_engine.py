@@ -445,3 +445,15 @@ def test_tallyio_run_prints_a_status_line_on_a_terminal():
     text = b"".join(chunks).decode(errors="replace")
     assert os.WEXITSTATUS(status) == 0, text
     assert "\r" in text and "tx/s" in text and "opportunities" in text and "p99" in text
+
+
+def test_bench_engine_group_smoke_runs_each_seed_benchmark():
+    from tallyio.bench._engine import sections
+    from tallyio.bench._progress import Progress
+
+    names = []
+    for title, section in sections("smoke"):
+        figures = section(Progress(sink=lambda line: None))
+        assert figures and all(f.samples for f in figures)
+        names.extend(f.case.split(":")[0] for f in figures)
+    assert {"engine_execution", "mempool_analysis", "state_sync"} <= set(names)
