@@ -457,3 +457,55 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
         assert figures and all(f.samples for f in figures)
         names.extend(f.case.split(":")[0] for f in figures)
     assert {"engine_execution", "mempool_analysis", "state_sync"} <= set(names)
+
+
+def test_native_strategy_driven_by_the_engine_matches_the_python_one():
+    from tallyio.engine._native import NativeStrategy
+    from tallyio.engine._native_example import ExampleCycleHooks
+
+    golden = golden_profits()
+    hooks = ExampleCycleHooks(min_profit=1)
+
+    class WantsBackruns(NativeStrategy):
+        kinds = (OpportunityKind.BACKRUN,)
+
+    async def main():
+        async with Engine(CoreConfig.replay(analyzer=EXHAUSTIVE), strategies=[WantsBackruns(hooks)]) as engine:
+            realized = {}
+            while (op := await engine.next_opportunity()) is not None:
+                result = await engine.execute_strategy(op)
+                assert result.status == ExecutionStatus.SIMULATED, result
+                realized[key(op)] = result.realized_profit
+            return realized, engine.stats()
+
+    realized, stats = run(main())
+    assert realized == golden and hooks.calls == len(golden)
+    assert stats["strategies"]["ExampleCycleHooks"]["errors"] == 0
+    # the threshold is applied by the C hook: above every profit, it takes nothing
+    none = ExampleCycleHooks(min_profit=10**30)
+
+    async def main_none():
+        async with Engine(CoreConfig.replay(), strategies=[NativeStrategy(none)]) as engine:
+            statuses = []
+            while (op := await engine.next_opportunity()) is not None:
+                statuses.append((await engine.execute_strategy(op)).status)
+            return statuses
+
+    statuses = run(main_none())
+    assert statuses and set(statuses) == {ExecutionStatus.REJECTED} and none.calls == len(statuses)
+    with pytest.raises(TypeError, match="NativeHooks"):
+        NativeStrategy(object())
+
+
+@pytest.mark.concurrency
+def test_native_hooks_run_without_the_gil_on_several_threads_at_once():
+    from conftest import run_threads, scaled
+    from tallyio.engine._native import fill_opportunity_calls
+    from tallyio.engine._native_example import ExampleCycleHooks
+
+    with Engine(CoreConfig.replay()) as engine:
+        op = engine.next_opportunity_sync(timeout=60)
+    n = scaled(200_000, minimum=1000)
+    hooks = [ExampleCycleHooks(min_profit=1) for _ in range(3)]      # one state per thread
+    results = run_threads(*[(fill_opportunity_calls, (h, op, n)) for h in hooks])
+    assert results == [n, n, n] and [h.calls for h in hooks] == [n, n, n]
