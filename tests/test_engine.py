@@ -509,3 +509,16 @@ def test_native_hooks_run_without_the_gil_on_several_threads_at_once():
     hooks = [ExampleCycleHooks(min_profit=1) for _ in range(3)]      # one state per thread
     results = run_threads(*[(fill_opportunity_calls, (h, op, n)) for h in hooks])
     assert results == [n, n, n] and [h.calls for h in hooks] == [n, n, n]
+
+
+def test_docs_engine_md_python_examples_run(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "engine.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/engine.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "SIMULATED" in out
