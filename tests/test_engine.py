@@ -456,7 +456,7 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
         figures = section(Progress(sink=lambda line: None))
         assert figures and all(f.samples for f in figures)
         names.extend(f.case.split(":")[0] for f in figures)
-    assert {"engine_execution", "mempool_analysis", "state_sync"} <= set(names)
+    assert {"engine_execution", "mempool_analysis", "state_sync", "end-to-end open loop at 10k tx/s"} <= set(names)
 
 
 def test_native_strategy_driven_by_the_engine_matches_the_python_one():

@@ -12,6 +12,10 @@
 * ``state_sync``: one Sync event journaled and applied to the engine's state
   (``StateStore.record``: journal append + seqlock write of the reserves +
   checkpoint every 100 events).
+* end-to-end, open loop: pending swaps offered at 10,000 tx/s on a schedule,
+  latency from each one's scheduled arrival to its opportunity returned by
+  ``await next_opportunity()``; beside it the same schedule into a Python
+  searcher (asyncio, eth-abi, Python ints).
 
 Owns only the temporary directories it creates (and removes).
 """
@@ -185,4 +189,139 @@ def sections(mode: str) -> list[Section]:
                  ("p99", "state_sync: journal + apply + checkpoint/100, p99")]
         return figures_for("engine", samples, cases, unit="us", higher_is_better=False)
     result.append(("state_sync: a Sync event into the engine's state", state_sync))
+    result.extend(open_loop_sections(mode))
     return result
+
+
+def _open_loop_recording(directory: str, rate: int, seconds: float) -> tuple[str, list]:
+    """A recording of the embedded pool snapshot and ``rate x seconds`` pending swaps
+    (the embedded recording's, cycled, each with its own hash) recorded ``1/rate`` s
+    apart; returns its path and the transactions."""
+    import os
+
+    from tallyio.eth.types import PendingTx
+    from tallyio.mempool import Recorder, ReplaySource
+    from tallyio.mempool.recording import embedded_recording
+
+    path, _ = embedded_recording()
+    src = ReplaySource(path)
+    base = [item for item in src if isinstance(item, PendingTx)]
+    n = max(1, int(rate * seconds))
+    step = 1_000_000_000 // rate
+    txs = [base[i % len(base)]._replace(hash=(i + 1).to_bytes(32, "big"), received_ns=1_000_000 + i * step)
+           for i in range(n)]
+    out = os.path.join(directory, "open_loop.tio")
+    with Recorder(out) as rec:
+        rec.snapshot(src.pool_table(), ts=0)
+        for tx in txs:
+            rec.write(tx)
+    return out, txs
+
+
+def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]:
+    """Open loop: transactions arrive on a schedule (``rate`` per second, paced by a
+    feeder thread); latency runs from each one's SCHEDULED arrival to its opportunity
+    returned by ``await next_opportunity()`` (so a stall is charged to every
+    transaction it delays: no coordinated omission).  The peer receives the same
+    schedule from a thread (``call_soon_threadsafe``, as a websocket thread would hand
+    over) and processes each in the loop the way a Python searcher does (eth-abi,
+    Python ints, plain try/except)."""
+    import time
+
+    from tallyio.bench._mempool import PythonSearcher
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine
+    from tallyio.mempool import FilterConfig, ReplaySource
+    from tallyio.mempool.recording import embedded_recording
+
+    _, golden = embedded_recording()
+    routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
+    directory = tempfile.mkdtemp(prefix="tallyio-bench-openloop-")
+    try:
+        path, txs = _open_loop_recording(directory, rate, seconds)
+        config = CoreConfig.replay(path, replay_realtime=True, filter=FilterConfig(check_nonces=False),
+                                   ring_capacity=1 << 16, opportunity_capacity=1 << 16)
+        mine: list[int] = []
+
+        async def run_engine() -> dict:
+            async with Engine(config, routers=routers) as engine:
+                while (op := await engine.next_opportunity()) is not None:
+                    now = time.monotonic_ns()
+                    first, wall = engine.replay_clock
+                    mine.append(now - (wall + op.received_ns - first))
+                return engine.stats()["opportunities"]
+
+        counts = asyncio.run(run_engine())
+
+        table = ReplaySource(path).pool_table()
+        searcher = PythonSearcher(table, {address: exchange for address, exchange in routers})
+        peer: list[int] = []
+        errors = [0]
+
+        async def run_peer() -> None:
+            import threading
+
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            def handle(due: int, tx) -> None:
+                try:
+                    found = searcher.process(tx)
+                except Exception:
+                    errors[0] += 1
+                    found = None
+                if found:
+                    now = time.monotonic_ns()
+                    peer.extend(now - due for _ in found)
+
+            def arrivals() -> None:
+                start = time.monotonic_ns()
+                first = txs[0].received_ns
+                for tx in txs:
+                    due = start + tx.received_ns - first
+                    wait = due - time.monotonic_ns()
+                    if wait > 0:
+                        time.sleep(wait / 1e9)
+                    loop.call_soon_threadsafe(handle, due, tx)
+                loop.call_soon_threadsafe(done.set_result, None)
+
+            thread = threading.Thread(target=arrivals, daemon=True)
+            thread.start()
+            await done
+            thread.join()
+
+        asyncio.run(run_peer())
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def pcts(ns: list[int]) -> dict[str, float]:
+        if not ns:
+            return {"p50": float("nan"), "p99": float("nan"), "p99.9": float("nan")}
+        arr = np.asarray(ns, dtype=np.float64) / 1000.0
+        return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+                "p99.9": float(np.percentile(arr, 99.9))}
+
+    return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
+                        "dropped": float(counts["dropped"])},
+            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))}}
+
+
+def open_loop_sections(mode: str) -> list[Section]:
+    """The open-loop end-to-end figure (the issue's "Speed"): tallyio and the Python
+    searcher on the same 10,000 tx/s schedule, in the same repetition."""
+    reps = {"smoke": 1, "quick": 3, "full": 5}[mode]
+    seconds = {"smoke": 0.2, "quick": 1.0, "full": 3.0}[mode]
+
+    def open_loop(progress: Progress) -> list[Figure]:
+        samples = alternate([("both", lambda: {f"{who}|{case}": v
+                                               for who, figures in _measure_open_loop(10_000, seconds).items()
+                                               for case, v in figures.items()})], reps, progress)["both"]
+        by: dict[str, dict[str, list[float]]] = {}
+        for composite, values in samples.items():
+            who, case = composite.split("|")
+            by.setdefault(who, {})[case] = values
+        cases = [(c, f"end-to-end open loop at 10k tx/s: arrival -> next_opportunity {c}")
+                 for c in ("p50", "p99", "p99.9")]
+        return figures_for("engine", by, cases, unit="us", higher_is_better=False,
+                           targets={"p99": [Target(100.0)], "p99.9": [Target(250.0)]})
+    return [("end-to-end, open loop, 10,000 tx/s", open_loop)]

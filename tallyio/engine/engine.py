@@ -312,6 +312,9 @@ class Engine:
         self._server = None
         self._halt_reason: Optional[str] = None
         self._stop_event = threading.Event()
+        self.replay_clock: Optional[tuple] = None
+        """realtime replay: (first recorded ns, monotonic ns it was paced from); an
+        item recorded at ``t`` is due at ``clock[1] + t - clock[0]`` (open-loop latency)."""
 
     # ---- life cycle ---------------------------------------------------------------------
     async def __aenter__(self) -> "Engine":
@@ -505,6 +508,7 @@ class Engine:
                     ts = getattr(record, "received_ns", 0)
                     if first_ts is None:
                         first_ts, start_wall = ts, time.monotonic_ns()
+                        self.replay_clock = (first_ts, start_wall)
                     wait = (ts - first_ts) - (time.monotonic_ns() - start_wall)
                     if wait > 0 and self._stop_event.wait(wait / 1e9):
                         break
