@@ -65,6 +65,10 @@ class Counting(CycleStrategy):
     def on_result(self, result):
         self.results.append(result)
 
+    def on_block(self, block):
+        self.blocks = getattr(self, "blocks", [])
+        self.blocks.append(block.number)
+
 
 def test_replay_to_the_end_then_none_and_every_golden_profit_realized_exactly():
     golden = golden_profits()
@@ -84,6 +88,8 @@ def test_replay_to_the_end_then_none_and_every_golden_profit_realized_exactly():
     realized, stats = run(main())
     assert realized == golden                                    # every golden opportunity, its exact profit
     assert strategy.calls == len(golden) == len(strategy.results) and strategy.started == strategy.stopped == 1
+    # every block header reached on_block, in order, on the consumer's side
+    assert len(strategy.blocks) == GOLDEN["rounds"] and strategy.blocks == sorted(strategy.blocks)
     assert stats["realized_profit"] == sum(golden.values())
     assert stats["results"]["SIMULATED"] == len(golden)
     opps = stats["opportunities"]

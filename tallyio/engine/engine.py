@@ -293,6 +293,7 @@ class Engine:
         self._pending: Dict[bytes, PendingTx] = {}
         self._pending_order: Deque[bytes] = collections.deque()
         self._pending_limit = 65536
+        self._blocks: Deque[BlockHeader] = collections.deque(maxlen=1024)   # source -> consumer thread
         self._resume_position = 0
         self._executed_keys: set = set()
         self._handed_out = 0
@@ -488,6 +489,28 @@ class Engine:
         if type(record) is PendingTx:
             self._remember(record)
         self.pipeline.feed(record)
+        if type(record) is BlockHeader:
+            self._blocks.append(record)
+
+    def _deliver_blocks(self) -> None:
+        """On the consumer's thread: the headers the source saw since the last call go
+        to the context and to each strategy's on_block (a raising hook is counted)."""
+        blocks = self._blocks
+        while blocks:
+            try:
+                header = blocks.popleft()
+            except IndexError:
+                return
+            self.context.block_number = header.number
+            self.context.base_fee_per_gas = header.base_fee_per_gas
+            for slot in self._slots:
+                try:
+                    slot.strategy.on_block(header)
+                except Exception as exc:
+                    slot.errors += 1
+                    slot.last_error = f"{type(exc).__name__}: {exc}"
+                    self._strategy_errors += 1
+                    self._m_errors.inc()
 
     def _feed_replay(self) -> None:
         from tallyio.mempool import ReplaySource
@@ -526,6 +549,8 @@ class Engine:
                         self._journal(RecordType.ENGINE_EVENT, _POSITION.pack(_ENGINE_EVENT_POSITION, index - 1))
                 feed(record)
                 self._records_fed += 1
+                if type(record) is BlockHeader:
+                    self._blocks.append(record)
             self.pipeline.drain()
         except BaseException as exc:            # reported by stats()/health() and stop()
             self._feeder_error = exc
@@ -559,6 +584,8 @@ class Engine:
             raise EngineError(f"Engine.{what}: the engine is {self.state} (call start() first)")
 
     def _hand_out(self, op: Optional[Opportunity]) -> Optional[Opportunity]:
+        if self._blocks:
+            self._deliver_blocks()
         if op is None:
             return None
         self._handed_out += 1
