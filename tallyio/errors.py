@@ -227,3 +227,19 @@ class WaitInterruptedError(TallyioError, InterruptedError):
 
 
 __all__ += ["QueueEmptyError", "InvalidArgumentError", "OutOfMemoryError", "WaitInterruptedError"]
+
+
+# ---- tallyio.engine (execution): keys and the node executor ----
+
+class SignerError(TallyioError, ValueError):
+    """A private key could not be loaded, or a transaction could not be signed
+    (a field missing or out of range, the signer closed). The message names
+    what was wrong and never carries the key or a password."""
+
+
+class KeystoreError(SignerError):
+    """An encrypted keystore file could not be opened: missing, not a v3
+    keystore, or the password is wrong (the MAC does not match)."""
+
+
+__all__ += ["SignerError", "KeystoreError"]
