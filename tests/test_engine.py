@@ -528,3 +528,24 @@ def test_docs_engine_md_python_examples_run(capsys):
         exec(compile(block, "docs/engine.md", "exec"), {})
     out = capsys.readouterr().out
     assert "SIMULATED" in out
+
+
+def test_exec14s_backrun_strategy_through_the_dry_run_realizes_the_golden_profit():
+    from tallyio.engine.backrun import BackrunStrategy
+
+    golden = golden_profits()
+    table = ReplaySource(PATH).pool_table()
+    strategy = BackrunStrategy(table)
+
+    async def main():
+        async with Engine(CoreConfig.replay(analyzer=EXHAUSTIVE, workers=1), strategies=[strategy]) as engine:
+            out = []
+            while (op := await engine.next_opportunity()) is not None:
+                out.append(await engine.execute_strategy(op))
+            return out
+
+    results = run(main())
+    acted = [r for r in results if r.status != ExecutionStatus.REJECTED]
+    assert acted and all(r.status == ExecutionStatus.SIMULATED for r in acted)
+    assert all(r.realized_profit == golden[key(r.opportunity)] for r in acted)
+    assert len(results) - len(acted) == strategy.declined["cross_exchange"] > 0

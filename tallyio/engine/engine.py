@@ -311,6 +311,7 @@ class Engine:
         self._started_at = 0.0
         self._stopped_at = 0.0
         self._server = None
+        self._own_scheduler = None
         self._halt_reason: Optional[str] = None
         self._stop_event = threading.Event()
         self.replay_clock: Optional[tuple] = None
@@ -366,11 +367,15 @@ class Engine:
         self._declare_metrics()
         if config.checkpoint_dir is not None:
             self._open_store(config.checkpoint_dir)
-        self.pipeline = Pipeline(table, scheduler=self._scheduler_given, filter_config=config.filter,
+        scheduler = self._scheduler_given
+        if scheduler is None:
+            from tallyio import NumaScheduler, SchedulerConfig
+            scheduler = self._own_scheduler = NumaScheduler(SchedulerConfig(workers_per_numa_node=config.workers))
+            scheduler.start()
+        self.pipeline = Pipeline(table, scheduler=scheduler, filter_config=config.filter,
                                  analyzer_config=config.analyzer, routers_v2=routers,
                                  ring_capacity=config.ring_capacity,
-                                 opportunity_capacity=config.opportunity_capacity,
-                                 workers=None if self._scheduler_given is not None else None)
+                                 opportunity_capacity=config.opportunity_capacity)
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
                                            pending=self._pending.get)
@@ -783,6 +788,7 @@ class Engine:
         for closer in (lambda: self._server and self._server.stop(),
                        lambda: self.executor is not None and self.executor.close(),
                        lambda: hasattr(self, "pipeline") and self.pipeline.close(),
+                       lambda: self._own_scheduler is not None and self._own_scheduler.stop(),
                        lambda: self._store is not None and self._store.close()):
             try:
                 closer()

@@ -63,7 +63,8 @@ def add_run_command(subparsers) -> argparse.ArgumentParser:
                    help="with --node: a V2 router and its exchange id (repeatable)")
     p.add_argument("--execute", action="store_true", help="send real transactions (needs --node and a signer)")
     p.add_argument("--strategy", action="append", default=[], metavar="module:Class",
-                   help="a Strategy subclass to run (repeatable; default: CycleStrategy)")
+                   help="a Strategy subclass to run (repeatable; default: CycleStrategy on a replay, "
+                        "BackrunStrategy on a node)")
     p.add_argument("--checkpoint-dir", metavar="DIR", help="keep the journal and checkpoints here (resumes a run)")
     p.add_argument("--realtime", action="store_true", help="pace a replay by its recorded times")
     p.add_argument("--quiet", action="store_true", help="no status line")
@@ -174,8 +175,16 @@ def run_command(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 
     out = sys.stdout if out is None else out
     try:
-        strategies = [load_strategy(spec) for spec in args.strategy] or [CycleStrategy()]
+        strategies = [load_strategy(spec) for spec in args.strategy]
         config, table, routers = _config_and_parts(args)
+        if not strategies:
+            # a node gets transactions a router can execute; a replay's dry run follows each
+            # opportunity's own pools, cross-exchange cycles included
+            if args.node:
+                from tallyio.engine.backrun import BackrunStrategy
+                strategies = [BackrunStrategy(table)]
+            else:
+                strategies = [CycleStrategy()]
         executor = _executor_for(config, table, routers)
     except (ValueError, ConfigError, OSError) as exc:
         print(f"tallyio run: {exc}", file=sys.stderr)
