@@ -802,6 +802,13 @@ class Engine:
         if self._store is not None:
             self._store.abandon()
 
+    def wait_connected(self, timeout: float = 30.0) -> bool:
+        """A node source: wait until it is connected and subscribed (True), or
+        ``timeout`` seconds passed (False).  A replay is always "connected"."""
+        if self._source is None:
+            return True
+        return self._source.wait_connected(timeout)
+
     # ---- what it is doing -----------------------------------------------------------------
     def health(self) -> dict:
         """Is it working: running state, trading state, breakers, source, errors."""
