@@ -288,6 +288,23 @@ def test_sync_face_for_scripts_and_life_cycle_errors():
             engine.execute_strategy_sync("not an opportunity")
     assert sorted(key(r.opportunity) for r in results) == sorted(golden_profits())
     assert sum(r.realized_profit for r in results) == sum(golden_profits().values())
+    # an executor that really awaits (as a node executor does) goes through a private loop
+    class Awaiting:
+        async def execute(self, actions, ctx):
+            await asyncio.sleep(0.001)
+            return DryRunExecutor(engine.table, {}).execute_now(actions)
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    with Engine(CoreConfig.replay(), strategies=[CycleStrategy()], executor=Awaiting()) as engine:
+        op = engine.next_opportunity_sync(timeout=60)
+        result = engine.execute_strategy_sync(op)
+    # (this stand-in does not replay the trigger, so the cycle may revert: either way it ran, not FAILED)
+    assert result.status in (ExecutionStatus.SIMULATED, ExecutionStatus.REVERTED) and result.opportunity is op
     fresh = Engine(CoreConfig.replay())
     with pytest.raises(EngineError, match="start"):
         fresh.next_opportunity_sync(timeout=0)

@@ -739,12 +739,15 @@ class Engine:
     def execute_strategy_sync(self, opportunity: Opportunity) -> ExecutionResult:
         """``execute_strategy`` for scripts (runs the executor's coroutine to completion
         on a private loop; do not call it from inside a running event loop)."""
-        coro = self.execute_strategy(opportunity)
-        try:
-            coro.send(None)
-        except StopIteration as done:          # the dry run never suspends: no loop needed
-            return done.value
-        coro.close()
+        if type(self.executor) is DryRunExecutor:
+            # the dry run never suspends and never asks for a loop: drive the coroutine by hand
+            coro = self.execute_strategy(opportunity)
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                return done.value
+            coro.close()
+            raise EngineError("execute_strategy_sync: the dry run suspended (it never should)")
         return asyncio.run(self.execute_strategy(opportunity))
 
     # ---- stop ---------------------------------------------------------------------------------
