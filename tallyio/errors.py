@@ -243,3 +243,20 @@ class KeystoreError(SignerError):
 
 
 __all__ += ["SignerError", "KeystoreError"]
+# ---- tallyio.engine (breaker) ----
+
+class BreakerOpenError(TallyioError, RuntimeError):
+    """A circuit breaker refused a call: it is open, or half-open with its
+    probe budget spent.  ``breaker`` is the breaker's name, ``state`` the
+    ``BreakerState`` it was in."""
+
+    def __init__(self, breaker: str, state: object, message: str | None = None):
+        self.breaker, self.state = breaker, state
+        name = getattr(state, "name", str(state))
+        super().__init__(message or f"circuit breaker {breaker!r} is {name}: call refused")
+
+    def __reduce__(self):  # keep breaker and state across pickling (worker processes)
+        return type(self), (self.breaker, self.state, str(self))
+
+
+__all__ += ["BreakerOpenError"]
