@@ -566,3 +566,37 @@ def test_exec14s_backrun_strategy_through_the_dry_run_realizes_the_golden_profit
     assert acted and all(r.status == ExecutionStatus.SIMULATED for r in acted)
     assert all(r.realized_profit == golden[key(r.opportunity)] for r in acted)
     assert len(results) - len(acted) == strategy.declined["cross_exchange"] > 0
+
+
+def test_the_breaker_opens_on_executor_failures_and_then_no_strategy_runs_and_nothing_is_sent():
+    class Failing:
+        calls = 0
+
+        async def execute(self, actions, ctx):
+            Failing.calls += 1
+            raise ConnectionError("node refused")
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    strategy = Counting()
+    config = CoreConfig.replay(breaker_window=4, breaker_minimum_calls=4, breaker_open_seconds=3600.0)
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=Failing()) as engine:
+            results = []
+            while (op := await engine.next_opportunity()) is not None:
+                results.append(await engine.execute_strategy(op))
+            return results, engine.stats(), engine.health()
+
+    results, stats, health = run(main())
+    assert [r.status for r in results[:4]] == [ExecutionStatus.FAILED] * 4
+    rest = results[4:]
+    assert rest and all(r.status == ExecutionStatus.REJECTED and "circuit breaker" in r.error for r in rest)
+    assert Failing.calls == 4 and strategy.calls == 4            # an open breaker spares the strategies too
+    breaker = stats["breakers"]["executor"]
+    assert breaker["state"] == "OPEN" and breaker["failures"] == 4 and breaker["rejected"] == len(rest)
+    assert health["breakers"]["executor"]["state"] == "OPEN"

@@ -35,6 +35,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence
 
+from tallyio.engine.breaker import CircuitBreaker, TradingGate, TradingState
 from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
@@ -284,7 +285,16 @@ class Engine:
         self._scheduler_given = scheduler
         self._registry_given = registry
         self.state = "created"
-        self.trading_state = "ACTIVE"
+        config = self.config
+        self.gate = TradingGate()
+        """the trading state (ACTIVE / REDUCING / HALTED) in front of every execution."""
+        self.breaker = CircuitBreaker("executor", window="count", window_size=config.breaker_window,
+                                      minimum_calls=config.breaker_minimum_calls,
+                                      failure_rate_threshold=config.breaker_failure_rate,
+                                      slow_call_ns=int(config.breaker_slow_call_ms * 1e6),
+                                      open_seconds=config.breaker_open_seconds,
+                                      half_open_probes=config.breaker_half_open_probes)
+        """the executor's circuit breaker (tallyio.engine.breaker)."""
         self.context = StrategyContext(dry_run=not self.config.execute)
         self._lock = threading.Lock()
         self._store = None
@@ -312,7 +322,6 @@ class Engine:
         self._stopped_at = 0.0
         self._server = None
         self._own_scheduler = None
-        self._halt_reason: Optional[str] = None
         self._stop_event = threading.Event()
         self.replay_clock: Optional[tuple] = None
         """realtime replay: (first recorded ns, monotonic ns it was paced from); an
@@ -628,31 +637,63 @@ class Engine:
             self._settled = self.bridge.taken
 
     # ---- execution ------------------------------------------------------------------------
-    def _admit(self) -> Optional[str]:
-        """The trading gate and the breaker, in one place: None to go on, else why not.
-        (breaker14's TradingGate + CircuitBreaker plug in here.)"""
-        if self.trading_state == "HALTED":
-            return f"trading halted: {self._halt_reason}"
-        return None
+    def _admit(self, actions: Sequence[Action]) -> tuple:
+        """The trading gate and the breaker, in one place: ``(None, permit)`` to go on,
+        else ``(why not, 0)``.  The gate looks at each action (REDUCING lets through
+        only those that do not open exposure); the breaker's permit is taken last, so
+        a refused gate never spends a half-open probe."""
+        gate = self.gate
+        if gate.state != TradingState.ACTIVE:
+            for action in actions:
+                reason = gate.refusal(action)
+                if reason is not None:
+                    gate.refused += 1
+                    return reason, 0
+        gate.admitted += 1
+        permit = self.breaker.permit()
+        if not permit:
+            return f"circuit breaker {self.breaker.name} is {self.breaker.state.name}", 0
+        return None, permit
 
-    def _record_outcome(self, result: ExecutionResult, duration_ns: int) -> None:
-        """What the breaker learns from an execution (breaker14's record_* plug in here)."""
+    def _record_outcome(self, result: ExecutionResult, duration_ns: int, permit: int,
+                        exc: Optional[BaseException] = None) -> None:
+        """What the breaker learns from an execution: the executor's exception, a
+        FAILED result (a refused or failed send), or a success -- slow ones count as
+        failures inside the breaker.  A REVERTED action is an expected outcome of
+        the market (raced, or sized on a state that moved), not a fault of the
+        executor: it does not open the breaker (the P&L and error rate show it)."""
+        if exc is not None:
+            self.breaker.record_exception(exc, duration_ns, permit)
+        elif result.status == ExecutionStatus.FAILED:
+            self.breaker.record_failure(duration_ns, permit)
+        else:
+            self.breaker.record_success(duration_ns, permit)
+
+    @property
+    def trading_state(self) -> str:
+        """``"ACTIVE"``, ``"REDUCING"`` or ``"HALTED"`` (the gate's state)."""
+        return self.gate.state.name
 
     def halt(self, reason: str = "halted by the operator") -> None:
-        """Stop admitting executions (``trading_state`` HALTED) until :meth:`resume`."""
-        self._halt_reason = str(reason)
-        self.trading_state = "HALTED"
+        """Stop admitting executions (trading state HALTED) until :meth:`resume`."""
+        self.gate.halt(str(reason))
+
+    def reduce(self, reason: str = "reducing exposure") -> None:
+        """Admit only actions that do not open exposure (trading state REDUCING)."""
+        self.gate.reduce(str(reason))
 
     def resume(self) -> None:
-        """Admit executions again (``trading_state`` ACTIVE)."""
-        self._halt_reason = None
-        self.trading_state = "ACTIVE"
+        """Admit executions again (trading state ACTIVE)."""
+        self.gate.resume("resumed")
 
     def _decide(self, op: Opportunity) -> tuple:
         """(actions, contributing strategy slots, rejection reason or None)."""
-        reason = self._admit()
-        if reason is not None:
-            return [], [], reason
+        if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
+            self.gate.refused += 1
+            return [], [], self.gate.refusal()
+        if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
+            self.breaker.permit()                        # (counted as a refusal by the breaker)
+            return [], [], f"circuit breaker {self.breaker.name} is OPEN"
         actions: List[Action] = []
         contributors = []
         ctx = self.context
@@ -722,18 +763,23 @@ class Engine:
             raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
         started = time.perf_counter_ns()
         actions, contributors, reason = self._decide(opportunity)
+        permit = 0
+        if reason is None:
+            reason, permit = self._admit(actions)
         if reason is not None:
             self._m_rejects.inc()
-            return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), [], started)
+            return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
         t0 = time.perf_counter_ns()
+        error = None
         try:
             result = await self.executor.execute(actions, self.context)
         except Exception as exc:
+            error = exc
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
                                      opportunity=opportunity)
         spent = time.perf_counter_ns() - t0
         self._recorders()[2].record(spent)
-        self._record_outcome(result, spent)
+        self._record_outcome(result, spent, permit, error)
         return self._finish(opportunity, result, contributors, started)
 
     def execute_strategy_sync(self, opportunity: Opportunity) -> ExecutionResult:
@@ -823,7 +869,10 @@ class Engine:
                 "ok": self.state == "running" and error is None and self.trading_state != "HALTED"}
 
     def _breaker_states(self) -> dict:
-        return {}
+        stats = self.breaker.stats()
+        return {self.breaker.name: {"state": stats.state.name, "calls": stats.calls, "failures": stats.failures,
+                                    "slow": stats.slow, "rejected": stats.rejected,
+                                    "failure_rate": stats.failure_rate}}
 
     def stats(self) -> dict:
         """Everything counted: running/trading state, breaker states, queue depths
