@@ -8,6 +8,8 @@ describe them in plain text; ``tallyio --version``).
                                  their peers, side by side: one summary table
     tallyio report OUT.html (--from RUN.json | --demo SECONDS)
                                  a self-contained HTML run report
+    tallyio run [--node URL] [--execute] [--strategy module:Class] [--report FILE]
+                                 the engine; no arguments: the embedded replay, dry run
     tallyio topology [--json] [--root PATH]
                                  the NUMA nodes, CPUs, memory and distances tallyio sees
 """
@@ -251,12 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     from tallyio.metrics.report import add_report_command
 
     add_report_command(sub)
+    from tallyio.engine.run import add_run_command
+
+    add_run_command(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
     if args.command == "topology":
         return _topology(args)
-    if args.command == "report":
+    if args.command in ("report", "run"):
         return args.func(args)
     return _bench(args)
 

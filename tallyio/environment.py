@@ -59,6 +59,17 @@ _BUILTIN = (
              "0/1, false/true, no/yes, off/on: SchedulerConfig.enable_cpu_affinity"),
     Variable("TALLYIO_WORKERS_PER_NODE", "tallyio.config",
              "an int 1..1024, or auto: SchedulerConfig.workers_per_numa_node"),
+    # read by CoreConfig.from_env / production (tallyio.engine.config)
+    Variable("TALLYIO_NODE_URL", "tallyio.engine", "ws://, wss://, http:// or https:// URL of the node: CoreConfig.node_url (production() requires it)"),
+    Variable("TALLYIO_REPLAY_PATH", "tallyio.engine", "a recording to replay instead of a node: CoreConfig.replay_path"),
+    Variable("TALLYIO_SIGNER_KEY_ENV", "tallyio.engine", "the NAME of the variable holding the private key: CoreConfig.signer_key_env"),
+    Variable("TALLYIO_KEYSTORE", "tallyio.engine", "an encrypted keystore file: CoreConfig.keystore_path"),
+    Variable("TALLYIO_KEYSTORE_PASSWORD_ENV", "tallyio.engine", "the NAME of the variable holding the keystore's password"),
+    Variable("TALLYIO_ENGINE_WORKERS", "tallyio.engine", "an int 1..256: CoreConfig.workers"),
+    Variable("TALLYIO_CHECKPOINT_DIR", "tallyio.engine", "where the engine's journal and checkpoints live: CoreConfig.checkpoint_dir"),
+    Variable("TALLYIO_CHECKPOINT_INTERVAL_MS", "tallyio.engine", "milliseconds between checkpoints: CoreConfig.checkpoint_interval_ms"),
+    Variable("TALLYIO_METRICS_ENDPOINT", "tallyio.engine", "host:port of the Prometheus endpoint, or off: CoreConfig.metrics_endpoint"),
+    Variable("TALLYIO_EXECUTE", "tallyio.engine", "0/1, false/true, no/yes, off/on: send real transactions (CoreConfig.execute)"),
     # build (setup.py) and development tools
     Variable("TALLYIO_SANITIZE", "setup.py", "thread or address: build with that sanitizer"),
     Variable("TALLYIO_NATIVE", "setup.py", "1: build with -march=native (never for wheels you ship)"),

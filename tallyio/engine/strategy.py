@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
-from tallyio.engine.records import Action, ExecutionResult
+from tallyio.engine.records import Action, ExecutionResult, SwapAction
 from tallyio.mempool.records import Opportunity, OpportunityKind
 
-__all__ = ["Strategy", "StrategyContext"]
+__all__ = ["Strategy", "StrategyContext", "CycleStrategy"]
 
 
 @dataclass
@@ -82,3 +82,33 @@ class Strategy:
 
     def on_load(self, state: Dict[str, bytes]) -> None:
         """Restore what ``on_save`` returned, after a restart."""
+
+
+class CycleStrategy(Strategy):
+    """Takes every BACKRUN/ARBITRAGE cycle as the analyzer sized it: one
+    ``SwapAction`` along the cycle's token path with ``min_amount_out =
+    amount_in + min_profit`` (at least 1), so it reverts rather than lose.
+
+    It is the dry-run strategy of ``tallyio run`` on a replay (the dry run follows
+    the opportunity's own pools, across exchanges); on a node use the reference
+    ``BackrunStrategy``, which builds transactions a router can execute.
+
+    >>> from tallyio.mempool.records import Opportunity, OpportunityKind
+    >>> A, B, P = b"\\x0a" * 20, b"\\x0b" * 20, b"\\x01" * 20
+    >>> op = Opportunity(OpportunityKind.BACKRUN, b"\\x00" * 32, (P, P), (A, B, A), 100, 7, 240000,
+    ...                  0, 7, 1, 0, 0)
+    >>> [action] = CycleStrategy().on_opportunity(op, StrategyContext(routers={0: b"\\x02" * 20}))
+    >>> action.amount_in, action.min_amount_out, action.hops
+    (100, 101, 2)
+    """
+
+    kinds = (OpportunityKind.BACKRUN, OpportunityKind.ARBITRAGE)
+
+    def on_opportunity(self, opportunity: Opportunity, ctx: StrategyContext) -> List[Action]:
+        router = ctx.routers.get(0) if ctx.routers else None
+        if router is None and ctx.routers:
+            router = next(iter(ctx.routers.values()))
+        return [SwapAction(router=router or b"\x00" * 20, path=tuple(opportunity.token_path),
+                           amount_in=opportunity.amount_in,
+                           min_amount_out=opportunity.amount_in + max(1, self.min_profit),
+                           opportunity=opportunity)]

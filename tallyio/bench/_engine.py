@@ -1,0 +1,327 @@
+"""The ``engine`` group: the seed's three benchmark names.
+
+* ``engine_execution``: one ``await engine.execute_strategy(op)`` -- the
+  trading-state gate (and the breaker, once wired), a Python strategy
+  (``CycleStrategy``), the dry-run executor (exact V2 math on the pool table,
+  the trigger's swaps applied first), the result, metrics -- timed per call on
+  the embedded recording's real opportunities, p50 and p99.  Beside it, in
+  the same repetitions, what a Python searcher writes: ``pybreaker`` around a
+  function doing the same cycle in Python integers with a plain try/except.
+* ``mempool_analysis``: one pending swap from ``Pipeline.feed`` to its
+  opportunities in the queue (filter, ring, decode, analyze on a worker, drain).
+* ``state_sync``: one Sync event journaled and applied to the engine's state
+  (``StateStore.record``: journal append + seqlock write of the reserves +
+  checkpoint every 100 events).
+* end-to-end, open loop: pending swaps offered at 10,000 tx/s on a schedule,
+  latency from each one's scheduled arrival to its opportunity returned by
+  ``await next_opportunity()``; beside it the same schedule into a Python
+  searcher (asyncio, eth-abi, Python ints).
+
+Owns only the temporary directories it creates (and removes).
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import struct
+import tempfile
+from time import perf_counter_ns
+from typing import Callable
+
+import numpy as np
+
+from tallyio.bench._figures import Figure, Target, alternate, figures_for
+from tallyio.bench._progress import Progress
+
+Section = tuple[str, Callable[[Progress], list[Figure]]]
+
+PYBREAKER = "python searcher (pybreaker + Python ints)"
+EXHAUSTIVE = dict(max_sized=64, max_cycles=100_000, max_evaluations=1 << 20)
+
+
+def _percentiles(ns: list[int]) -> dict[str, float]:
+    arr = np.asarray(ns, dtype=np.float64) / 1000.0
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99))}
+
+
+def _python_cycle(amount_in: int, hops: list) -> int:
+    """A Python searcher's dry run: getAmountsOut in Python ints."""
+    amount = amount_in
+    for r_in, r_out, fee in hops:
+        with_fee = amount * (10_000 - fee)
+        amount = with_fee * r_out // (r_in * 10_000 + with_fee)
+    return amount
+
+
+def _measure_execution(repeat: int) -> dict[str, list[int]]:
+    """execute_strategy per call (ns) on every opportunity of the embedded replay,
+    each executed ``repeat`` times while the replay holds its block (lockstep), and
+    the pybreaker peer on the same opportunities and reserves."""
+    import pybreaker
+
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine
+    from tallyio.engine.strategy import CycleStrategy
+    from tallyio.mempool import AnalyzerConfig
+
+    mine: list[int] = []
+    peer: list[int] = []
+    breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
+
+    async def main() -> None:
+        async with Engine(CoreConfig.replay(analyzer=AnalyzerConfig(**EXHAUSTIVE)),
+                          strategies=[CycleStrategy()]) as engine:
+            table = engine.table
+            while (op := await engine.next_opportunity()) is not None:
+                for _ in range(repeat):
+                    t0 = perf_counter_ns()
+                    await engine.execute_strategy(op)
+                    mine.append(perf_counter_ns() - t0)
+                # the peer: the same cycle on the same reserves, the way a Python bot does it
+                for _ in range(repeat):
+                    t0 = perf_counter_ns()
+                    hops = []
+                    for k, pool in enumerate(op.pools):
+                        info = table.pool(table.index_of(pool))
+                        forward = op.token_path[k] == info.token0
+                        hops.append((info.reserve0, info.reserve1, info.fee_bps) if forward
+                                    else (info.reserve1, info.reserve0, info.fee_bps))
+                    try:
+                        out = breaker.call(_python_cycle, op.amount_in, hops)
+                        _ = out - op.amount_in if out >= op.amount_in + 1 else None
+                    except pybreaker.CircuitBreakerError:
+                        pass
+                    peer.append(perf_counter_ns() - t0)
+
+    asyncio.run(main())
+    return {"tallyio": mine, PYBREAKER: peer}
+
+
+def _measure_analysis(rounds: int) -> list[int]:
+    """Pipeline.feed of one pending swap -> drained -> its opportunities taken (ns)."""
+    from tallyio.eth.types import PendingTx
+    from tallyio.mempool import AnalyzerConfig, FilterConfig, Pipeline, ReplaySource
+    from tallyio.mempool.recording import embedded_recording
+
+    path, golden = embedded_recording()
+    src = ReplaySource(path)
+    txs = [item for item in src if isinstance(item, PendingTx)]
+    routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
+    out: list[int] = []
+    with Pipeline(src.pool_table(), routers_v2=routers, analyzer_config=AnalyzerConfig(),
+                  filter_config=FilterConfig(recent_hashes=1, check_nonces=False)) as pipe:
+        feed, drain, take = pipe.feed, pipe.drain, pipe.opportunities.get_many
+        for _ in range(rounds):
+            for tx in txs:
+                t0 = perf_counter_ns()
+                feed(tx)
+                drain()
+                take(64)
+                out.append(perf_counter_ns() - t0)
+    return out
+
+
+def _measure_state_sync(events: int) -> list[int]:
+    """StateStore.record of a SYNC_EVENT applied to ENGINE_LAYOUT's pools table (ns)."""
+    from tallyio.state import ENGINE_LAYOUT, RecordType, StateStore
+
+    sync = struct.Struct("<IQQ")
+    mask = (1 << 64) - 1
+
+    def apply(state, record):
+        pool, r0, r1 = sync.unpack(record.payload)
+        state.write("pools", pool, reserve0_lo=r0 & mask, reserve0_hi=0, reserve1_lo=r1 & mask,
+                    reserve1_hi=0, block=record.seq, log_index=0)
+
+    directory = tempfile.mkdtemp(prefix="tallyio-bench-engine-")
+    out: list[int] = []
+    try:
+        store = StateStore(directory, ENGINE_LAYOUT, apply, every_events=100, every_ms=60_000)
+        try:
+            record = store.record
+            for i in range(events):
+                payload = sync.pack(i % 64, 10**18 + i, 2 * 10**18 - i)
+                t0 = perf_counter_ns()
+                record(RecordType.SYNC_EVENT, payload)
+                out.append(perf_counter_ns() - t0)
+        finally:
+            store.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return out
+
+
+def sections(mode: str) -> list[Section]:
+    """The engine group's sections for ``mode`` (smoke, quick, full), in order."""
+    reps = {"smoke": 1, "quick": 3, "full": 5}[mode]
+    repeat = {"smoke": 1, "quick": 5, "full": 20}[mode]
+    result: list[Section] = []
+
+    def execution(progress: Progress) -> list[Figure]:
+        def measure_both() -> dict[str, dict[str, float]]:
+            runs = _measure_execution(repeat)
+            return {name: _percentiles(ns) for name, ns in runs.items()}
+
+        samples: dict[str, dict[str, list[float]]] = {"tallyio": {}, PYBREAKER: {}}
+        for rep in range(reps):
+            progress.step(f"engine_execution, repetition {rep + 1}/{reps}")
+            for name, figures in measure_both().items():
+                for case, value in figures.items():
+                    samples[name].setdefault(case, []).append(value)
+        cases = [("p50", "engine_execution: execute_strategy p50"),
+                 ("p99", "engine_execution: execute_strategy p99")]
+        return figures_for("engine", samples, cases, unit="us", higher_is_better=False,
+                           targets={"p50": [Target(25.0)], "p99": [Target(100.0)]})
+    result.append(("engine_execution: gate, strategy, dry run", execution))
+
+    def analysis(progress: Progress) -> list[Figure]:
+        rounds = {"smoke": 1, "quick": 10, "full": 40}[mode]
+        samples = alternate([("tallyio", lambda: _percentiles(_measure_analysis(rounds)))], reps, progress)
+        cases = [("p50", "mempool_analysis: feed -> opportunities p50"),
+                 ("p99", "mempool_analysis: feed -> opportunities p99")]
+        return figures_for("engine", samples, cases, unit="us", higher_is_better=False)
+    result.append(("mempool_analysis: one pending swap through the pipeline", analysis))
+
+    def state_sync(progress: Progress) -> list[Figure]:
+        events = {"smoke": 200, "quick": 5_000, "full": 20_000}[mode]
+        samples = alternate([("tallyio", lambda: _percentiles(_measure_state_sync(events)))], reps, progress)
+        cases = [("p50", "state_sync: journal + apply + checkpoint/100, p50"),
+                 ("p99", "state_sync: journal + apply + checkpoint/100, p99")]
+        return figures_for("engine", samples, cases, unit="us", higher_is_better=False)
+    result.append(("state_sync: a Sync event into the engine's state", state_sync))
+    result.extend(open_loop_sections(mode))
+    return result
+
+
+def _open_loop_recording(directory: str, rate: int, seconds: float) -> tuple[str, list]:
+    """A recording of the embedded pool snapshot and ``rate x seconds`` pending swaps
+    (the embedded recording's, cycled, each with its own hash) recorded ``1/rate`` s
+    apart; returns its path and the transactions."""
+    import os
+
+    from tallyio.eth.types import PendingTx
+    from tallyio.mempool import Recorder, ReplaySource
+    from tallyio.mempool.recording import embedded_recording
+
+    path, _ = embedded_recording()
+    src = ReplaySource(path)
+    base = [item for item in src if isinstance(item, PendingTx)]
+    n = max(1, int(rate * seconds))
+    step = 1_000_000_000 // rate
+    txs = [base[i % len(base)]._replace(hash=(i + 1).to_bytes(32, "big"), received_ns=1_000_000 + i * step)
+           for i in range(n)]
+    out = os.path.join(directory, "open_loop.tio")
+    with Recorder(out) as rec:
+        rec.snapshot(src.pool_table(), ts=0)
+        for tx in txs:
+            rec.write(tx)
+    return out, txs
+
+
+def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]:
+    """Open loop: transactions arrive on a schedule (``rate`` per second, paced by a
+    feeder thread); latency runs from each one's SCHEDULED arrival to its opportunity
+    returned by ``await next_opportunity()`` (so a stall is charged to every
+    transaction it delays: no coordinated omission).  The peer receives the same
+    schedule from a thread (``call_soon_threadsafe``, as a websocket thread would hand
+    over) and processes each in the loop the way a Python searcher does (eth-abi,
+    Python ints, plain try/except)."""
+    import time
+
+    from tallyio.bench._mempool import PythonSearcher
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine
+    from tallyio.mempool import FilterConfig, ReplaySource
+    from tallyio.mempool.recording import embedded_recording
+
+    _, golden = embedded_recording()
+    routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
+    directory = tempfile.mkdtemp(prefix="tallyio-bench-openloop-")
+    try:
+        path, txs = _open_loop_recording(directory, rate, seconds)
+        config = CoreConfig.replay(path, replay_realtime=True, filter=FilterConfig(check_nonces=False),
+                                   ring_capacity=1 << 16, opportunity_capacity=1 << 16)
+        mine: list[int] = []
+
+        async def run_engine() -> dict:
+            async with Engine(config, routers=routers) as engine:
+                while (op := await engine.next_opportunity()) is not None:
+                    now = time.monotonic_ns()
+                    first, wall = engine.replay_clock
+                    mine.append(now - (wall + op.received_ns - first))
+                return engine.stats()["opportunities"]
+
+        counts = asyncio.run(run_engine())
+
+        table = ReplaySource(path).pool_table()
+        searcher = PythonSearcher(table, {address: exchange for address, exchange in routers})
+        peer: list[int] = []
+        errors = [0]
+
+        async def run_peer() -> None:
+            import threading
+
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            def handle(due: int, tx) -> None:
+                try:
+                    found = searcher.process(tx)
+                except Exception:
+                    errors[0] += 1
+                    found = None
+                if found:
+                    now = time.monotonic_ns()
+                    peer.extend(now - due for _ in found)
+
+            def arrivals() -> None:
+                start = time.monotonic_ns()
+                first = txs[0].received_ns
+                for tx in txs:
+                    due = start + tx.received_ns - first
+                    wait = due - time.monotonic_ns()
+                    if wait > 0:
+                        time.sleep(wait / 1e9)
+                    loop.call_soon_threadsafe(handle, due, tx)
+                loop.call_soon_threadsafe(done.set_result, None)
+
+            thread = threading.Thread(target=arrivals, daemon=True)
+            thread.start()
+            await done
+            thread.join()
+
+        asyncio.run(run_peer())
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def pcts(ns: list[int]) -> dict[str, float]:
+        if not ns:
+            return {"p50": float("nan"), "p99": float("nan"), "p99.9": float("nan")}
+        arr = np.asarray(ns, dtype=np.float64) / 1000.0
+        return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+                "p99.9": float(np.percentile(arr, 99.9))}
+
+    return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
+                        "dropped": float(counts["dropped"])},
+            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))}}
+
+
+def open_loop_sections(mode: str) -> list[Section]:
+    """The open-loop end-to-end figure (the issue's "Speed"): tallyio and the Python
+    searcher on the same 10,000 tx/s schedule, in the same repetition."""
+    reps = {"smoke": 1, "quick": 3, "full": 5}[mode]
+    seconds = {"smoke": 0.2, "quick": 1.0, "full": 3.0}[mode]
+
+    def open_loop(progress: Progress) -> list[Figure]:
+        samples = alternate([("both", lambda: {f"{who}|{case}": v
+                                               for who, figures in _measure_open_loop(10_000, seconds).items()
+                                               for case, v in figures.items()})], reps, progress)["both"]
+        by: dict[str, dict[str, list[float]]] = {}
+        for composite, values in samples.items():
+            who, case = composite.split("|")
+            by.setdefault(who, {})[case] = values
+        cases = [(c, f"end-to-end open loop at 10k tx/s: arrival -> next_opportunity {c}")
+                 for c in ("p50", "p99", "p99.9")]
+        return figures_for("engine", by, cases, unit="us", higher_is_better=False,
+                           targets={"p99": [Target(100.0)], "p99.9": [Target(250.0)]})
+    return [("end-to-end, open loop, 10,000 tx/s", open_loop)]

@@ -1,0 +1,953 @@
+"""``Engine``: the face users start from.  It runs a source (a node or a
+replay) into the mempool ``Pipeline`` on a ``NumaScheduler``, hands the
+opportunities to asyncio (``await next_opportunity()``), and runs
+``execute_strategy(opportunity)``: trading gate -> breaker -> the strategies
+whose interest matches -> actions -> executor -> ``ExecutionResult``, with
+metrics, the journal and checkpoints beside it.
+
+Owns: the feeder thread (source -> pipeline), the ``OpportunityBridge`` (the
+scheduler -> event-loop hand-off), the strategy dispatch, the engine's journal
+records and its use of ``ENGINE_LAYOUT``.  Touches: tallyio.mempool (upstream),
+tallyio.state (StateStore), tallyio.metrics (Registry, MetricsServer), the
+executors.  Imports nothing downstream of the engine.
+
+    >>> import asyncio
+    >>> from tallyio.engine.engine import Engine
+    >>> from tallyio.engine.config import CoreConfig
+    >>> async def main():
+    ...     async with Engine(CoreConfig.replay()) as engine:
+    ...         seen = 0
+    ...         while (op := await engine.next_opportunity()) is not None:
+    ...             seen += 1
+    ...         return seen, engine.stats()["opportunities"]["handed_out"] == seen
+    >>> seen, same = asyncio.run(main())
+    >>> seen > 0, same
+    (True, True)
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import os
+import struct
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence
+
+from tallyio.engine.breaker import CircuitBreaker, TradingGate, TradingState
+from tallyio.engine.config import CoreConfig, parse_endpoint
+from tallyio.engine.executors import DryRunExecutor, Executor
+from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
+from tallyio.engine.strategy import Strategy, StrategyContext
+from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.mempool import OpportunityQueue, Pipeline, PoolTable
+from tallyio.mempool.records import Opportunity
+from tallyio.state.recordlog import RecordType
+
+__all__ = ["Engine", "OpportunityBridge", "EngineError"]
+
+# ENGINE_LAYOUT "counters" records the engine owns (0..7)
+C_POSITION = 0          #: replay records fully settled (a restart skips the pending txs before it)
+C_POSITION_SEQ = 1      #: journal sequence of the position marker
+C_EXECUTED = 2          #: execution results journaled
+C_PROFIT = 3            #: sum of realized profit, two's complement mod 2**64
+C_FAILED = 4            #: results that were FAILED or REVERTED
+_ENGINE_EVENT_POSITION = 1
+_RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), opportunity key
+_POSITION = struct.Struct("<BQ")           # kind, position
+_MASK64 = (1 << 64) - 1
+_REJECTED = ExecutionStatus.REJECTED
+
+
+class EngineError(RuntimeError):
+    """Misuse of the engine's life cycle (start twice, execute before start)."""
+
+
+def opportunity_key(op: Opportunity) -> bytes:
+    """16 bytes naming an opportunity (trigger, pools, size) across restarts."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(op.trigger_tx or b"\x00" * 32)
+    for pool in op.pools:
+        h.update(pool)
+    h.update(op.amount_in.to_bytes(32, "big"))
+    return h.digest()
+
+
+class OpportunityBridge:
+    """The scheduler -> event-loop hand-off (one small class, to be swapped for
+    ``await scheduler.run(...)``'s batched completions when that lands).
+
+    A collector thread takes opportunities from the pipeline's ``OpportunityQueue``
+    in batches (``get_many``), appends each batch to a deque bounded at ``batch``
+    (when it is full the native queue holds them, dropping its oldest) and wakes the loop
+    ONCE per batch (one ``call_soon_threadsafe``, and only while a consumer is
+    waiting); ``get()`` pops from the deque without any thread switch while it is
+    non-empty.  The collector polls the native queue with a short backoff (50 us
+    growing to 1 ms while idle; the queue has no blocking wait).
+
+    No lost wake-up: the consumer publishes "waiting" then looks at the deque
+    again; the collector appends then looks at "waiting".  Under the GIL these
+    steps are sequentially ordered, so one of the two sees the other.
+    """
+
+    def __init__(self, queue: OpportunityQueue, source_done: Callable[[], bool], *, batch: int = 64) -> None:
+        self.queue = queue
+        self._source_done = source_done
+        self.batch = batch
+        self._buf: Deque[Opportunity] = collections.deque()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiters: List[asyncio.Future] = []
+        self._waiting = False
+        self._event = threading.Event()
+        self._stopping = False
+        self.ended = False
+        self.batches = 0
+        self.wakes = 0
+        self.collected = 0
+        self.taken = 0
+        self.discarded = 0
+        self._thread = threading.Thread(target=self._collect, name="tallyio-bridge", daemon=True)
+
+    def start(self, loop: Optional[asyncio.AbstractEventLoop]) -> None:
+        self._loop = loop
+        self._thread.start()
+
+    def _collect(self) -> None:
+        idle_sleep = 50e-6
+        get_many, batch = self.queue.get_many, self.batch
+        while not self._stopping:
+            room = batch - len(self._buf)       # bounded: beyond it the native queue holds (and drops oldest)
+            ops = get_many(room) if room > 0 else None
+            if ops:
+                self._buf.extend(ops)
+                self.collected += len(ops)
+                self.batches += 1
+                self._notify()
+                idle_sleep = 50e-6
+                continue
+            if room > 0 and self._source_done() and not len(self.queue):
+                break                           # the pipeline drained before source_done turned true
+            time.sleep(idle_sleep)
+            idle_sleep = min(idle_sleep * 2, 1e-3)
+        self.ended = True
+        self._notify()
+
+    def _notify(self) -> None:
+        self._event.set()
+        if self._waiting and self._loop is not None:
+            self._waiting = False
+            self.wakes += 1
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:            # the loop closed under us: nobody waits any more
+                pass
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _pop(self) -> Optional[Opportunity]:
+        try:
+            op = self._buf.popleft()
+        except IndexError:
+            return None
+        self.taken += 1
+        return op
+
+    async def get(self) -> Optional[Opportunity]:
+        """The next opportunity, or None once the source ended (or stop())."""
+        while True:
+            op = self._pop()
+            if op is not None or self._stopping:
+                return op
+            if self.ended:
+                op = self._pop()
+                return op
+            loop = asyncio.get_running_loop()
+            if self._loop is None:
+                self._loop = loop
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            self._waiting = True
+            if self._buf or self.ended or self._stopping:       # re-check after publishing "waiting"
+                self._waiting = False
+                self._waiters.remove(fut)
+                continue
+            await fut
+
+    def get_sync(self, timeout: Optional[float]) -> Optional[Opportunity]:
+        """``get`` for a thread without a loop; None also when ``timeout`` passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            op = self._pop()
+            if op is not None or self._stopping:
+                return op
+            if self.ended:
+                return self._pop()
+            self._event.clear()
+            if self._buf or self.ended:
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._event.wait(remaining)
+
+    def stop(self) -> None:
+        """Wake every waiter with None; what is still buffered is counted discarded."""
+        self._stopping = True
+        if self._thread.is_alive():
+            self._thread.join()
+        self.ended = True
+        self.discarded += len(self._buf)
+        self._buf.clear()
+        self._event.set()
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                pass
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def stats(self) -> dict:
+        return {"buffered": len(self._buf), "collected": self.collected, "taken": self.taken,
+                "discarded": self.discarded, "batches": self.batches, "wakes": self.wakes}
+
+
+class _StrategySlot:
+    """A strategy with its interest declarations resolved once, and its counters."""
+
+    __slots__ = ("strategy", "name", "kinds", "pools", "tokens", "min_profit", "calls", "errors",
+                 "actions", "last_error", "skipped")
+
+    def __init__(self, strategy: Strategy) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategies must be Strategy instances, got {type(strategy).__name__}")
+        self.strategy = strategy
+        self.name = strategy.name
+        self.kinds = frozenset(strategy.kinds)
+        self.pools = frozenset(strategy.pools)
+        self.tokens = frozenset(strategy.tokens)
+        self.min_profit = strategy.min_profit
+        if isinstance(self.min_profit, bool) or not isinstance(self.min_profit, int):
+            raise TypeError(f"{self.name}.min_profit must be an int, got {self.min_profit!r}")
+        self.calls = self.errors = self.actions = self.skipped = 0
+        self.last_error: Optional[str] = None
+
+    def wants(self, op: Opportunity) -> bool:
+        if self.kinds and op.kind not in self.kinds:
+            return False
+        if op.profit < self.min_profit:
+            return False
+        if self.pools and self.pools.isdisjoint(op.pools):
+            return False
+        if self.tokens and self.tokens.isdisjoint(op.token_path):
+            return False
+        return True
+
+
+class Engine:
+    """Source -> pipeline -> strategies -> executor, with state and metrics.
+
+    ``Engine(config, strategies=(...), executor=None)``: the executor defaults to
+    the dry run (``DryRunExecutor`` over the pipeline's pool table); a real node
+    executor is passed in.  For a node source give the pool ``table`` and the
+    V2 ``routers`` (``[(router address, exchange)]``); a replay takes both from
+    the recording (its snapshot; the embedded one's routers from its golden file).
+
+    Asynchronous face: ``async with Engine(...)``, ``await start()``/``stop()``,
+    ``await next_opportunity()``, ``await execute_strategy(op)``.  Synchronous
+    face for scripts: ``with Engine(...)`` / ``start_sync()``/``stop_sync()``,
+    ``next_opportunity_sync(timeout=None)``, ``execute_strategy_sync(op)``.
+    One consumer: call ``next_opportunity`` from one task or thread.
+    """
+
+    def __init__(self, config: Optional[CoreConfig] = None, strategies: Iterable[Strategy] = (),
+                 executor: Optional[Executor] = None, *, table: Optional[PoolTable] = None,
+                 routers: Optional[Sequence[tuple]] = None, registry: Any = None,
+                 scheduler: Any = None) -> None:
+        self.config = CoreConfig.replay() if config is None else config
+        if not isinstance(self.config, CoreConfig):
+            raise TypeError(f"Engine: config must be a CoreConfig, got {type(self.config).__name__}")
+        self._slots = [_StrategySlot(s) for s in strategies]
+        self.strategies = tuple(slot.strategy for slot in self._slots)
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(f"Engine: executor must follow the Executor protocol (execute, follow, close), "
+                            f"got {type(executor).__name__}")
+        self._executor_given = executor
+        self.executor: Optional[Executor] = executor
+        self._table_given = table
+        self._routers_given = routers
+        self._scheduler_given = scheduler
+        self._registry_given = registry
+        self.state = "created"
+        config = self.config
+        self.gate = TradingGate()
+        """the trading state (ACTIVE / REDUCING / HALTED) in front of every execution."""
+        self.breaker = CircuitBreaker("executor", window="count", window_size=config.breaker_window,
+                                      minimum_calls=config.breaker_minimum_calls,
+                                      failure_rate_threshold=config.breaker_failure_rate,
+                                      slow_call_ns=int(config.breaker_slow_call_ms * 1e6),
+                                      open_seconds=config.breaker_open_seconds,
+                                      half_open_probes=config.breaker_half_open_probes)
+        """the executor's circuit breaker (tallyio.engine.breaker)."""
+        self.context = StrategyContext(dry_run=not self.config.execute)
+        self._lock = threading.Lock()
+        self._store = None
+        self._store_lock = threading.Lock()
+        self._store_owner = None
+        self._pending: Dict[bytes, PendingTx] = {}
+        self._pending_order: Deque[bytes] = collections.deque()
+        self._pending_limit = 65536
+        self._blocks: Deque[BlockHeader] = collections.deque(maxlen=1024)   # source -> consumer thread
+        self._resume_position = 0
+        self._executed_keys: set = set()
+        self._handed_out = 0
+        self._settled = 0
+        self._last_handed: Optional[Opportunity] = None
+        self._resumed_skipped = 0
+        self._results: Dict[ExecutionStatus, int] = {status: 0 for status in ExecutionStatus}
+        self._strategy_errors = 0
+        self._profit = 0
+        self._feeder_done = False
+        self._feeder_error: Optional[BaseException] = None
+        self._feeder: Optional[threading.Thread] = None
+        self._source = None
+        self._records_fed = 0
+        self._started_at = 0.0
+        self._stopped_at = 0.0
+        self._server = None
+        self._own_scheduler = None
+        self._stop_event = threading.Event()
+        self.replay_clock: Optional[tuple] = None
+        """realtime replay: (first recorded ns, monotonic ns it was paced from); an
+        item recorded at ``t`` is due at ``clock[1] + t - clock[0]`` (open-loop latency)."""
+
+    # ---- life cycle ---------------------------------------------------------------------
+    async def __aenter__(self) -> "Engine":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def __enter__(self) -> "Engine":
+        self.start_sync()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_sync()
+
+    async def start(self) -> None:
+        """Restore state from the last checkpoint, start the pipeline on the
+        scheduler, the source, the hand-off, the metrics endpoint."""
+        self._start(asyncio.get_running_loop())
+
+    def start_sync(self) -> None:
+        """``start`` for scripts without an event loop."""
+        self._start(None)
+
+    def _start(self, loop: Optional[asyncio.AbstractEventLoop]) -> None:
+        with self._lock:
+            if self.state != "created":
+                raise EngineError(f"Engine.start: the engine is {self.state}; an Engine starts once")
+            self.state = "starting"
+        try:
+            self._open(loop)
+        except BaseException:
+            self.state = "failed"
+            self._close_parts()
+            raise
+        self.state = "running"
+
+    def _open(self, loop: Optional[asyncio.AbstractEventLoop]) -> None:
+        from tallyio.metrics import Registry
+
+        config = self.config
+        table, routers = self._table_and_routers()
+        self.table = table
+        self.routers = routers
+        self.context.routers = {exchange: address for address, exchange in routers}
+        self.registry = self._registry_given if self._registry_given is not None else Registry()
+        self._declare_metrics()
+        if config.checkpoint_dir is not None:
+            self._open_store(config.checkpoint_dir)
+        scheduler = self._scheduler_given
+        if scheduler is None:
+            from tallyio import NumaScheduler, SchedulerConfig
+            scheduler = self._own_scheduler = NumaScheduler(SchedulerConfig(workers_per_numa_node=config.workers))
+            scheduler.start()
+        self.pipeline = Pipeline(table, scheduler=scheduler, filter_config=config.filter,
+                                 analyzer_config=config.analyzer, routers_v2=routers,
+                                 ring_capacity=config.ring_capacity,
+                                 opportunity_capacity=config.opportunity_capacity)
+        if self.executor is None:
+            self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
+                                           pending=self._pending.get)
+        self.bridge = OpportunityBridge(self.pipeline.opportunities, lambda: self._feeder_done)
+        for slot in self._slots:
+            slot.strategy.on_start(self.context)
+        if config.metrics_endpoint is not None:
+            from tallyio.metrics import MetricsServer
+            host, port = parse_endpoint(config.metrics_endpoint)
+            self._server = MetricsServer(self.registry, host=host, port=port).start()
+        self._started_at = time.monotonic()
+        self.bridge.start(loop)
+        if config.node_url is None:
+            self._feeder = threading.Thread(target=self._feed_replay, name="tallyio-feeder", daemon=True)
+            self._feeder.start()
+        else:
+            from tallyio.mempool import NodeSource
+            self._source = NodeSource(config.node_url, self._feed_live, pools=table.pool_addresses).start()
+
+    def _table_and_routers(self) -> tuple:
+        config = self.config
+        routers = self._routers_given
+        table = self._table_given
+        if config.node_url is not None:
+            if table is None or routers is None:
+                raise EngineError("Engine: a node source needs table= (the PoolTable of the pools to watch) "
+                                  "and routers= ([(router address, exchange), ...])")
+        else:
+            from tallyio.mempool import ReplaySource
+            from tallyio.mempool.recording import embedded_recording
+            path = config.replay_path
+            if path is None:
+                path, golden = embedded_recording()
+                if routers is None:
+                    routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
+            self._replay_path = path
+            if table is None:
+                table = ReplaySource(path).pool_table()
+                if table is None:
+                    raise EngineError(f"Engine: the recording {path} has no pool-table snapshot; pass table=")
+            if routers is None:
+                raise EngineError("Engine: pass routers= ([(router address, exchange), ...]) for this recording")
+        routers = [(bytes(address), int(exchange)) for address, exchange in routers]
+        return table, routers
+
+    def _declare_metrics(self) -> None:
+        reg = self.registry
+        self._m_handed = reg.counter("engine_opportunities", "opportunities handed to the consumer")
+        self._m_results = reg.counter("engine_results", "execution results by status", labels=("status",))
+        self._m_result_children = {s: self._m_results.labels(status=s.name.lower()) for s in ExecutionStatus}
+        self._m_errors = reg.counter("engine_strategy_errors", "strategy hooks that raised")
+        self._m_rejects = reg.counter("engine_rejected", "executions rejected by the gate")
+        self._h_execute = reg.histogram("engine_execute_latency_seconds", "execute_strategy, whole call")
+        self._h_strategy = reg.histogram("engine_strategy_latency_seconds", "the strategies' on_opportunity")
+        self._h_executor = reg.histogram("engine_executor_latency_seconds", "the executor's execute")
+        self._h_handoff = reg.histogram("engine_handoff_latency_seconds",
+                                        "detected by the analyzer -> returned by next_opportunity")
+        self._g_pnl = reg.gauge("engine_realized_profit", "sum of realized profit (start-token units)")
+        self._rec_owner = None
+
+    def _recorders(self) -> tuple:
+        """This thread's (handoff, strategy, executor, execute) histogram recorders,
+        looked up once per consumer thread rather than once per record."""
+        me = threading.get_ident()
+        if me != self._rec_owner:
+            self._rec = (self._h_handoff.local(), self._h_strategy.local(), self._h_executor.local(),
+                         self._h_execute.local())
+            self._rec_owner = me
+        return self._rec
+
+    # ---- state ------------------------------------------------------------------------
+    def _open_store(self, directory: str) -> None:
+        from tallyio.state import ENGINE_LAYOUT, RecordReader, RecordType, StateStore
+
+        self._store = StateStore(directory, ENGINE_LAYOUT, _apply_engine_record, policy="none",
+                                 every_events=self.config.checkpoint_every_events,
+                                 every_ms=self.config.checkpoint_interval_ms, strategies=self.strategies)
+        self._store_owner = threading.get_ident()
+        state = self._store.state
+        self._resume_position = state.get("counters", C_POSITION, "value")
+        marker = state.get("counters", C_POSITION_SEQ, "value")
+        # results journaled after the last position marker: executed already, not again
+        if self._store.journal.next_seq - 1 > marker:
+            for rec in RecordReader(os.path.join(directory, "journal.tlog"), from_seq=marker + 1):
+                if rec.type == RecordType.EXECUTION_RESULT:
+                    self._executed_keys.add(_RESULT.unpack(rec.payload)[2])
+        self._profit = _signed(state.get("counters", C_PROFIT, "value"))
+
+    def _journal(self, rtype: int, payload: bytes) -> None:
+        store = self._store
+        if store is None:
+            return
+        with self._store_lock:
+            me = threading.get_ident()
+            if me != self._store_owner:
+                store.claim_writer()          # ordered by the lock
+                self._store_owner = me
+            store.record(rtype, payload)
+
+    @property
+    def recovery(self):
+        """What opening the state found (``tallyio.state.Recovery``), or None without checkpoint_dir."""
+        return None if self._store is None else self._store.recovery
+
+    # ---- the source ---------------------------------------------------------------------
+    def _remember(self, tx: PendingTx) -> None:
+        pending = self._pending
+        if tx.hash not in pending:
+            pending[tx.hash] = tx
+            self._pending_order.append(tx.hash)
+            if len(self._pending_order) > self._pending_limit:
+                pending.pop(self._pending_order.popleft(), None)
+
+    def _feed_live(self, record: Any) -> None:
+        """The NodeSource sink (its thread): remember pending txs for the dry run, feed."""
+        if type(record) is PendingTx:
+            self._remember(record)
+        self.pipeline.feed(record)
+        if type(record) is BlockHeader:
+            self._blocks.append(record)
+
+    def _deliver_blocks(self) -> None:
+        """On the consumer's thread: the headers the source saw since the last call go
+        to the context and to each strategy's on_block (a raising hook is counted)."""
+        blocks = self._blocks
+        while blocks:
+            try:
+                header = blocks.popleft()
+            except IndexError:
+                return
+            self.context.block_number = header.number
+            self.context.base_fee_per_gas = header.base_fee_per_gas
+            for slot in self._slots:
+                try:
+                    slot.strategy.on_block(header)
+                except Exception as exc:
+                    slot.errors += 1
+                    slot.last_error = f"{type(exc).__name__}: {exc}"
+                    self._strategy_errors += 1
+                    self._m_errors.inc()
+
+    def _feed_replay(self) -> None:
+        from tallyio.mempool import ReplaySource
+        from tallyio.state import RecordType
+
+        feed = self.pipeline.feed
+        lockstep = self.config.replay_lockstep
+        resume = self._resume_position
+        pending_since_barrier = False
+        index = 0
+        realtime = self.config.replay_realtime
+        first_ts = start_wall = None
+        try:
+            for record in ReplaySource(self._replay_path):
+                if self._stopping():
+                    break
+                if realtime:                   # paced here, not in ReplaySource: stop() interrupts the wait
+                    ts = getattr(record, "received_ns", 0)
+                    if first_ts is None:
+                        first_ts, start_wall = ts, time.monotonic_ns()
+                        self.replay_clock = (first_ts, start_wall)
+                    wait = (ts - first_ts) - (time.monotonic_ns() - start_wall)
+                    if wait > 0 and self._stop_event.wait(wait / 1e9):
+                        break
+                index += 1
+                if type(record) is PendingTx:
+                    if index <= resume:
+                        continue                    # settled before the restart
+                    self._remember(record)
+                    pending_since_barrier = True
+                elif pending_since_barrier and lockstep:
+                    if not self._wait_settled():
+                        break
+                    pending_since_barrier = False
+                    if index - 1 > resume:
+                        self._journal(RecordType.ENGINE_EVENT, _POSITION.pack(_ENGINE_EVENT_POSITION, index - 1))
+                feed(record)
+                self._records_fed += 1
+                if type(record) is BlockHeader:
+                    self._blocks.append(record)
+            self.pipeline.drain()
+        except BaseException as exc:            # reported by stats()/health() and stop()
+            self._feeder_error = exc
+        finally:
+            self._feeder_done = True
+
+    def _stopping(self) -> bool:
+        return self.state in ("stopping", "stopped")
+
+    def _wait_settled(self) -> bool:
+        """Lockstep: until every opportunity found so far was executed or passed over."""
+        self.pipeline.drain()
+        queue, bridge = self.pipeline.opportunities, self.bridge
+        sleep = 20e-6
+        while True:
+            # every opportunity the queue accepted was taken by the consumer (counted when
+            # popped, so none can hide between the queue, the collector and the deque), and
+            # the consumer is done with all it took
+            q = queue.stats()
+            taken = bridge.taken
+            if q["received"] - q["dropped"] == taken + bridge.discarded and self._settled >= taken:
+                return True
+            if self._stopping():
+                return False
+            time.sleep(sleep)
+            sleep = min(sleep * 2, 1e-3)
+
+    # ---- opportunities ----------------------------------------------------------------
+    def _check_running(self, what: str) -> None:
+        if self.state != "running" and self.state != "stopping":
+            raise EngineError(f"Engine.{what}: the engine is {self.state} (call start() first)")
+
+    def _hand_out(self, op: Optional[Opportunity]) -> Optional[Opportunity]:
+        if self._blocks:
+            self._deliver_blocks()
+        if op is None:
+            return None
+        self._handed_out += 1
+        self._last_handed = op
+        self._m_handed.inc()
+        self._recorders()[0].record(max(0, time.monotonic_ns() - op.detected_ns))
+        return op
+
+    def _skip_resumed(self, op: Opportunity) -> bool:
+        if self._executed_keys and opportunity_key(op) in self._executed_keys:
+            self._resumed_skipped += 1
+            return True
+        return False
+
+    async def next_opportunity(self) -> Optional[Opportunity]:
+        """The next opportunity; None once the source ended (a replay's end) or
+        ``stop()`` was called (also for a call already waiting)."""
+        self._check_running("next_opportunity")
+        self._settled = self.bridge.taken      # the consumer is done with what it had
+        while True:
+            op = await self.bridge.get()
+            if op is None or not self._skip_resumed(op):
+                return self._hand_out(op)
+            self._settled = self.bridge.taken
+
+    def next_opportunity_sync(self, timeout: Optional[float] = None) -> Optional[Opportunity]:
+        """``next_opportunity`` for scripts: waits up to ``timeout`` seconds (None:
+        until the source ends or stop()); None when nothing came."""
+        self._check_running("next_opportunity_sync")
+        self._settled = self.bridge.taken
+        while True:
+            op = self.bridge.get_sync(timeout)
+            if op is None or not self._skip_resumed(op):
+                return self._hand_out(op)
+            self._settled = self.bridge.taken
+
+    # ---- execution ------------------------------------------------------------------------
+    def _admit(self, actions: Sequence[Action]) -> tuple:
+        """The trading gate and the breaker, in one place: ``(None, permit)`` to go on,
+        else ``(why not, 0)``.  The gate looks at each action (REDUCING lets through
+        only those that do not open exposure); the breaker's permit is taken last, so
+        a refused gate never spends a half-open probe."""
+        gate = self.gate
+        if gate.state != TradingState.ACTIVE:
+            for action in actions:
+                reason = gate.refusal(action)
+                if reason is not None:
+                    gate.refused += 1
+                    return reason, 0
+        gate.admitted += 1
+        permit = self.breaker.permit()
+        if not permit:
+            return f"circuit breaker {self.breaker.name} is {self.breaker.state.name}", 0
+        return None, permit
+
+    def _record_outcome(self, result: ExecutionResult, duration_ns: int, permit: int,
+                        exc: Optional[BaseException] = None) -> None:
+        """What the breaker learns from an execution: the executor's exception, a
+        FAILED result (a refused or failed send), or a success -- slow ones count as
+        failures inside the breaker.  A REVERTED action is an expected outcome of
+        the market (raced, or sized on a state that moved), not a fault of the
+        executor: it does not open the breaker (the P&L and error rate show it)."""
+        if exc is not None:
+            self.breaker.record_exception(exc, duration_ns, permit)
+        elif result.status == ExecutionStatus.FAILED:
+            self.breaker.record_failure(duration_ns, permit)
+        else:
+            self.breaker.record_success(duration_ns, permit)
+
+    @property
+    def trading_state(self) -> str:
+        """``"ACTIVE"``, ``"REDUCING"`` or ``"HALTED"`` (the gate's state)."""
+        return self.gate.state.name
+
+    def halt(self, reason: str = "halted by the operator") -> None:
+        """Stop admitting executions (trading state HALTED) until :meth:`resume`."""
+        self.gate.halt(str(reason))
+
+    def reduce(self, reason: str = "reducing exposure") -> None:
+        """Admit only actions that do not open exposure (trading state REDUCING)."""
+        self.gate.reduce(str(reason))
+
+    def resume(self) -> None:
+        """Admit executions again (trading state ACTIVE)."""
+        self.gate.resume("resumed")
+
+    def _decide(self, op: Opportunity) -> tuple:
+        """(actions, contributing strategy slots, rejection reason or None)."""
+        if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
+            self.gate.refused += 1
+            return [], [], self.gate.refusal()
+        if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
+            self.breaker.permit()                        # (counted as a refusal by the breaker)
+            return [], [], f"circuit breaker {self.breaker.name} is OPEN"
+        actions: List[Action] = []
+        contributors = []
+        ctx = self.context
+        started = time.perf_counter_ns()
+        for slot in self._slots:
+            if not slot.wants(op):
+                slot.skipped += 1
+                continue
+            slot.calls += 1
+            try:
+                produced = slot.strategy.on_opportunity(op, ctx)
+                produced = list(produced) if produced else []
+            except Exception as exc:            # a strategy bug: counted, reported, engine lives on
+                slot.errors += 1
+                slot.last_error = f"{type(exc).__name__}: {exc}"
+                self._strategy_errors += 1
+                self._m_errors.inc()
+                continue
+            if produced:
+                slot.actions += len(produced)
+                actions.extend(produced)
+                contributors.append(slot)
+        self._recorders()[1].record(time.perf_counter_ns() - started)
+        if not actions:
+            errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
+            return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else "")
+        return actions, contributors, None
+
+    def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
+        now = time.perf_counter_ns()
+        if result.opportunity is None or result.expected_profit is None:
+            result = result._replace(opportunity=op if result.opportunity is None else result.opportunity,
+                                     expected_profit=op.profit if result.expected_profit is None
+                                     else result.expected_profit)
+        status = result.status
+        self._results[status] += 1
+        self._m_result_children[status].inc()
+        if status != _REJECTED:
+            profit = result.realized_profit
+            if profit is not None:
+                self._profit += profit
+                self._g_pnl.set(float(self._profit))
+            if self._store is not None:
+                self._journal(RecordType.EXECUTION_RESULT,
+                              _RESULT.pack(int(status), max(-(1 << 63), min(profit or 0, (1 << 63) - 1)),
+                                           opportunity_key(op)))
+        for slot in contributors:
+            try:
+                slot.strategy.on_result(result)
+            except Exception as exc:
+                slot.errors += 1
+                slot.last_error = f"{type(exc).__name__}: {exc}"
+                self._strategy_errors += 1
+                self._m_errors.inc()
+        self._recorders()[3].record(now - started)
+        if op is self._last_handed:
+            self._settled = self.bridge.taken
+        return result
+
+    async def execute_strategy(self, opportunity: Opportunity) -> ExecutionResult:
+        """Run the strategies that want ``opportunity`` and execute their actions:
+        trading gate -> breaker -> strategies (by interest) -> actions -> executor.
+        Never raises for a strategy's or the executor's failure: the result says
+        (``REJECTED`` with the reason, ``FAILED`` with the error)."""
+        self._check_running("execute_strategy")
+        if not isinstance(opportunity, Opportunity):
+            raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
+        started = time.perf_counter_ns()
+        actions, contributors, reason = self._decide(opportunity)
+        permit = 0
+        if reason is None:
+            reason, permit = self._admit(actions)
+        if reason is not None:
+            self._m_rejects.inc()
+            return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
+        t0 = time.perf_counter_ns()
+        error = None
+        try:
+            result = await self.executor.execute(actions, self.context)
+        except Exception as exc:
+            error = exc
+            result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
+                                     opportunity=opportunity)
+        spent = time.perf_counter_ns() - t0
+        self._recorders()[2].record(spent)
+        self._record_outcome(result, spent, permit, error)
+        return self._finish(opportunity, result, contributors, started)
+
+    def execute_strategy_sync(self, opportunity: Opportunity) -> ExecutionResult:
+        """``execute_strategy`` for scripts (runs the executor's coroutine to completion
+        on a private loop; do not call it from inside a running event loop)."""
+        if type(self.executor) is DryRunExecutor:
+            # the dry run never suspends and never asks for a loop: drive the coroutine by hand
+            coro = self.execute_strategy(opportunity)
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                return done.value
+            coro.close()
+            raise EngineError("execute_strategy_sync: the dry run suspended (it never should)")
+        return asyncio.run(self.execute_strategy(opportunity))
+
+    # ---- stop ---------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Stop the source, drain the pipeline, final checkpoint, close everything.
+        A ``next_opportunity`` waiting now returns None.  Idempotent."""
+        self._stop()
+
+    def stop_sync(self) -> None:
+        """``stop`` for scripts."""
+        self._stop()
+
+    def _stop(self) -> None:
+        with self._lock:
+            if self.state in ("stopping", "stopped", "created"):
+                if self.state == "created":
+                    self.state = "stopped"
+                return
+            self.state = "stopping"
+        self._stop_event.set()
+        try:
+            if self._source is not None:
+                self._source.close()
+            if self._feeder is not None:
+                self._feeder.join()
+            self._feeder_done = True
+            self.pipeline.drain()
+            self.bridge.stop()
+            for slot in self._slots:
+                try:
+                    slot.strategy.on_stop()
+                except Exception as exc:
+                    slot.errors += 1
+                    slot.last_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._stopped_at = time.monotonic()
+            self._close_parts()
+            self.state = "stopped"
+
+    def _close_parts(self) -> None:
+        for closer in (lambda: self._server and self._server.stop(),
+                       lambda: self.executor is not None and self.executor.close(),
+                       lambda: hasattr(self, "pipeline") and self.pipeline.close(),
+                       lambda: self._own_scheduler is not None and self._own_scheduler.stop(),
+                       lambda: self._store is not None and self._store.close()):
+            try:
+                closer()
+            except Exception:                    # every part gets closed; the first error is not lost:
+                if self._feeder_error is None:   # it is reported by health()
+                    import sys
+                    self._feeder_error = sys.exc_info()[1]
+
+    def abandon(self) -> None:
+        """Close the state WITHOUT a final checkpoint (what a crash leaves); for tests."""
+        if self._store is not None:
+            self._store.abandon()
+
+    def wait_connected(self, timeout: float = 30.0) -> bool:
+        """A node source: wait until it is connected and subscribed (True), or
+        ``timeout`` seconds passed (False).  A replay is always "connected"."""
+        if self._source is None:
+            return True
+        return self._source.wait_connected(timeout)
+
+    # ---- what it is doing -----------------------------------------------------------------
+    def health(self) -> dict:
+        """Is it working: running state, trading state, breakers, source, errors."""
+        error = None if self._feeder_error is None else f"{type(self._feeder_error).__name__}: {self._feeder_error}"
+        return {"state": self.state, "trading_state": self.trading_state,
+                "breakers": self._breaker_states(),
+                "source": self.config.source, "source_ended": bool(self._feeder_done),
+                "source_error": error, "strategy_errors": self._strategy_errors,
+                "ok": self.state == "running" and error is None and self.trading_state != "HALTED"}
+
+    def _breaker_states(self) -> dict:
+        stats = self.breaker.stats()
+        return {self.breaker.name: {"state": stats.state.name, "calls": stats.calls, "failures": stats.failures,
+                                    "slow": stats.slow, "rejected": stats.rejected,
+                                    "failure_rate": stats.failure_rate}}
+
+    def stats(self) -> dict:
+        """Everything counted: running/trading state, breaker states, queue depths
+        and drops (every stage), throughput, per-stage latency percentiles (ns),
+        error rate, CPU and memory.  The opportunities section keeps
+        ``received == processed + dropped + in_flight``."""
+        import psutil
+
+        pipe = self.pipeline.stats() if hasattr(self, "pipeline") else {}
+        queue = pipe.get("opportunities", {})
+        bridge = self.bridge.stats() if hasattr(self, "bridge") else {}
+        received = queue.get("received", 0)
+        dropped = queue.get("dropped", 0) + bridge.get("discarded", 0)
+        in_flight = queue.get("in_flight", 0) + bridge.get("buffered", 0)
+        processed = self._handed_out + self._resumed_skipped
+        end = self._stopped_at or time.monotonic()
+        elapsed = max(1e-9, end - self._started_at) if self._started_at else 0.0
+        executions = sum(n for status, n in self._results.items() if status != _REJECTED)
+        failures = self._results[ExecutionStatus.FAILED] + self._results[ExecutionStatus.REVERTED]
+        latency = {}
+        for stage, family in (("handoff", "_h_handoff"), ("strategy", "_h_strategy"),
+                              ("executor", "_h_executor"), ("execute", "_h_execute")):
+            fam = getattr(self, family, None)
+            if fam is None:
+                continue
+            h = fam.merged()
+            latency[stage] = {"count": h.count, **({f"p{p:g}": h.percentile(p) for p in (50, 90, 99, 99.9)}
+                                                   if h.count else {})}
+        proc = psutil.Process()
+        return {
+            "state": self.state, "trading_state": self.trading_state, "breakers": self._breaker_states(),
+            "source": {"kind": self.config.source, "records_fed": self._records_fed,
+                       "ended": bool(self._feeder_done), "resume_position": self._resume_position},
+            "opportunities": {"received": received, "processed": processed, "handed_out": self._handed_out,
+                              "skipped_already_executed": self._resumed_skipped, "dropped": dropped,
+                              "in_flight": in_flight},
+            "bridge": bridge,
+            "pipeline": pipe,
+            "results": {status.name: n for status, n in self._results.items()},
+            "realized_profit": self._profit,
+            "strategies": {slot.name: {"calls": slot.calls, "skipped": slot.skipped, "actions": slot.actions,
+                                       "errors": slot.errors, "last_error": slot.last_error}
+                           for slot in self._slots},
+            "throughput": {"seconds": elapsed,
+                           "tx_per_s": pipe.get("ring", {}).get("received", 0) / elapsed if elapsed else 0.0,
+                           "opportunities_per_s": self._handed_out / elapsed if elapsed else 0.0,
+                           "executions_per_s": executions / elapsed if elapsed else 0.0},
+            "latency_ns": latency,
+            "error_rate": (failures + self._strategy_errors) / max(1, executions + self._strategy_errors),
+            "process": {"cpu_percent": proc.cpu_percent(None), "cpu_seconds": sum(proc.cpu_times()[:2]),
+                        "rss_bytes": proc.memory_info().rss},
+            "metrics_url": None if self._server is None else self._server.url,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.state} source={self.config.source} strategies={[s.name for s in self._slots]}>"
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _apply_engine_record(state: Any, record: Any) -> None:
+    """The StateStore's apply for the engine's records (deterministic: runs live and on replay)."""
+    if record.type == RecordType.EXECUTION_RESULT:
+        status, profit, _ = _RESULT.unpack(record.payload)
+        state.add("counters", C_EXECUTED, "value", 1)
+        total = (state.get("counters", C_PROFIT, "value") + profit) & _MASK64
+        state.write("counters", C_PROFIT, value=total)
+        if status in (ExecutionStatus.FAILED, ExecutionStatus.REVERTED):
+            state.add("counters", C_FAILED, "value", 1)
+        state.add("pnl", 0, "trades", 1)
+        state.write("pnl", 0, realized_eth=_signed(total) / 1e18)
+    elif record.type == RecordType.ENGINE_EVENT:
+        kind, position = _POSITION.unpack(record.payload)
+        if kind == _ENGINE_EVENT_POSITION:
+            state.write("counters", C_POSITION, value=position)
+            state.write("counters", C_POSITION_SEQ, value=record.seq)
