@@ -42,6 +42,22 @@ from tallyio.stats import SchedulerStats
 from tallyio.scheduler import NumaScheduler
 from tallyio.mempool.records import Opportunity, OpportunityKind
 
+# The engine's faces load on first use (PEP 562), so `import tallyio` stays light for
+# users of the scheduler and the queues alone.
+_ENGINE_NAMES = ("Engine", "CoreConfig", "Strategy")
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_NAMES:
+        import tallyio.engine
+
+        return getattr(tallyio.engine, name)
+    raise AttributeError(f"module 'tallyio' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ENGINE_NAMES))
+
 
 def get_include() -> str:
     """The directory of tallyio's C headers (tio_atomic.h, tio_platform.h,
@@ -91,4 +107,7 @@ __all__ = [
     "WaitInterruptedError",
     "Opportunity",
     "OpportunityKind",
+    "Engine",
+    "CoreConfig",
+    "Strategy",
 ]

@@ -195,8 +195,10 @@ multiprocessing.Pool, loky and dask when installed; and the engine's parts:
 the calldata decoder (group decode) against eth-abi and web3.py, the exact
 pool math (amm) and the mempool path (mempool) against the same work in
 Python, a node's pending transactions (source, against anvil) against
-web3.py, state checkpoints (state) against py-lmdb and sqlite3, and latency
-histograms (metrics) against prometheus_client and hdrhistogram.
+web3.py, state checkpoints (state) against py-lmdb and sqlite3, latency
+histograms (metrics) against prometheus_client and hdrhistogram, the circuit
+breaker (breaker) against pybreaker, transaction signing (execution) against
+eth-account, and the engine (engine) against the same flow in plain Python.
 
 It prints one summary table: for each figure compared with a peer or a
 target, tallyio's median, the best peer's, the ratio (how many times better

@@ -65,6 +65,7 @@ _BUILTIN = (
     Variable("TALLYIO_SIGNER_KEY_ENV", "tallyio.engine", "the NAME of the variable holding the private key: CoreConfig.signer_key_env"),
     Variable("TALLYIO_KEYSTORE", "tallyio.engine", "an encrypted keystore file: CoreConfig.keystore_path"),
     Variable("TALLYIO_KEYSTORE_PASSWORD_ENV", "tallyio.engine", "the NAME of the variable holding the keystore's password"),
+    Variable("TALLYIO_PRIVATE_KEY", "tallyio.engine", "the default variable Signer.from_env() reads the hex private key from (never logged)"),
     Variable("TALLYIO_ENGINE_WORKERS", "tallyio.engine", "an int 1..256: CoreConfig.workers"),
     Variable("TALLYIO_CHECKPOINT_DIR", "tallyio.engine", "where the engine's journal and checkpoints live: CoreConfig.checkpoint_dir"),
     Variable("TALLYIO_CHECKPOINT_INTERVAL_MS", "tallyio.engine", "milliseconds between checkpoints: CoreConfig.checkpoint_interval_ms"),

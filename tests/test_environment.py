@@ -54,16 +54,16 @@ def test_test_and_build_variables_do_not_warn():
 
 
 def test_other_components_extend_the_one_registry(private_registry):
-    with pytest.warns(RuntimeWarning, match="TALLYIO_NODE_URL"):
-        check_environment({"TALLYIO_NODE_URL": "ws://127.0.0.1:8545"})
-    register("TALLYIO_NODE_URL", "tallyio.engine", "the node's websocket URL")
-    register("TALLYIO_NODE_URL", "tallyio.engine", "the node's websocket URL")     # idempotent
+    with pytest.warns(RuntimeWarning, match="TALLYIO_EXAMPLE_NODE"):
+        check_environment({"TALLYIO_EXAMPLE_NODE": "ws://127.0.0.1:8545"})
+    register("TALLYIO_EXAMPLE_NODE", "tallyio.engine", "the node's websocket URL")
+    register("TALLYIO_EXAMPLE_NODE", "tallyio.engine", "the node's websocket URL")     # idempotent
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert check_environment({"TALLYIO_NODE_URL": "ws://127.0.0.1:8545"}) == []
-    assert Variable("TALLYIO_NODE_URL", "tallyio.engine", "the node's websocket URL") in known_variables()
+        assert check_environment({"TALLYIO_EXAMPLE_NODE": "ws://127.0.0.1:8545"}) == []
+    assert Variable("TALLYIO_EXAMPLE_NODE", "tallyio.engine", "the node's websocket URL") in known_variables()
     with pytest.raises(ValueError, match="already read by tallyio.engine"):
-        register("TALLYIO_NODE_URL", "tallyio.other", "a second reader")
+        register("TALLYIO_EXAMPLE_NODE", "tallyio.other", "a second reader")
     with pytest.raises(ValueError, match="must match"):
         register("NODE_URL", "tallyio.engine", "no prefix")
 

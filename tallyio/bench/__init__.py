@@ -4,7 +4,7 @@ otherwise pick, measured in one process run, alternating the contenders.
     tallyio bench --quick              # about a minute and a half on 2 cores
     tallyio bench                      # full run, every group (under 10 minutes)
     tallyio bench --smoke              # tiny sizes: proves every benchmark runs (CI)
-    tallyio bench --group scheduler    # one group only (core, scheduler)
+    tallyio bench --group scheduler    # one group only (repeatable)
     tallyio bench --json out.json --plot out.png
 
 Groups:
@@ -38,6 +38,18 @@ Groups:
   recovery (``tallyio.state``), beside py-lmdb and sqlite3.
 * ``metrics``: a histogram record from C and from Python (``tallyio.metrics``),
   beside prometheus_client and hdrhistogram.
+* ``breaker``: the circuit breaker's closed-path overhead from C (count and
+  time windows, two threads) and from Python, beside pybreaker's ``call()``.
+* ``execution``: signing a transaction (``tallyio.engine.Signer``) beside
+  coincurve alone and eth-account.
+* ``engine``: ``engine_execution`` (gate, breaker, a Python strategy, the dry
+  run), ``mempool_analysis``, ``state_sync`` and the open-loop end-to-end
+  latency at 10,000 tx/s, beside the same flow written as a Python searcher
+  writes it.
+
+The ``scheduler`` group also measures the awaitable path (``await
+scheduler.run``, ``submit_async`` gathered) beside ``run_in_executor`` and
+``call_soon_threadsafe``.
 
 Every figure is the median of several repetitions; the spread is
 (max-min)/median; within a repetition the contenders run one after the
@@ -49,7 +61,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tallyio.bench import _amm, _core, _decode, _mempool, _metrics, _scheduler, _source, _state
+from tallyio.bench import (_amm, _breaker, _core, _decode, _engine, _execution, _mempool, _metrics, _scheduler,
+                           _source, _state)
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
@@ -59,10 +72,12 @@ __all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_s
            "best_peer", "to_json", "plot"]
 
 #: the benchmark groups `run` knows, in the order they run
-GROUPS = ("core", "scheduler", "decode", "amm", "mempool", "source", "state", "metrics")
+GROUPS = ("core", "scheduler", "decode", "amm", "mempool", "source", "state", "metrics", "breaker", "execution",
+          "engine")
 _SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections, "decode": _decode.sections,
              "amm": _amm.sections, "mempool": _mempool.sections, "source": _source.sections, "state": _state.sections,
-             "metrics": _metrics.sections}
+             "metrics": _metrics.sections, "breaker": _breaker.sections, "execution": _execution.sections,
+             "engine": _engine.sections}
 
 
 def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GROUPS,
