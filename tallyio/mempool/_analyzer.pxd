@@ -56,5 +56,17 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
 # ARBITRAGE: every cycle on the current reserves (no trigger); once per block
 cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil
 
+# standing ARBITRAGE on the cycles through the pools a block's Syncs touched (the pipeline's
+# watcher, once the block's Syncs are applied); each cycle at most once per block
+cdef struct tio_arb_stats:
+    uint64_t scans               # scans run (one per burst of Syncs)
+    uint64_t pools               # touched pools scanned
+    uint64_t repeats             # cycles not screened again: already screened for this block
+    uint64_t truncated           # cycles not screened: the per-scan bound was hit
+
+cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint64_t n_pools,
+                          uint64_t *cycle_stamp, uint64_t max_cycles, tio_analyzer_stats *st,
+                          tio_arb_stats *arb) noexcept nogil
+
 # AnalyzerConfig -> the C settings (the Python edge)
 cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1
