@@ -256,29 +256,6 @@ cdef int scan_touched(pipe_state *pipe) noexcept nogil:
 # the GIL: the same checks as RecordReader (type != 0, length inside the file, sequence =
 # previous + 1, CRC-32 over header + payload), the same payload layouts as recording.py.
 
-cdef uint32_t CRC_TABLE[256]
-
-cdef void crc_init() noexcept nogil:
-    cdef uint32_t c, n, k
-    for n in range(256):
-        c = n
-        for k in range(8):
-            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
-        CRC_TABLE[n] = c
-
-
-crc_init()      # at import: the table is read-only afterwards
-
-
-cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
-    """zlib's crc32(data, crc) (IEEE, reflected)."""
-    cdef uint64_t i
-    crc = crc ^ 0xFFFFFFFFu
-    for i in range(n):
-        crc = CRC_TABLE[(crc ^ p[i]) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFFu
-
-
 cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
     cdef uint64_t v
     memcpy(&v, p, 8)
@@ -289,6 +266,44 @@ cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
     cdef uint32_t v
     memcpy(&v, p, 4)
     return v
+
+
+cdef uint32_t CRC_TABLE[8][256]     # slice-by-8: CRC_TABLE[k][b] is b's CRC advanced k more zero bytes
+
+cdef void crc_init() noexcept nogil:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
+        CRC_TABLE[0][n] = c
+    for n in range(256):
+        for k in range(1, 8):
+            CRC_TABLE[k][n] = (CRC_TABLE[k - 1][n] >> 8) ^ CRC_TABLE[0][CRC_TABLE[k - 1][n] & 0xFF]
+
+
+crc_init()      # at import: the table is read-only afterwards
+
+
+cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
+    """zlib's crc32(data, crc) (IEEE, reflected), eight bytes per step (slice-by-8; one
+    table lookup per byte was most of the reader's own time on 200-500-byte records)."""
+    cdef uint32_t lo, hi
+    crc = crc ^ 0xFFFFFFFFu
+    while n >= 8:
+        lo = le32(p) ^ crc
+        hi = le32(p + 4)
+        crc = (CRC_TABLE[7][lo & 0xFF] ^ CRC_TABLE[6][(lo >> 8) & 0xFF]
+               ^ CRC_TABLE[5][(lo >> 16) & 0xFF] ^ CRC_TABLE[4][lo >> 24]
+               ^ CRC_TABLE[3][hi & 0xFF] ^ CRC_TABLE[2][(hi >> 8) & 0xFF]
+               ^ CRC_TABLE[1][(hi >> 16) & 0xFF] ^ CRC_TABLE[0][hi >> 24])
+        p += 8
+        n -= 8
+    while n:
+        crc = CRC_TABLE[0][(crc ^ p[0]) & 0xFF] ^ (crc >> 8)
+        p += 1
+        n -= 1
+    return crc ^ 0xFFFFFFFFu
 
 
 cdef enum:
