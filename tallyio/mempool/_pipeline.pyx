@@ -37,6 +37,21 @@ ring": at least one side sees the other, so a record is never left with no task 
     ...     pipe.drain()
     ...     pipe.stats()["ring"]["received"], pipe.next_opportunity(timeout=0)
     (0, None)
+
+Standing arbitrage: after a run of ``SyncEvent`` records, the cycles through the pools
+they changed are scanned on the new state alone (at the next pending transaction or
+head, at the end of a replay, or on ``scan_arbitrage()``, which ``NodeSource``'s
+``on_idle`` calls when the node goes quiet), each cycle once per block:
+
+    >>> from tallyio.eth.types import SyncEvent
+    >>> two = PoolTable([V2Pool(b"\\x01" * 20, W, T, 10**6, 10**6),
+    ...                  V2Pool(b"\\x02" * 20, W, T, 10**6, 10**6, exchange=1)], weth=W)
+    >>> with Pipeline(two, routers_v2=[b"\\x07" * 20]) as pipe:
+    ...     pipe.feed(SyncEvent(b"\\x01" * 20, 10**6, 2 * 10**6, 41, 0, b"\\x00" * 32))
+    ...     found = pipe.scan_arbitrage()
+    ...     op = pipe.next_opportunity(timeout=0)
+    >>> found, op.kind.name, op.trigger_tx, op.block_number
+    (1, 'ARBITRAGE', None, 42)
 """
 import time
 import threading
