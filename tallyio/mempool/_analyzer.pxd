@@ -1,6 +1,6 @@
 # cython: language_level=3
-# Owns: the backrun analyzer's C API (tio_analyze_call), its per-worker counters and the
-# counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
+# Owns: the backrun analyzer's C API (tio_analyze_call, the arbitrage scans), its per-worker
+# counters and the counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
 # Touches: _pools (reads the table), _ring (tio_pending, the dropring), tallyio.amm (V2 math),
 # tallyio._ext.swap (the decoder's record).  Never writes the pool table.
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t

@@ -1,5 +1,6 @@
 # cython: language_level=3
-# Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer).
+# Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer) and the
+# standing-arbitrage scans (every cycle: tio_scan_arbitrage; through touched pools: tio_scan_touched).
 # Touches: reads _pools' table; writes tio_opp records into an OpportunityQueue's dropring;
 # exact V2 math and cycle sizing from tallyio.amm (_v2.pxd, _cycle.pxd C APIs).
 """The backrun analyzer: what a pending V2 swap does to the pools it trades through,

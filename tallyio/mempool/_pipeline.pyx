@@ -1,6 +1,7 @@
 # cython: language_level=3
 # Owns: Pipeline, the wiring of the mempool stages: the watcher side (feed: filter, ring,
-# block barrier, Sync application) and the workers' native task (decode -> analyze).
+# block barrier, Sync application, the standing-arbitrage scan after a block's Syncs) and
+# the workers' native task (decode -> analyze).
 # Touches: _ring, _filter, _pools, _analyzer, _opportunity (their C APIs), tallyio.eth's
 # nogil decoder, and NumaScheduler's native-task C API (tio_submit_native).
 """The mempool pipeline: a source's records in, opportunities out.
