@@ -13,7 +13,10 @@ The golden file is found by brute force, independently of the analyzer: the reco
 is replayed in Python (Python-int Router02 math for each pending swap on the reserves of
 its block), and every 2- and 3-cycle through a touched pool is searched over EVERY input
 1 .. 2 x its largest reserve (numpy, int64: the products stay below 2**63 at these
-sizes).  A cycle enters the golden file when its best integer profit is >= 1.
+sizes): BACKRUN.  Standing arbitrage the same way: after a run of Sync logs (at the next
+pending transaction or head, and at the end), every cycle through a pool those logs
+changed, on the state alone, each cycle once per block: ARBITRAGE (no trigger).  A cycle
+enters the golden file when its best integer profit is >= 1.
 
     python scripts/make_recording.py [--out tallyio/data] [--seed 12] [--rounds 12]
 
@@ -101,6 +104,21 @@ def _out(a, rin, rout):
     return a * 997 * rout // (rin * 1000 + a * 997)
 
 
+def _brute_force(hops, reserves: dict, token0: dict) -> tuple[int, int]:
+    """(input, profit) of the best input of a cycle over EVERY input 1 .. 2 x its largest
+    reserve (the first, i.e. smallest, input on ties)."""
+    top = 2 * max(max(reserves[h[0]]) for h in hops)
+    x = np.arange(1, top + 1, dtype=np.int64)
+    a = x.copy()
+    for p, tin, _ in hops:
+        r0, r1 = reserves[p]
+        rin, rout = (r0, r1) if tin == token0[p] else (r1, r0)
+        a = a * 997 * rout // (rin * 1000 + a * 997)
+    profit = a - x
+    best = int(np.argmax(profit))
+    return int(x[best]), int(profit[best])
+
+
 def golden(path: Path, routers: dict) -> list[dict]:
     """Brute force over the recording (see the module doc)."""
     replay = ReplaySource(path)
@@ -114,14 +132,45 @@ def golden(path: Path, routers: dict) -> list[dict]:
     cycles = {p.address: table.cycles_through(p.address) for p in table.pools()}
     block = base_fee = 0
     found = []
+    synced: list[bytes] = []             # pools Syncs changed since the last scan, in order
+    synced_block = 0                     # the block that state is valid for: max(Sync block + 1)
+    scanned: dict[tuple, int] = {}       # cycle -> the block it was last scanned for
+
+    def standing_arbitrage():
+        # after a run of Syncs (at the next pending transaction or head, and at the end):
+        # every cycle through a touched pool, once per (cycle, block), on the state alone;
+        # valid for the block after the Syncs' (their head may come before or after them)
+        nonlocal synced_block
+        valid_for = max(block, synced_block)
+        for pool in synced:
+            for hops in cycles[pool]:
+                key = tuple((h[0], h[1]) for h in hops)
+                if scanned.get(key) == valid_for:
+                    continue
+                scanned[key] = valid_for
+                amount_in, profit = _brute_force(hops, reserves, token0)
+                if profit >= 1:
+                    found.append({"kind": "ARBITRAGE", "trigger_tx": None,
+                                  "pools": [h[0].hex() for h in hops],
+                                  "token_path": [h[1].hex() for h in hops] + [hops[0][1].hex()],
+                                  "amount_in": amount_in, "profit": profit,
+                                  "block_number": valid_for, "base_fee_per_gas": base_fee})
+        synced.clear()
+        synced_block = 0
+
     for item in replay:
         if isinstance(item, BlockHeader):
+            standing_arbitrage()
             block, base_fee = item.number + 1, item.base_fee_per_gas
             continue
         if isinstance(item, SyncEvent):
             if item.pool in reserves:
                 reserves[item.pool] = (item.reserve0, item.reserve1)
+                synced_block = max(synced_block, item.block_number + 1)
+                if item.pool not in synced:
+                    synced.append(item.pool)
             continue
+        standing_arbitrage()
         exchange = exchange_of.get(item.to)
         call = decode_call(item.input) if exchange is not None else None
         if call is None or call.function != "swapExactTokensForTokens":
@@ -149,20 +198,14 @@ def golden(path: Path, routers: dict) -> list[dict]:
                 if key in done:
                     continue
                 done.add(key)
-                top = 2 * max(max(after[h[0]]) for h in hops)
-                x = np.arange(1, top + 1, dtype=np.int64)
-                a = x.copy()
-                for p, tin, _ in hops:
-                    r0, r1 = after[p]
-                    rin, rout = (r0, r1) if tin == token0[p] else (r1, r0)
-                    a = a * 997 * rout // (rin * 1000 + a * 997)
-                profit = a - x
-                best = int(np.argmax(profit))           # the first (smallest input) maximum
-                if profit[best] >= 1:
-                    found.append({"trigger_tx": item.hash.hex(), "pools": [p.hex() for p in key],
+                amount_in, profit = _brute_force(hops, after, token0)
+                if profit >= 1:
+                    found.append({"kind": "BACKRUN", "trigger_tx": item.hash.hex(),
+                                  "pools": [p.hex() for p in key],
                                   "token_path": [h[1].hex() for h in hops] + [hops[0][1].hex()],
-                                  "amount_in": int(x[best]), "profit": int(profit[best]),
+                                  "amount_in": amount_in, "profit": profit,
                                   "block_number": block, "base_fee_per_gas": base_fee})
+    standing_arbitrage()
     return found
 
 
@@ -179,7 +222,9 @@ def main(argv=None) -> int:
     meta = {"seed": args.seed, "rounds": args.rounds, "per_round": args.per_round,
             "liquidity": LIQUIDITY, **routers,
             "how": "brute force over every input of every 2-/3-cycle through the pools each pending "
-                   "swap touches, on Python-int Router02 math (scripts/make_recording.py)",
+                   "swap touches, on Python-int Router02 math (BACKRUN), and of every cycle through "
+                   "the pools a run of Sync logs touched, once per cycle and block, on the state "
+                   "alone (ARBITRAGE) (scripts/make_recording.py)",
             "opportunities": found}
     (args.out / "replay_golden.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{args.out / 'replay.tio'}: {sum(1 for _ in ReplaySource(args.out / 'replay.tio'))} records, "

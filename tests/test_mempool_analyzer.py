@@ -194,3 +194,45 @@ def test_standing_arbitrage_equals_an_exact_brute_force(scenario):
     for op in found:
         assert op.kind is OpportunityKind.ARBITRAGE and op.trigger_tx is None
         assert op.block_number == 9 and op.received_ns == op.detected_ns > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(scenarios(), st.data())
+def test_arbitrage_through_touched_pools_equals_a_brute_force_once_per_block(scenario, data):
+    """What the Pipeline runs after a block's Syncs: only the cycles through the pools they
+    changed, each once per block, equal to an exact brute force over those cycles."""
+    pools = scenario[0]
+    table = PoolTable(pools, weth=W)
+    analyzer = Analyzer(table, AnalyzerConfig(max_sized=64, max_evaluations=1 << 16))
+    touched = data.draw(st.lists(st.sampled_from([p.address for p in pools]), min_size=1, max_size=4))
+    found = analyzer.arbitrage(base_fee=3, block_number=9, pools=touched)
+    reserves = {p.address: (p.reserve0, p.reserve1) for p in pools}
+    assert {op.pools: (op.amount_in, op.profit) for op in found} == brute_force(table, reserves, touched)
+    assert len({op.pools for op in found}) == len(found)
+    assert all(op.kind is OpportunityKind.ARBITRAGE and op.block_number == 9 for op in found)
+    # the same block again: every cycle was screened for it already
+    assert analyzer.arbitrage(base_fee=3, block_number=9, pools=touched) == []
+    # the next block screens them again
+    again = analyzer.arbitrage(base_fee=3, block_number=10, pools=touched)
+    assert sorted((op.pools, op.amount_in, op.profit) for op in again) == \
+        sorted((op.pools, op.amount_in, op.profit) for op in found)
+    with pytest.raises(KeyError, match="unknown pool"):
+        analyzer.arbitrage(pools=[b"\x77" * 20])
+
+
+def test_standing_arbitrage_config_is_checked():
+    with pytest.raises(ConfigError, match="standing_arbitrage"):
+        AnalyzerConfig(standing_arbitrage=1)
+    with pytest.raises(ConfigError, match="max_arbitrage_cycles"):
+        AnalyzerConfig(max_arbitrage_cycles=0)
+
+
+def test_arbitrage_scan_is_bounded_and_counted():
+    pools = [V2Pool(b"\x01" * 20, W, A, 10**6, 10**6), V2Pool(b"\x02" * 20, W, A, 10**6, 2 * 10**6, exchange=1),
+             V2Pool(b"\x03" * 20, W, A, 10**6, 3 * 10**6, exchange=2)]
+    table = PoolTable(pools, weth=W)
+    assert table.cycle_count == 6
+    analyzer = Analyzer(table, AnalyzerConfig(max_sized=64, max_arbitrage_cycles=2))
+    found = analyzer.arbitrage(block_number=1, pools=[b"\x01" * 20, b"\x02" * 20, b"\x03" * 20])
+    s = analyzer.stats()
+    assert s["cycles_screened"] == 2 and len(found) <= 2

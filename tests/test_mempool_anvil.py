@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tallyio.mempool import FilterConfig, NodeSource, Pipeline, PoolTable, V2Pool
+from tallyio.mempool import FilterConfig, NodeSource, OpportunityKind, Pipeline, PoolTable, V2Pool
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,7 +78,8 @@ def test_swaps_on_anvil_are_analyzed_exactly_and_the_table_follows_the_chain(
             wait_for(lambda: pipe.stats()["analyzer"]["swaps"] == n, "the swap to be analyzed")
             s = pipe.stats()
             assert s["decode"]["ok"] == n and s["filter"]["passed"] == n, "each swap once, decoded"
-            found = pipe.opportunities.get_many(100)
+            # the standing arbitrage the resync and each block leave: its own test below
+            found = [op for op in pipe.opportunities.get_many(100) if op.kind == OpportunityKind.BACKRUN]
             assert found, "a 25-40 token swap against a 3% price gap leaves a backrun"
             # the router's own math on the chain's reserves, in Python ints
             after = dict(before)
@@ -107,3 +108,82 @@ def test_swaps_on_anvil_are_analyzed_exactly_and_the_table_follows_the_chain(
         r = s["ring"]
         assert r["received"] == r["processed"] + r["dropped"] + r["in_flight"]
         assert s["pipeline"]["syncs"] >= len(uniswap.all_v2_pairs()) + 3
+
+
+def test_standing_arbitrage_after_each_block_on_anvil(anvil_node, chain_sender, uniswap, traders):
+    """The node path of standing arbitrage: NodeSource's on_idle runs the pipeline's scan
+    once the node has sent a block's Sync logs; each ARBITRAGE found is exact on the
+    chain's reserves (no neighbouring input does better), valid for the next block, and
+    goes through a pool the block changed; the best such cycle is among them."""
+    from tallyio.devnet import mine, swap_v2
+    from tallyio.mempool import AnalyzerConfig
+
+    rpc = anvil_node.rpc
+    table = table_from_chain(rpc, uniswap)
+    routers = [(b(ex.router), k) for k, ex in enumerate(uniswap.v2)]
+    config = AnalyzerConfig(max_sized=64)          # every profitable cycle, not only the best
+
+    def arbitrage(found):
+        return [op for op in found if op.kind == OpportunityKind.ARBITRAGE]
+
+    def check_exact(ops, reserves):
+        for op in ops:
+            assert op.trigger_tx is None and op.token_path[0] == op.token_path[-1]
+            profit = cycle_profit(table, reserves, op, op.amount_in)
+            assert op.profit == profit > 0
+            assert cycle_profit(table, reserves, op, op.amount_in - 1) <= profit
+            assert cycle_profit(table, reserves, op, op.amount_in + 1) <= profit
+
+    with Pipeline(table, routers_v2=routers, filter_config=FilterConfig(check_nonces=False),
+                  analyzer_config=config, opportunity_capacity=4096) as pipe, \
+            NodeSource(anvil_node.ws_url, pipe.feed, pools=uniswap.all_v2_pairs(),
+                       on_idle=pipe.scan_arbitrage) as source:
+        assert source.wait_connected(30)
+        # the resync at connect delivers every pool's reserves as Syncs: scanned once idle
+        wait_for(lambda: pipe.stats()["arbitrage"]["scans"] >= 1, "the resync's arbitrage scan")
+        check_exact(arbitrage(pipe.opportunities.get_many(4096)), chain_reserves(rpc, uniswap))
+        scans = pipe.stats()["arbitrage"]["scans"]
+        # a large swap on exchange 1 opens a price gap to exchange 0; mined, its Syncs follow
+        path = [uniswap.weth, uniswap.tokens[0]]
+        swap_v2(chain_sender, traders[0], uniswap.v2[1].router, 60 * 10**18, path)
+        wait_for(lambda: pipe.stats()["analyzer"]["swaps"] >= 1, "the pending swap")
+        mine(rpc)
+        mined_block = int(rpc.call("eth_blockNumber"), 16)
+        mined = chain_reserves(rpc, uniswap)
+        wait_for(lambda: all(table.reserves_of(b(p)) == r for p, r in mined.items())
+                 and pipe.stats()["arbitrage"]["scans"] > scans, "the block's Syncs and their scan")
+        found = arbitrage(pipe.opportunities.get_many(4096))
+        s = pipe.stats()
+    assert found, "a 60 WETH swap on one exchange leaves arbitrage against the other"
+    check_exact(found, mined)
+    touched = {b(uniswap.v2[1].pair(*path))}
+    assert all(op.block_number == mined_block + 1 for op in found)
+    assert all(touched & set(op.pools) for op in found), "only cycles through a pool the block changed"
+    assert len({(op.pools, op.token_path) for op in found}) == len(found), "each cycle once per block"
+    # completeness: every cycle through the changed pool that earns at its closed-form
+    # optimum (Python floats for the optimum, Python ints for the profit) is among them
+    import math
+    found_cycles = {op.pools for op in found}
+    for hops in table.cycles_through(next(iter(touched))):
+        sides = []
+        for pool, tin, _ in hops:
+            p = table.pool(table.index_of(pool))
+            r0, r1 = mined["0x" + pool.hex()]
+            sides.append((r0, r1) if tin == p.token0 else (r1, r0))
+        ei, eo = float(sides[0][0]), 0.997 * sides[0][1]
+        for rin, rout in sides[1:]:
+            d = rin + 0.997 * eo
+            ei, eo = ei * rin / d, 0.997 * eo * rout / d
+        if eo <= ei:
+            continue
+        x_star = int(math.sqrt(ei * eo) - ei)
+        best_profit = -1
+        for x in range(max(1, x_star - 2), x_star + 3):
+            amount = x
+            for rin, rout in sides:
+                amount = amount_out(amount, rin, rout)
+            best_profit = max(best_profit, amount - x)
+        if best_profit > 0:
+            assert tuple(h[0] for h in hops) in found_cycles
+    assert s["arbitrage"]["sized_near"] + s["arbitrage"]["sized_exact"] >= len(found)
+    assert source.stats()["idle_calls"] >= 2

@@ -15,6 +15,7 @@ from tallyio.mempool._analyzer import Analyzer
 from tallyio.mempool._pipeline import Pipeline
 from tallyio.mempool._pools import PoolTable
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
+from tallyio.mempool.records import OpportunityKind
 from tallyio.mempool.recording import Recorder, ReplaySource
 from tallyio.mempool.synthetic import (ROUTERS, WETH, block_header, irrelevant_tx, make_market,
                                        swap_tx, sync_event)
@@ -23,7 +24,7 @@ ROUTER_TARGETS = [(ROUTERS[0], 0), (ROUTERS[1], 1)]
 
 
 def key(op):
-    return (op.trigger_tx, op.pools, op.token_path, op.amount_in, op.profit, op.block_number,
+    return (op.kind, op.trigger_tx or b"", op.pools, op.token_path, op.amount_in, op.profit, op.block_number,
             op.base_fee_per_gas)
 
 
@@ -34,21 +35,36 @@ def spec_of(tx):
 
 
 def reference(pools, items):
-    """The analyzer run transaction by transaction, Syncs applied in order."""
+    """The analyzer run transaction by transaction, Syncs applied in order; after a run
+    of Syncs, standing arbitrage on the cycles through the pools they touched (before the
+    next pending transaction or head, and at the end)."""
     table = PoolTable(pools, weth=WETH)
     analyzer = Analyzer(table, AnalyzerConfig())
-    base_fee = block = 0
-    found = []
+    base_fee = block = synced_block = 0
+    found, touched = [], []
+
+    def scan():
+        nonlocal synced_block
+        if touched:
+            found.extend(analyzer.arbitrage(base_fee=base_fee, block_number=max(block, synced_block),
+                                            pools=touched))
+            touched.clear()
+            synced_block = 0
+
     for item in items:
         if isinstance(item, PendingTx):
+            scan()
             if item.to not in ROUTERS:
                 continue
             found += analyzer.analyze(item, [spec_of(item)], exchange=ROUTERS.index(item.to),
                                       base_fee=base_fee, block_number=block)
         elif hasattr(item, "base_fee_per_gas"):
+            scan()
             base_fee, block = item.base_fee_per_gas, item.number + 1
-        else:
-            table.apply_sync(item)
+        elif table.apply_sync(item):
+            touched.append(item.pool)
+            synced_block = max(synced_block, item.block_number + 1)
+    scan()
     return sorted(map(key, found))
 
 
@@ -80,11 +96,15 @@ def test_pipeline_equals_the_analyzer_transaction_by_transaction(seed):
         s = pipe.stats()
     expected = reference(pools, items)
     assert got == expected and len(expected) > 0
+    arbitrage = [k for k in got if k[0] == OpportunityKind.ARBITRAGE]
+    assert arbitrage and all(k[1] == b"" for k in arbitrage), "each block's Syncs leave standing arbitrage"
+    assert s["arbitrage"]["scans"] == 3 and s["arbitrage"]["pools"] == 12
+    assert s["arbitrage"]["opportunities"] == len(arbitrage)
     swaps = sum(1 for i in items if isinstance(i, PendingTx) and i.to in ROUTERS)
     assert s["filter"]["passed"] == swaps == s["ring"]["received"] == s["ring"]["processed"]
     assert s["decode"]["ok"] == swaps and s["analyzer"]["swaps"] == swaps
     assert s["filter"]["not_target"] == len(items) - swaps - s["pipeline"]["blocks"] - s["pipeline"]["syncs"]
-    assert s["analyzer"]["opportunities"] == len(got) == s["opportunities"]["received"]
+    assert s["analyzer"]["opportunities"] + len(arbitrage) == len(got) == s["opportunities"]["received"]
     assert s["pipeline"]["blocks"] == 3 and s["pipeline"]["syncs"] == 12
 
 

@@ -377,6 +377,7 @@ def test_no_node_means_backoff_not_a_crash():
     ({"url": "ws://h", "heartbeat_interval": 0}, "heartbeat_interval"),
     ({"url": "ws://h", "backoff_initial": 2.0, "backoff_max": 1.0}, "backoff_max"),
     ({"url": "ws://h", "max_message_bytes": 10}, "max_message_bytes"),
+    ({"url": "ws://h", "on_idle": 5}, "on_idle must be callable"),
 ])
 def test_bad_arguments_name_what_was_wrong(kwargs, message):
     args = {"sink": lambda r: None, **kwargs}

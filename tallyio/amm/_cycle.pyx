@@ -85,25 +85,50 @@ cdef struct _Best:
     tio_u256 amount_in
     tio_u256 profit          # 0 while nothing profitable was seen
     uint32_t evaluations
+    # the last input evaluated and its output (valid when has_prev): the scans go up one
+    # input at a time, which makes most run-start searches unnecessary (see _consider)
+    tio_u256 prev_x
+    tio_u256 prev_out
+    bint has_prev
 
 
 cdef inline void _consider(_Best *best, const tio_u256 *x, const tio_u256 *reserves, const uint32_t *fees,
                            int hops) noexcept nogil:
     """Evaluate x exactly and keep it if it earns strictly more (so ties keep the smaller
     input when inputs are tried in increasing order, and the earlier one otherwise)."""
-    cdef tio_u256 out, gain
+    cdef tio_u256 out, gain, first, next_x, one
+    cdef bint follows = False, same_run = False, run_starts_here = False
     best.evaluations += 1
     if tio_u256_is_zero(x):
+        best.has_prev = False
         return
     if v2_cycle_output(x, reserves, fees, hops, &out) != AMM_OK:
+        best.has_prev = False
         return                                   # the router would revert: not a tradable input
+    # The cycle's output is nondecreasing in its input (every hop's is).  So when x directly
+    # follows the input evaluated last: the same output means the same run (same first
+    # input, same gain: nothing new to consider), and a larger one means the run starts
+    # at x itself.  Only the first input of a scan needs the run-start search below.
+    if best.has_prev:
+        tio_u256_from_u64(&one, 1)
+        tio_u256_add(&next_x, &best.prev_x, &one)
+        follows = tio_u256_cmp(&next_x, x) == 0
+        if follows:
+            same_run = tio_u256_cmp(&out, &best.prev_out) == 0
+            run_starts_here = tio_u256_cmp(&out, &best.prev_out) > 0
+    best.prev_x = x[0]
+    best.prev_out = out
+    best.has_prev = True
+    if same_run:
+        return
     if tio_u256_cmp(&out, x) <= 0:
         return
     # Outputs are floors, so every input of a run ending at x pays out the same: the
     # run's first input earns more.  Move to it (its output is exactly `out`: no less
     # by construction, no more since it is <= x).
-    cdef tio_u256 first
-    if _smallest_input_for(&out, reserves, fees, hops, &first) != 0 or tio_u256_is_zero(&first) \
+    if run_starts_here:
+        first = x[0]
+    elif _smallest_input_for(&out, reserves, fees, hops, &first) != 0 or tio_u256_is_zero(&first) \
             or tio_u256_cmp(&first, x) > 0:
         first = x[0]
     tio_u256_sub(&gain, &out, &first)
@@ -119,7 +144,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     cdef int i
     cdef long double n = 1.0, d = 1.0, m = 0.0, keep, r_in, r_out
     cdef long double x0, t, b, disc, err_b, err_disc, root, lo, hi, count
-    cdef tio_u256 x, one, start, stop
+    cdef tio_u256 x, one, start, stop, first_five
     cdef _Best best
     cdef uint64_t _k, steps
     if hops < 1 or hops > AMM_MAX_CYCLE_HOPS:
@@ -141,6 +166,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         n = keep * r_out * n
         d = 10000.0 * r_in * d
     best.evaluations = 0
+    best.has_prev = False
     tio_u256_from_u64(&best.profit, 0)
     tio_u256_from_u64(&best.amount_in, 0)
     tio_u256_from_u64(&one, 1)
@@ -148,6 +174,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
     # 1. the continuous optimum and its integer neighbours
     x0 = d * (sqrtl(n / d) - 1.0) / m if n > d else 0.0
     tio_u256_from_ld(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
+    first_five = x
     for _k in range(5):
         _consider(&best, &x, reserves, fee_bps, hops)
         tio_u256_add(&x, &x, &one)
@@ -198,8 +225,12 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
                 tio_u256_sub(&x, &start, &stop)
             else:
                 tio_u256_from_u64(&x, 1)
+            tio_u256_from_u64(&stop, 4)
+            tio_u256_add(&stop, &first_five, &stop)
             for _k in range(steps):
-                _consider(&best, &x, reserves, fee_bps, hops)
+                # an input step 1 evaluated would only be considered again: skip it
+                if tio_u256_cmp(&x, &first_five) < 0 or tio_u256_cmp(&x, &stop) > 0:
+                    _consider(&best, &x, reserves, fee_bps, hops)
                 tio_u256_add(&x, &x, &one)
     amount_in[0] = best.amount_in
     profit[0] = best.profit

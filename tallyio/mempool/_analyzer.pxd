@@ -1,6 +1,6 @@
 # cython: language_level=3
-# Owns: the backrun analyzer's C API (tio_analyze_call), its per-worker counters and the
-# counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
+# Owns: the backrun analyzer's C API (tio_analyze_call, the arbitrage scans), its per-worker
+# counters and the counters; it writes tio_opp records (_opportunity.pxd) into the opportunity dropring.
 # Touches: _pools (reads the table), _ring (tio_pending, the dropring), tallyio.amm (V2 math),
 # tallyio._ext.swap (the decoder's record).  Never writes the pool table.
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t
@@ -55,6 +55,18 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
 
 # ARBITRAGE: every cycle on the current reserves (no trigger); once per block
 cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil
+
+# standing ARBITRAGE on the cycles through the pools a block's Syncs touched (the pipeline's
+# watcher, once the block's Syncs are applied); each cycle at most once per block
+cdef struct tio_arb_stats:
+    uint64_t scans               # scans run (one per burst of Syncs)
+    uint64_t pools               # touched pools scanned
+    uint64_t repeats             # cycles not screened again: already screened for this block
+    uint64_t truncated           # cycles not screened: the per-scan bound was hit
+
+cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint64_t n_pools,
+                          uint64_t *cycle_stamp, uint64_t max_cycles, tio_analyzer_stats *st,
+                          tio_arb_stats *arb) noexcept nogil
 
 # AnalyzerConfig -> the C settings (the Python edge)
 cdef int fill_cfg(object config, tio_analyzer_cfg *cfg) except -1

@@ -1,5 +1,6 @@
 # cython: language_level=3
-# Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer).
+# Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer) and the
+# standing-arbitrage scans (every cycle: tio_scan_arbitrage; through touched pools: tio_scan_touched).
 # Touches: reads _pools' table; writes tio_opp records into an OpportunityQueue's dropring;
 # exact V2 math and cycle sizing from tallyio.amm (_v2.pxd, _cycle.pxd C APIs).
 """The backrun analyzer: what a pending V2 swap does to the pools it trades through,
@@ -408,6 +409,72 @@ cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) 
     return emitted
 
 
+cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint64_t n_pools,
+                          uint64_t *cycle_stamp, uint64_t max_cycles, tio_analyzer_stats *st,
+                          tio_arb_stats *arb) noexcept nogil:
+    """Standing ARBITRAGE after a block's Sync logs: the cycles through `pools` (the pools
+    those logs touched) screened on the current reserves, each at most once per block
+    (cycle_stamp[c] holds the block it was last screened for, plus one), at most
+    `max_cycles` screened; the max_sized best sized exactly and pushed (kind ARBITRAGE,
+    no trigger) when their profit reaches min_profit.  Returns the opportunities pushed.
+    Reads the table only: the caller is its one writer (the watcher)."""
+    cdef const tio_pooltable *t = ctx.table
+    cdef overlay ov
+    cdef uint64_t cand_c[64]
+    cdef double cand_p[64]
+    cdef int n_cand = 0, i, emitted = 0
+    cdef uint64_t k, c, screened = 0, max_sized = ctx.cfg.max_sized
+    cdef uint64_t stamp = ctx.block_number + 1
+    cdef int32_t j, pool
+    cdef double prof
+    cdef tio_u256 best_x, best_profit
+    cdef bint exhaustive
+    ov.n = 0
+    if max_sized > CAND_MAX:
+        max_sized = CAND_MAX
+    arb.scans += 1
+    arb.pools += n_pools
+    for k in range(n_pools):
+        pool = pools[k]
+        for j in range(t.pool_cyc_off[pool], t.pool_cyc_off[pool + 1]):
+            c = <uint64_t>t.pool_cyc_ids[j]
+            if cycle_stamp[c] == stamp:
+                arb.repeats += 1             # through two touched pools, or scanned earlier this block
+                continue
+            if screened == max_cycles:
+                arb.truncated += 1
+                continue
+            cycle_stamp[c] = stamp
+            screened += 1
+            if not screen_cycle(t, &ov, c, &prof):
+                continue
+            st.count[AN_CANDIDATES] += 1
+            if <uint64_t>n_cand < max_sized:
+                n_cand += 1
+            elif prof <= cand_p[n_cand - 1]:
+                continue
+            i = n_cand - 1
+            while i > 0 and cand_p[i - 1] < prof:
+                cand_c[i] = cand_c[i - 1]
+                cand_p[i] = cand_p[i - 1]
+                i -= 1
+            cand_c[i] = c
+            cand_p[i] = prof
+    st.count[AN_CYCLES_SCREENED] += screened
+    for i in range(n_cand):
+        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        emit(ctx, NULL, cand_c[i], &best_x, &best_profit, 1)
+        st.count[AN_OPPORTUNITIES] += 1
+        emitted += 1
+    return emitted
+
+
 # ---- Python face -------------------------------------------------------------------------
 
 cdef int fill_swap(dict spec, tio_swap *s) except -1:
@@ -451,6 +518,8 @@ cdef class Analyzer:
     cdef readonly OpportunityQueue queue
     cdef tio_analyzer_cfg cfg
     cdef tio_analyzer_stats st
+    cdef tio_arb_stats arb
+    cdef object cycle_stamp
 
     def __init__(self, PoolTable table, config=None, OpportunityQueue queue=None):
         if config is None:
@@ -462,6 +531,7 @@ cdef class Analyzer:
         self.queue = queue if queue is not None else OpportunityQueue(1024)
         fill_cfg(config, &self.cfg)
         memset(&self.st, 0, sizeof(tio_analyzer_stats))
+        memset(&self.arb, 0, sizeof(tio_arb_stats))
 
     def analyze(self, tx, swaps, exchange=0, base_fee=0, block_number=0):
         """Opportunities the swaps of `tx` create (also counted in ``stats()``)."""
@@ -486,16 +556,37 @@ cdef class Analyzer:
         tio_analyze_call(&ctx, &rec, exchange, &call, &self.st)
         return self.queue.get_many(1 << 20)
 
-    def arbitrage(self, base_fee=0, block_number=0):
+    def arbitrage(self, base_fee=0, block_number=0, pools=None):
         """ARBITRAGE opportunities on the table's current reserves (no trigger): every
-        cycle screened, the ``max_sized`` best sized exactly."""
+        cycle screened (``pools=None``), or only the cycles through ``pools`` (addresses:
+        the pools a block's Syncs touched; each cycle at most once per ``block_number``,
+        at most ``max_arbitrage_cycles`` screened: what the Pipeline does after a block's
+        Syncs); the ``max_sized`` best sized exactly."""
         cdef tio_analyze_ctx ctx
+        cdef int32_t[::1] rows
+        cdef uint64_t[::1] stamps
         ctx.table = &self.table.t
         ctx.cfg = &self.cfg
         ctx.out = self.queue.ring
         ctx.base_fee = base_fee
         ctx.block_number = block_number
-        tio_scan_arbitrage(&ctx, &self.st)
+        if pools is None:
+            tio_scan_arbitrage(&ctx, &self.st)
+            return self.queue.get_many(1 << 20)
+        import numpy
+        if self.cycle_stamp is None:
+            self.cycle_stamp = numpy.zeros(self.table.t.n_cycles + 1, dtype=numpy.uint64)
+        found, order = [], []
+        for address in pools:
+            row = self.table.index_of(address)
+            if row < 0:
+                raise KeyError(f"Analyzer.arbitrage: unknown pool {bytes(address).hex()}")
+            if row not in order:
+                order.append(row)
+        rows = numpy.array(order + [0], dtype=numpy.int32)
+        stamps = self.cycle_stamp
+        tio_scan_touched(&ctx, &rows[0], len(order), &stamps[0], self.config.max_arbitrage_cycles,
+                         &self.st, &self.arb)
         return self.queue.get_many(1 << 20)
 
     def stats(self) -> dict:

@@ -1,6 +1,7 @@
 # cython: language_level=3
 # Owns: Pipeline, the wiring of the mempool stages: the watcher side (feed: filter, ring,
-# block barrier, Sync application) and the workers' native task (decode -> analyze).
+# block barrier, Sync application, the standing-arbitrage scan after a block's Syncs) and
+# the workers' native task (decode -> analyze).
 # Touches: _ring, _filter, _pools, _analyzer, _opportunity (their C APIs), tallyio.eth's
 # nogil decoder, and NumaScheduler's native-task C API (tio_submit_native).
 """The mempool pipeline: a source's records in, opportunities out.
@@ -37,10 +38,25 @@ ring": at least one side sees the other, so a record is never left with no task 
     ...     pipe.drain()
     ...     pipe.stats()["ring"]["received"], pipe.next_opportunity(timeout=0)
     (0, None)
+
+Standing arbitrage: after a run of ``SyncEvent`` records, the cycles through the pools
+they changed are scanned on the new state alone (at the next pending transaction or
+head, at the end of a replay, or on ``scan_arbitrage()``, which ``NodeSource``'s
+``on_idle`` calls when the node goes quiet), each cycle once per block:
+
+    >>> from tallyio.eth.types import SyncEvent
+    >>> two = PoolTable([V2Pool(b"\\x01" * 20, W, T, 10**6, 10**6),
+    ...                  V2Pool(b"\\x02" * 20, W, T, 10**6, 10**6, exchange=1)], weth=W)
+    >>> with Pipeline(two, routers_v2=[b"\\x07" * 20]) as pipe:
+    ...     pipe.feed(SyncEvent(b"\\x01" * 20, 10**6, 2 * 10**6, 41, 0, b"\\x00" * 32))
+    ...     found = pipe.scan_arbitrage()
+    ...     op = pipe.next_opportunity(timeout=0)
+    >>> found, op.kind.name, op.trigger_tx, op.block_number
+    (1, 'ARBITRAGE', None, 42)
 """
 import time
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport calloc, free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -64,8 +80,10 @@ from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
 from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
                                       FILTER_PASS)
 from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
+from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
 from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
-                                        tio_analyze_call, fill_cfg, AN_COUNTERS)
+                                        tio_analyze_call, fill_cfg, AN_COUNTERS, tio_arb_stats,
+                                        tio_scan_touched)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
 from tallyio.mempool._opportunity cimport OpportunityQueue
 
@@ -110,6 +128,16 @@ cdef struct pipe_state:
     uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
     uint64_t bad_records         # recorded payloads that do not parse
     uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
+    # standing arbitrage (the watcher's): pools applied Syncs changed since the last scan
+    bint arbitrage               # AnalyzerConfig.standing_arbitrage
+    uint64_t max_arb_cycles
+    int32_t *touched             # [n_pools], in the order of their first Sync
+    uint8_t *is_touched          # [n_pools]
+    uint64_t n_touched
+    uint64_t touched_block       # the block the touched state is valid for: max(Sync block + 1)
+    uint64_t *cycle_stamp        # [n_cycles]: block + 1 a cycle was last screened for
+    tio_analyzer_stats arb_st
+    tio_arb_stats arb
 
 
 cdef void drain_task(void *arg) noexcept nogil:
@@ -193,34 +221,54 @@ cdef bint wait_quiescent(pipe_state *pipe, uint64_t timeout_ns) noexcept nogil:
     return True
 
 
+# ---- standing arbitrage after a block's Syncs (the watcher) ------------------------------
+# A Sync that changed a pool marks it touched; the scan runs at the first record that is not
+# a Sync (a pending transaction or a head: the block's Syncs are then all applied), at the
+# end of a replay, or when the feeding thread calls scan_arbitrage() (NodeSource's on_idle).
+# Its opportunities are valid for max(the latest head + 1, the Syncs' block + 1).  The
+# table is written only by this thread, so reading it here needs no barrier.
+
+cdef inline void mark_touched(pipe_state *pipe, const uint8_t *pool, uint64_t block) noexcept nogil:
+    mark_touched_row(pipe, addr_table_get(&pipe.table.pool_index, pool), block)
+
+
+cdef inline void mark_touched_row(pipe_state *pipe, uint32_t i, uint64_t block) noexcept nogil:
+    # a node may send a block's Sync logs before or after its head: the state after the
+    # Syncs of block N is valid for N + 1 either way
+    if block < <uint64_t>-1 and block + 1 > pipe.touched_block:
+        pipe.touched_block = block + 1
+    if i == TIO_ADDR_MISSING or i >= pipe.table.n_pools or pipe.is_touched[i]:
+        return
+    pipe.is_touched[i] = 1
+    pipe.touched[pipe.n_touched] = <int32_t>i
+    pipe.n_touched += 1
+
+
+cdef int scan_touched(pipe_state *pipe) noexcept nogil:
+    """Scan the cycles through the touched pools (once per cycle and block); returns the
+    ARBITRAGE opportunities pushed."""
+    cdef uint64_t k
+    cdef int found = 0
+    cdef tio_analyze_ctx ctx = pipe.ctx
+    if pipe.n_touched == 0:
+        return 0
+    if pipe.touched_block > ctx.block_number:
+        ctx.block_number = pipe.touched_block
+    if pipe.arbitrage:
+        found = tio_scan_touched(&ctx, pipe.touched, pipe.n_touched, pipe.cycle_stamp,
+                                 pipe.max_arb_cycles, &pipe.arb_st, &pipe.arb)
+    for k in range(pipe.n_touched):
+        pipe.is_touched[pipe.touched[k]] = 0
+    pipe.n_touched = 0
+    pipe.touched_block = 0
+    return found
+
+
 # ---- the native replay loop (Pipeline.replay_file) ----------------------------------------
 # Reads a recording (tallyio.state.recordlog's format; the payloads of
 # tallyio.mempool.recording) straight from its memory map and feeds the pipeline without
 # the GIL: the same checks as RecordReader (type != 0, length inside the file, sequence =
 # previous + 1, CRC-32 over header + payload), the same payload layouts as recording.py.
-
-cdef uint32_t CRC_TABLE[256]
-
-cdef void crc_init() noexcept nogil:
-    cdef uint32_t c, n, _bit
-    for n in range(256):
-        c = n
-        for _bit in range(8):
-            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
-        CRC_TABLE[n] = c
-
-
-crc_init()      # at import: the table is read-only afterwards
-
-
-cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
-    """zlib's crc32(data, crc) (IEEE, reflected)."""
-    cdef uint64_t i
-    crc = crc ^ 0xFFFFFFFFu
-    for i in range(n):
-        crc = CRC_TABLE[(crc ^ p[i]) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFFu
-
 
 cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
     cdef uint64_t v
@@ -232,6 +280,44 @@ cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
     cdef uint32_t v
     memcpy(&v, p, 4)
     return v
+
+
+cdef uint32_t CRC_TABLE[8][256]     # slice-by-8: CRC_TABLE[k][b] is b's CRC advanced k more zero bytes
+
+cdef void crc_init() noexcept nogil:
+    cdef uint32_t c, n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
+        CRC_TABLE[0][n] = c
+    for n in range(256):
+        for k in range(1, 8):
+            CRC_TABLE[k][n] = (CRC_TABLE[k - 1][n] >> 8) ^ CRC_TABLE[0][CRC_TABLE[k - 1][n] & 0xFF]
+
+
+crc_init()      # at import: the table is read-only afterwards
+
+
+cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
+    """zlib's crc32(data, crc) (IEEE, reflected), eight bytes per step (slice-by-8; one
+    table lookup per byte was most of the reader's own time on 200-500-byte records)."""
+    cdef uint32_t lo, hi
+    crc = crc ^ 0xFFFFFFFFu
+    while n >= 8:
+        lo = le32(p) ^ crc
+        hi = le32(p + 4)
+        crc = (CRC_TABLE[7][lo & 0xFF] ^ CRC_TABLE[6][(lo >> 8) & 0xFF]
+               ^ CRC_TABLE[5][(lo >> 16) & 0xFF] ^ CRC_TABLE[4][lo >> 24]
+               ^ CRC_TABLE[3][hi & 0xFF] ^ CRC_TABLE[2][(hi >> 8) & 0xFF]
+               ^ CRC_TABLE[1][(hi >> 16) & 0xFF] ^ CRC_TABLE[0][hi >> 24])
+        p += 8
+        n -= 8
+    while n:
+        crc = CRC_TABLE[0][(crc ^ p[0]) & 0xFF] ^ (crc >> 8)
+        p += 1
+        n -= 1
+    return crc ^ 0xFFFFFFFFu
 
 
 cdef enum:
@@ -307,6 +393,7 @@ cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64
     cdef uint16_t rtype
     cdef uint32_t length, crc
     cdef uint64_t seq, expect = first_seq, rsize
+    cdef int status
     cdef const uint8_t *rec
     cdef const uint8_t *payload
     cdef tio_u256 r0, r1, base_fee
@@ -324,6 +411,8 @@ cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64
         if crc != le32(rec + 24 + length):
             break
         payload = rec + 24
+        if rtype == REC_PENDING_TX or rtype == REC_BLOCK_HEADER:
+            scan_touched(pipe)              # the Syncs before this record are all applied
         if rtype == REC_PENDING_TX:
             replay_pending(pipe, payload, length)
             out.pending += 1
@@ -344,14 +433,18 @@ cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64
                 replay_barrier(pipe)
                 tio_u256_from_be32(&r0, payload + 20)
                 tio_u256_from_be32(&r1, payload + 52)
-                if pooltable_apply_sync(pipe.table, payload, &r0, &r1) < 0:
+                status = pooltable_apply_sync(pipe.table, payload, &r0, &r1)
+                if status < 0:
                     pipe.syncs_refused += 1
+                elif status == 1:
+                    mark_touched(pipe, payload, le64(payload + 84))
                 pipe.syncs += 1
         out.records += 1
         out.last_seq = seq
         expect = seq + 1
         offset += rsize
     out.end_offset = offset
+    scan_touched(pipe)
     return SCAN_END
 
 
@@ -419,6 +512,14 @@ cdef class Pipeline:
         self.pipe.table = &table.t
         tio_atomic_init_u64(&self.pipe.submit_failures, 0)
         self.pipe.kick_at = 1
+        self.pipe.arbitrage = self.analyzer_config.standing_arbitrage
+        self.pipe.max_arb_cycles = self.analyzer_config.max_arbitrage_cycles
+        # + 1: calloc(0) may return NULL
+        self.pipe.touched = <int32_t *>calloc(table.t.n_pools + 1, sizeof(int32_t))
+        self.pipe.is_touched = <uint8_t *>calloc(table.t.n_pools + 1, 1)
+        self.pipe.cycle_stamp = <uint64_t *>calloc(table.t.n_cycles + 1, sizeof(uint64_t))
+        if self.pipe.touched == NULL or self.pipe.is_touched == NULL or self.pipe.cycle_stamp == NULL:
+            raise MemoryError("Pipeline: out of memory")
         for s in range(n_slots):
             tio_atomic_init_u64(&self.pipe.slots[s].state, SLOT_IDLE)
             self.pipe.slots[s].pipe = self.pipe
@@ -435,6 +536,9 @@ cdef class Pipeline:
         if self.closed:
             raise RuntimeError("Pipeline is closed")
         if type(record) is PendingTx:
+            if self.pipe.n_touched:
+                with nogil:
+                    scan_touched(self.pipe)
             to = (<tuple>record)[2]
             if to is None:
                 tio_filter_target(&self.filter.f, NULL)
@@ -455,9 +559,13 @@ cdef class Pipeline:
             self.pipe.barrier_needed = True
         elif type(record) is SyncEvent:
             self._barrier()
-            self.table.apply_sync(record)
+            if self.table.apply_sync(record):
+                mark_touched_row(self.pipe, <uint32_t>self.table.index_of(record.pool),
+                                 min(max(record.block_number, 0), 2**64 - 1))
             self.pipe.syncs += 1
         elif type(record) is BlockHeader:
+            with nogil:
+                scan_touched(self.pipe)
             self._barrier()
             self.pipe.ctx.base_fee = min(record.base_fee_per_gas, 2**64 - 1)
             self.pipe.ctx.block_number = record.number + 1
@@ -495,6 +603,8 @@ cdef class Pipeline:
                 n += 1
         finally:
             self.pipe.kick_at = 1
+        with nogil:
+            scan_touched(self.pipe)
         self.drain()
         return n
 
@@ -547,6 +657,20 @@ cdef class Pipeline:
         self.drain()
         return {"records": res.records, "pending": res.pending, "end": tail}
 
+    def scan_arbitrage(self) -> int:
+        """Scan now for standing arbitrage on the pools the Syncs applied since the last
+        scan touched (it also runs by itself at the next pending transaction or head, and
+        at the end of a replay); returns the ARBITRAGE opportunities pushed.  Call it from
+        the thread that feeds: ``NodeSource(url, pipe.feed, on_idle=pipe.scan_arbitrage)``
+        runs it whenever the node has nothing more to send, so a block's arbitrage does
+        not wait for the next pending transaction."""
+        cdef int found
+        if self.closed:
+            raise RuntimeError("Pipeline is closed")
+        with nogil:
+            found = scan_touched(self.pipe)
+        return found
+
     def drain(self, timeout=60.0):
         """Wait until every accepted transaction has been analyzed; TimeoutError after
         `timeout` seconds (the workers are stuck or the scheduler stopped)."""
@@ -586,8 +710,14 @@ cdef class Pipeline:
                 decode[name] += slot.dstats.by_status[i]
             for i in range(AN_COUNTERS):
                 analyzer[ANALYZER_COUNTERS[i]] += slot.astats.count[i]
+        arbitrage = {"scans": self.pipe.arb.scans, "pools": self.pipe.arb.pools,
+                     "repeats": self.pipe.arb.repeats, "truncated": self.pipe.arb.truncated,
+                     "pending_pools": self.pipe.n_touched}
+        for name in ("cycles_screened", "candidates", "sized_exact", "sized_near",
+                     "opportunities", "unprofitable"):
+            arbitrage[name] = self.pipe.arb_st.count[ANALYZER_COUNTERS.index(name)]
         return {"ring": self.ring.stats(), "filter": self.filter.stats(), "decode": decode,
-                "analyzer": analyzer, "opportunities": self.opportunities.stats(),
+                "analyzer": analyzer, "arbitrage": arbitrage, "opportunities": self.opportunities.stats(),
                 "pools": self.table.stats(),
                 "pipeline": {"blocks": self.pipe.blocks, "syncs": self.pipe.syncs,
                              "syncs_refused": self.pipe.syncs_refused,
@@ -633,6 +763,9 @@ cdef class Pipeline:
                         while tio_atomic_load_u64_acquire(&self.pipe.slots[s].state) != SLOT_IDLE:
                             tio_cpu_relax()
                 free(self.pipe.slots)
+            free(self.pipe.touched)
+            free(self.pipe.is_touched)
+            free(self.pipe.cycle_stamp)
             free(self.pipe)
             self.pipe = NULL
 

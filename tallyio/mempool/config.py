@@ -71,6 +71,11 @@ class AnalyzerConfig:
     gas_base: int = 60_000
     gas_per_hop: int = 90_000
     """gas estimate of a backrun: gas_base + gas_per_hop x hops."""
+    standing_arbitrage: bool = True
+    """after a block's Sync logs, scan the cycles through the pools they touched for
+    arbitrage on the new state alone (Pipeline: ARBITRAGE, each cycle once per block)."""
+    max_arbitrage_cycles: int = 65536
+    """cycles screened per such scan at most (the rest counted ``truncated``)."""
 
     def __post_init__(self):
         _check_int("AnalyzerConfig", "max_cycles", self.max_cycles, 1, 1 << 20)
@@ -79,4 +84,7 @@ class AnalyzerConfig:
         _check_int("AnalyzerConfig", "min_profit_wei", self.min_profit_wei, 1, 2**255)
         _check_int("AnalyzerConfig", "gas_base", self.gas_base, 0, 2**32)
         _check_int("AnalyzerConfig", "gas_per_hop", self.gas_per_hop, 0, 2**32)
+        if not isinstance(self.standing_arbitrage, bool):
+            raise ConfigError(f"AnalyzerConfig.standing_arbitrage must be a bool, got {self.standing_arbitrage!r}")
+        _check_int("AnalyzerConfig", "max_arbitrage_cycles", self.max_arbitrage_cycles, 1, 1 << 24)
 

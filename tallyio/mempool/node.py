@@ -93,7 +93,9 @@ class NodeSource:
     while the connection still answers cannot be told from a quiet mempool.) Reconnects back off exponentially from
     ``backoff_initial`` to ``backoff_max`` seconds, each delay scaled by a
     random factor in [0.5, 1] (jitter). ``ssl_context`` verifies ``wss://`` /
-    ``https://`` (default: the system's trust store).
+    ``https://`` (default: the system's trust store). ``on_idle`` (optional) is
+    called on the watcher thread when the node has nothing more to send after a
+    burst of records (``Pipeline.scan_arbitrage``: a block's Syncs are then applied).
 
     ``start()`` starts the watcher thread (the context manager does it);
     ``close()`` stops it and closes every connection.
@@ -104,12 +106,15 @@ class NodeSource:
                  verify_hashes: bool = True, resync: bool = True, max_message_bytes: int = 16 << 20,
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
-                 recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None):
+                 recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None,
+                 on_idle: Callable[[], object] | None = None):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
         if not callable(sink):
             raise TypeError(f"sink must be callable (it receives each record), got {type(sink).__name__}")
+        if on_idle is not None and not callable(on_idle):
+            raise TypeError(f"on_idle must be callable or None, got {type(on_idle).__name__}")
         for name, value in (("heartbeat_interval", heartbeat_interval), ("heartbeat_timeout", heartbeat_timeout),
                             ("backoff_initial", backoff_initial), ("backoff_max", backoff_max),
                             ("poll_interval", poll_interval), ("connect_timeout", connect_timeout)):
@@ -124,6 +129,8 @@ class NodeSource:
         self.url = url
         self.transport = "ws" if parsed.scheme in ("ws", "wss") else "http"
         self._sink = sink
+        self._on_idle = on_idle
+        self._delivered_since_idle = False
         self._want_pending, self._want_heads = pending, heads
         self._full = full_transactions
         self._verify = verify_hashes
@@ -208,24 +215,39 @@ class NodeSource:
         ``skipped`` (total) and ``skipped_by_reason``, ``messages``, ``bytes``,
         ``reconnects``, ``gaps`` (disconnected windows), ``gap_blocks`` (heads
         never seen), ``resynced_txs``, ``resynced_pools``, ``heartbeats``,
-        ``stalls``, ``sink_errors``, ``connected``, ``transport``,
+        ``stalls``, ``sink_errors``, ``idle_calls``, ``connected``, ``transport``,
         ``pending_mode`` (full, hashes, filter, off) and ``last_error``."""
         counts = dict(self._counts)
         skipped = dict(self._skipped)
         out = {key: counts.get(key, 0) for key in (
             "txs", "heads", "syncs", "duplicates", "messages", "bytes", "reconnects", "gaps", "gap_blocks",
-            "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing")}
+            "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing",
+            "idle_calls")}
         out.update(skipped=sum(skipped.values()), skipped_by_reason=skipped, connected=self.connected.is_set(),
                    transport=self.transport, pending_mode=self._pending_mode, last_error=self._last_error)
         return out
 
     # ---- delivery ----
     def _emit(self, record: Record) -> None:
+        self._delivered_since_idle = True
         try:
             self._sink(record)
         except Exception as exc:  # the consumer's bug must not stop the watcher
             self._counts["sink_errors"] += 1
             log.warning("the NodeSource sink raised %r; record skipped", exc)
+
+    def _idle(self) -> None:
+        """The node has nothing more to send right now: tell on_idle (on this thread, the
+        sink's), once per burst of records (a Pipeline scans a block's Syncs for arbitrage)."""
+        if self._on_idle is None or not self._delivered_since_idle:
+            return
+        self._delivered_since_idle = False
+        self._counts["idle_calls"] += 1
+        try:
+            self._on_idle()
+        except Exception as exc:  # the consumer's bug must not stop the watcher
+            self._counts["sink_errors"] += 1
+            log.warning("the NodeSource on_idle raised %r", exc)
 
     def _deliver_tx(self, tx: PendingTx, counter: str = "txs") -> None:
         recent = self._recent
@@ -333,6 +355,7 @@ class NodeSource:
                 self._counts["stalls"] += 1
                 raise _Stalled(f"no answer to a heartbeat in {self._hb_timeout} s")
             if not ws.pending() and not getattr(sock, "pending", lambda: 0)():
+                self._idle()
                 ready, _, _ = select.select([sock], [], [], 0.25)
                 if not ready:
                     continue
@@ -612,6 +635,7 @@ class NodeSource:
                         continue
                     self._counts["syncs"] += 1
                     self._emit(event)
+            self._idle()
 
     def _http_log_filter(self, rpc: RpcClient, pools: frozenset[bytes]) -> Any:
         if not pools:
