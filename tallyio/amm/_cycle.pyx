@@ -167,6 +167,9 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         d = 10000.0 * r_in * d
     best.evaluations = 0
     best.has_prev = False
+    # read only once has_prev is set; zeroed so gcc can see that (-Wmaybe-uninitialized)
+    tio_u256_from_u64(&best.prev_x, 0)
+    tio_u256_from_u64(&best.prev_out, 0)
     tio_u256_from_u64(&best.profit, 0)
     tio_u256_from_u64(&best.amount_in, 0)
     tio_u256_from_u64(&one, 1)
