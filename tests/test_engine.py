@@ -32,12 +32,13 @@ PATH, GOLDEN = embedded_recording()
 
 
 def golden_profits():
-    return {(bytes.fromhex(o["trigger_tx"]), tuple(bytes.fromhex(p) for p in o["pools"]), o["amount_in"]): o["profit"]
-            for o in GOLDEN["opportunities"]}
+    # ARBITRAGE entries have no trigger (standing cycles after a block's Sync logs)
+    return {(bytes.fromhex(o["trigger_tx"] or ""), tuple(bytes.fromhex(p) for p in o["pools"]),
+             o["amount_in"]): o["profit"] for o in GOLDEN["opportunities"]}
 
 
 def key(op):
-    return (op.trigger_tx, tuple(op.pools), op.amount_in)
+    return (op.trigger_tx or b"", tuple(op.pools), op.amount_in)
 
 
 def run(coro):
@@ -147,11 +148,12 @@ def test_interest_filtering_only_wanted_opportunities_reach_python():
     seen, stats = run(main())
     assert len(seen) == len(golden)
     arb, pool, other, weth_s, rich = strategies
-    assert arb.calls == 0 and other.calls == 0                     # never saw one: no BACKRUN, no such token
+    arbitrage = sum(1 for op in seen if op.kind == OpportunityKind.ARBITRAGE)
+    assert arb.calls == arbitrage > 0 and other.calls == 0        # only the standing cycles; no such token
     assert pool.calls == sum(1 for op in seen if some_pool in op.pools) > 0
     assert weth_s.calls == sum(1 for op in seen if weth in op.token_path) > 0
     assert rich.calls == sum(1 for op in seen if op.profit >= threshold) > 0
-    assert stats["strategies"]["WantsArbitrage"]["skipped"] == len(golden)
+    assert stats["strategies"]["WantsArbitrage"]["skipped"] == len(golden) - arbitrage > 0
 
 
 def test_a_raising_strategy_is_counted_and_reported_and_the_engine_lives_on():
@@ -489,11 +491,11 @@ def test_native_strategy_driven_by_the_engine_matches_the_python_one():
     golden = golden_profits()
     hooks = ExampleCycleHooks(min_profit=1)
 
-    class WantsBackruns(NativeStrategy):
-        kinds = (OpportunityKind.BACKRUN,)
+    class WantsCycles(NativeStrategy):
+        kinds = (OpportunityKind.BACKRUN, OpportunityKind.ARBITRAGE)
 
     async def main():
-        async with Engine(CoreConfig.replay(analyzer=EXHAUSTIVE), strategies=[WantsBackruns(hooks)]) as engine:
+        async with Engine(CoreConfig.replay(analyzer=EXHAUSTIVE), strategies=[WantsCycles(hooks)]) as engine:
             realized = {}
             while (op := await engine.next_opportunity()) is not None:
                 result = await engine.execute_strategy(op)

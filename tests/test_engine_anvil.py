@@ -24,7 +24,7 @@ def test_engine_backruns_a_victim_on_anvil_and_realizes_the_predicted_profit(anv
     from tallyio.engine.engine import Engine
     from tallyio.engine.keys import Signer
     from tallyio.engine.node_executor import NodeExecutor
-    from tallyio.mempool import AnalyzerConfig, FilterConfig
+    from tallyio.mempool import AnalyzerConfig, FilterConfig, OpportunityKind
 
     ours = dev_accounts(OUR_INDEX + 1)[OUR_INDEX]
     fund_trader(anvil_node.rpc, uniswap, ours, sender=chain_sender)
@@ -47,7 +47,12 @@ def test_engine_backruns_a_victim_on_anvil_and_realizes_the_predicted_profit(anv
             sent = None
             while sent is None:
                 op = await asyncio.wait_for(engine.next_opportunity(), 30)
-                assert op is not None and op.trigger_tx == victim
+                assert op is not None
+                if op.kind == OpportunityKind.ARBITRAGE:
+                    # the devnet's two exchanges start with a price gap: standing cycles found
+                    # after the resync; not taken here, so the balance below is the backrun's alone
+                    continue
+                assert op.trigger_tx == victim
                 result = await engine.execute_strategy(op)
                 if result.status == ExecutionStatus.SENT:
                     sent = result

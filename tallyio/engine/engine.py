@@ -65,9 +65,11 @@ class EngineError(RuntimeError):
 
 
 def opportunity_key(op: Opportunity) -> bytes:
-    """16 bytes naming an opportunity (trigger, pools, size) across restarts."""
+    """16 bytes naming an opportunity (trigger, pools, size) across restarts; a
+    standing arbitrage (no trigger) is named by its block too, since the same
+    cycle may pay again in a later block."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(op.trigger_tx or b"\x00" * 32)
+    h.update(op.trigger_tx or op.block_number.to_bytes(32, "big"))
     for pool in op.pools:
         h.update(pool)
     h.update(op.amount_in.to_bytes(32, "big"))
@@ -402,7 +404,8 @@ class Engine:
             self._feeder.start()
         else:
             from tallyio.mempool import NodeSource
-            self._source = NodeSource(config.node_url, self._feed_live, pools=table.pool_addresses).start()
+            self._source = NodeSource(config.node_url, self._feed_live, pools=table.pool_addresses,
+                                      on_idle=self.pipeline.scan_arbitrage).start()   # a block's standing cycles
 
     def _table_and_routers(self) -> tuple:
         config = self.config
@@ -465,10 +468,11 @@ class Engine:
         self._store_owner = threading.get_ident()
         state = self._store.state
         self._resume_position = state.get("counters", C_POSITION, "value")
-        marker = state.get("counters", C_POSITION_SEQ, "value")
-        # results journaled after the last position marker: executed already, not again
-        if self._store.journal.next_seq - 1 > marker:
-            for rec in RecordReader(os.path.join(directory, "journal.tlog"), from_seq=marker + 1):
+        # results journaled after the last position marker: executed already, not again; and,
+        # before it, the standing-arbitrage ones (no trigger to skip: the replayed Sync logs
+        # find those cycles again), so every result the journal holds is remembered
+        if self._store.journal.next_seq - 1 > 0:
+            for rec in RecordReader(os.path.join(directory, "journal.tlog"), from_seq=1):
                 if rec.type == RecordType.EXECUTION_RESULT:
                     self._executed_keys.add(_RESULT.unpack(rec.payload)[2])
         self._profit = _signed(state.get("counters", C_PROFIT, "value"))
@@ -565,6 +569,8 @@ class Engine:
                 self._records_fed += 1
                 if type(record) is BlockHeader:
                     self._blocks.append(record)
+            if not self._stopping():
+                self.pipeline.scan_arbitrage()     # the last block's standing cycles (no record follows them)
             self.pipeline.drain()
         except BaseException as exc:            # reported by stats()/health() and stop()
             self._feeder_error = exc
