@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     if args.records < 1 or args.chunk < 1:
         parser.error("--records and --chunk must be >= 1")
 
-    from tallyio.mempool import FilterConfig, Pipeline, PoolTable
+    from tallyio.mempool import FilterConfig, Pipeline
     from tallyio.mempool.recording import ReplaySource
     from tallyio.mempool.synthetic import ROUTERS
 

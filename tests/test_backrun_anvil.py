@@ -24,7 +24,6 @@ import time
 import pytest
 
 import test_mempool_anvil as mp
-from chainfixtures import anvil_node, chain_sender, traders, uniswap  # noqa: F401  (fixtures)
 from tallyio.mempool import AnalyzerConfig, FilterConfig, NodeSource, Pipeline
 
 pytestmark = pytest.mark.timeout(300)

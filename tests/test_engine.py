@@ -18,7 +18,7 @@ import pytest
 from conftest import subprocess_env
 from tallyio.engine import ExecutionStatus, Strategy, SwapAction
 from tallyio.engine.config import CoreConfig
-from tallyio.engine.engine import Engine, EngineError, OpportunityBridge
+from tallyio.engine.engine import Engine, EngineError
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.strategy import CycleStrategy
 from tallyio.eth.types import BlockHeader, PendingTx
@@ -265,7 +265,7 @@ def test_conservation_with_a_tiny_queue_and_a_slow_consumer():
         async with Engine(config) as engine:
             checks = []
             await asyncio.sleep(0.5)                  # let the replay outrun the consumer
-            while (op := await engine.next_opportunity()) is not None:
+            while await engine.next_opportunity() is not None:
                 o = engine.stats()["opportunities"]
                 checks.append(o["received"] == o["processed"] + o["dropped"] + o["in_flight"])
                 await asyncio.sleep(0.0005)
@@ -477,7 +477,7 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
     from tallyio.bench._progress import Progress
 
     names = []
-    for title, section in sections("smoke"):
+    for _title, section in sections("smoke"):
         figures = section(Progress(sink=lambda line: None))
         assert figures and all(f.samples for f in figures)
         names.extend(f.case.split(":")[0] for f in figures)

@@ -9,7 +9,6 @@ import asyncio
 import pytest
 
 import test_mempool_anvil as mp
-from chainfixtures import anvil_node, chain_sender, traders, uniswap  # noqa: F401  (fixtures)
 from test_backrun_anvil import OUR_INDEX, b, balance, dev_key, receipt
 
 pytestmark = pytest.mark.timeout(300)

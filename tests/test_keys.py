@@ -29,7 +29,8 @@ PASSWORD = "correct horse battery staple"
 
 def tx(**overrides):
     base = {"type": 2, "chainId": 31337, "nonce": 3, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 2 * 10**9,
-            "gas": 250_000, "to": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB", "value": 0, "data": b"\x38\xed\x17\x39" + bytes(160)}
+            "gas": 250_000, "to": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB", "value": 0,
+            "data": b"\x38\xed\x17\x39" + bytes(160)}
     base.update(overrides)
     return base
 

@@ -1,18 +1,22 @@
 # Stub for tallyio._ext.sched_async (internal: use NumaScheduler.run / submit_async).
+from typing_extensions import disjoint_base
 import asyncio
 from typing import Any, Callable
 
 WAKE_CALL_SOON: str
 WAKE_EVENTFD: str
 
+@disjoint_base
 class AsyncCounters:
     def __init__(self) -> None: ...
     def snapshot(self) -> dict[str, int]: ...
 
+@disjoint_base
 class AsyncCall:
     def execute(self) -> Any: ...
     def stop_cancelled(self, error: BaseException) -> None: ...
 
+@disjoint_base
 class LoopPort:
     wake_mode: str
     def __init__(self, loop: asyncio.AbstractEventLoop, counters: AsyncCounters, call_type: type,

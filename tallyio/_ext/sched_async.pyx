@@ -96,7 +96,8 @@ cdef class AsyncCall:
     cdef object fn
     cdef tuple args
     cdef object kwargs              # dict, or None for no keyword arguments
-    cdef object future              # the awaiter's asyncio.Future (touched on its loop only, but cancelled() read by the worker)
+    # the awaiter's asyncio.Future (touched on its loop only, but cancelled() read by the worker)
+    cdef object future
     cdef LoopPort port
     cdef object result
     cdef object error
@@ -252,7 +253,7 @@ cdef class LoopPort:
 
     cdef void wake(self):
         cdef uint64_t one = 1
-        cdef Py_ssize_t n
+        cdef Py_ssize_t _n              # read/write are warn_unused_result; the outcome is not needed
         count(&self.counters.wakeups, 1)
         loop = self.loop_ref()
         if self.closed or loop is None or loop.is_closed():
@@ -264,7 +265,7 @@ cdef class LoopPort:
             # fd, so it cannot close it under this write.  A non-blocking
             # eventfd write fails only when its counter would overflow: the
             # loop is readable already then
-            n = write(self.efd, &one, sizeof(one))
+            _n = write(self.efd, &one, sizeof(one))
             return
         try:
             loop.call_soon_threadsafe(self.drain_callback)
@@ -295,7 +296,7 @@ cdef class LoopPort:
         """Deliver every finished call to its future (the loop's callback:
         one per batch).  Returns how many calls it took."""
         cdef uint64_t buf
-        cdef Py_ssize_t n
+        cdef Py_ssize_t _n              # read/write are warn_unused_result; the outcome is not needed
         cdef PyObject *node
         cdef PyObject *nxt
         cdef AsyncCall call
@@ -303,7 +304,7 @@ cdef class LoopPort:
         if self.efd >= 0:
             # reset the eventfd before taking the stack: a push after this
             # read writes again, so its wake-up is never lost
-            n = read(self.efd, &buf, sizeof(buf))
+            _n = read(self.efd, &buf, sizeof(buf))
         node = self.take_all()
         if node != NULL:
             count(&self.counters.batches, 1)

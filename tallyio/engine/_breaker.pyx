@@ -27,7 +27,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from libc.math cimport isnan, isinf
 
 from tallyio._ext.common cimport (tio_aligned_calloc, tio_aligned_free, tio_cpu_relax, tio_now_ns,
-                                  TIO_CACHE_LINE, TIO_OK, TIO_NOMEM, TIO_INVALID)
+                                  TIO_CACHE_LINE, TIO_OK, TIO_NOMEM)
 from tallyio.errors import BreakerOpenError
 
 __all__ = ["CircuitBreaker", "BreakerState", "BreakerStats"]
@@ -56,29 +56,29 @@ class BreakerStats(NamedTuple):
     name: str
     state: BreakerState
     calls: int
-    """outcomes recorded: successes + failures + excluded."""
+    #: outcomes recorded: successes + failures + excluded.
     successes: int
     failures: int
-    """failed calls, slow successes included."""
+    #: failed calls, slow successes included.
     slow: int
-    """calls slower than ``slow_call_ns`` (counted as failures)."""
+    #: calls slower than ``slow_call_ns`` (counted as failures).
     rejected: int
-    """acquires refused (open, or half-open with the probe budget spent)."""
+    #: acquires refused (open, or half-open with the probe budget spent).
     excluded: int
-    """outcomes the ``exclude`` predicate made count as neither."""
+    #: outcomes the ``exclude`` predicate made count as neither.
     transitions: int
-    """state changes since the breaker was made."""
+    #: state changes since the breaker was made.
     failure_rate: float
-    """failures / calls in the current window (0.0 when not closed or empty)."""
+    #: failures / calls in the current window (0.0 when not closed or empty).
     window_calls: int
     window_failures: int
     late: int
-    """outcomes that arrived after the breaker had moved on (not in any window)."""
+    #: outcomes that arrived after the breaker had moved on (not in any window).
     listener_errors: int
-    """listener calls that raised (logged, not propagated)."""
+    #: listener calls that raised (logged, not propagated).
     missed_transitions: int
-    """transitions no listener heard of: more than 1024 happened (in C, with no
-    Python-level operation on the breaker) between two deliveries."""
+    #: transitions no listener heard of: more than 1024 happened (in C, with no
+    #: Python-level operation on the breaker) between two deliveries.
 
 
 cdef class CircuitBreaker:

@@ -1,8 +1,10 @@
 """Type stub for the compiled module tallyio.engine._breaker_testing (test and benchmark helpers)."""
+from typing_extensions import disjoint_base
 from tallyio.engine._breaker import CircuitBreaker
 
 __all__ = ["StartLine", "race_acquire", "race_failures", "hammer", "closed_acquire_record_ns"]
 
+@disjoint_base
 class StartLine:
     def __init__(self) -> None: ...
 

@@ -47,10 +47,10 @@ def race_acquire(CircuitBreaker breaker, StartLine line, uint64_t nthreads, uint
     time ``now_ns`` without the GIL (0: the real clock); returns how many were
     admitted.  Records nothing, so a half-open budget stays spent."""
     cdef tio_breaker *b = breaker.b
-    cdef uint64_t i, permit, admitted = 0
+    cdef uint64_t _i, permit, admitted = 0
     with nogil:
         _wait(line, nthreads)
-        for i in range(attempts):
+        for _i in range(attempts):
             if now_ns == 0:
                 if tio_breaker_acquire(b, &permit) == TIO_OK:
                     admitted += 1
@@ -64,10 +64,10 @@ def race_failures(CircuitBreaker breaker, StartLine line, uint64_t nthreads, uin
     """After ``line``, ``calls`` times: acquire at ``now_ns`` and, if
     admitted, record a failure.  Returns (admitted, refused)."""
     cdef tio_breaker *b = breaker.b
-    cdef uint64_t i, permit, admitted = 0, refused = 0
+    cdef uint64_t _i, permit, admitted = 0, refused = 0
     with nogil:
         _wait(line, nthreads)
-        for i in range(calls):
+        for _i in range(calls):
             if tio_breaker_acquire_at(b, now_ns, &permit) == TIO_OK:
                 admitted += 1
                 tio_breaker_record_at(b, permit, TIO_BRK_FAILURE, 0, now_ns)
@@ -83,11 +83,11 @@ def hammer(CircuitBreaker breaker, StartLine line, uint64_t nthreads, uint64_t c
     excluded outcome (``exclude_permille``) or a success.  Returns
     (admitted, refused, successes, failures, excluded) as this thread saw them."""
     cdef tio_breaker *b = breaker.b
-    cdef uint64_t i, permit, x = seed | 1, r
+    cdef uint64_t _i, permit, x = seed | 1, r
     cdef uint64_t admitted = 0, refused = 0, ok = 0, bad = 0, excl = 0
     with nogil:
         _wait(line, nthreads)
-        for i in range(calls):
+        for _i in range(calls):
             if tio_breaker_acquire(b, &permit) != TIO_OK:
                 refused += 1
                 continue
@@ -114,10 +114,10 @@ def closed_acquire_record_ns(CircuitBreaker breaker, uint64_t iterations):
     loop's result, so it cannot be optimised away; each call is atomics on
     shared memory anyway)."""
     cdef tio_breaker *b = breaker.b
-    cdef uint64_t i, permit, admitted = 0, t0, t1
+    cdef uint64_t _i, permit, admitted = 0, t0, t1
     with nogil:
         t0 = tio_now_ns()
-        for i in range(iterations):
+        for _i in range(iterations):
             if tio_breaker_acquire(b, &permit) == TIO_OK:
                 admitted += 1
                 tio_breaker_record(b, permit, TIO_BRK_SUCCESS, 1000)

@@ -14,7 +14,7 @@ strategy's.  Imports the engine's records and Strategy (same stage).
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from tallyio._ext.u256 cimport tio_u256, u256_from_int, u256_to_int
+from tallyio._ext.u256 cimport u256_from_int, u256_to_int
 from tallyio.engine.strategy cimport (TIO_STRATEGY_MAX_ACTIONS, TIO_STRATEGY_MAX_HOPS, tio_action_buf,
                                       tio_opportunity, tio_swap_action)
 
@@ -104,13 +104,13 @@ def fill_opportunity_calls(NativeHooks hooks, op, uint64_t n):
     threads may run it at once on hooks whose state allows it)."""
     cdef tio_opportunity c
     cdef tio_action_buf buf
-    cdef uint64_t i, actions = 0
+    cdef uint64_t _i, actions = 0
     cdef int status = 0
     if hooks.hooks.on_opportunity == NULL:
         raise ValueError(f"{hooks.name}: no on_opportunity hook was set")
     fill_opportunity(op, &c)
     with nogil:
-        for i in range(n):
+        for _i in range(n):
             buf.count = 0
             status = hooks.hooks.on_opportunity(hooks.hooks.strategy, &c, &buf)
             if status != 0:

@@ -21,7 +21,7 @@ variable holding its password.
     Traceback (most recent call last):
     ...
     tallyio.errors.ConfigError: CoreConfig.production() needs a node: set TALLYIO_NODE_URL (ws://, wss://, http:// or https://) or pass node_url=...; for the embedded recording use CoreConfig.replay()
-"""
+"""  # noqa: E501  (a doctest's exact output)
 from __future__ import annotations
 
 import dataclasses

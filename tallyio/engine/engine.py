@@ -40,7 +40,7 @@ from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
 from tallyio.engine.strategy import Strategy, StrategyContext
-from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.eth.types import BlockHeader, PendingTx
 from tallyio.mempool import OpportunityQueue, Pipeline, PoolTable
 from tallyio.mempool.records import Opportunity
 from tallyio.state.recordlog import RecordType

@@ -138,7 +138,8 @@ class DryRunExecutor:
                 outputs.append(out)
                 gas += action.gas_limit if action.gas_limit is not None else _GAS_BASE + _GAS_PER_HOP * hops
                 if out is None:
-                    reverted = reverted or f"action {len(outputs) - 1}: output under min_amount_out {action.min_amount_out}"
+                    reverted = reverted or (f"action {len(outputs) - 1}: output under "
+                                            f"min_amount_out {action.min_amount_out}")
                 else:
                     profit += out - action.amount_in
         except (ValueError, TypeError, KeyError, OverflowError, ArithmeticError) as exc:

@@ -58,7 +58,8 @@ def add_run_command(subparsers) -> argparse.ArgumentParser:
                               description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--node", metavar="URL", help="ws://, wss://, http:// or https:// node to watch")
     p.add_argument("--replay", metavar="FILE", help="a recording to replay (default: the embedded one)")
-    p.add_argument("--pools", metavar="RECORDING", help="with --node: take the pool table from this recording's snapshot")
+    p.add_argument("--pools", metavar="RECORDING",
+                   help="with --node: take the pool table from this recording's snapshot")
     p.add_argument("--router", action="append", default=[], metavar="0xADDRESS:EXCHANGE",
                    help="with --node: a V2 router and its exchange id (repeatable)")
     p.add_argument("--execute", action="store_true", help="send real transactions (needs --node and a signer)")

@@ -576,7 +576,7 @@ cdef class Analyzer:
         import numpy
         if self.cycle_stamp is None:
             self.cycle_stamp = numpy.zeros(self.table.t.n_cycles + 1, dtype=numpy.uint64)
-        found, order = [], []
+        order = []
         for address in pools:
             row = self.table.index_of(address)
             if row < 0:

@@ -285,10 +285,10 @@ cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
 cdef uint32_t CRC_TABLE[8][256]     # slice-by-8: CRC_TABLE[k][b] is b's CRC advanced k more zero bytes
 
 cdef void crc_init() noexcept nogil:
-    cdef uint32_t c, n, k
+    cdef uint32_t c, n, k, _bit
     for n in range(256):
         c = n
-        for k in range(8):
+        for _bit in range(8):
             c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
         CRC_TABLE[0][n] = c
     for n in range(256):
