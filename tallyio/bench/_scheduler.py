@@ -310,10 +310,11 @@ def _under_flood(top_up: Callable[[], Any], backlog: Callable[[], int], submit: 
     flooder = threading.Thread(target=_flood, args=(top_up, backlog, stop), name="tallyio-bench-flood", daemon=True)
     flooder.start()
     try:
+        # the queues are full before the first probe; on a machine so loaded (or slowed, as
+        # under a sanitizer) that the workers drain faster than one thread can submit, the
+        # probes go ahead at whatever depth the flood keeps: the "depth" figure reports it
         deadline = time.monotonic() + PROBE_TIMEOUT_S
-        while backlog() < FLOOD_LOW:           # the queues are full before the first probe
-            if time.monotonic() > deadline:
-                raise RuntimeError("the flood never filled the queues")
+        while backlog() < FLOOD_LOW and time.monotonic() < deadline:
             time.sleep(0.0005)
         depth, latencies = [], []
         for _ in range(probes):
