@@ -213,6 +213,47 @@ cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t
     tio_dropring_commit(ctx.out, idx)
 
 
+cdef inline bint keep_best(uint64_t *cand_c, double *cand_p, int *n_cand, uint64_t max_sized,
+                           uint64_t c, double prof) noexcept nogil:
+    """Keep the max_sized best cycles by float profit (insertion into a short list sorted
+    best first); False when cycle c did not make the list."""
+    cdef int i
+    if <uint64_t>n_cand[0] < max_sized:
+        n_cand[0] += 1
+    elif prof <= cand_p[n_cand[0] - 1]:
+        return False
+    i = n_cand[0] - 1
+    while i > 0 and cand_p[i - 1] < prof:
+        cand_c[i] = cand_c[i - 1]
+        cand_p[i] = cand_p[i - 1]
+        i -= 1
+    cand_c[i] = c
+    cand_p[i] = prof
+    return True
+
+
+cdef inline int size_and_emit(const tio_analyze_ctx *ctx, const overlay *ov, const tio_pending *p,
+                              const uint64_t *cand_c, int n_cand, uint8_t kind,
+                              tio_analyzer_stats *st) noexcept nogil:
+    """Size each screened candidate exactly on the overlay reserves and push those whose
+    profit reaches min_profit as opportunities of `kind`; returns how many were pushed."""
+    cdef tio_u256 best_x, best_profit
+    cdef bint exhaustive
+    cdef int i, emitted = 0
+    for i in range(n_cand):
+        if not size_cycle(ctx.table, ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
+            st.count[AN_UNPROFITABLE] += 1
+            continue
+        emit(ctx, p, cand_c[i], &best_x, &best_profit, kind)
+        st.count[AN_OPPORTUNITIES] += 1
+        emitted += 1
+    return emitted
+
+
 cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p,
                        uint32_t exchange, const tio_swap *s, tio_analyzer_stats *st) noexcept nogil:
     """Apply one V2 swap to the overlay; 1 when applied, 0 when skipped (counted)."""
@@ -303,13 +344,12 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
     cdef overlay ov
     cdef uint64_t cand_c[64]
     cdef double cand_p[64]
-    cdef int n_cand = 0, k, i, emitted = 0
+    cdef int n_cand = 0, k, i
     cdef int32_t j
     cdef uint64_t screened = 0, c, max_sized = ctx.cfg.max_sized
     cdef int32_t pool
     cdef double prof
-    cdef tio_u256 best_x, best_profit
-    cdef bint exhaustive, dup
+    cdef bint dup
     ov.n = 0
     if max_sized > CAND_MAX:
         max_sized = CAND_MAX
@@ -335,31 +375,9 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
             if dup:
                 continue
             st.count[AN_CANDIDATES] += 1
-            # keep the max_sized best by float profit (insertion into a short sorted list)
-            if <uint64_t>n_cand < max_sized:
-                n_cand += 1
-            elif prof <= cand_p[n_cand - 1]:
-                continue
-            i = n_cand - 1
-            while i > 0 and cand_p[i - 1] < prof:
-                cand_c[i] = cand_c[i - 1]
-                cand_p[i] = cand_p[i - 1]
-                i -= 1
-            cand_c[i] = c
-            cand_p[i] = prof
+            keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
     st.count[AN_CYCLES_SCREENED] += screened
-    for i in range(n_cand):
-        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
-        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        emit(ctx, p, cand_c[i], &best_x, &best_profit, 2)
-        st.count[AN_OPPORTUNITIES] += 1
-        emitted += 1
-    return emitted
+    return size_and_emit(ctx, &ov, p, cand_c, n_cand, 2, st)
 
 
 cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) noexcept nogil:
@@ -371,11 +389,9 @@ cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) 
     cdef overlay ov
     cdef uint64_t cand_c[64]
     cdef double cand_p[64]
-    cdef int n_cand = 0, i, emitted = 0
+    cdef int n_cand = 0
     cdef uint64_t c, max_sized = ctx.cfg.max_sized
     cdef double prof
-    cdef tio_u256 best_x, best_profit
-    cdef bint exhaustive
     ov.n = 0
     if max_sized > CAND_MAX:
         max_sized = CAND_MAX
@@ -383,30 +399,9 @@ cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) 
         if not screen_cycle(t, &ov, c, &prof):
             continue
         st.count[AN_CANDIDATES] += 1
-        if <uint64_t>n_cand < max_sized:
-            n_cand += 1
-        elif prof <= cand_p[n_cand - 1]:
-            continue
-        i = n_cand - 1
-        while i > 0 and cand_p[i - 1] < prof:
-            cand_c[i] = cand_c[i - 1]
-            cand_p[i] = cand_p[i - 1]
-            i -= 1
-        cand_c[i] = c
-        cand_p[i] = prof
+        keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
     st.count[AN_CYCLES_SCREENED] += t.n_cycles
-    for i in range(n_cand):
-        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
-        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        emit(ctx, NULL, cand_c[i], &best_x, &best_profit, 1)
-        st.count[AN_OPPORTUNITIES] += 1
-        emitted += 1
-    return emitted
+    return size_and_emit(ctx, &ov, NULL, cand_c, n_cand, 1, st)
 
 
 cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint64_t n_pools,
@@ -422,13 +417,11 @@ cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint
     cdef overlay ov
     cdef uint64_t cand_c[64]
     cdef double cand_p[64]
-    cdef int n_cand = 0, i, emitted = 0
+    cdef int n_cand = 0
     cdef uint64_t k, c, screened = 0, max_sized = ctx.cfg.max_sized
     cdef uint64_t stamp = ctx.block_number + 1
     cdef int32_t j, pool
     cdef double prof
-    cdef tio_u256 best_x, best_profit
-    cdef bint exhaustive
     ov.n = 0
     if max_sized > CAND_MAX:
         max_sized = CAND_MAX
@@ -449,30 +442,9 @@ cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint
             if not screen_cycle(t, &ov, c, &prof):
                 continue
             st.count[AN_CANDIDATES] += 1
-            if <uint64_t>n_cand < max_sized:
-                n_cand += 1
-            elif prof <= cand_p[n_cand - 1]:
-                continue
-            i = n_cand - 1
-            while i > 0 and cand_p[i - 1] < prof:
-                cand_c[i] = cand_c[i - 1]
-                cand_p[i] = cand_p[i - 1]
-                i -= 1
-            cand_c[i] = c
-            cand_p[i] = prof
+            keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
     st.count[AN_CYCLES_SCREENED] += screened
-    for i in range(n_cand):
-        if not size_cycle(t, &ov, cand_c[i], ctx.cfg.max_evaluations, &best_x, &best_profit, &exhaustive):
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
-        if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
-            st.count[AN_UNPROFITABLE] += 1
-            continue
-        emit(ctx, NULL, cand_c[i], &best_x, &best_profit, 1)
-        st.count[AN_OPPORTUNITIES] += 1
-        emitted += 1
-    return emitted
+    return size_and_emit(ctx, &ov, NULL, cand_c, n_cand, 1, st)
 
 
 # ---- Python face -------------------------------------------------------------------------
