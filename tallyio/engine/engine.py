@@ -525,10 +525,14 @@ class Engine:
                 try:
                     slot.strategy.on_block(header)
                 except Exception as exc:
-                    slot.errors += 1
-                    slot.last_error = f"{type(exc).__name__}: {exc}"
-                    self._strategy_errors += 1
-                    self._m_errors.inc()
+                    self._strategy_failed(slot, exc)
+
+    def _strategy_failed(self, slot: "_StrategySlot", exc: Exception) -> None:
+        """A strategy hook raised: counted and reported (stats()["strategies"]), the engine lives on."""
+        slot.errors += 1
+        slot.last_error = f"{type(exc).__name__}: {exc}"
+        self._strategy_errors += 1
+        self._m_errors.inc()
 
     def _feed_replay(self) -> None:
         from tallyio.mempool import ReplaySource
@@ -713,10 +717,7 @@ class Engine:
                 produced = slot.strategy.on_opportunity(op, ctx)
                 produced = list(produced) if produced else []
             except Exception as exc:            # a strategy bug: counted, reported, engine lives on
-                slot.errors += 1
-                slot.last_error = f"{type(exc).__name__}: {exc}"
-                self._strategy_errors += 1
-                self._m_errors.inc()
+                self._strategy_failed(slot, exc)
                 continue
             if produced:
                 slot.actions += len(produced)
@@ -750,10 +751,7 @@ class Engine:
             try:
                 slot.strategy.on_result(result)
             except Exception as exc:
-                slot.errors += 1
-                slot.last_error = f"{type(exc).__name__}: {exc}"
-                self._strategy_errors += 1
-                self._m_errors.inc()
+                self._strategy_failed(slot, exc)
         self._recorders()[3].record(now - started)
         if op is self._last_handed:
             self._settled = self.bridge.taken
