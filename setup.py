@@ -8,6 +8,8 @@ Environment switches:
                                     on (tio_platform.h); thread also defines TIO_TSAN, see
                                     tio_atomic.h)
   TALLYIO_NATIVE=1                  add -march=native (never for wheels you ship)
+  TALLYIO_BUILD_JOBS=N              Cython and C compiler processes (default: the CPUs this
+                                    process may use; `pip install .` then builds in parallel too)
 """
 import os
 import sys
@@ -36,6 +38,18 @@ if sanitize:
 if os.environ.get("TALLYIO_NATIVE") == "1":
     compile_args.append("-march=native")
 
+
+def build_jobs() -> int:
+    value = os.environ.get("TALLYIO_BUILD_JOBS", "").strip()
+    if not value:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        sys.exit(f"TALLYIO_BUILD_JOBS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+jobs = build_jobs()
+
 extensions = [
     Extension(
         ".".join(pyx.relative_to(HERE).with_suffix("").parts),
@@ -62,5 +76,8 @@ setup(
         },
         # keep the annotated HTML out of the tree; rebuild when .pxd/.pxi change
         annotate=False,
+        nthreads=jobs if jobs > 1 else 0,
     ),
+    # the C compiles in parallel too (build_ext -j), also under `pip install .` and `python -m build`
+    options={"build_ext": {"parallel": jobs}},
 )

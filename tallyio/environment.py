@@ -83,6 +83,8 @@ _BUILTIN = (
     # build (setup.py) and development tools
     Variable("TALLYIO_SANITIZE", "setup.py", "thread or address: build with that sanitizer"),
     Variable("TALLYIO_NATIVE", "setup.py", "1: build with -march=native (never for wheels you ship)"),
+    Variable("TALLYIO_BUILD_JOBS", "setup.py",
+             "Cython and compiler processes of a build (default: the CPUs this process may use)"),
     Variable("TALLYIO_SANITIZE_DIR", "scripts/sanitize.sh", "where the sanitizer builds go"),
     # a local chain for tests and examples (tallyio.devnet)
     Variable("TALLYIO_ANVIL", "tallyio.devnet",

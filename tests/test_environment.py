@@ -12,7 +12,8 @@ from tallyio.environment import Variable, check_environment, known_variables, re
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEST_AND_BUILD = ["TALLYIO_CHAIN_DIR", "TALLYIO_REQUIRE_CHAIN", "TALLYIO_MAINNET_DATA", "TALLYIO_TEST_SCALE",
-                  "TALLYIO_SEED", "TALLYIO_SANITIZE", "TALLYIO_NATIVE", "TALLYIO_SANITIZE_DIR"]
+                  "TALLYIO_SEED", "TALLYIO_SANITIZE", "TALLYIO_NATIVE", "TALLYIO_SANITIZE_DIR",
+                  "TALLYIO_BUILD_JOBS"]
 
 
 @pytest.fixture
