@@ -253,6 +253,100 @@ def _blocker(started, release):
     return block
 
 
+# ---- map_async: the bulk form, one future per chunk ------------------------------------------------
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_map_async_returns_every_result_in_order_with_few_futures(scheduler, loop_kind):
+    n = scaled(50_000, minimum=5000)
+    seen = collections.Counter()
+
+    def square(x):
+        seen[x] += 1          # one call per key: updates of distinct keys are safe under the GIL
+        return x * x
+
+    async def main():
+        return await scheduler.map_async(square, range(n))
+
+    assert run_on(loop_kind, main()) == [x * x for x in range(n)]
+    assert set(seen.values()) == {1} and len(seen) == n          # every item exactly once
+    m = assert_async_conserved(scheduler)
+    # four chunks per worker by default: a handful of futures, not n
+    assert m.async_submitted == 4 * scheduler.worker_count
+
+
+def test_map_async_zips_iterables_takes_chunksize_and_stops_at_the_shortest(scheduler):
+    async def main():
+        return (await scheduler.map_async(pow, [2, 3, 4, 5], iter([1, 2, 3]), chunksize=1),
+                await scheduler.map_async(divmod, range(10, 20), [3] * 10, chunksize=3),
+                await scheduler.map_async(abs, []))
+
+    powers, divs, empty = asyncio.run(main())
+    assert powers == [2, 9, 64]
+    assert divs == [divmod(k, 3) for k in range(10, 20)]
+    assert empty == []
+    assert scheduler.stats().metrics.async_submitted == 3 + 4
+
+
+def test_map_async_bad_arguments_say_what_was_wrong(scheduler):
+    async def main():
+        with pytest.raises(TypeError, match="needs a callable"):
+            await scheduler.map_async(42, [1])
+        with pytest.raises(TypeError, match="at least one iterable"):
+            await scheduler.map_async(abs)
+        for bad in (0, -2, 1.5, "3"):
+            with pytest.raises(ValueError, match="chunksize must be a positive int"):
+                await scheduler.map_async(abs, [1], chunksize=bad)
+        with pytest.raises(TypeError):
+            await scheduler.map_async(abs, 5)            # not iterable: raised before anything runs
+
+    asyncio.run(main())
+    assert scheduler.stats().metrics.async_submitted == 0
+
+
+def test_map_async_raises_the_first_exception_and_the_other_chunks_still_run(scheduler):
+    ran = collections.Counter()
+
+    def check(x):
+        ran[x] += 1
+        if x == 7:
+            raise ValueError(f"bad item {x}")
+        return x
+
+    async def main():
+        with pytest.raises(ValueError, match="bad item 7"):
+            await scheduler.map_async(check, range(40), chunksize=5)
+        await settle(scheduler)
+
+    asyncio.run(main())
+    # the chunk holding 7 stopped at 7; every other chunk ran whole
+    assert sorted(ran) == [x for x in range(40) if not 7 < x < 10] and set(ran.values()) == {1}
+    assert_async_conserved(scheduler)
+
+
+def test_map_async_cancelled_while_queued_runs_no_queued_chunk(scheduler):
+    release = threading.Event()
+    ran = []
+
+    async def main():
+        started = [threading.Event() for _ in range(scheduler.worker_count)]
+        blockers = [scheduler.submit_async(_blocker(e, release), k) for k, e in enumerate(started)]
+        for e in started:
+            assert await asyncio.to_thread(e.wait, 30)
+        mapping = asyncio.ensure_future(scheduler.map_async(ran.append, range(12), chunksize=4))
+        await asyncio.sleep(0)                 # map_async submits its three chunks
+        mapping.cancel()
+        release.set()
+        assert await asyncio.gather(*blockers) == list(range(scheduler.worker_count))
+        with pytest.raises(asyncio.CancelledError):
+            await mapping
+        await settle(scheduler)
+
+    asyncio.run(main())
+    assert ran == []
+    m = assert_async_conserved(scheduler)
+    assert m.async_cancelled == 3
+
+
 def test_cancelled_while_queued_never_runs_and_counts_cancelled(scheduler):
     release = threading.Event()
     ran = []

@@ -1,7 +1,7 @@
 """asv benchmarks for NumaScheduler's awaitable path and Executor face (2 workers).
 
 * N calls gathered from one coroutine: ``submit_async`` (default loop,
-  eventfd wake-ups, uvloop when installed), ``run`` coroutines,
+  eventfd wake-ups, uvloop when installed), ``run`` coroutines, ``map_async`` (one future per chunk),
   ``loop.run_in_executor`` with ThreadPoolExecutor(2) and with the scheduler,
   and asyncio's own ``call_soon_threadsafe`` handing the calls to a loop
   thread; for no-op, ~5 us pure-Python and sha256-of-16-KiB calls;
@@ -43,8 +43,12 @@ def _sha256():
     hashlib.sha256(DATA).digest()
 
 
+def _apply(fn):
+    return fn()
+
+
 WORK = {"noop": _noop, "python": _python, "sha256": _sha256}
-PATHS = ["submit_async", "submit_async_eventfd", "submit_async_uvloop", "run_coroutines",
+PATHS = ["submit_async", "submit_async_eventfd", "submit_async_uvloop", "run_coroutines", "map_async",
          "run_in_executor_threadpool", "run_in_executor_tallyio", "call_soon_threadsafe"]
 
 
@@ -107,6 +111,8 @@ class AwaitableGathered:
             elif path == "run_coroutines":
                 run = scheduler.run
                 await asyncio.gather(*[run(fn) for _ in repeat(None, n)])
+            elif path == "map_async":
+                await scheduler.map_async(_apply, repeat(fn, n))
             else:
                 call = asyncio.get_running_loop().run_in_executor
                 target = executor if executor is not None else scheduler
