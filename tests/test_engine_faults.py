@@ -1,0 +1,298 @@
+"""The rest of issue 14's proof, on a real node: anvil 1.7.1 (automine off) with
+the published Uniswap V2 contracts, the ``Engine`` driven through its public
+faces with ``NodeExecutor`` + ``BackrunStrategy`` and a websocket ``NodeSource``:
+
+* a node restart mid-run (``anvil_dumpState`` / restart on the same port /
+  ``anvil_loadState``) is survived: the source reconnects and resyncs by itself,
+  the executor's nonce follows the node (the transaction the restart dropped
+  leaves no gap), and backruns of victims sent after the restart land right
+  behind them with the predicted profit to the wei;
+* a breaker opened by real executor failures (the account's ETH set to 0 with
+  ``anvil_setBalance``, so the node refuses every send for insufficient funds)
+  stops sending -- the account's nonce and the node's txpool prove nothing
+  went out -- and, once the balance is back and ``open_seconds`` passed, admits
+  exactly its probe budget, closes, and backruns land again;
+* ``kill -9`` of an engine process right after a send, then a restart on the
+  same checkpoint directory while the victim is still pending: the journal
+  keeps the opportunity from being executed twice, nonces stay consecutive and
+  the backruns after the restart realize their predicted profit;
+* ``ExecutionResult.gas_cost_wei`` and ``realized_profit_net_of_gas`` match the
+  receipt and the account's ETH and WETH balance changes.
+"""
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import test_mempool_anvil as mp
+from conftest import subprocess_env
+from test_backrun_anvil import b, balance, dev_key, eth_balance, receipt
+
+pytestmark = pytest.mark.timeout(300)
+
+OUR_INDEX = 8          # anvil dev account 8 is this module's engine (the fixtures' traders are 1..4)
+KEY_ENV = "ENGINE_FAULTS_KEY"
+
+
+@pytest.fixture(scope="module")
+def ours(anvil_node, chain_sender, uniswap):
+    from tallyio.devnet import dev_accounts, fund_trader
+
+    account = dev_accounts(OUR_INDEX + 1)[OUR_INDEX]
+    fund_trader(anvil_node.rpc, uniswap, account, sender=chain_sender)
+    return account
+
+
+@pytest.fixture
+def engine_key(monkeypatch):
+    key = dev_key(OUR_INDEX)
+    monkeypatch.setenv(KEY_ENV, "0x" + key)
+    return key
+
+
+def nonce_of(rpc, address, block="latest"):
+    return int(rpc.call("eth_getTransactionCount", address, block), 16)
+
+
+def our_mined_txs(rpc, address):
+    """Every transaction ``address`` sent that is on chain: [(block, index, nonce, hash)]."""
+    found = []
+    for number in range(int(rpc.call("eth_blockNumber"), 16) + 1):
+        block = rpc.call("eth_getBlockByNumber", hex(number), True)
+        for tx in block["transactions"]:
+            if tx["from"].lower() == address:
+                found.append((number, int(tx["transactionIndex"], 16), int(tx["nonce"], 16), tx["hash"]))
+    return found
+
+
+def pending_from(rpc, address):
+    """The node's txpool entries (pending and queued) sent by ``address``."""
+    content = rpc.call("txpool_content")
+    out = {}
+    for section in ("pending", "queued"):
+        for sender, txs in content.get(section, {}).items():
+            if sender.lower() == address:
+                out.update(txs)
+    return out
+
+
+def engine_parts(node, uniswap, **config_fields):
+    """(config, signer, table, routers, executor, strategy) for an Engine on ``node``."""
+    from tallyio.engine.backrun import BackrunStrategy
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.keys import Signer
+    from tallyio.engine.node_executor import NodeExecutor
+    from tallyio.mempool import AnalyzerConfig, FilterConfig
+
+    config = CoreConfig(node_url=node.ws_url, execute=True, signer_key_env=KEY_ENV,
+                        filter=FilterConfig(check_nonces=False), analyzer=AnalyzerConfig(max_sized=64),
+                        **config_fields)
+    signer = Signer.from_env(KEY_ENV)
+    table = mp.table_from_chain(node.rpc, uniswap)
+    routers = [(b(ex.router), k) for k, ex in enumerate(uniswap.v2)]
+    executor = NodeExecutor(node.url, signer, gas_limit=400_000)
+    return config, signer, table, routers, executor, BackrunStrategy(table, min_profit=1)
+
+
+async def actionable(engine, strategy, victim, timeout=30.0):
+    """The first BACKRUN opportunity of ``victim`` that ``strategy`` turns into an
+    action (others -- standing arbitrage, cross-exchange cycles, older victims'
+    leftovers -- are passed over without executing)."""
+    from tallyio.mempool import OpportunityKind
+
+    deadline = time.monotonic() + timeout
+    while True:
+        op = await asyncio.wait_for(engine.next_opportunity(), max(0.1, deadline - time.monotonic()))
+        assert op is not None, "the source ended"
+        if op.kind == OpportunityKind.BACKRUN and op.trigger_tx == victim and strategy.on_opportunity(
+                op, engine.context):
+            return op
+
+
+async def settle(engine, node, uniswap):
+    """Mine one block and wait until the engine's pool table shows the chain's reserves."""
+    from tallyio.devnet import mine
+
+    await asyncio.to_thread(mine, node.rpc)
+    reserves = await asyncio.to_thread(mp.chain_reserves, node.rpc, uniswap)
+    deadline = time.monotonic() + 30
+    while not all(engine.table.reserves_of(b(p)) == r for p, r in reserves.items()):
+        assert time.monotonic() < deadline, "the engine's pool table never caught up with the chain"
+        await asyncio.sleep(0.01)
+    return int(node.rpc.call("eth_blockNumber"), 16)
+
+
+def check_landed_behind(node, sender, address, victim, done):
+    """``done`` (followed) landed right behind ``victim`` and the start token grew by exactly its prediction."""
+    from tallyio.engine import ExecutionStatus
+
+    assert done.status == ExecutionStatus.LANDED, done
+    v, r = receipt(node.rpc, victim), receipt(node.rpc, done.tx_hashes[0])
+    block = int(v["blockNumber"], 16)
+    assert int(r["blockNumber"], 16) == block
+    assert int(r["transactionIndex"], 16) == int(v["transactionIndex"], 16) + 1
+    start = "0x" + done.opportunity.token_path[0].hex()
+    gained = balance(sender, start, address, block) - balance(sender, start, address, block - 1)
+    assert gained == done.opportunity.profit == done.realized_profit > 0
+    return block
+
+
+def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvil_node, chain_sender, uniswap,
+                                                                            traders, ours, engine_key):
+    from tallyio.devnet import swap_v2
+    from tallyio.engine import ExecutionStatus
+    from tallyio.engine.engine import Engine
+
+    config, signer, table, routers, executor, strategy = engine_parts(anvil_node, uniswap)
+    me = ours.address
+    first_nonce = nonce_of(anvil_node.rpc, me)
+    T0, T1, W = uniswap.tokens[0], uniswap.tokens[1], uniswap.weth
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=executor, table=table,
+                          routers=routers) as engine:
+            assert await asyncio.to_thread(engine.wait_connected, 30)
+            # before the restart: a backrun lands
+            victim_a = await asyncio.to_thread(swap_v2, chain_sender, traders[0], uniswap.v2[0].router,
+                                               25 * 10**18, [T0, W])
+            sent_a = await engine.execute_strategy(await actionable(engine, strategy, victim_a))
+            assert sent_a.status == ExecutionStatus.SENT, sent_a
+            await settle(engine, anvil_node, uniswap)
+            done_a = await engine.executor.follow(sent_a, 10.0)
+            check_landed_behind(anvil_node, chain_sender, me, victim_a, done_a)
+            state = await asyncio.to_thread(anvil_node.dump_state)
+            # a victim and its backrun are pending when the node goes down: the restart drops both
+            victim_b = await asyncio.to_thread(swap_v2, chain_sender, traders[1], uniswap.v2[1].router,
+                                               20 * 10**18, [T1, W])
+            sent_b = await engine.execute_strategy(await actionable(engine, strategy, victim_b))
+            assert sent_b.status == ExecutionStatus.SENT, sent_b
+            dropped_nonce = executor.sent(sent_b.tx_hashes[0]).nonce
+            reconnects = engine._source.stats()["reconnects"]
+            await asyncio.to_thread(anvil_node.restart, state=state)
+            chain_sender.forget_nonces()
+            assert nonce_of(anvil_node.rpc, me, "pending") == dropped_nonce, "the restart dropped the backrun"
+            # the source reconnects and resyncs by itself; the table shows the restored chain
+            deadline = time.monotonic() + 45
+            while engine._source.stats()["reconnects"] == reconnects or not engine._source.stats()["connected"]:
+                assert time.monotonic() < deadline, engine._source.stats()
+                await asyncio.sleep(0.05)
+            # after the restart: victims sent now are backrun, with the nonce the restart freed
+            results = []
+            for trader, ex, path in ((traders[2], 0, [W, T0]), (traders[3], 1, [W, T1])):
+                victim = await asyncio.to_thread(swap_v2, chain_sender, trader, uniswap.v2[ex].router,
+                                                 15 * 10**18, path)
+                sent = await engine.execute_strategy(await actionable(engine, strategy, victim))
+                assert sent.status == ExecutionStatus.SENT, sent
+                await settle(engine, anvil_node, uniswap)
+                results.append((victim, sent, await engine.executor.follow(sent, 10.0)))
+            lost = await engine.executor.follow(sent_b, 0.5)
+            return sent_a, sent_b, dropped_nonce, lost, results, engine.stats(), engine._source.stats()
+
+    sent_a, sent_b, dropped_nonce, lost, results, stats, source = asyncio.run(main())
+    signer.close()
+    for victim, sent, done in results:
+        check_landed_behind(anvil_node, chain_sender, me, victim, done)
+    assert executor.sent(results[0][1].tx_hashes[0]).nonce == dropped_nonce, "the dropped nonce is reused"
+    assert lost.status == ExecutionStatus.FAILED and "dropped" in lost.error, lost
+    assert anvil_node.rpc.call("eth_getTransactionReceipt", "0x" + sent_b.tx_hashes[0].hex()) is None
+    assert source["reconnects"] >= 1 and source["resynced_pools"] > 0
+    # nothing sent twice: the engine's transactions on chain are a, then the two after the restart,
+    # with consecutive distinct nonces (the one the restart dropped was taken again, no gap)
+    mined = [t for t in our_mined_txs(anvil_node.rpc, me) if t[2] >= first_nonce]
+    assert [t[2] for t in mined] == list(range(first_nonce, first_nonce + 3))
+    assert [t[3] for t in mined] == ["0x" + h.hex() for h in (sent_a.tx_hashes[0], results[0][1].tx_hashes[0],
+                                                              results[1][1].tx_hashes[0])]
+    assert stats["results"]["SENT"] == 4 and stats["source"]["kind"] == "node"
+
+
+def test_the_breaker_opens_on_refused_sends_sends_nothing_then_probes_and_closes(anvil_node, chain_sender, uniswap,
+                                                                               traders, ours, engine_key):
+    from tallyio.devnet import Sender, swap_v2
+    from tallyio.engine import ExecutionStatus
+    from tallyio.engine.engine import Engine
+
+    open_seconds, probes = 3.0, 2
+    config, signer, table, routers, executor, strategy = engine_parts(
+        anvil_node, uniswap, breaker_window=3, breaker_minimum_calls=3, breaker_failure_rate=0.5,
+        breaker_open_seconds=open_seconds, breaker_half_open_probes=probes, breaker_slow_call_ms=20_000.0)
+    me = ours.address
+    rpc = anvil_node.rpc
+    chain_sender.forget_nonces()
+    T0, T1, W = uniswap.tokens[0], uniswap.tokens[1], uniswap.weth
+    wealth = rpc.call("eth_getBalance", me, "latest")
+    fast = Sender(rpc, max_fee_per_gas=100 * 10**9, max_priority_fee_per_gas=3 * 10**9)
+
+    async def victim(trader, ex, path, amount=10 * 10**18, sender=chain_sender):
+        return await asyncio.to_thread(swap_v2, sender, trader, uniswap.v2[ex].router, amount, path)
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=executor, table=table,
+                          routers=routers) as engine:
+            heard = []
+            opened_at = []
+            engine.breaker.add_listener(lambda br, old, new: heard.append((old.name, new.name)))
+            engine.breaker.add_listener(lambda br, old, new: new.name == "OPEN" and opened_at.append(time.monotonic()))
+            assert await asyncio.to_thread(engine.wait_connected, 30)
+            start = nonce_of(rpc, me, "pending")
+            rpc.call("anvil_setBalance", me, "0x0")       # the fault: every send is refused (insufficient funds)
+            failed = []
+            for k, (ex, path) in enumerate(((0, [T0, W]), (1, [T1, W]), (0, [W, T0]))):
+                v = await victim(traders[k], ex, path)
+                failed.append(await engine.execute_strategy(await actionable(engine, strategy, v)))
+                await settle(engine, anvil_node, uniswap)
+            assert heard == [("CLOSED", "OPEN")], heard
+            # open: opportunities still reach execute_strategy, nothing is sent
+            calls = strategy_calls = engine.stats()["strategies"]["BackrunStrategy"]["calls"]
+            v = await victim(traders[3], 1, [W, T1])
+            refused = await engine.execute_strategy(await actionable(engine, strategy, v))
+            strategy_calls = engine.stats()["strategies"]["BackrunStrategy"]["calls"]
+            pool_while_open = pending_from(rpc, me)
+            nonce_while_open = nonce_of(rpc, me, "pending")
+            health_open = engine.health()
+            await settle(engine, anvil_node, uniswap)
+            rpc.call("anvil_setBalance", me, wealth)      # healed
+            # three victims at once after open_seconds: the first two executions are the probes
+            # (both sent), the third finds the half-open budget spent
+            await asyncio.sleep(max(0.0, opened_at[0] + open_seconds + 0.05 - time.monotonic()))
+            vs = [await victim(traders[0], 0, [T0, W], sender=fast), await victim(traders[1], 1, [T1, W], sender=fast),
+                  await victim(traders[2], 0, [T1, W], 5 * 10**18)]
+            ops = [await actionable(engine, strategy, v) for v in vs]
+            half_open = await asyncio.gather(*(engine.execute_strategy(op) for op in ops))
+            state_after_probes = engine.breaker.state.name
+            await settle(engine, anvil_node, uniswap)
+            probed = [await engine.executor.follow(r, 10.0) for r in half_open[:probes]]
+            # closed again: a backrun lands right behind its victim
+            v = await victim(traders[3], 0, [W, T0])
+            sent = await engine.execute_strategy(await actionable(engine, strategy, v))
+            await settle(engine, anvil_node, uniswap)
+            again = await engine.executor.follow(sent, 10.0)
+            return (start, failed, calls, strategy_calls, refused, pool_while_open, nonce_while_open, health_open,
+                    half_open, state_after_probes, probed, v, again, heard, engine.health(), engine.stats())
+
+    (start, failed, calls, strategy_calls, refused, pool_while_open, nonce_while_open, health_open, half_open,
+     state_after_probes, probed, last_victim, again, heard, health, stats) = asyncio.run(main())
+    signer.close()
+    for r in failed:
+        assert r.status == ExecutionStatus.FAILED and "insufficient funds" in r.error and not r.tx_hashes, r
+    assert refused.status == ExecutionStatus.REJECTED and refused.error == "circuit breaker executor is OPEN"
+    assert strategy_calls == calls, "an open breaker spares the strategies"
+    assert pool_while_open == {} and nonce_while_open == start, "nothing was sent while failing or open"
+    assert health_open["breakers"]["executor"]["state"] == "OPEN" and health_open["breakers"]["executor"]["rejected"]
+    assert [r.status for r in half_open[:probes]] == [ExecutionStatus.SENT] * probes, half_open
+    assert half_open[2].status == ExecutionStatus.REJECTED and "HALF_OPEN" in half_open[2].error, half_open[2]
+    assert state_after_probes == "CLOSED"
+    for done in probed:
+        assert done.status == ExecutionStatus.LANDED and done.realized_profit == done.opportunity.profit > 0, done
+    check_landed_behind(anvil_node, chain_sender, ours.address, last_victim, again)
+    assert heard == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert health["breakers"]["executor"]["state"] == stats["breakers"]["executor"]["state"] == "CLOSED"
+    assert stats["results"]["FAILED"] == 3 and stats["results"]["SENT"] == probes + 1
+    # on chain: exactly the two probes and the last backrun, consecutive nonces from where the fault began
+    mined = [t[2] for t in our_mined_txs(anvil_node.rpc, ours.address) if t[2] >= start]
+    assert mined == [start, start + 1, start + 2]
