@@ -64,6 +64,16 @@ class EngineError(RuntimeError):
     """Misuse of the engine's life cycle (start twice, execute before start)."""
 
 
+class _ProbeNotUsed(Exception):
+    """A half-open probe permit the engine took but did not spend on a call (the
+    strategies had nothing to send, or the trading gate refused): recorded as an
+    excluded outcome, which gives the probe's place back to the next execution."""
+
+
+def _probe_not_used(exc: BaseException) -> bool:
+    return type(exc) is _ProbeNotUsed
+
+
 def opportunity_key(op: Opportunity) -> bytes:
     """16 bytes naming an opportunity (trigger, pools, size) across restarts; a
     standing arbitrage (no trigger) is named by its block too, since the same
@@ -295,7 +305,8 @@ class Engine:
                                       failure_rate_threshold=config.breaker_failure_rate,
                                       slow_call_ns=int(config.breaker_slow_call_ms * 1e6),
                                       open_seconds=config.breaker_open_seconds,
-                                      half_open_probes=config.breaker_half_open_probes)
+                                      half_open_probes=config.breaker_half_open_probes,
+                                      exclude=_probe_not_used)
         """the executor's circuit breaker (tallyio.engine.breaker)."""
         self.context = StrategyContext(dry_run=not self.config.execute)
         self._lock = threading.Lock()
@@ -647,20 +658,23 @@ class Engine:
             self._settled = self.bridge.taken
 
     # ---- execution ------------------------------------------------------------------------
-    def _admit(self, actions: Sequence[Action]) -> tuple:
+    def _admit(self, actions: Sequence[Action], permit: int = 0) -> tuple:
         """The trading gate and the breaker, in one place: ``(None, permit)`` to go on,
         else ``(why not, 0)``.  The gate looks at each action (REDUCING lets through
-        only those that do not open exposure); the breaker's permit is taken last, so
-        a refused gate never spends a half-open probe."""
+        only those that do not open exposure); the breaker's permit is taken last
+        (unless ``_decide`` already holds the half-open probe that ended an open
+        period), so a refused gate never spends a half-open probe."""
         gate = self.gate
         if gate.state != TradingState.ACTIVE:
             for action in actions:
                 reason = gate.refusal(action)
                 if reason is not None:
                     gate.refused += 1
+                    self._give_back(permit)
                     return reason, 0
         gate.admitted += 1
-        permit = self.breaker.permit()
+        if not permit:
+            permit = self.breaker.permit()
         if not permit:
             return f"circuit breaker {self.breaker.name} is {self.breaker.state.name}", 0
         return None, permit
@@ -696,14 +710,28 @@ class Engine:
         """Admit executions again (trading state ACTIVE)."""
         self.gate.resume("resumed")
 
+    def _give_back(self, permit: int) -> None:
+        """A probe permit taken by ``_decide`` and not spent on a call: an excluded
+        outcome, so the half-open budget is not short of it (a permit that is not
+        a probe's is a no-op there)."""
+        if permit:
+            self.breaker.record_exception(_ProbeNotUsed(), 0, permit)
+
     def _decide(self, op: Opportunity) -> tuple:
-        """(actions, contributing strategy slots, rejection reason or None)."""
+        """(actions, contributing strategy slots, rejection reason or None, permit).
+        ``permit`` is non-zero when the breaker was OPEN and this call took the
+        first half-open probe: ``_admit`` spends it (or gives it back)."""
         if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
             self.gate.refused += 1
-            return [], [], self.gate.refusal()
+            return [], [], self.gate.refusal(), 0
+        probe = 0
         if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
-            self.breaker.permit()                        # (counted as a refusal by the breaker)
-            return [], [], f"circuit breaker {self.breaker.name} is OPEN"
+            # counted as a refusal by the breaker -- until open_seconds passed: then this acquire
+            # half-opens it and IS the first probe, which must be carried to the executor (thrown
+            # away, the probe would never report and the breaker would never close)
+            probe = self.breaker.permit()
+            if not probe:
+                return [], [], f"circuit breaker {self.breaker.name} is OPEN", 0
         actions: List[Action] = []
         contributors = []
         ctx = self.context
@@ -725,9 +753,10 @@ class Engine:
                 contributors.append(slot)
         self._recorders()[1].record(time.perf_counter_ns() - started)
         if not actions:
+            self._give_back(probe)
             errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
-            return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else "")
-        return actions, contributors, None
+            return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else ""), 0
+        return actions, contributors, None, probe
 
     def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
         now = time.perf_counter_ns()
@@ -766,10 +795,9 @@ class Engine:
         if not isinstance(opportunity, Opportunity):
             raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
         started = time.perf_counter_ns()
-        actions, contributors, reason = self._decide(opportunity)
-        permit = 0
+        actions, contributors, reason, permit = self._decide(opportunity)
         if reason is None:
-            reason, permit = self._admit(actions)
+            reason, permit = self._admit(actions, permit)
         if reason is not None:
             self._m_rejects.inc()
             return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
