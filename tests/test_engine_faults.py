@@ -134,8 +134,9 @@ async def settle(engine, node, uniswap):
     return int(node.rpc.call("eth_blockNumber"), 16)
 
 
-def check_landed_behind(node, sender, address, victim, done):
-    """``done`` (followed) landed right behind ``victim`` and the start token grew by exactly its prediction."""
+def check_landed_behind(node, sender, weth, address, victim, done):
+    """``done`` (followed) landed right behind ``victim``, the start token grew by exactly its
+    prediction, and its gas cost is the receipt's and the ETH spent; True for a WETH cycle."""
     from tallyio.engine import ExecutionStatus
 
     assert done.status == ExecutionStatus.LANDED, done
@@ -146,7 +147,15 @@ def check_landed_behind(node, sender, address, victim, done):
     start = "0x" + done.opportunity.token_path[0].hex()
     gained = balance(sender, start, address, block) - balance(sender, start, address, block - 1)
     assert gained == done.opportunity.profit == done.realized_profit > 0
-    return block
+    # the gas it cost: the receipt's gasUsed x effectiveGasPrice, and exactly the ETH the account spent
+    assert done.gas_cost_wei == int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) > 0
+    spent = eth_balance(node.rpc, address, block - 1) - eth_balance(node.rpc, address, block)
+    assert spent == done.gas_cost_wei
+    if start == weth:                                # a WETH cycle: profit and gas in one unit
+        assert done.realized_profit_net_of_gas == gained - spent
+    else:
+        assert done.realized_profit_net_of_gas is None
+    return start == weth
 
 
 def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvil_node, chain_sender, uniswap,
@@ -160,6 +169,8 @@ def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvi
     first_nonce = nonce_of(anvil_node.rpc, me)
     T0, T1, W = uniswap.tokens[0], uniswap.tokens[1], uniswap.weth
 
+    in_weth = []
+
     async def main():
         async with Engine(config, strategies=[strategy], executor=executor, table=table,
                           routers=routers) as engine:
@@ -171,7 +182,7 @@ def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvi
             assert sent_a.status == ExecutionStatus.SENT, sent_a
             await settle(engine, anvil_node, uniswap)
             done_a = await engine.executor.follow(sent_a, 10.0)
-            check_landed_behind(anvil_node, chain_sender, me, victim_a, done_a)
+            in_weth.append(check_landed_behind(anvil_node, chain_sender, uniswap.weth, me, victim_a, done_a))
             state = await asyncio.to_thread(anvil_node.dump_state)
             # a victim and its backrun are pending when the node goes down: the restart drops both
             victim_b = await asyncio.to_thread(swap_v2, chain_sender, traders[1], uniswap.v2[1].router,
@@ -203,7 +214,8 @@ def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvi
     sent_a, sent_b, dropped_nonce, lost, results, stats, source = asyncio.run(main())
     signer.close()
     for victim, sent, done in results:
-        check_landed_behind(anvil_node, chain_sender, me, victim, done)
+        in_weth.append(check_landed_behind(anvil_node, chain_sender, uniswap.weth, me, victim, done))
+    assert any(in_weth), "no WETH cycle: realized_profit_net_of_gas was not exercised"
     assert executor.sent(results[0][1].tx_hashes[0]).nonce == dropped_nonce, "the dropped nonce is reused"
     assert lost.status == ExecutionStatus.FAILED and "dropped" in lost.error, lost
     assert anvil_node.rpc.call("eth_getTransactionReceipt", "0x" + sent_b.tx_hashes[0].hex()) is None
@@ -301,10 +313,219 @@ def test_the_breaker_opens_on_refused_sends_sends_nothing_then_probes_and_closes
     assert state_after_probes == "CLOSED"
     for done in probed:
         assert done.status == ExecutionStatus.LANDED and done.realized_profit == done.opportunity.profit > 0, done
-    check_landed_behind(anvil_node, chain_sender, ours.address, last_victim, again)
+    check_landed_behind(anvil_node, chain_sender, uniswap.weth, ours.address, last_victim, again)
     assert heard == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
     assert health["breakers"]["executor"]["state"] == stats["breakers"]["executor"]["state"] == "CLOSED"
     assert stats["results"]["FAILED"] == 3 and stats["results"]["SENT"] == probes + 1
     # on chain: exactly the two probes and the last backrun, consecutive nonces from where the fault began
     mined = [t[2] for t in our_mined_txs(anvil_node.rpc, ours.address) if t[2] >= start]
     assert mined == [start, start + 1, start + 2]
+
+
+ENGINE_PROCESS = textwrap.dedent("""
+    import asyncio, json, sys
+    from tallyio.devnet import get_reserves
+    from tallyio.engine.backrun import BackrunStrategy
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine, opportunity_key
+    from tallyio.engine.keys import Signer
+    from tallyio.engine.node_executor import NodeExecutor
+    from tallyio.engine.records import ExecutionStatus
+    from tallyio.mempool import AnalyzerConfig, FilterConfig, OpportunityKind, PoolTable, V2Pool
+    from tallyio.mempool._wsrpc import RpcClient
+
+    spec = json.loads(sys.argv[1])
+    h = lambda a: bytes.fromhex(a[2:])
+    with RpcClient(spec["url"]) as rpc:
+        table = PoolTable([V2Pool(h(p), h(t0), h(t1), *get_reserves(rpc, p), 30, k) for p, t0, t1, k in spec["pools"]],
+                          weth=h(spec["weth"]))
+    config = CoreConfig(node_url=spec["ws"], execute=True, signer_key_env=spec["key_env"],
+                        checkpoint_dir=spec["dir"], filter=FilterConfig(check_nonces=False),
+                        analyzer=AnalyzerConfig(max_sized=64))
+    signer = Signer.from_env(spec["key_env"])
+    executor = NodeExecutor(spec["url"], signer)
+    strategy = BackrunStrategy(table, min_profit=1)
+
+    def say(*parts):
+        print(*parts, flush=True)
+
+    async def commands(engine):
+        while True:
+            line = (await asyncio.to_thread(sys.stdin.readline)).strip()
+            if line == "reserves":
+                say("reserves", json.dumps({p: list(engine.table.reserves_of(h(p))) for p, *_ in spec["pools"]}))
+            else:                                        # "stop" or end of input
+                await engine.stop()
+                return
+
+    async def watch_skips(engine):
+        skipped = 0
+        while True:
+            now = engine.stats()["opportunities"]["skipped_already_executed"]
+            if now != skipped:
+                skipped = now
+                say("skipped", now)
+            await asyncio.sleep(0.02)
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=executor, table=table,
+                          routers=[(h(r), k) for r, k in spec["routers"]]) as engine:
+            assert await asyncio.to_thread(engine.wait_connected, 30)
+            say("ready", json.dumps(engine.recovery._asdict()))
+            tasks = [asyncio.ensure_future(commands(engine)), asyncio.ensure_future(watch_skips(engine))]
+            while (op := await engine.next_opportunity()) is not None:
+                if op.kind != OpportunityKind.BACKRUN:
+                    continue
+                result = await engine.execute_strategy(op)      # journaled before it returns
+                if result.status == ExecutionStatus.SENT:
+                    say("sent", json.dumps({"victim": op.trigger_tx.hex(), "tx": result.tx_hashes[0].hex(),
+                                            "nonce": executor.sent(result.tx_hashes[0]).nonce,
+                                            "key": opportunity_key(op).hex(), "profit": op.profit}))
+                elif result.status != ExecutionStatus.REJECTED:
+                    say("result", result.status.name, result.error)
+            for task in tasks:
+                task.cancel()
+        signer.close()
+        say("stopped")
+
+    asyncio.run(main())
+""")
+
+
+class EngineProcess:
+    """An engine in a child interpreter; its stdout lines arrive on a queue."""
+
+    def __init__(self, spec):
+        import queue
+        import threading
+
+        self.proc = subprocess.Popen([sys.executable, "-c", ENGINE_PROCESS, json.dumps(spec)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        self.lines = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, word, timeout=60.0, where=lambda rest: True):
+        """The rest of the first line ``word ...`` (after those seen) for which ``where`` holds."""
+        import queue
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                line = "" if time.monotonic() < deadline else None
+                if line is None:
+                    pytest.fail(f"no {word!r} line from the engine process in {timeout} s; saw {self.seen}")
+                continue
+            if line is None:
+                pytest.fail(f"the engine process ended (rc {self.proc.wait()}) before {word!r}; saw {self.seen}; "
+                            f"stderr: {self.proc.stderr.read()[-3000:]}")
+            self.seen.append(line)
+            head, _, rest = line.partition(" ")
+            if head == word and where(rest):
+                return rest
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:             # the child is gone: a broken pipe is what closing finds
+                pass
+
+    def send(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def wait_table(self, node, uniswap):
+        """Until the child's pool table shows the chain's reserves."""
+        want = {p: list(r) for p, r in mp.chain_reserves(node.rpc, uniswap).items()}
+        deadline = time.monotonic() + 30
+        while True:
+            self.send("reserves")
+            if json.loads(self.expect("reserves")) == want:
+                return
+            assert time.monotonic() < deadline, "the engine process's table never caught up with the chain"
+            time.sleep(0.05)
+
+
+def test_kill_9_after_a_send_then_a_restart_resumes_with_the_right_nonces_and_no_duplicate(
+        anvil_node, chain_sender, uniswap, traders, ours, engine_key, tmp_path):
+    from tallyio.devnet import mine, swap_v2
+    from tallyio.state import RecordReader, RecordType
+
+    rpc, me = anvil_node.rpc, ours.address
+    chain_sender.forget_nonces()
+    T0, T1, W = uniswap.tokens[0], uniswap.tokens[1], uniswap.weth
+    pools, seen = [], set()
+    for k, ex in enumerate(uniswap.v2):
+        for (x, y), pair in ex.pairs.items():
+            if pair not in seen:
+                seen.add(pair)
+                pools.append((pair, *sorted((x, y)), k))
+    spec = {"url": anvil_node.url, "ws": anvil_node.ws_url, "dir": str(tmp_path / "state"), "weth": W,
+            "key_env": KEY_ENV, "pools": pools, "routers": [(ex.router, k) for k, ex in enumerate(uniswap.v2)]}
+    start = nonce_of(rpc, me, "pending")
+
+    def swap(trader, ex, path, amount):
+        return swap_v2(chain_sender, trader, uniswap.v2[ex].router, amount, path)
+
+    def sent_for(victim):
+        return lambda rest: json.loads(rest)["victim"] == victim.hex()
+
+    first = EngineProcess(spec)
+    try:
+        first.expect("ready")
+        victim_a = swap(traders[0], 0, [T0, W], 25 * 10**18)
+        sent_a = json.loads(first.expect("sent", where=sent_for(victim_a)))
+        mine(rpc)
+        first.wait_table(anvil_node, uniswap)
+        victim_b = swap(traders[1], 1, [T1, W], 20 * 10**18)
+        sent_b = json.loads(first.expect("sent", where=sent_for(victim_b)))
+        os.kill(first.proc.pid, signal.SIGKILL)         # right after the send was journaled
+        assert first.proc.wait(30) == -signal.SIGKILL
+    finally:
+        first.close()
+    # the victim and the backrun are still pending: the restarted engine's resync offers the victim
+    # again, and only the journal can keep it from being backrun twice
+    assert set(pending_from(rpc, me)) == {str(sent_b["nonce"])}
+    second = EngineProcess(spec)
+    try:
+        recovery = json.loads(second.expect("ready"))
+        assert recovery["last_journal_seq"] >= 2            # both sends were journaled by the killed run
+        second.expect("skipped", where=lambda rest: int(rest) >= 1)
+        mine(rpc)
+        second.wait_table(anvil_node, uniswap)
+        victim_c = swap(traders[2], 0, [W, T0], 30 * 10**18)
+        sent_c = json.loads(second.expect("sent", where=sent_for(victim_c)))
+        mine(rpc)
+        second.send("stop")
+        second.expect("stopped")
+        assert second.proc.wait(30) == 0, second.proc.stderr.read()
+    finally:
+        second.close()
+    assert not [line for line in second.seen if line.startswith("sent") and sent_for(victim_b)(line[5:])], \
+        "the restarted engine backran a victim the killed one had already backrun"
+    assert not [line for line in first.seen + second.seen if line.startswith("result")]
+    # from the chain: the three backruns, consecutive nonces, each right behind its victim, exact profit
+    mined = [t for t in our_mined_txs(rpc, me) if t[2] >= start]
+    assert [(t[2], t[3]) for t in mined] == [(start + i, "0x" + s["tx"]) for i, s in enumerate((sent_a, sent_b,
+                                                                                                  sent_c))]
+    for victim, sent in ((victim_a, sent_a), (victim_b, sent_b), (victim_c, sent_c)):
+        v, r = receipt(rpc, victim), receipt(rpc, bytes.fromhex(sent["tx"]))
+        block = int(r["blockNumber"], 16)
+        assert int(r["status"], 16) == 1 and int(v["blockNumber"], 16) == block
+        assert int(r["transactionIndex"], 16) == int(v["transactionIndex"], 16) + 1
+        assert balance(chain_sender, W, me, block) - balance(chain_sender, W, me, block - 1) == sent["profit"] > 0
+    # the journal remembers each execution once
+    keys = [rec.payload[9:25].hex() for rec in RecordReader(tmp_path / "state" / "journal.tlog")
+            if rec.type == RecordType.EXECUTION_RESULT]
+    assert keys == [sent_a["key"], sent_b["key"], sent_c["key"]]

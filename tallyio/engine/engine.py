@@ -331,6 +331,7 @@ class Engine:
         self._feeder: Optional[threading.Thread] = None
         self._source = None
         self._records_fed = 0
+        self._own_txs_skipped = 0
         self._started_at = 0.0
         self._stopped_at = 0.0
         self._server = None
@@ -401,6 +402,9 @@ class Engine:
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
                                            pending=self._pending.get)
+        account = getattr(self.executor, "address", None)     # the account a node executor sends from
+        if isinstance(account, bytes) and len(account) == 20:
+            self.context.account = account
         self.bridge = OpportunityBridge(self.pipeline.opportunities, lambda: self._feeder_done)
         for slot in self._slots:
             slot.strategy.on_start(self.context)
@@ -514,8 +518,14 @@ class Engine:
                 pending.pop(self._pending_order.popleft(), None)
 
     def _feed_live(self, record: Any) -> None:
-        """The NodeSource sink (its thread): remember pending txs for the dry run, feed."""
+        """The NodeSource sink (its thread): remember pending txs for the dry run, feed.
+        The engine's own pending transactions are not fed: a backrun is not a victim
+        (analyzed alone on the mined state, without the swap it follows, it looks like
+        a large opportunity, and the engine would chase its own transactions)."""
         if type(record) is PendingTx:
+            if record.sender == self.context.account:
+                self._own_txs_skipped += 1
+                return
             self._remember(record)
         self.pipeline.feed(record)
         if type(record) is BlockHeader:
@@ -937,7 +947,8 @@ class Engine:
         return {
             "state": self.state, "trading_state": self.trading_state, "breakers": self._breaker_states(),
             "source": {"kind": self.config.source, "records_fed": self._records_fed,
-                       "ended": bool(self._feeder_done), "resume_position": self._resume_position},
+                       "ended": bool(self._feeder_done), "resume_position": self._resume_position,
+                       "own_txs_skipped": self._own_txs_skipped},
             "opportunities": {"received": received, "processed": processed, "handed_out": self._handed_out,
                               "skipped_already_executed": self._resumed_skipped, "dropped": dropped,
                               "in_flight": in_flight},
