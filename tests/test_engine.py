@@ -602,3 +602,75 @@ def test_the_breaker_opens_on_executor_failures_and_then_no_strategy_runs_and_no
     breaker = stats["breakers"]["executor"]
     assert breaker["state"] == "OPEN" and breaker["failures"] == 4 and breaker["rejected"] == len(rest)
     assert health["breakers"]["executor"]["state"] == "OPEN"
+
+
+def test_an_open_breaker_half_opens_and_its_first_probe_reaches_the_executor_then_it_closes():
+    """The call that finds the open period over half-opens the breaker and IS its first
+    probe: it must reach the executor (it was once taken and thrown away, so the breaker
+    never closed). A probe the strategies had nothing for is given back."""
+
+    class FailsThenHeals:
+        # a mock only for the fault: a node that refuses, then recovers (tests/test_engine_faults.py
+        # does it on anvil); healed, it reports success without sending anything
+        healed = False
+        calls = 0
+
+        async def execute(self, actions, ctx):
+            FailsThenHeals.calls += 1
+            if not FailsThenHeals.healed:
+                raise ConnectionError("node refused")
+            return ExecutionResult(ExecutionStatus.SIMULATED, opportunity=actions[0].opportunity)
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    class SometimesIdle(Counting):
+        idle_next = False
+
+        def on_opportunity(self, op, ctx):
+            if self.idle_next:
+                self.idle_next = False
+                return []
+            return super().on_opportunity(op, ctx)
+
+    from tallyio.engine.records import ExecutionResult
+
+    open_seconds = 0.2
+    config = CoreConfig.replay(breaker_window=3, breaker_minimum_calls=3, breaker_open_seconds=open_seconds,
+                               breaker_half_open_probes=2, breaker_slow_call_ms=60_000.0)
+    strategy = SometimesIdle()
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=FailsThenHeals()) as engine:
+            heard = []
+            engine.breaker.add_listener(lambda b, old, new: heard.append((old.name, new.name)))
+            results = []
+            while len(results) < 12 and (op := await engine.next_opportunity()) is not None:
+                if engine.breaker.state.name == "OPEN" and results and results[-1].status == ExecutionStatus.REJECTED:
+                    FailsThenHeals.healed = True
+                    await asyncio.sleep(open_seconds * 1.5)       # the open period ends
+                    strategy.idle_next = True                      # the first probe finds nothing to do
+                results.append(await engine.execute_strategy(op))
+            return results, heard, engine.stats()["breakers"]["executor"]
+
+    results, heard, breaker = run(main())
+    statuses = [r.status.name for r in results]
+    assert statuses[:3] == ["FAILED"] * 3 and statuses[3] == "REJECTED" and "is OPEN" in results[3].error, statuses
+    assert results[4].status == ExecutionStatus.REJECTED and results[4].error.startswith("no actions")
+    assert statuses[5:] == ["SIMULATED"] * (len(results) - 5), statuses   # two probes, then closed
+    assert heard == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert breaker["state"] == "CLOSED" and FailsThenHeals.calls == 3 + len(results) - 5
+
+
+def test_a_dry_run_result_has_no_gas_cost():
+    async def main():
+        async with Engine(CoreConfig.replay(), strategies=[CycleStrategy()]) as engine:
+            op = await engine.next_opportunity()
+            return await engine.execute_strategy(op)
+
+    result = run(main())
+    assert result.status == ExecutionStatus.SIMULATED and result.gas_used > 0
+    assert result.gas_cost_wei is None and result.realized_profit_net_of_gas is None
