@@ -190,14 +190,17 @@ def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvi
             sent_b = await engine.execute_strategy(await actionable(engine, strategy, victim_b))
             assert sent_b.status == ExecutionStatus.SENT, sent_b
             dropped_nonce = executor.sent(sent_b.tx_hashes[0]).nonce
-            reconnects = engine._source.stats()["reconnects"]
+            reconnects = engine.stats()["source"]["node"]["reconnects"]
             await asyncio.to_thread(anvil_node.restart, state=state)
             chain_sender.forget_nonces()
             assert nonce_of(anvil_node.rpc, me, "pending") == dropped_nonce, "the restart dropped the backrun"
             # the source reconnects and resyncs by itself; the table shows the restored chain
             deadline = time.monotonic() + 45
-            while engine._source.stats()["reconnects"] == reconnects or not engine._source.stats()["connected"]:
-                assert time.monotonic() < deadline, engine._source.stats()
+            while True:
+                node = engine.stats()["source"]["node"]
+                if node["reconnects"] > reconnects and node["connected"]:
+                    break
+                assert time.monotonic() < deadline, node
                 await asyncio.sleep(0.05)
             # after the restart: victims sent now are backrun, with the nonce the restart freed
             results = []
@@ -209,11 +212,12 @@ def test_a_node_restart_mid_run_is_survived_and_later_backruns_land_exactly(anvi
                 await settle(engine, anvil_node, uniswap)
                 results.append((victim, sent, await engine.executor.follow(sent, 10.0)))
             lost = await engine.executor.follow(sent_b, 0.5)
-            return sent_a, sent_b, dropped_nonce, lost, results, engine.stats(), engine._source.stats()
+            stats = engine.stats()
+            return sent_a, sent_b, dropped_nonce, lost, results, stats, stats["source"]["node"]
 
     sent_a, sent_b, dropped_nonce, lost, results, stats, source = asyncio.run(main())
     signer.close()
-    for victim, sent, done in results:
+    for victim, _sent, done in results:
         in_weth.append(check_landed_behind(anvil_node, chain_sender, uniswap.weth, me, victim, done))
     assert any(in_weth), "no WETH cycle: realized_profit_net_of_gas was not exercised"
     assert executor.sent(results[0][1].tx_hashes[0]).nonce == dropped_nonce, "the dropped nonce is reused"
@@ -268,7 +272,7 @@ def test_the_breaker_opens_on_refused_sends_sends_nothing_then_probes_and_closes
                 await settle(engine, anvil_node, uniswap)
             assert heard == [("CLOSED", "OPEN")], heard
             # open: opportunities still reach execute_strategy, nothing is sent
-            calls = strategy_calls = engine.stats()["strategies"]["BackrunStrategy"]["calls"]
+            calls = engine.stats()["strategies"]["BackrunStrategy"]["calls"]
             v = await victim(traders[3], 1, [T1, W])
             refused = await engine.execute_strategy(await actionable(engine, strategy, v))
             strategy_calls = engine.stats()["strategies"]["BackrunStrategy"]["calls"]
