@@ -674,3 +674,47 @@ def test_a_dry_run_result_has_no_gas_cost():
     result = run(main())
     assert result.status == ExecutionStatus.SIMULATED and result.gas_used > 0
     assert result.gas_cost_wei is None and result.realized_profit_net_of_gas is None
+
+
+def test_a_cancelled_execution_gives_its_half_open_probe_back():
+    class FailHangHeal:
+        # a mock only for the faults: a refusal, then a send that never answers (cancelled)
+        calls = 0
+
+        async def execute(self, actions, ctx):
+            FailHangHeal.calls += 1
+            if FailHangHeal.calls == 1:
+                raise ConnectionError("node refused")
+            if FailHangHeal.calls == 2:
+                await asyncio.Event().wait()
+            return ExecutionResult(ExecutionStatus.SIMULATED, opportunity=actions[0].opportunity)
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    from tallyio.engine.records import ExecutionResult
+
+    config = CoreConfig.replay(breaker_window=1, breaker_minimum_calls=1, breaker_open_seconds=0.1,
+                               breaker_half_open_probes=1, breaker_slow_call_ms=60_000.0)
+
+    async def main():
+        async with Engine(config, strategies=[CycleStrategy()], executor=FailHangHeal()) as engine:
+            first = await engine.execute_strategy(await engine.next_opportunity())
+            await asyncio.sleep(0.15)                               # the open period ends
+            probe = asyncio.ensure_future(engine.execute_strategy(await engine.next_opportunity()))
+            while FailHangHeal.calls < 2:
+                await asyncio.sleep(0.01)
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+            half_open = engine.breaker.state.name
+            last = await engine.execute_strategy(await engine.next_opportunity())
+            return first, half_open, last, engine.breaker.state.name
+
+    first, half_open, last, state = run(main())
+    assert first.status == ExecutionStatus.FAILED and half_open == "HALF_OPEN"
+    assert last.status == ExecutionStatus.SIMULATED, last     # the probe's place was given back
+    assert state == "CLOSED" and FailHangHeal.calls == 3

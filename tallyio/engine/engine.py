@@ -815,6 +815,9 @@ class Engine:
         error = None
         try:
             result = await self.executor.execute(actions, self.context)
+        except asyncio.CancelledError:
+            self._give_back(permit)     # no outcome: a half-open probe's place must not be lost with it
+            raise
         except Exception as exc:
             error = exc
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
