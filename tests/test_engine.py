@@ -718,3 +718,61 @@ def test_a_cancelled_execution_gives_its_half_open_probe_back():
     assert first.status == ExecutionStatus.FAILED and half_open == "HALF_OPEN"
     assert last.status == ExecutionStatus.SIMULATED, last     # the probe's place was given back
     assert state == "CLOSED" and FailHangHeal.calls == 3
+
+
+def intent_child(directory, die_at):
+    return textwrap.dedent(f"""
+        import asyncio, os, signal
+        from tallyio.engine.config import CoreConfig
+        from tallyio.engine.engine import Engine, opportunity_key
+        from tallyio.engine.records import ExecutionResult, ExecutionStatus
+        from tallyio.engine.strategy import CycleStrategy
+
+        class Sends:
+            # a mock only for the fault: the process dies inside the send (after the engine
+            # journaled its intent, before any result), as a kill -9 mid-send does
+            calls = 0
+            async def execute(self, actions, ctx):
+                Sends.calls += 1
+                key = opportunity_key(actions[0].opportunity).hex()
+                if Sends.calls == {die_at}:
+                    print("dying", key, flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                print("sent", key, flush=True)
+                return ExecutionResult(ExecutionStatus.SENT, (bytes(32),), opportunity=actions[0].opportunity)
+            async def follow(self, result, timeout):
+                return result
+            def close(self):
+                pass
+
+        async def main():
+            config = CoreConfig.replay(checkpoint_dir={str(directory)!r})
+            async with Engine(config, strategies=[CycleStrategy()], executor=Sends()) as engine:
+                while (op := await engine.next_opportunity()) is not None:
+                    await engine.execute_strategy(op)
+                print("done", engine.stats()["opportunities"]["skipped_already_executed"], flush=True)
+        asyncio.run(main())
+    """)
+
+
+def test_kill_9_inside_a_send_never_sends_that_opportunity_again(tmp_path):
+    directory = tmp_path / "state"
+    first = subprocess.run([sys.executable, "-c", intent_child(directory, die_at=5)], capture_output=True,
+                           text=True, env=subprocess_env(), timeout=240)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    sent_before = [line.split()[1] for line in first.stdout.splitlines() if line.startswith("sent")]
+    [in_flight] = [line.split()[1] for line in first.stdout.splitlines() if line.startswith("dying")]
+    assert len(sent_before) == 4
+    again = subprocess.run([sys.executable, "-c", intent_child(directory, die_at=0)], capture_output=True,
+                           text=True, env=subprocess_env(), timeout=240)
+    assert again.returncode == 0, again.stderr
+    sent_after = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("sent")]
+    assert sent_after and in_flight not in sent_after and not set(sent_before) & set(sent_after)
+    assert int(again.stdout.splitlines()[-1].split()[1]) >= 5     # the four results and the intent
+    # the journal: every send's intent once, before its result; the one killed mid-send has no result
+    intents = [rec.payload[1:17].hex() for rec in RecordReader(directory / "journal.tlog")
+               if rec.type == RecordType.ENGINE_EVENT and rec.payload[0] == 2]
+    results = [rec.payload[9:25].hex() for rec in RecordReader(directory / "journal.tlog")
+               if rec.type == RecordType.EXECUTION_RESULT]
+    assert intents == sent_before + [in_flight] + sent_after
+    assert results == sent_before + sent_after

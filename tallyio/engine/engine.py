@@ -54,6 +54,8 @@ C_EXECUTED = 2          #: execution results journaled
 C_PROFIT = 3            #: sum of realized profit, two's complement mod 2**64
 C_FAILED = 4            #: results that were FAILED or REVERTED
 _ENGINE_EVENT_POSITION = 1
+_ENGINE_EVENT_INTENT = 2   #: an opportunity about to be sent to a node (at most once across a crash)
+_INTENT = struct.Struct("<B16s")           # kind, opportunity key
 _RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), opportunity key
 _POSITION = struct.Struct("<BQ")           # kind, position
 _MASK64 = (1 << 64) - 1
@@ -332,6 +334,7 @@ class Engine:
         self._source = None
         self._records_fed = 0
         self._own_txs_skipped = 0
+        self._journal_intents = False
         self._started_at = 0.0
         self._stopped_at = 0.0
         self._server = None
@@ -402,6 +405,9 @@ class Engine:
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
                                            pending=self._pending.get)
+        # a real executor's sends are journaled as intents BEFORE they go out: a crash between the
+        # node accepting a transaction and its result's record cannot lead to a second send
+        self._journal_intents = self._store is not None and type(self.executor) is not DryRunExecutor
         account = getattr(self.executor, "address", None)     # the account a node executor sends from
         if isinstance(account, bytes) and len(account) == 20:
             self.context.account = account
@@ -490,6 +496,8 @@ class Engine:
             for rec in RecordReader(os.path.join(directory, "journal.tlog"), from_seq=1):
                 if rec.type == RecordType.EXECUTION_RESULT:
                     self._executed_keys.add(_RESULT.unpack(rec.payload)[2])
+                elif rec.type == RecordType.ENGINE_EVENT and rec.payload[0] == _ENGINE_EVENT_INTENT:
+                    self._executed_keys.add(_INTENT.unpack(rec.payload)[1])     # maybe sent: never again
         self._profit = _signed(state.get("counters", C_PROFIT, "value"))
 
     def _journal(self, rtype: int, payload: bytes) -> None:
@@ -811,6 +819,8 @@ class Engine:
         if reason is not None:
             self._m_rejects.inc()
             return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
+        if self._journal_intents:
+            self._journal(RecordType.ENGINE_EVENT, _INTENT.pack(_ENGINE_EVENT_INTENT, opportunity_key(opportunity)))
         t0 = time.perf_counter_ns()
         error = None
         try:
@@ -993,7 +1003,7 @@ def _apply_engine_record(state: Any, record: Any) -> None:
             state.add("counters", C_FAILED, "value", 1)
         state.add("pnl", 0, "trades", 1)
         state.write("pnl", 0, realized_eth=_signed(total) / 1e18)
-    elif record.type == RecordType.ENGINE_EVENT:
+    elif record.type == RecordType.ENGINE_EVENT and record.payload[0] == _ENGINE_EVENT_POSITION:
         kind, position = _POSITION.unpack(record.payload)
         if kind == _ENGINE_EVENT_POSITION:
             state.write("counters", C_POSITION, value=position)
