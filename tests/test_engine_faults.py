@@ -533,3 +533,35 @@ def test_kill_9_after_a_send_then_a_restart_resumes_with_the_right_nonces_and_no
     keys = [rec.payload[9:25].hex() for rec in RecordReader(tmp_path / "state" / "journal.tlog")
             if rec.type == RecordType.EXECUTION_RESULT]
     assert keys == [sent_a["key"], sent_b["key"], sent_c["key"]]
+
+
+def test_net_of_gas_only_for_weth_profit(anvil_node, chain_sender, uniswap, ours, engine_key):
+    """A swap starting on a token other than WETH has no profit net of gas (two units); a
+    "router" without WETH() (here a token contract: the call reverts) neither."""
+    from tallyio.devnet import mine
+    from tallyio.engine import ExecutionStatus
+    from tallyio.engine.keys import Signer
+    from tallyio.engine.node_executor import NodeExecutor
+    from tallyio.engine.records import SwapAction
+    from tallyio.engine.strategy import StrategyContext
+
+    T0, W = b(uniswap.tokens[0]), b(uniswap.weth)
+    swaps = [SwapAction(router=b(uniswap.v2[0].router), path=(T0, W), amount_in=10**15, min_amount_out=0,
+                        max_fee_per_gas=100 * 10**9, max_priority_fee_per_gas=10**9),
+             SwapAction(router=T0, path=(W, T0), amount_in=10**15, min_amount_out=0, gas_limit=100_000,
+                        max_fee_per_gas=100 * 10**9, max_priority_fee_per_gas=10**9)]
+    with Signer.from_env(KEY_ENV) as signer, NodeExecutor(anvil_node.url, signer) as executor:
+        ctx = StrategyContext(account=signer.address, dry_run=False)
+        done = []
+        for action in swaps:
+            sent = asyncio.run(executor.execute([action], ctx))
+            assert sent.status == ExecutionStatus.SENT, sent
+            mine(anvil_node.rpc)
+            done.append(asyncio.run(executor.follow(sent, 10.0)))
+    landed, reverted = done
+    assert landed.status == ExecutionStatus.LANDED and landed.realized_profit == -10**15
+    assert reverted.status == ExecutionStatus.REVERTED and reverted.realized_profit == 0
+    for result in done:
+        r = receipt(anvil_node.rpc, result.tx_hashes[0])
+        assert result.gas_cost_wei == int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) > 0
+        assert result.realized_profit_net_of_gas is None
