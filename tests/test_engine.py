@@ -602,3 +602,177 @@ def test_the_breaker_opens_on_executor_failures_and_then_no_strategy_runs_and_no
     breaker = stats["breakers"]["executor"]
     assert breaker["state"] == "OPEN" and breaker["failures"] == 4 and breaker["rejected"] == len(rest)
     assert health["breakers"]["executor"]["state"] == "OPEN"
+
+
+def test_an_open_breaker_half_opens_and_its_first_probe_reaches_the_executor_then_it_closes():
+    """The call that finds the open period over half-opens the breaker and IS its first
+    probe: it must reach the executor (it was once taken and thrown away, so the breaker
+    never closed). A probe the strategies had nothing for is given back."""
+
+    class FailsThenHeals:
+        # a mock only for the fault: a node that refuses, then recovers (tests/test_engine_faults.py
+        # does it on anvil); healed, it reports success without sending anything
+        healed = False
+        calls = 0
+
+        async def execute(self, actions, ctx):
+            FailsThenHeals.calls += 1
+            if not FailsThenHeals.healed:
+                raise ConnectionError("node refused")
+            return ExecutionResult(ExecutionStatus.SIMULATED, opportunity=actions[0].opportunity)
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    class SometimesIdle(Counting):
+        idle_next = False
+
+        def on_opportunity(self, op, ctx):
+            if self.idle_next:
+                self.idle_next = False
+                return []
+            return super().on_opportunity(op, ctx)
+
+    from tallyio.engine.records import ExecutionResult
+
+    open_seconds = 0.2
+    config = CoreConfig.replay(breaker_window=3, breaker_minimum_calls=3, breaker_open_seconds=open_seconds,
+                               breaker_half_open_probes=2, breaker_slow_call_ms=60_000.0)
+    strategy = SometimesIdle()
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=FailsThenHeals()) as engine:
+            heard = []
+            engine.breaker.add_listener(lambda b, old, new: heard.append((old.name, new.name)))
+            results = []
+            while len(results) < 12 and (op := await engine.next_opportunity()) is not None:
+                if engine.breaker.state.name == "OPEN" and results and results[-1].status == ExecutionStatus.REJECTED:
+                    FailsThenHeals.healed = True
+                    await asyncio.sleep(open_seconds * 1.5)       # the open period ends
+                    strategy.idle_next = True                      # the first probe finds nothing to do
+                results.append(await engine.execute_strategy(op))
+            return results, heard, engine.stats()["breakers"]["executor"]
+
+    results, heard, breaker = run(main())
+    statuses = [r.status.name for r in results]
+    assert statuses[:3] == ["FAILED"] * 3 and statuses[3] == "REJECTED" and "is OPEN" in results[3].error, statuses
+    assert results[4].status == ExecutionStatus.REJECTED and results[4].error.startswith("no actions")
+    assert statuses[5:] == ["SIMULATED"] * (len(results) - 5), statuses   # two probes, then closed
+    assert heard == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
+    assert breaker["state"] == "CLOSED" and FailsThenHeals.calls == 3 + len(results) - 5
+
+
+def test_a_dry_run_result_has_no_gas_cost():
+    async def main():
+        async with Engine(CoreConfig.replay(), strategies=[CycleStrategy()]) as engine:
+            op = await engine.next_opportunity()
+            return await engine.execute_strategy(op)
+
+    result = run(main())
+    assert result.status == ExecutionStatus.SIMULATED and result.gas_used > 0
+    assert result.gas_cost_wei is None and result.realized_profit_net_of_gas is None
+
+
+def test_a_cancelled_execution_gives_its_half_open_probe_back():
+    class FailHangHeal:
+        # a mock only for the faults: a refusal, then a send that never answers (cancelled)
+        calls = 0
+
+        async def execute(self, actions, ctx):
+            FailHangHeal.calls += 1
+            if FailHangHeal.calls == 1:
+                raise ConnectionError("node refused")
+            if FailHangHeal.calls == 2:
+                await asyncio.Event().wait()
+            return ExecutionResult(ExecutionStatus.SIMULATED, opportunity=actions[0].opportunity)
+
+        async def follow(self, result, timeout):
+            return result
+
+        def close(self):
+            pass
+
+    from tallyio.engine.records import ExecutionResult
+
+    config = CoreConfig.replay(breaker_window=1, breaker_minimum_calls=1, breaker_open_seconds=0.1,
+                               breaker_half_open_probes=1, breaker_slow_call_ms=60_000.0)
+
+    async def main():
+        async with Engine(config, strategies=[CycleStrategy()], executor=FailHangHeal()) as engine:
+            first = await engine.execute_strategy(await engine.next_opportunity())
+            await asyncio.sleep(0.15)                               # the open period ends
+            probe = asyncio.ensure_future(engine.execute_strategy(await engine.next_opportunity()))
+            while FailHangHeal.calls < 2:
+                await asyncio.sleep(0.01)
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+            half_open = engine.breaker.state.name
+            last = await engine.execute_strategy(await engine.next_opportunity())
+            return first, half_open, last, engine.breaker.state.name
+
+    first, half_open, last, state = run(main())
+    assert first.status == ExecutionStatus.FAILED and half_open == "HALF_OPEN"
+    assert last.status == ExecutionStatus.SIMULATED, last     # the probe's place was given back
+    assert state == "CLOSED" and FailHangHeal.calls == 3
+
+
+def intent_child(directory, die_at):
+    return textwrap.dedent(f"""
+        import asyncio, os, signal
+        from tallyio.engine.config import CoreConfig
+        from tallyio.engine.engine import Engine, opportunity_key
+        from tallyio.engine.records import ExecutionResult, ExecutionStatus
+        from tallyio.engine.strategy import CycleStrategy
+
+        class Sends:
+            # a mock only for the fault: the process dies inside the send (after the engine
+            # journaled its intent, before any result), as a kill -9 mid-send does
+            calls = 0
+            async def execute(self, actions, ctx):
+                Sends.calls += 1
+                key = opportunity_key(actions[0].opportunity).hex()
+                if Sends.calls == {die_at}:
+                    print("dying", key, flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                print("sent", key, flush=True)
+                return ExecutionResult(ExecutionStatus.SENT, (bytes(32),), opportunity=actions[0].opportunity)
+            async def follow(self, result, timeout):
+                return result
+            def close(self):
+                pass
+
+        async def main():
+            config = CoreConfig.replay(checkpoint_dir={str(directory)!r})
+            async with Engine(config, strategies=[CycleStrategy()], executor=Sends()) as engine:
+                while (op := await engine.next_opportunity()) is not None:
+                    await engine.execute_strategy(op)
+                print("done", engine.stats()["opportunities"]["skipped_already_executed"], flush=True)
+        asyncio.run(main())
+    """)
+
+
+def test_kill_9_inside_a_send_never_sends_that_opportunity_again(tmp_path):
+    directory = tmp_path / "state"
+    first = subprocess.run([sys.executable, "-c", intent_child(directory, die_at=5)], capture_output=True,
+                           text=True, env=subprocess_env(), timeout=240)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    sent_before = [line.split()[1] for line in first.stdout.splitlines() if line.startswith("sent")]
+    [in_flight] = [line.split()[1] for line in first.stdout.splitlines() if line.startswith("dying")]
+    assert len(sent_before) == 4
+    again = subprocess.run([sys.executable, "-c", intent_child(directory, die_at=0)], capture_output=True,
+                           text=True, env=subprocess_env(), timeout=240)
+    assert again.returncode == 0, again.stderr
+    sent_after = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("sent")]
+    assert sent_after and in_flight not in sent_after and not set(sent_before) & set(sent_after)
+    assert int(again.stdout.splitlines()[-1].split()[1]) >= 5     # the four results and the intent
+    # the journal: every send's intent once, before its result; the one killed mid-send has no result
+    intents = [rec.payload[1:17].hex() for rec in RecordReader(directory / "journal.tlog")
+               if rec.type == RecordType.ENGINE_EVENT and rec.payload[0] == 2]
+    results = [rec.payload[9:25].hex() for rec in RecordReader(directory / "journal.tlog")
+               if rec.type == RecordType.EXECUTION_RESULT]
+    assert intents == sent_before + [in_flight] + sent_after
+    assert results == sent_before + sent_after

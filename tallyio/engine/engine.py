@@ -54,6 +54,8 @@ C_EXECUTED = 2          #: execution results journaled
 C_PROFIT = 3            #: sum of realized profit, two's complement mod 2**64
 C_FAILED = 4            #: results that were FAILED or REVERTED
 _ENGINE_EVENT_POSITION = 1
+_ENGINE_EVENT_INTENT = 2   #: an opportunity about to be sent to a node (at most once across a crash)
+_INTENT = struct.Struct("<B16s")           # kind, opportunity key
 _RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), opportunity key
 _POSITION = struct.Struct("<BQ")           # kind, position
 _MASK64 = (1 << 64) - 1
@@ -62,6 +64,16 @@ _REJECTED = ExecutionStatus.REJECTED
 
 class EngineError(RuntimeError):
     """Misuse of the engine's life cycle (start twice, execute before start)."""
+
+
+class _ProbeNotUsed(Exception):
+    """A half-open probe permit the engine took but did not spend on a call (the
+    strategies had nothing to send, or the trading gate refused): recorded as an
+    excluded outcome, which gives the probe's place back to the next execution."""
+
+
+def _probe_not_used(exc: BaseException) -> bool:
+    return type(exc) is _ProbeNotUsed
 
 
 def opportunity_key(op: Opportunity) -> bytes:
@@ -295,7 +307,8 @@ class Engine:
                                       failure_rate_threshold=config.breaker_failure_rate,
                                       slow_call_ns=int(config.breaker_slow_call_ms * 1e6),
                                       open_seconds=config.breaker_open_seconds,
-                                      half_open_probes=config.breaker_half_open_probes)
+                                      half_open_probes=config.breaker_half_open_probes,
+                                      exclude=_probe_not_used)
         """the executor's circuit breaker (tallyio.engine.breaker)."""
         self.context = StrategyContext(dry_run=not self.config.execute)
         self._lock = threading.Lock()
@@ -320,6 +333,8 @@ class Engine:
         self._feeder: Optional[threading.Thread] = None
         self._source = None
         self._records_fed = 0
+        self._own_txs_skipped = 0
+        self._journal_intents = False
         self._started_at = 0.0
         self._stopped_at = 0.0
         self._server = None
@@ -390,6 +405,12 @@ class Engine:
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
                                            pending=self._pending.get)
+        # a real executor's sends are journaled as intents BEFORE they go out: a crash between the
+        # node accepting a transaction and its result's record cannot lead to a second send
+        self._journal_intents = self._store is not None and type(self.executor) is not DryRunExecutor
+        account = getattr(self.executor, "address", None)     # the account a node executor sends from
+        if isinstance(account, bytes) and len(account) == 20:
+            self.context.account = account
         self.bridge = OpportunityBridge(self.pipeline.opportunities, lambda: self._feeder_done)
         for slot in self._slots:
             slot.strategy.on_start(self.context)
@@ -475,6 +496,8 @@ class Engine:
             for rec in RecordReader(os.path.join(directory, "journal.tlog"), from_seq=1):
                 if rec.type == RecordType.EXECUTION_RESULT:
                     self._executed_keys.add(_RESULT.unpack(rec.payload)[2])
+                elif rec.type == RecordType.ENGINE_EVENT and rec.payload[0] == _ENGINE_EVENT_INTENT:
+                    self._executed_keys.add(_INTENT.unpack(rec.payload)[1])     # maybe sent: never again
         self._profit = _signed(state.get("counters", C_PROFIT, "value"))
 
     def _journal(self, rtype: int, payload: bytes) -> None:
@@ -503,8 +526,14 @@ class Engine:
                 pending.pop(self._pending_order.popleft(), None)
 
     def _feed_live(self, record: Any) -> None:
-        """The NodeSource sink (its thread): remember pending txs for the dry run, feed."""
+        """The NodeSource sink (its thread): remember pending txs for the dry run, feed.
+        The engine's own pending transactions are not fed: a backrun is not a victim
+        (analyzed alone on the mined state, without the swap it follows, it looks like
+        a large opportunity, and the engine would chase its own transactions)."""
         if type(record) is PendingTx:
+            if record.sender == self.context.account:
+                self._own_txs_skipped += 1
+                return
             self._remember(record)
         self.pipeline.feed(record)
         if type(record) is BlockHeader:
@@ -647,20 +676,23 @@ class Engine:
             self._settled = self.bridge.taken
 
     # ---- execution ------------------------------------------------------------------------
-    def _admit(self, actions: Sequence[Action]) -> tuple:
+    def _admit(self, actions: Sequence[Action], permit: int = 0) -> tuple:
         """The trading gate and the breaker, in one place: ``(None, permit)`` to go on,
         else ``(why not, 0)``.  The gate looks at each action (REDUCING lets through
-        only those that do not open exposure); the breaker's permit is taken last, so
-        a refused gate never spends a half-open probe."""
+        only those that do not open exposure); the breaker's permit is taken last
+        (unless ``_decide`` already holds the half-open probe that ended an open
+        period), so a refused gate never spends a half-open probe."""
         gate = self.gate
         if gate.state != TradingState.ACTIVE:
             for action in actions:
                 reason = gate.refusal(action)
                 if reason is not None:
                     gate.refused += 1
+                    self._give_back(permit)
                     return reason, 0
         gate.admitted += 1
-        permit = self.breaker.permit()
+        if not permit:
+            permit = self.breaker.permit()
         if not permit:
             return f"circuit breaker {self.breaker.name} is {self.breaker.state.name}", 0
         return None, permit
@@ -696,14 +728,28 @@ class Engine:
         """Admit executions again (trading state ACTIVE)."""
         self.gate.resume("resumed")
 
+    def _give_back(self, permit: int) -> None:
+        """A probe permit taken by ``_decide`` and not spent on a call: an excluded
+        outcome, so the half-open budget is not short of it (a permit that is not
+        a probe's is a no-op there)."""
+        if permit:
+            self.breaker.record_exception(_ProbeNotUsed(), 0, permit)
+
     def _decide(self, op: Opportunity) -> tuple:
-        """(actions, contributing strategy slots, rejection reason or None)."""
+        """(actions, contributing strategy slots, rejection reason or None, permit).
+        ``permit`` is non-zero when the breaker was OPEN and this call took the
+        first half-open probe: ``_admit`` spends it (or gives it back)."""
         if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
             self.gate.refused += 1
-            return [], [], self.gate.refusal()
+            return [], [], self.gate.refusal(), 0
+        probe = 0
         if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
-            self.breaker.permit()                        # (counted as a refusal by the breaker)
-            return [], [], f"circuit breaker {self.breaker.name} is OPEN"
+            # counted as a refusal by the breaker -- until open_seconds passed: then this acquire
+            # half-opens it and IS the first probe, which must be carried to the executor (thrown
+            # away, the probe would never report and the breaker would never close)
+            probe = self.breaker.permit()
+            if not probe:
+                return [], [], f"circuit breaker {self.breaker.name} is OPEN", 0
         actions: List[Action] = []
         contributors = []
         ctx = self.context
@@ -725,9 +771,10 @@ class Engine:
                 contributors.append(slot)
         self._recorders()[1].record(time.perf_counter_ns() - started)
         if not actions:
+            self._give_back(probe)
             errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
-            return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else "")
-        return actions, contributors, None
+            return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else ""), 0
+        return actions, contributors, None, probe
 
     def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
         now = time.perf_counter_ns()
@@ -766,17 +813,21 @@ class Engine:
         if not isinstance(opportunity, Opportunity):
             raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
         started = time.perf_counter_ns()
-        actions, contributors, reason = self._decide(opportunity)
-        permit = 0
+        actions, contributors, reason, permit = self._decide(opportunity)
         if reason is None:
-            reason, permit = self._admit(actions)
+            reason, permit = self._admit(actions, permit)
         if reason is not None:
             self._m_rejects.inc()
             return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
+        if self._journal_intents:
+            self._journal(RecordType.ENGINE_EVENT, _INTENT.pack(_ENGINE_EVENT_INTENT, opportunity_key(opportunity)))
         t0 = time.perf_counter_ns()
         error = None
         try:
             result = await self.executor.execute(actions, self.context)
+        except asyncio.CancelledError:
+            self._give_back(permit)     # no outcome: a half-open probe's place must not be lost with it
+            raise
         except Exception as exc:
             error = exc
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
@@ -909,7 +960,9 @@ class Engine:
         return {
             "state": self.state, "trading_state": self.trading_state, "breakers": self._breaker_states(),
             "source": {"kind": self.config.source, "records_fed": self._records_fed,
-                       "ended": bool(self._feeder_done), "resume_position": self._resume_position},
+                       "ended": bool(self._feeder_done), "resume_position": self._resume_position,
+                       "own_txs_skipped": self._own_txs_skipped,
+                       "node": None if self._source is None else self._source.stats()},
             "opportunities": {"received": received, "processed": processed, "handed_out": self._handed_out,
                               "skipped_already_executed": self._resumed_skipped, "dropped": dropped,
                               "in_flight": in_flight},
@@ -950,7 +1003,7 @@ def _apply_engine_record(state: Any, record: Any) -> None:
             state.add("counters", C_FAILED, "value", 1)
         state.add("pnl", 0, "trades", 1)
         state.write("pnl", 0, realized_eth=_signed(total) / 1e18)
-    elif record.type == RecordType.ENGINE_EVENT:
+    elif record.type == RecordType.ENGINE_EVENT and record.payload[0] == _ENGINE_EVENT_POSITION:
         kind, position = _POSITION.unpack(record.payload)
         if kind == _ENGINE_EVENT_POSITION:
             state.write("counters", C_POSITION, value=position)

@@ -18,7 +18,10 @@ transaction underpriced" (another transaction took the nonce: this one is
 *not* resent, so nothing is ever sent twice), when the connection broke during
 a send (the node may or may not have it: the pending count decides), and when
 a followed transaction is no longer known to the node (dropped, e.g. by a
-node restart, or replaced).
+node restart, or replaced), and before a send when the connection to the node
+broke and was re-opened since the nonce was read (a restarted node may have
+dropped our pending transactions: counting on would leave a nonce gap the node
+queues forever).
 
 Gas pricing when the action leaves it open (``max_fee_per_gas`` is None): a
 backrun copies its victim's fee caps (``maxFeePerGas`` and
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 SWAP_EXACT_TOKENS_SELECTOR = bytes.fromhex("38ed1739")
 #: balanceOf(address)
 BALANCE_OF_SELECTOR = bytes.fromhex("70a08231")
+#: Router02's WETH()
+WETH_SELECTOR = bytes.fromhex("ad5c4648")
 #: keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
@@ -102,6 +107,8 @@ class SentTransaction(NamedTuple):
     gas_cost_wei: Optional[int] = None
     """gasUsed x effectiveGasPrice: what the transaction cost in ETH (reported apart from profit)."""
     realized_profit: Optional[int] = None
+    router: Optional[bytes] = None
+    """the router the swap went to (its ``WETH()`` says whether the profit is in wei)."""
 
 
 def _hex_int(value: Any) -> int:
@@ -147,6 +154,8 @@ class NodeExecutor:
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tallyio-node-executor")
         self._lock = threading.Lock()
         self._next_nonce: Optional[int] = None
+        self._broken_seen = 0     # the RpcClient's connections_broken when the nonce was last read
+        self._weth_of: Dict[bytes, bytes] = {}    # router -> its WETH() (asked once, when a receipt is settled)
         self._sent: Dict[bytes, SentTransaction] = {}
         self._stats = dict(executions=0, sent=0, failed=0, rejected=0, landed=0, reverted=0, dropped=0,
                            nonce_resyncs=0)
@@ -165,7 +174,8 @@ class NodeExecutor:
     async def follow(self, result: ExecutionResult, timeout: float) -> ExecutionResult:
         """Wait up to ``timeout`` seconds for the receipts of ``result``'s
         transactions. LANDED when all succeeded, REVERTED when one reverted
-        (with ``gas_used`` and ``realized_profit`` filled in); FAILED when one
+        (with ``gas_used``, ``gas_cost_wei``, ``realized_profit`` and, for a WETH
+        cycle, ``realized_profit_net_of_gas`` filled in); FAILED when one
         was dropped or replaced (the nonce is resynced); ``result`` unchanged
         while they are still pending at the timeout."""
         if result.status is not ExecutionStatus.SENT or not result.tx_hashes:
@@ -226,6 +236,15 @@ class NodeExecutor:
         log.info("node executor %s: %s", self._address_hex, note)
         return note
 
+    def _resync_after_reconnect(self) -> None:
+        """A connection that broke and was re-opened since the nonce was read may mean a
+        node restart that dropped our pending transactions: counting on from the local
+        nonce would leave a gap the node queues forever, so re-read the pending count."""
+        if self._rpc.connections_broken != self._broken_seen:
+            self._resync("the connection to the node broke and was re-opened (a restart drops pending "
+                         "transactions)")
+            self._broken_seen = self._rpc.connections_broken
+
     def _execute(self, actions: list, ctx: StrategyContext) -> ExecutionResult:
         self._count("executions")
         opportunity = next((a.opportunity for a in actions if isinstance(a, SwapAction)), None)
@@ -244,6 +263,7 @@ class NodeExecutor:
                 self.chain_id = _hex_int(self._rpc.call("eth_chainId"))
             if self._next_nonce is None:
                 self._next_nonce = _hex_int(self._rpc.call("eth_getTransactionCount", self._address_hex, "pending"))
+                self._broken_seen = self._rpc.connections_broken
         except (RpcError, NodeConnectionError) as exc:
             self._count("failed")
             return ExecutionResult(ExecutionStatus.FAILED, error=f"node unreachable before sending: {exc}",
@@ -253,6 +273,7 @@ class NodeExecutor:
         for action in actions:
             try:
                 fees = self._price(action, ctx)
+                self._resync_after_reconnect()
             except (RpcError, NodeConnectionError) as exc:
                 self._count("failed")
                 return ExecutionResult(ExecutionStatus.FAILED, tuple(hashes), error=f"pricing failed: {exc}",
@@ -324,7 +345,7 @@ class NodeExecutor:
         self._next_nonce = nonce + 1
         record = SentTransaction(tx_hash, nonce, bytes(action.path[0]),
                                  action.opportunity.profit if action.opportunity is not None else None,
-                                 max_fee, tx["maxPriorityFeePerGas"])
+                                 max_fee, tx["maxPriorityFeePerGas"], router=bytes(action.router))
         with self._lock:
             self._sent[tx_hash] = record
             self._stats["sent"] += 1
@@ -346,15 +367,33 @@ class NodeExecutor:
                 note = self._resync(f"transaction 0x{tx_hash.hex()} was dropped or replaced (not known to the node)")
                 return result._replace(status=ExecutionStatus.FAILED, error=note)
             receipts.append((tx_hash, receipt))
-        gas_used, profit, reverted = 0, 0, False
+        gas_used, gas_cost, profit, reverted, in_wei = 0, 0, 0, False, True
         for tx_hash, receipt in receipts:
             record = self._settle_one(tx_hash, receipt)
             gas_used += record.gas_used or 0
+            gas_cost += record.gas_cost_wei or 0
             reverted |= record.status != 1
             profit = None if profit is None or record.realized_profit is None else profit + record.realized_profit
+            in_wei = in_wei and self._is_weth(record)
         self._count("reverted" if reverted else "landed")
+        net = profit - gas_cost if profit is not None and in_wei else None
         return result._replace(status=ExecutionStatus.REVERTED if reverted else ExecutionStatus.LANDED,
-                               gas_used=gas_used, realized_profit=profit)
+                               gas_used=gas_used, realized_profit=profit, gas_cost_wei=gas_cost,
+                               realized_profit_net_of_gas=net)
+
+    def _is_weth(self, record: SentTransaction) -> bool:
+        """Whether ``record``'s start token is its router's WETH (profit and gas both in wei)."""
+        if record.router is None:
+            return False
+        weth = self._weth_of.get(record.router)
+        if weth is None:
+            try:
+                out = self._rpc.call("eth_call", {"to": "0x" + record.router.hex(), "data": "0x" + WETH_SELECTOR.hex()},
+                                     "latest")
+            except RpcError:               # not a Router02 (no WETH()): the profit's unit is unknown
+                return False
+            weth = self._weth_of[record.router] = bytes.fromhex(out[2:])[-20:]
+        return weth == record.start_token
 
     def _settle_one(self, tx_hash: bytes, receipt: dict) -> SentTransaction:
         with self._lock:

@@ -94,6 +94,13 @@ class ExecutionResult(NamedTuple):
     error: Optional[str] = None
     """why it was rejected or failed; never carries a secret."""
     opportunity: Optional[Opportunity] = None
+    gas_cost_wei: Optional[int] = None
+    """what the transactions cost in ETH: the sum of each receipt's ``gasUsed x
+    effectiveGasPrice`` (NodeExecutor.follow); None while unknown and for a dry run
+    (which spends no gas: its ``gas_used`` is the estimate)."""
+    realized_profit_net_of_gas: Optional[int] = None
+    """``realized_profit - gas_cost_wei`` when both are in wei, i.e. every swap's
+    start token is the router's WETH (a WETH cycle); None otherwise or while unknown."""
 
     @property
     def success(self) -> bool:

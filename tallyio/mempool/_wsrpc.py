@@ -90,6 +90,9 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
+        self.connections_broken = 0
+        """calls whose keep-alive connection broke under them (the node went away or
+        restarted); a caller that keeps per-node state (a nonce) re-reads it when this moves."""
 
     def __repr__(self) -> str:
         return f"RpcClient({self.url!r})"
@@ -113,11 +116,13 @@ class RpcClient:
                     payload = response.read()
                     break
                 except _STALE as exc:
+                    self.connections_broken += 1
                     self.close_connection()
                     if attempt:
                         raise NodeConnectionError(
                             f"{what}: the node at {self.url} closed the connection ({exc!r})") from None
                 except OSError as exc:
+                    self.connections_broken += 1
                     self.close_connection()
                     raise NodeConnectionError(f"{what}: cannot reach the node at {self.url} ({exc!r})") from None
         if response.status != 200:
