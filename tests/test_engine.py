@@ -610,7 +610,7 @@ def test_an_open_breaker_half_opens_and_its_first_probe_reaches_the_executor_the
     never closed). A probe the strategies had nothing for is given back."""
 
     class FailsThenHeals:
-        # a mock only for the fault: a node that refuses, then recovers (tests/test_engine_faults.py
+        # a mock only for the fault: a node that refuses, then recovers (tests/test_engine_faults_anvil.py
         # does it on anvil); healed, it reports success without sending anything
         healed = False
         calls = 0
