@@ -34,7 +34,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from tallyio.backtest.report import BacktestReport
 from tallyio.backtest.segments import Segment, segments_of, split_recording
-from tallyio.backtest.task import EMBEDDED_ROUTERS, TaskSpec, run_task, strategy_spec
+from tallyio.backtest.task import (EMBEDDED_ROUTERS, TaskSpec, apply_params, load_strategy_class, run_task,
+                                   strategy_spec)
 
 __all__ = ["Backtest", "expand_grid"]
 
@@ -104,9 +105,9 @@ class Backtest:
             if not isinstance(entry, tuple) or len(entry) != 2:
                 raise TypeError(f"strategies[{name!r}]: expected (StrategyClass, grid), got {entry!r}")
             spec = strategy_spec(entry[0])
-            from tallyio.backtest.task import load_strategy_class
-            load_strategy_class(spec)               # a bad name fails here, not on every worker
+            cls = load_strategy_class(spec)          # a bad name or setting fails here, not on every worker
             for params in expand_grid(entry[1]):
+                apply_params(cls, params)
                 self.settings.append((str(name), spec, params))
         self.routers = EMBEDDED_ROUTERS if routers is None else [
             (a if isinstance(a, str) else "0x" + bytes(a).hex(), int(k)) for a, k in routers]
@@ -174,7 +175,7 @@ class Backtest:
         cluster = own_client = None
         if client is None:
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")   # a free port: never a clash, never a warning
             client = own_client = Client(cluster)
             mode = f"LocalCluster({self.workers} processes)"
         elif isinstance(client, str):
