@@ -27,3 +27,10 @@ class SlowCycle(CycleStrategy):
         if self.delay_s:
             time.sleep(self.delay_s)
         return super().on_opportunity(opportunity, ctx)
+
+
+class BrokenStart(CycleStrategy):
+    """Raises when the engine starts it: every task with it fails (a bug, not a corrupt file)."""
+
+    def on_start(self, ctx) -> None:
+        raise RuntimeError("BrokenStart refuses to start")

@@ -340,12 +340,13 @@ def test_cli_matches_the_api_digest(tmp_path):
     assert "4 segments x 2 settings = 8 tasks, sequential" in done.stdout
 
 
-def test_cli_on_a_localcluster_and_a_scheduler(tmp_path, dask_cluster):
-    local = _cli("--workers", "2", "--segments", "2", cwd=tmp_path)
-    remote = _cli("--scheduler", dask_cluster["address"], "--segments", "2", cwd=tmp_path)
-    assert local.returncode == remote.returncode == 0, local.stderr + remote.stderr
-    digest = [line for line in local.stdout.splitlines() if line.startswith("digest ")]
-    assert digest and digest[0] in remote.stdout and "LocalCluster(2 processes)" in local.stdout
+def test_cli_on_a_scheduler_matches_sequential(tmp_path, dask_cluster):
+    remote = _cli("--scheduler", dask_cluster["address"], "--segments", "2", "--quiet", cwd=tmp_path)
+    sequential = _cli("--sequential", "--segments", "2", cwd=tmp_path)
+    assert remote.returncode == sequential.returncode == 0, remote.stderr + sequential.stderr
+    digest = [line for line in sequential.stdout.splitlines() if line.startswith("digest ")]
+    assert digest and digest[0] in remote.stdout and "Client(tcp://127.0.0.1:" in remote.stdout
+    assert "2 segments x 1 settings = 2 tasks" in remote.stdout
 
 
 def test_cli_bad_arguments_and_a_corrupt_segment(tmp_path):
@@ -361,3 +362,21 @@ def test_cli_bad_arguments_and_a_corrupt_segment(tmp_path):
     done = _cli("--sequential", str(tmp_path / "segs"), cwd=tmp_path)
     assert done.returncode == 1 and f"corrupt segment {victim}" in done.stdout
     assert "CycleStrategy[default]: opportunities" in done.stdout
+
+
+def test_a_task_that_raises_is_reported_and_the_others_still_run(dask_cluster):
+    sys.path.insert(0, str(TESTS))
+    try:
+        strategies = {"broken": ("backtest_strategies:BrokenStart", None), "c": (CYCLE, None)}
+        with Backtest(strategies=strategies, blocks_per_segment=6, retries=1) as bt:
+            sequential = bt.run(sequential=True)
+            remote = bt.run(dask_cluster["client"])
+    finally:
+        sys.path.remove(str(TESTS))
+    for report in (sequential, remote):
+        assert set(report.errors) == {s.path for s in bt.segments}
+        assert all("BrokenStart refuses to start" in m for m in report.errors.values())
+        assert report.settings["broken[default]"].failed_segments == ["replay#0", "replay#1"]
+        assert report.settings["c[default]"].opportunities == 109
+    assert "after 1 retries" in next(iter(remote.errors.values()))
+    assert sequential.digest() == remote.digest()

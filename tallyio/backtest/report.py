@@ -156,7 +156,7 @@ class BacktestReport:
             if execute is not None and execute.count:
                 lines.append(f"  execute_strategy p50 {execute.percentile(50) / 1000:.1f} us, "
                              f"p99 {execute.percentile(99) / 1000:.1f} us (wall time, not in the digest)")
-        for path, message in sorted(self.errors.items()):
+        for _path, message in sorted(self.errors.items()):
             lines.append(f"error: {message}")
         lines.append(f"digest {self.digest()}")
         return "\n".join(lines)

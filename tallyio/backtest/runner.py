@@ -155,7 +155,10 @@ class Backtest:
         if sequential:
             mode = "sequential"
             for spec in specs:
-                out = run_task(spec)
+                try:
+                    out = run_task(spec)
+                except Exception as exc:        # a task that fails is reported; the others still run
+                    out = _failed(spec, f"segment {spec.segment.path}: the task failed: {type(exc).__name__}: {exc}")
                 results.append(out)
                 line.done(out)
                 if on_result is not None:
@@ -191,11 +194,8 @@ class Backtest:
                 if future.status == "error":
                     spec = index[future.key]
                     exc = future.exception()
-                    out = {"segment": spec.segment.path, "index": spec.segment.index,
-                           "recording": spec.segment.recording, "strategy": spec.strategy,
-                           "params": [list(p) for p in spec.params], "deterministic": None, "latency": {},
-                           "error": f"segment {spec.segment.path}: the task failed after {self.retries} "
-                                    f"retries: {type(exc).__name__}: {exc}"}
+                    out = _failed(spec, f"segment {spec.segment.path}: the task failed after {self.retries} "
+                                        f"retries: {type(exc).__name__}: {exc}")
                 else:
                     out = future.result()
                 results.append(out)
@@ -221,6 +221,13 @@ class Backtest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _failed(spec: TaskSpec, message: str) -> Dict[str, Any]:
+    """The result of a task that raised (or whose workers kept dying): only the error."""
+    return {"segment": spec.segment.path, "index": spec.segment.index, "recording": spec.segment.recording,
+            "strategy": spec.strategy, "params": [list(p) for p in spec.params], "deterministic": None,
+            "latency": {}, "outcome_lines": None, "seconds": 0.0, "error": message}
 
 
 class _Progress:

@@ -19,7 +19,8 @@ cheap and its canonical encoding is the same on every machine:
 * ``latency``: the engine's latency histograms (wall time: NOT deterministic,
   kept out of the digest), as ``Histogram.to_dict()`` arrays merged exactly
   by summing bucket counts;
-* ``error``: a corrupt segment's message (then nothing else is filled in).
+* ``error``: a corrupt segment's message (then nothing else is filled in);
+* ``seconds``: the task's own wall time, where it ran (for the benchmark).
 
     >>> from tallyio.backtest.segments import load_segments
     >>> from tallyio.mempool.recording import embedded_recording
@@ -34,6 +35,7 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
+import time
 from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 from tallyio.backtest.segments import Segment, check_segment
@@ -145,9 +147,10 @@ def run_task(spec: TaskSpec) -> Dict[str, Any]:
     from tallyio.engine.config import CoreConfig
     from tallyio.engine.engine import Engine, opportunity_key
 
+    started = time.perf_counter()
     base = {"segment": spec.segment.path, "index": spec.segment.index, "recording": spec.segment.recording,
             "strategy": spec.strategy, "params": [list(p) for p in spec.params], "error": None,
-            "deterministic": None, "latency": {}, "outcome_lines": None}
+            "deterministic": None, "latency": {}, "outcome_lines": None, "seconds": 0.0}
     try:
         check_segment(spec.segment)
     except CorruptSegmentError as exc:
@@ -200,7 +203,7 @@ def run_task(spec: TaskSpec) -> Dict[str, Any]:
             for _labels, child in family.children():
                 latency[family.name] = child.merged().to_dict()
     return {**base, "deterministic": deterministic, "latency": latency,
-            "outcome_lines": lines if spec.keep_outcomes else None}
+            "outcome_lines": lines if spec.keep_outcomes else None, "seconds": time.perf_counter() - started}
 
 
 def run_tasks(specs: Sequence[TaskSpec]) -> List[Dict[str, Any]]:

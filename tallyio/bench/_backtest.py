@@ -76,12 +76,17 @@ def _backtest(folder: str, segments: int):
 def measure_once(bt, clients: dict) -> dict[str, float]:
     """One repetition: seconds for the whole set sequentially and on each client."""
     out = {}
+    inside: dict[str, float] = {}
+
+    def adder(name: str):
+        return lambda result: inside.__setitem__(name, inside.get(name, 0.0) + result["seconds"])
+
     t0 = time.perf_counter()
-    reference = bt.run(sequential=True).digest()
+    reference = bt.run(sequential=True, on_result=adder("sequential")).digest()
     out["sequential"] = time.perf_counter() - t0
     for name, client in clients.items():
         t0 = time.perf_counter()
-        digest = bt.run(client).digest()
+        digest = bt.run(client, on_result=adder(name)).digest()
         out[name] = time.perf_counter() - t0
         if digest != reference:
             raise RuntimeError(f"backtest bench: the digest on {name} differs from the sequential one")
@@ -89,6 +94,9 @@ def measure_once(bt, clients: dict) -> dict[str, float]:
     out["speedup 2 workers"] = out["sequential"] / out["2 workers"]
     out["overhead per task"] = (out["1 worker"] - out["sequential"]) / tasks * 1e6
     out["per task"] = out["sequential"] / tasks * 1e6
+    # the tasks' own time on one worker process over their time in this process: what the worker's
+    # threads (its event loop beside the engine's) cost inside the task, apart from Dask's dispatch
+    out["in-task ratio 1 worker"] = inside["1 worker"] / inside["sequential"]
     return out
 
 
@@ -144,6 +152,8 @@ def sections(mode: str) -> list[Section]:
                    higher_is_better=True),
             Figure("backtest", "Dask overhead per task, 1 worker vs sequential", samples["overhead per task"],
                    unit="us"),
+            Figure("backtest", "a task's own time on 1 worker / in this process", samples["in-task ratio 1 worker"],
+                   unit="x"),
             Figure("backtest", f"per task ({BLOCKS_PER_SEGMENT * TXS_PER_BLOCK:,} pending txs), sequential",
                    samples["per task"], unit="us"),
         ]
