@@ -380,3 +380,29 @@ def test_a_task_that_raises_is_reported_and_the_others_still_run(dask_cluster):
         assert report.settings["c[default]"].opportunities == 109
     assert "after 1 retries" in next(iter(remote.errors.values()))
     assert sequential.digest() == remote.digest()
+
+
+def test_cli_in_process(tmp_path, capsys):
+    from tallyio.backtest.cli import parse_grid, parse_value
+    from tallyio.cli import main
+
+    assert [parse_value(v) for v in ("3", "0.5", "TRUE", "false", "abc")] == [3, 0.5, True, False, "abc"]
+    with pytest.raises(ValueError, match="given twice"):
+        parse_grid(["a=1", "a=2"])
+    assert main(["backtest", "--sequential", "--segment-seconds", "1.5", "--grid", "min_profit=0,5",
+                 "--json", str(tmp_path / "b.json"), "--report", str(tmp_path / "b.html")]) == 0
+    out = capsys.readouterr().out
+    assert "x 2 settings" in out and "CycleStrategy[min_profit=5]" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["digest"] in out and data["mode"] == "sequential" and not data["errors"]
+    assert "engine_execute_latency_seconds" in data["latency"]["CycleStrategy[min_profit=0]"]
+    split_recording(embedded_recording()[0], tmp_path / "segs", blocks_per_segment=6)
+    assert main(["backtest", "--sequential", str(tmp_path / "segs" / "replay.segments.json"),
+                 "--strategy", CYCLE, "--strategy", "tallyio.engine.strategy:CycleStrategy"]) == 0
+    assert "2 segments x 2 settings" in capsys.readouterr().out
+    for argv, text in ((["--segments", "0"], "--segments must be >= 1"),
+                       (["--segment-seconds", "-1"], "--segment-seconds must be > 0"),
+                       ([str(tmp_path / "none.tio")], "none.tio"),
+                       (["--grid", "x"], "expected name=v1,v2")):
+        assert main(["backtest", "--sequential", *argv]) == 2
+        assert text in capsys.readouterr().err

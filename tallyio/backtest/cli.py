@@ -103,7 +103,7 @@ def add_backtest_command(subparsers) -> argparse.ArgumentParser:
 
 
 def _blocks_per_segment(args: argparse.Namespace, recordings: List[str]) -> Optional[int]:
-    if args.blocks_per_segment is not None:
+    if args.blocks_per_segment is not None or args.segment_seconds is not None:
         return args.blocks_per_segment
     segments = args.segments if args.segments is not None else (4 if not args.recordings else None)
     if segments is None:
@@ -148,7 +148,7 @@ def backtest_command(args: argparse.Namespace, out: Optional[TextIO] = None) -> 
     with backtest:
         try:
             report = backtest.run(args.scheduler, sequential=args.sequential, progress=progress)
-        except OSError as exc:                 # the scheduler could not be reached
+        except (OSError, ImportError) as exc:  # the scheduler could not be reached; no dask installed
             print(f"tallyio backtest: {exc}", file=sys.stderr)
             return 2
     print(f"tallyio backtest: {len(backtest.segments)} segments x {len(backtest.settings)} settings = "

@@ -120,18 +120,22 @@ class Backtest:
             if work_dir is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="tallyio-backtest-")
                 work_dir = self._tmp.name
-            for rec in recordings:
-                p = Path(rec)
-                if p.is_file() and not p.name.endswith(".json"):
-                    split_recording(p, work_dir, segment_seconds=segment_seconds,
-                                    blocks_per_segment=blocks_per_segment)
-                    stem = p.name[:-4] if p.name.endswith(".tio") else p.name
-                    sources.append(Path(work_dir) / f"{stem}.segments.json")
-                else:
-                    sources.append(p)
+            try:
+                for rec in recordings:
+                    p = Path(rec)
+                    if p.is_file() and not p.name.endswith(".json"):
+                        split_recording(p, work_dir, segment_seconds=segment_seconds,
+                                        blocks_per_segment=blocks_per_segment)
+                        stem = p.name[:-4] if p.name.endswith(".tio") else p.name
+                        sources.append(Path(work_dir) / f"{stem}.segments.json")
+                    else:
+                        sources.append(p)
+                self.segments: List[Segment] = segments_of(sources)
+            except BaseException:
+                self.close()
+                raise
         else:
-            sources = list(recordings)
-        self.segments: List[Segment] = segments_of(sources)
+            self.segments = segments_of(recordings)
 
     def tasks(self, *, keep_outcomes: bool = False) -> List[TaskSpec]:
         """Every (segment, strategy, setting) as a ``TaskSpec``, in a fixed order."""
@@ -173,7 +177,11 @@ class Backtest:
 
     def _run_dask(self, client: Any, specs: List[TaskSpec], line: "_Progress",
                   on_result: Optional[Callable[[Dict[str, Any]], None]]) -> Tuple[str, List[Dict[str, Any]]]:
-        from distributed import Client, LocalCluster, as_completed
+        try:
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError as exc:
+            raise ImportError(f"a backtest on Dask needs dask[distributed] (pip install 'tallyio[backtest]'), "
+                              f"or run it with sequential=True: {exc}") from None
 
         cluster = own_client = None
         if client is None:
