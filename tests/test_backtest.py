@@ -399,7 +399,10 @@ def test_cli_in_process(tmp_path, capsys):
     split_recording(embedded_recording()[0], tmp_path / "segs", blocks_per_segment=6)
     assert main(["backtest", "--sequential", str(tmp_path / "segs" / "replay.segments.json"),
                  "--strategy", CYCLE, "--strategy", "tallyio.engine.strategy:CycleStrategy"]) == 0
-    assert "2 segments x 2 settings" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 segments x 2 settings" in out
+    # the same class twice under two names: two entries, each with the whole result
+    assert out.count("opportunities 109, actions 109") == 2
     for argv, text in ((["--segments", "0"], "--segments must be >= 1"),
                        (["--segment-seconds", "-1"], "--segment-seconds must be > 0"),
                        ([str(tmp_path / "none.tio")], "none.tio"),

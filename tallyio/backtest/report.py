@@ -121,11 +121,14 @@ class BacktestReport:
         by_label = {setting_label(n, p): SettingResult(n, s, tuple(p)) for n, s, p in settings}
         errors: Dict[str, str] = {}
         count = 0
-        ordered = sorted(task_results, key=lambda t: (t["recording"], t["index"], t["strategy"], repr(t["params"])))
+        ordered = sorted(task_results, key=lambda t: (t["recording"], t["index"], t.get("name", ""), t["strategy"],
+                                                      repr(t["params"])))
         owners = {(s, tuple(p)): setting_label(n, p) for n, s, p in settings}
         for task in ordered:
             count += 1
-            label = owners[(task["strategy"], tuple(tuple(p) for p in task["params"]))]
+            params = tuple(tuple(p) for p in task["params"])
+            # by the name the task carries; a result without one (made by hand) by its strategy and setting
+            label = setting_label(task["name"], params) if task.get("name") else owners[(task["strategy"], params)]
             entry = by_label[label]
             if task["error"] is not None:
                 errors[task["segment"]] = task["error"]
@@ -185,7 +188,10 @@ class BacktestReport:
                            "series": [("cumulative P&L", [float(b) for b, _ in curve], [float(v) for _, v in curve])],
                            "x_label": "block", "y_label": "start-token units"})
         counters = {"backtest_tasks": self.tasks, "backtest_failed_segments": len(self.errors)}
-        run = {"title": title, "histograms": {}, "counters": counters, "history": {}, "kinds": {},
+        # the page's own latency plot compares the settings' execute_strategy latency side by side
+        compared = {f"{label} execute_strategy": s.latency["engine_execute_latency_seconds"].to_dict()
+                    for label, s in sorted(self.settings.items()) if "engine_execute_latency_seconds" in s.latency}
+        run = {"title": title, "histograms": compared, "counters": counters, "history": {}, "kinds": {},
                "gauges": {}, "panels": panels, "notes": [f"digest {self.digest()}", f"mode {self.mode}",
                                                          *(f"error: {m}" for m in sorted(self.errors.values()))]}
         from tallyio.bench._report import machine_description   # the project's one description of a machine

@@ -139,8 +139,8 @@ class Backtest:
 
     def tasks(self, *, keep_outcomes: bool = False) -> List[TaskSpec]:
         """Every (segment, strategy, setting) as a ``TaskSpec``, in a fixed order."""
-        return [TaskSpec(seg, spec, params, self.routers, self.engine_workers, keep_outcomes)
-                for seg in self.segments for _name, spec, params in self.settings]
+        return [TaskSpec(seg, spec, params, self.routers, self.engine_workers, keep_outcomes, name)
+                for seg in self.segments for name, spec, params in self.settings]
 
     def run(self, client: Any = None, *, sequential: bool = False, progress: Optional[TextIO] = None,
             on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> BacktestReport:
@@ -234,7 +234,8 @@ class Backtest:
 def _failed(spec: TaskSpec, message: str) -> Dict[str, Any]:
     """The result of a task that raised (or whose workers kept dying): only the error."""
     return {"segment": spec.segment.path, "index": spec.segment.index, "recording": spec.segment.recording,
-            "strategy": spec.strategy, "params": [list(p) for p in spec.params], "deterministic": None,
+            "name": spec.name, "strategy": spec.strategy, "params": [list(p) for p in spec.params],
+            "deterministic": None,
             "latency": {}, "outcome_lines": None, "seconds": 0.0, "error": message}
 
 

@@ -60,6 +60,8 @@ class TaskSpec(NamedTuple):
     engine_workers: int = 1
     keep_outcomes: bool = False
     """also return the outcome lines themselves (tests compare them)."""
+    name: str = ""
+    """the strategy's name in the backtest (a report entry is ``name[setting]``)."""
 
 
 def strategy_spec(strategy: Any) -> str:
@@ -149,7 +151,7 @@ def run_task(spec: TaskSpec) -> Dict[str, Any]:
 
     started = time.perf_counter()
     base = {"segment": spec.segment.path, "index": spec.segment.index, "recording": spec.segment.recording,
-            "strategy": spec.strategy, "params": [list(p) for p in spec.params], "error": None,
+            "name": spec.name, "strategy": spec.strategy, "params": [list(p) for p in spec.params], "error": None,
             "deterministic": None, "latency": {}, "outcome_lines": None, "seconds": 0.0}
     try:
         check_segment(spec.segment)
