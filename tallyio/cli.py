@@ -258,12 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     from tallyio.engine.run import add_run_command
 
     add_run_command(sub)
+    from tallyio.backtest.cli import add_backtest_command
+
+    add_backtest_command(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
     if args.command == "topology":
         return _topology(args)
-    if args.command in ("report", "run"):
+    if args.command in ("report", "run", "backtest"):
         return args.func(args)
     return _bench(args)
 

@@ -260,3 +260,19 @@ class BreakerOpenError(TallyioError, RuntimeError):
 
 
 __all__ += ["BreakerOpenError"]
+# ---- tallyio.backtest ----
+
+class CorruptSegmentError(TallyioError, ValueError):
+    """A backtest segment file cannot be replayed: missing, not a record log,
+    damaged, or not what its manifest says.  ``path`` names the file, ``reason``
+    says what was wrong; the backtest reports it and goes on with the others."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"corrupt segment {path}: {reason}")
+
+    def __reduce__(self):  # keep path and reason across pickling (worker processes)
+        return type(self), (self.path, self.reason)
+
+
+__all__ += ["CorruptSegmentError"]

@@ -47,6 +47,10 @@ Groups:
   latency at 10,000 tx/s, beside the same flow written as a Python searcher
   writes it.
 
+* ``backtest``: one segment set (the embedded recording x 3 strategy settings,
+  ``tallyio.backtest``) sequentially and on Dask LocalClusters of 1 and 2 worker
+  processes: the speedup and Dask's overhead per task.
+
 The ``scheduler`` group also measures the awaitable path (``await
 scheduler.run``, ``submit_async`` gathered) beside ``run_in_executor`` and
 ``call_soon_threadsafe``.
@@ -61,8 +65,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tallyio.bench import (_amm, _breaker, _core, _decode, _engine, _execution, _mempool, _metrics, _scheduler,
-                           _source, _state)
+from tallyio.bench import (_amm, _backtest, _breaker, _core, _decode, _engine, _execution, _mempool, _metrics,
+                           _scheduler, _source, _state)
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
@@ -73,11 +77,11 @@ __all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_s
 
 #: the benchmark groups `run` knows, in the order they run
 GROUPS = ("core", "scheduler", "decode", "amm", "mempool", "source", "state", "metrics", "breaker", "execution",
-          "engine")
+          "engine", "backtest")
 _SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections, "decode": _decode.sections,
              "amm": _amm.sections, "mempool": _mempool.sections, "source": _source.sections, "state": _state.sections,
              "metrics": _metrics.sections, "breaker": _breaker.sections, "execution": _execution.sections,
-             "engine": _engine.sections}
+             "engine": _engine.sections, "backtest": _backtest.sections}
 
 
 def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GROUPS,

@@ -337,12 +337,34 @@ def render_report(run: dict) -> str:
             f"<tr><td>{_esc(k)}</td><td>{_quantity(v)}</td></tr>"
             for k, v in sorted(run["gauges"].items())) + "</table>")
 
+    for panel in run.get("panels", ()):
+        parts.append(_panel(panel))
+    if run.get("notes"):
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_esc(n)}</li>" for n in run["notes"]) + "</ul>")
+
     parts.append("<h2>Machine</h2><table>" + "".join(
         f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in run.get("machine", {}).items()) + "</table>")
     if run.get("process"):
         parts.append("<table><tr><th>process (at the end)</th><th></th></tr>" + "".join(
             f"<tr><td>{_esc(k)}</td><td>{_quantity(v)}</td></tr>" for k, v in run["process"].items()) + "</table>")
     parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _panel(panel: dict) -> str:
+    """One panel of a run with several parts (a backtest: one per strategy setting):
+    ``{"title", "histograms": {name: Histogram.to_dict()}, "counters": {name: value},
+    "series": [(name, xs, ys)], "x_label", "y_label"}``, each key optional but the title."""
+    histograms = {name: Histogram.from_dict(state) for name, state in panel.get("histograms", {}).items()}
+    parts = [f"<h2>{_esc(panel['title'])}</h2>"]
+    if histograms:
+        parts.append(_percentile_plot(histograms))
+    if panel.get("series"):
+        parts.append(_line_chart(panel["title"], [tuple(s) for s in panel["series"]],
+                                 x_label=panel.get("x_label", "x"), y_label=panel.get("y_label", "y"), height=240))
+    if panel.get("counters"):
+        parts.append("<table><tr><th>counter</th><th>total</th></tr>" + "".join(
+            f"<tr><td>{_esc(k)}</td><td>{v:,}</td></tr>" for k, v in panel["counters"].items()) + "</table>")
     return "".join(parts)
 
 
