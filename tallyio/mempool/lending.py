@@ -353,7 +353,7 @@ class PositionBook:
             for d in holdings:
                 if not d.debt:
                     continue
-                amounts = liquidation_amounts(c, d, hf, UINT256_MAX)
+                amounts = _sized(c, d, hf)
                 if amounts.debt_to_cover == 0 or amounts.collateral_to_liquidator == 0:
                     continue
                 # values in the base currency (the oracle's unit), truncated like Aave's own conversions
@@ -427,6 +427,24 @@ class PositionBook:
                 flag = bool((config >> (2 * reserve_id + 1)) & 1)  # UserConfiguration: bit 2*id+1 = collateral
                 if coll or debt or user in self._accounts:
                     self.set_position(user, i, scaled_collateral=coll, scaled_debt=debt, use_as_collateral=flag)
+
+
+def _sized(collateral: Holding, debt: Holding, health_factor: int):
+    """The liquidation the pool performs when called with the returned
+    ``debt_to_cover``: sizing with "all allowed" can hit the collateral cap,
+    whose debt-needed then, passed back as ``debtToCover``, is sized again by the
+    pool (without the cap, rounding differently by a unit). Iterate to the fixed
+    point (two rounds at most in practice) so the prediction is what the call
+    really does."""
+    amounts = liquidation_amounts(collateral, debt, health_factor, UINT256_MAX)
+    for _ in range(8):
+        if amounts.debt_to_cover == 0:
+            return amounts
+        again = liquidation_amounts(collateral, debt, health_factor, amounts.debt_to_cover)
+        if again == amounts:
+            return amounts
+        amounts = again
+    raise ArithmeticError("liquidation sizing did not reach a fixed point")  # pragma: no cover (never seen)
 
 
 def _word_address(address: bytes) -> bytes:
