@@ -37,5 +37,5 @@ __all__ = ["Anvil", "chain_dir", "find_anvil", "RpcClient", "DevAccount", "dev_a
            "encode_call", "decode_result", "to_address", "load_artifact", "deploy_uniswap", "UniswapDeployment",
            "V2Exchange", "v2_pair_address", "get_reserves", "mine", "set_automine", "fund_trader", "swap_v2",
            "swap_v3", "DEADLINE", "deploy_aave", "AaveDeployment", "AaveReserve", "AaveAssetSpec", "ReserveState",
-           "supply", "borrow", "repay", "withdraw", "set_price", "liquidation_call", "mint_tokens", "set_collateral", "DEFAULT_ASSETS",
-           "user_account_data", "reserve_data", "scaled_balances"]
+           "supply", "borrow", "repay", "withdraw", "set_price", "liquidation_call", "mint_tokens",
+           "set_collateral", "DEFAULT_ASSETS", "user_account_data", "reserve_data", "scaled_balances"]

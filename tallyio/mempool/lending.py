@@ -197,7 +197,8 @@ class PositionBook:
         if scaled_collateral < 0 or scaled_debt < 0:
             raise ValueError(f"scaled balances are >= 0, got {scaled_collateral} and {scaled_debt}")
         coll, debt, flags = self._account(bytes(user))
-        coll[asset_index], debt[asset_index], flags[asset_index] = scaled_collateral, scaled_debt, bool(use_as_collateral)
+        coll[asset_index], debt[asset_index] = scaled_collateral, scaled_debt
+        flags[asset_index] = bool(use_as_collateral)
 
     def scaled(self, user: bytes, asset_index: int) -> tuple:
         """``(scaled collateral, scaled debt, use_as_collateral)`` of ``user`` in one reserve."""
@@ -399,7 +400,8 @@ class PositionBook:
                                   received_ns=tx.received_ns)
 
     # ---- resync from a node ----
-    def resync(self, rpc: Any, users: Iterable[bytes], block: Any = "latest", *, oracle: Optional[bytes] = None) -> None:
+    def resync(self, rpc: Any, users: Iterable[bytes], block: Any = "latest", *,
+               oracle: Optional[bytes] = None) -> None:
         """Replace the reserves' indexes and prices and ``users``' positions with
         what the chain holds at ``block`` (``rpc``: anything with
         ``call(method, *params)``, e.g. ``tallyio.devnet.RpcClient``)."""
@@ -410,10 +412,12 @@ class PositionBook:
             out = rpc.call("eth_call", {"to": "0x" + to.hex(), "data": "0x" + data.hex()}, tag)
             return bytes.fromhex(out[2:])
 
+        reserve_ids = []
         for i, r in enumerate(self.reserves):
             raw = call(self.pool, _GET_RESERVE_DATA + _word_address(r.config.asset))
-            w = [int.from_bytes(raw[32 * k: 32 * k + 32], "big") for k in range(7)]
+            w = [int.from_bytes(raw[32 * k: 32 * k + 32], "big") for k in range(8)]
             self.set_reserve_state(i, w[1], w[2], w[3], w[4], w[6])
+            reserve_ids.append(w[7])
             if oracle is not None:
                 self.set_price(i, int.from_bytes(call(oracle, _GET_ASSET_PRICE + _word_address(r.config.asset)), "big"))
         for user in users:
@@ -422,9 +426,7 @@ class PositionBook:
             for i, r in enumerate(self.reserves):
                 coll = int.from_bytes(call(r.a_token, _SCALED_BALANCE_OF + _word_address(user)), "big")
                 debt = int.from_bytes(call(r.debt_token, _SCALED_BALANCE_OF + _word_address(user)), "big")
-                reserve_id = int.from_bytes(call(self.pool, _GET_RESERVE_DATA + _word_address(r.config.asset))
-                                            [7 * 32: 8 * 32], "big")
-                flag = bool((config >> (2 * reserve_id + 1)) & 1)  # UserConfiguration: bit 2*id+1 = collateral
+                flag = bool((config >> (2 * reserve_ids[i] + 1)) & 1)  # UserConfiguration: bit 2*id+1 = collateral
                 if coll or debt or user in self._accounts:
                     self.set_position(user, i, scaled_collateral=coll, scaled_debt=debt, use_as_collateral=flag)
 
