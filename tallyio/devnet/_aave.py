@@ -14,6 +14,14 @@ parameters, borrowing on, the liquidation protocol fee),
 ``liquidation_call``) and reads (``user_account_data``, ``reserve_data``,
 ``scaled_balances``). Sends transactions only through a
 :class:`~tallyio.devnet.Sender`; imports nothing of the engine.
+
+    >>> spec = AaveAssetSpec("USDCm", decimals=6, price=10**8, ltv=7700, liquidation_threshold=8000)
+    >>> spec.liquidation_bonus, spec.liquidation_protocol_fee
+    (10500, 1000)
+    >>> AaveAssetSpec("BAD", ltv=9000, liquidation_threshold=8000)
+    Traceback (most recent call last):
+    ...
+    ValueError: BAD: need 0 <= ltv < liquidation_threshold <= 10000, got 9000 and 8000
 """
 from __future__ import annotations
 
