@@ -173,7 +173,7 @@ def test_price_drop_reports_exactly_the_accounts_the_chain_says_are_liquidatable
 
 
 def test_a_pending_oracle_update_is_an_opportunity_one_block_early(market):
-    from tallyio.devnet import set_automine, set_price
+    from tallyio.devnet import scaled_balances, set_automine, set_price
     from tallyio.eth.types import PendingTx
 
     market.set_price(WETH, DROPPED_WETH)
@@ -200,12 +200,17 @@ def test_a_pending_oracle_update_is_an_opportunity_one_block_early(market):
     mined, mined_ts = market.sync()
     assert (mined, mined_ts) == (block + 1, next_ts)
     chain_under = {raw(a.address) for a in market.users if market.chain_account(a.address, mined)[5] < 10**18}
-    assert {op.user for op in early} == chain_under
+    wbtc_holders = {raw(a.address) for a in market.users
+                    if any(scaled_balances(market.rpc, market.dep.reserves[WBTC], a.address, mined))}
+    # the update's opportunities: every account holding WBTC that it leaves under water; the others
+    # under water do not hold WBTC and were already liquidatable (the previous block's opportunities)
+    assert {op.user for op in early} == chain_under & wbtc_holders
+    assert chain_under - wbtc_holders <= before
     assert chain_under - before, "the WBTC drop must put new accounts under water"
     assert all(op.trigger_tx == tx_hash and op.block_number == block + 1 for op in early)
     # and the book, now that the update is mined, predicts the same liquidations
-    assert [(o.user, o.amount_in, o.amount_out) for o in market.book.opportunities(mined_ts, mined + 1)] == \
-        [(o.user, o.amount_in, o.amount_out) for o in early]
+    now = market.book.opportunities(mined_ts, mined + 1, among=wbtc_holders)
+    assert [(o.user, o.amount_in, o.amount_out) for o in now] == [(o.user, o.amount_in, o.amount_out) for o in early]
     market.assert_book_equals_chain(mined, mined_ts)
 
 

@@ -271,6 +271,12 @@ def test_a_pending_price_is_valued_on_a_copy():
     assert b.on_pending(pending(b"\x00" * 4), 0, 10) == []
     other = SET_ASSET_PRICE_SELECTOR + eth_abi.encode(["address", "uint256"], ["0x" + "02" * 20, 1])
     assert b.on_pending(pending(other), 0, 10) == []
+    assert b.holders(0) == {U, V, b"\x77" * 20}
+    # an update of D's price only concerns D's holders: a fourth account holding only A is not looked at
+    b.set_position(b"\x44" * 20, 0, scaled_collateral=1, scaled_debt=10**18, use_as_collateral=False)
+    d_up = SET_ASSET_PRICE_SELECTOR + eth_abi.encode(["address", "uint256"], ["0x" + D.hex(), 10**8 + 1])
+    assert b"\x44" * 20 not in {op.user for op in b.on_pending(pending(d_up), 0, 10)}
+    assert b"\x44" * 20 in b.liquidatable(0)
 
 
 def test_indexes_project_forward_and_never_backward():

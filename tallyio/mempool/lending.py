@@ -147,6 +147,9 @@ class PositionBook:
         n = len(self.reserves)
         # user -> [scaled collateral per asset], [scaled debt per asset], [collateral flag per asset]
         self._accounts: Dict[bytes, tuple] = {}
+        #: per asset, the accounts that ever held it (collateral or debt): a superset, checked exactly later;
+        #: what a price change of that asset can move
+        self._holders: List[set] = [set() for _ in range(n)]
         self._n = n
         self.counts: Dict[str, int] = dict(records=0, token_events=0, reserve_updates=0, prices=0, toggles=0,
                                            ignored=0, pending_prices=0)
@@ -198,6 +201,8 @@ class PositionBook:
             raise ValueError(f"scaled balances are >= 0, got {scaled_collateral} and {scaled_debt}")
         coll, debt, flags = self._account(bytes(user))
         coll[asset_index], debt[asset_index] = scaled_collateral, scaled_debt
+        if scaled_collateral or scaled_debt:
+            self._holders[asset_index].add(bytes(user))
         flags[asset_index] = bool(use_as_collateral)
 
     def scaled(self, user: bytes, asset_index: int) -> tuple:
@@ -227,6 +232,7 @@ class PositionBook:
                     raise ValueError(f"{record.kind} of 0x{record.token.hex()} takes 0x{user.hex()}'s scaled balance "
                                      f"below 0 ({column[asset]} + {delta}): the book missed an earlier event")
                 column[asset] += delta
+                self._holders[asset].add(user)
             self.counts["token_events"] += 1
             return True
         if isinstance(record, AaveReserveUpdate):
@@ -313,20 +319,26 @@ class PositionBook:
         """Every account's exact health factor (wad; 2**256-1 without debt) at ``now_ts``."""
         return {user: self.account_data(user, now_ts).health_factor for user in self._accounts}
 
-    def liquidatable(self, now_ts: int, prices: Optional[Sequence[int]] = None) -> List[bytes]:
-        """The accounts whose health factor is below 1 at ``now_ts`` (exact)."""
-        return [u for u in self._accounts if self.account_data(u, now_ts, prices).health_factor < WAD]
+    def holders(self, asset_index: int) -> frozenset:
+        """The accounts that hold (or held) reserve ``asset_index`` as collateral or debt."""
+        return frozenset(self._holders[asset_index])
+
+    def liquidatable(self, now_ts: int, prices: Optional[Sequence[int]] = None, *,
+                     among: Optional[Iterable[bytes]] = None) -> List[bytes]:
+        """The accounts (of ``among``, default all) whose health factor is below 1 at ``now_ts`` (exact)."""
+        users = self._accounts if among is None else [u for u in among if u in self._accounts]
+        return [u for u in users if self.account_data(u, now_ts, prices).health_factor < WAD]
 
     # ---- opportunities ----
     def opportunities(self, now_ts: int, block_number: int, base_fee_per_gas: int = 0, *,
                       prices: Optional[Sequence[int]] = None, trigger_tx: Optional[bytes] = None,
-                      received_ns: int = 0) -> List[Opportunity]:
+                      received_ns: int = 0, among: Optional[Iterable[bytes]] = None) -> List[Opportunity]:
         """One LIQUIDATION opportunity per liquidatable account at ``now_ts`` (the
         block it is for: ``block_number``), sized on its best collateral/debt
         pair, best net profit first; accounts whose best pair does not reach
         ``min_profit_base`` are left out."""
         ops = []
-        for user in self.liquidatable(now_ts, prices):
+        for user in self.liquidatable(now_ts, prices, among=among):
             op = self.best_liquidation(user, now_ts, block_number, base_fee_per_gas, prices=prices,
                                        trigger_tx=trigger_tx, received_ns=received_ns)
             if op is not None:
@@ -386,7 +398,10 @@ class PositionBook:
                    base_fee_per_gas: int = 0) -> List[Opportunity]:
         """The opportunities a pending oracle update (``setAssetPrice`` to
         :attr:`oracle`) will make at the next block (time ``now_ts``, number
-        ``block_number``): the price is applied to a copy, never to the book."""
+        ``block_number``): every account holding the updated asset that the new
+        price leaves under water, sized at that price (accounts that do not hold
+        it are not changed by it: their opportunities, if any, are the current
+        block's). The price is applied to a copy, never to the book."""
         update = decode_oracle_call(tx, self.oracle)
         if update is None:
             return []
@@ -397,7 +412,7 @@ class PositionBook:
         prices = [s.price for s in self._state]
         prices[asset] = update.price
         return self.opportunities(now_ts, block_number, base_fee_per_gas, prices=prices, trigger_tx=tx.hash,
-                                  received_ns=tx.received_ns)
+                                  received_ns=tx.received_ns, among=self._holders[asset])
 
     # ---- resync from a node ----
     def resync(self, rpc: Any, users: Iterable[bytes], block: Any = "latest", *,
