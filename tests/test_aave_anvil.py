@@ -55,13 +55,8 @@ class Market:
 
     def sync(self):
         """Apply every log since the last sync; returns the latest block (number, timestamp)."""
-        latest = int(self.rpc.call("eth_blockNumber"), 16)
-        if latest >= self.next_block:
-            logs = self.rpc.call("eth_getLogs", {"fromBlock": hex(self.next_block), "toBlock": hex(latest),
-                                                 "address": self.dep.log_addresses()})
-            self.book.apply_logs(logs)
-            self.next_block = latest + 1
-        return latest, self.timestamp(latest)
+        self.next_block = self.book.catch_up(self.rpc, self.dep.log_addresses(), self.next_block, chunk=50)
+        return self.next_block - 1, self.timestamp(self.next_block - 1)
 
     def timestamp(self, block):
         return int(self.rpc.call("eth_getBlockByNumber", hex(block), False)["timestamp"], 16)

@@ -372,3 +372,33 @@ def test_deployer_input_checks():
     assert link(artifact, "C", {"Lib": "0x" + "12" * 20}) == bytes.fromhex("60" + "12" * 20 + "00")
     with pytest.raises(DevnetError, match="no creation bytecode"):
         link({"bytecode": "0x"}, "C", {})
+
+
+class FakeRpc:
+    """A node answering eth_blockNumber / eth_getLogs / eth_getBlockByNumber from a list: only to
+    exercise catch_up's chunking and its timestamp look-up for logs without blockTimestamp, which
+    anvil (the real node of test_aave_anvil) always fills in."""
+
+    def __init__(self, logs):
+        self.logs, self.calls = logs, []
+
+    def call(self, method, *params):
+        self.calls.append(method)
+        if method == "eth_blockNumber":
+            return hex(30)
+        if method == "eth_getBlockByNumber":
+            return {"timestamp": hex(1000 + int(params[0], 16))}
+        lo, hi = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        return [g for g in self.logs if lo <= int(g["blockNumber"], 16) <= hi]
+
+
+def test_catch_up_reads_logs_in_chunks_and_fills_in_missing_block_times():
+    b = book()
+    first = log("ReserveDataUpdated", [A], ["uint256"] * 5, [0, 0, 0, 2 * RAY, 3 * RAY], blockNumber="0x5")
+    del first["blockTimestamp"]
+    second = log("Mint", [V, U], ["uint256"] * 3, [4 * 10**18, 0, 2 * RAY], emitter=AT, blockNumber="0x1c")
+    rpc = FakeRpc([second, first])
+    assert b.catch_up(rpc, ["0x" + POOL.hex()], 0, chunk=10) == 31
+    assert rpc.calls.count("eth_getLogs") == 4 and rpc.calls.count("eth_getBlockByNumber") == 1
+    assert b.normalized(0, 1005) == (2 * RAY, 3 * RAY) and b._state[0].last_update == 1005
+    assert b.scaled(U, 0) == (2 * 10**18, 0, False)

@@ -290,6 +290,23 @@ class PositionBook:
             applied += self.apply_log(log, block_timestamp=timestamps.get(int(log["blockNumber"], 16), 0)) is not None
         return applied
 
+    def catch_up(self, rpc: Any, addresses: Sequence[str], from_block: int, to_block: Any = "latest",
+                 *, chunk: int = 2_000) -> int:
+        """Apply the logs of ``addresses`` (the pool, the oracle, the aTokens and
+        debt tokens: ``AaveDeployment.log_addresses()``) from ``from_block`` to
+        ``to_block`` with ``eth_getLogs``, ``chunk`` blocks per call; returns the
+        next block to ask for. ``rpc``: anything with ``call(method, *params)``."""
+        last = int(rpc.call("eth_blockNumber"), 16) if to_block == "latest" else int(to_block)
+        start = int(from_block)
+        while start <= last:
+            end = min(last, start + chunk - 1)
+            logs = rpc.call("eth_getLogs", {"fromBlock": hex(start), "toBlock": hex(end), "address": list(addresses)})
+            missing = {int(g["blockNumber"], 16) for g in logs if not g.get("blockTimestamp")}
+            times = {n: int(rpc.call("eth_getBlockByNumber", hex(n), False)["timestamp"], 16) for n in missing}
+            self.apply_logs(logs, times)
+            start = end + 1
+        return start
+
     # ---- exact account data ----
     def normalized(self, asset_index: int, now_ts: int) -> tuple:
         """``(normalized income, normalized variable debt)`` of a reserve at ``now_ts`` (ray)."""
