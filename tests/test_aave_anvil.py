@@ -288,3 +288,59 @@ def test_liquidations_land_and_the_collateral_received_equals_the_prediction_to_
         executor.close()
         signer.close()
     assert liquidated >= 3, f"only {liquidated} liquidations landed"
+
+
+def test_a_liquidation_through_the_engine_lands_with_the_predicted_collateral(market, monkeypatch):
+    """The same, with the Engine deciding (trading gate, breaker, strategy dispatch by kind) and
+    its executor sending: the PositionBook's opportunity goes to ``engine.execute_strategy``."""
+    from tallyio.devnet import mint_tokens
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine
+    from tallyio.engine.keys import Signer
+    from tallyio.engine.liquidation import LiquidationStrategy
+    from tallyio.engine.node_executor import NodeExecutor
+    from tallyio.engine.records import ExecutionStatus
+    from tallyio.mempool import PoolTable, V2Pool
+
+    market.set_price(WETH, DROPPED_WETH)
+    market.set_price(WBTC, DROPPED_WBTC * 9 // 10)     # a further drop: new accounts under water
+    liquidator = market.accounts[LIQUIDATOR]
+    market.sender.forget_nonces()   # the executor of the previous test sent from this account too
+    for r in market.dep.reserves:
+        mint_tokens(market.sender, liquidator, r.asset, 10**9 * 10**r.decimals, approve=market.dep.pool)
+    block, ts = market.sync()
+    next_ts = ts + 5
+    ops = market.book.opportunities(next_ts, block + 1, 10**9)
+    assert ops, "the further drop must leave someone to liquidate"
+    op = ops[0]
+    monkeypatch.setenv("AAVE_TEST_KEY", "0x" + _dev_key(LIQUIDATOR))
+    config = CoreConfig(node_url=market.node.ws_url, execute=True, signer_key_env="AAVE_TEST_KEY")
+    signer = Signer.from_env("AAVE_TEST_KEY")
+    executor = NodeExecutor(market.node.url, signer, gas_limit=700_000)
+    # the engine's node source watches V2 pools; this market has none: a table with one unrelated pair
+    table = PoolTable([V2Pool(b"\x01" * 20, b"\x02" * 20, b"\x03" * 20, 10**18, 10**18)])
+    strategy = LiquidationStrategy(pools={raw(market.dep.pool)})
+    collateral = "0x" + op.token_path[1].hex()
+
+    async def main():
+        async with Engine(config, strategies=[strategy], executor=executor, table=table,
+                          routers=[(b"\x04" * 20, 0)]) as engine:
+            await asyncio.to_thread(market.rpc.call, "evm_setNextBlockTimestamp", next_ts)
+            sent = await engine.execute_strategy(op)
+            assert sent.status is ExecutionStatus.SENT, sent
+            return await executor.follow(sent, 10.0), sent
+
+    try:
+        done, sent = asyncio.run(main())
+    finally:
+        signer.close()
+    assert done.status is ExecutionStatus.LANDED, done
+    mined = int(market.rpc.call("eth_getTransactionReceipt", "0x" + sent.tx_hashes[0].hex())["blockNumber"], 16)
+    assert mined == block + 1
+    got = (market.sender.call(collateral, "balanceOf(address)", liquidator.address, returns=["uint256"],
+                              block=hex(mined))[0]
+           - market.sender.call(collateral, "balanceOf(address)", liquidator.address, returns=["uint256"],
+                                block=hex(mined - 1))[0])
+    assert got == op.amount_out == done.realized_profit
+    block, ts = market.sync()
+    market.assert_book_equals_chain(block, ts)
