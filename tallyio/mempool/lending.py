@@ -151,6 +151,8 @@ class PositionBook:
         #: what a price change of that asset can move
         self._holders: List[set] = [set() for _ in range(n)]
         self._n = n
+        self._norm_at: Optional[int] = None
+        self._norm: List[Optional[tuple]] = [None] * n
         self.counts: Dict[str, int] = dict(records=0, token_events=0, reserve_updates=0, prices=0, toggles=0,
                                            ignored=0, pending_prices=0)
 
@@ -193,6 +195,7 @@ class PositionBook:
         s.liquidity_index, s.liquidity_rate = liquidity_index, liquidity_rate
         s.variable_index, s.variable_rate = variable_borrow_index, variable_borrow_rate
         s.last_update = last_update_timestamp
+        self._norm_at = None
 
     def set_position(self, user: bytes, asset_index: int, *, scaled_collateral: int, scaled_debt: int,
                      use_as_collateral: bool) -> None:
@@ -310,11 +313,19 @@ class PositionBook:
     # ---- exact account data ----
     def normalized(self, asset_index: int, now_ts: int) -> tuple:
         """``(normalized income, normalized variable debt)`` of a reserve at ``now_ts`` (ray)."""
+        if self._norm_at != now_ts:  # one projection per reserve and timestamp (set_reserve_state clears it)
+            self._norm_at, self._norm = now_ts, [None] * self._n
+        cached = self._norm[asset_index]
+        if cached is not None:
+            return cached
         s = self._state[asset_index]
         if now_ts <= s.last_update:  # an index is never projected backwards: same block or older
-            return s.liquidity_index, s.variable_index
-        return (normalized_income(s.liquidity_index, s.liquidity_rate, s.last_update, now_ts),
-                normalized_debt(s.variable_index, s.variable_rate, s.last_update, now_ts))
+            cached = (s.liquidity_index, s.variable_index)
+        else:
+            cached = (normalized_income(s.liquidity_index, s.liquidity_rate, s.last_update, now_ts),
+                      normalized_debt(s.variable_index, s.variable_rate, s.last_update, now_ts))
+        self._norm[asset_index] = cached
+        return cached
 
     def holdings(self, user: bytes, now_ts: int, prices: Optional[Sequence[int]] = None) -> List[Holding]:
         """``user``'s holdings (underlying units at ``now_ts``) for ``tallyio.amm.aave``."""
