@@ -402,3 +402,48 @@ def test_catch_up_reads_logs_in_chunks_and_fills_in_missing_block_times():
     assert rpc.calls.count("eth_getLogs") == 4 and rpc.calls.count("eth_getBlockByNumber") == 1
     assert b.normalized(0, 1005) == (2 * RAY, 3 * RAY) and b._state[0].last_update == 1005
     assert b.scaled(U, 0) == (2 * 10**18, 0, False)
+
+
+def test_the_matrix_screen_reports_exactly_the_brute_force_liquidatable_set(seed):
+    """PositionBook.liquidatable goes through the health matrix (float screen, exact decision):
+    it must equal the exact per-account path over random books, price moves, pending prices,
+    token events and index projections."""
+    import random
+
+    from tallyio.amm.aave import WAD
+
+    rng = random.Random(seed)
+    reserves = [LendingReserve(ReserveConfig(bytes([i + 1]) * 20, dec, 7000, 8000, 10500, 1000),
+                               bytes([0x40 + i]) * 20, bytes([0x80 + i]) * 20) for i, dec in enumerate((18, 6, 8, 18))]
+    b = PositionBook(POOL, reserves)
+    prices = [2000 * 10**8, 10**8, 30_000 * 10**8, 7 * 10**8]
+    for i, p in enumerate(prices):
+        b.set_price(i, p)
+        b.set_reserve_state(i, RAY + rng.randrange(10**25), 3 * 10**25, RAY + rng.randrange(10**25), 5 * 10**25, 0)
+    users = [n.to_bytes(20, "big") for n in range(1, 301)]
+    for u in users:
+        c, d = rng.sample(range(4), 2)
+        value = rng.randrange(10**11, 10**13)
+        b.set_position(u, c, scaled_collateral=value * 10**reserves[c].config.decimals // prices[c], scaled_debt=0,
+                       use_as_collateral=True)
+        debt_value = value * 8000 // 10_000 * 10_000 // rng.randrange(9_000, 15_000)
+        b.set_position(u, d, scaled_collateral=0, scaled_debt=debt_value * 10**reserves[d].config.decimals // prices[d],
+                       use_as_collateral=False)
+
+    def brute(now_ts, moved=None):
+        return [u for u in users if b.account_data(u, now_ts, moved).health_factor < WAD]
+
+    for step in range(25):
+        now_ts = step * 3600 * 24 * 7
+        asset = rng.randrange(4)
+        if step % 3 == 0:
+            b.set_price(asset, b.price(asset) * rng.randrange(90, 111) // 100)
+        elif step % 3 == 1:
+            u = rng.choice(users)
+            b.apply(AaveTokenEvent(reserves[asset].debt_token, "mint", u, u, rng.randrange(1, 10**20), 0, RAY))
+        moved = [b.price(i) for i in range(4)]
+        moved[asset] = moved[asset] * rng.randrange(80, 100) // 100
+        assert b.liquidatable(now_ts) == brute(now_ts)
+        assert b.liquidatable(now_ts, moved) == brute(now_ts, moved)
+        assert b.liquidatable(now_ts) == brute(now_ts), "the pending prices were put back"
+    assert 0 < len(brute(now_ts)) < len(users)

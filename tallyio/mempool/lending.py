@@ -38,6 +38,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 from tallyio.amm.aave import (WAD, AccountData, Holding, ReserveConfig, liquidation_amounts, normalized_debt,
                               normalized_income, ray_div, ray_mul, user_account_data)
+from tallyio.amm.health import HealthMatrix
 from tallyio.eth.aave import decode_aave_log, decode_oracle_call
 from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate,
                                AaveTokenEvent, AaveUserAction, PendingTx)
@@ -153,6 +154,9 @@ class PositionBook:
         self._n = n
         self._norm_at: Optional[int] = None
         self._norm: List[Optional[tuple]] = [None] * n
+        #: the screen: the same scaled balances, flags and prices, its indexes projected to _matrix_ts
+        self.matrix = HealthMatrix([r.config for r in self.reserves])
+        self._matrix_ts: Optional[int] = None
         self.counts: Dict[str, int] = dict(records=0, token_events=0, reserve_updates=0, prices=0, toggles=0,
                                            ignored=0, pending_prices=0)
 
@@ -168,6 +172,7 @@ class PositionBook:
         acc = self._accounts.get(user)
         if acc is None:
             acc = self._accounts[user] = ([0] * self._n, [0] * self._n, [False] * self._n)
+            self.matrix.add_account(user)
         return acc
 
     def asset_index(self, asset: bytes) -> int:
@@ -182,6 +187,7 @@ class PositionBook:
         if isinstance(price, bool) or not isinstance(price, int) or price < 0:
             raise ValueError(f"price must be an int >= 0, got {price!r}")
         self._state[asset_index].price = price
+        self.matrix.set_price(asset_index, price)
 
     def price(self, asset_index: int) -> int:
         return self._state[asset_index].price
@@ -195,7 +201,7 @@ class PositionBook:
         s.liquidity_index, s.liquidity_rate = liquidity_index, liquidity_rate
         s.variable_index, s.variable_rate = variable_borrow_index, variable_borrow_rate
         s.last_update = last_update_timestamp
-        self._norm_at = None
+        self._norm_at = self._matrix_ts = None
 
     def set_position(self, user: bytes, asset_index: int, *, scaled_collateral: int, scaled_debt: int,
                      use_as_collateral: bool) -> None:
@@ -206,6 +212,8 @@ class PositionBook:
         coll[asset_index], debt[asset_index] = scaled_collateral, scaled_debt
         if scaled_collateral or scaled_debt:
             self._holders[asset_index].add(bytes(user))
+        self.matrix.set_position(self.matrix.slot_of(bytes(user)), asset_index, scaled_collateral, scaled_debt,
+                                 bool(use_as_collateral))
         flags[asset_index] = bool(use_as_collateral)
 
     def scaled(self, user: bytes, asset_index: int) -> tuple:
@@ -236,6 +244,8 @@ class PositionBook:
                                      f"below 0 ({column[asset]} + {delta}): the book missed an earlier event")
                 column[asset] += delta
                 self._holders[asset].add(user)
+                slot = self.matrix.slot_of(user)
+                self.matrix.apply_delta(slot, asset, delta if is_collateral else 0, 0 if is_collateral else delta)
             self.counts["token_events"] += 1
             return True
         if isinstance(record, AaveReserveUpdate):
@@ -253,6 +263,7 @@ class PositionBook:
             if asset is None:
                 return self._ignore()
             self._account(record.user)[2][asset] = record.enabled
+            self.matrix.set_collateral_enabled(self.matrix.slot_of(record.user), asset, record.enabled)
             self.counts["toggles"] += 1
             return True
         if isinstance(record, AavePriceUpdate):
@@ -353,9 +364,27 @@ class PositionBook:
 
     def liquidatable(self, now_ts: int, prices: Optional[Sequence[int]] = None, *,
                      among: Optional[Iterable[bytes]] = None) -> List[bytes]:
-        """The accounts (of ``among``, default all) whose health factor is below 1 at ``now_ts`` (exact)."""
-        users = self._accounts if among is None else [u for u in among if u in self._accounts]
-        return [u for u in users if self.account_data(u, now_ts, prices).health_factor < WAD]
+        """The accounts (of ``among``, default all) whose health factor is below 1 at ``now_ts``, in the
+        order first seen: the health matrix screens every account in float64 and decides each candidate
+        on the exact integer path (``tallyio.amm.health``). ``prices`` (one per reserve) are applied to
+        the matrix for the screen and put back after it."""
+        if self._matrix_ts != now_ts:
+            for i in range(self._n):
+                self.matrix.set_indexes(i, *self.normalized(i, now_ts))
+            self._matrix_ts = now_ts
+        moved = [] if prices is None else [i for i in range(self._n) if prices[i] != self._state[i].price]
+        try:
+            for i in moved:
+                self.matrix.set_price(i, prices[i])
+            slots = self.matrix.liquidatable().tolist()
+        finally:
+            for i in moved:
+                self.matrix.set_price(i, self._state[i].price)
+        users = [self.matrix.address_of(slot) for slot in slots]
+        if among is not None:
+            wanted = among if isinstance(among, (set, frozenset)) else set(among)
+            users = [u for u in users if u in wanted]
+        return users
 
     # ---- opportunities ----
     def opportunities(self, now_ts: int, block_number: int, base_fee_per_gas: int = 0, *,
