@@ -276,3 +276,15 @@ class CorruptSegmentError(TallyioError, ValueError):
 
 
 __all__ += ["CorruptSegmentError"]
+
+
+# ---- tallyio.amm (aave): Aave v3's exact arithmetic ----
+
+class AaveRevertError(TallyioError, ValueError):
+    """An Aave v3 computation would revert on chain: a WadRayMath/PercentageMath
+    overflow or division by zero, checked arithmetic leaving uint256, or a
+    liquidationCall rejected by ValidationLogic (the message names Aave's error
+    and the values)."""
+
+
+__all__ += ["AaveRevertError"]

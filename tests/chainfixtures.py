@@ -57,3 +57,37 @@ def traders(anvil_node, chain_sender, uniswap):
     for trader in accounts:
         fund_trader(anvil_node.rpc, uniswap, trader, sender=chain_sender)
     return accounts
+
+
+# ---- Aave v3 (issue 15): its own anvil (automine ON: every helper waits for its receipt) ----
+
+@pytest.fixture(scope="module")
+def aave_node(tmp_path_factory):
+    """anvil with automine on and 40 funded dev accounts, for the Aave market."""
+    from tallyio.devnet import Anvil
+
+    binary = realparts.anvil_binary()
+    log = tmp_path_factory.mktemp("anvil-aave") / "anvil.log"
+    node = Anvil(automine=True, binary=binary, log_path=log, accounts=40)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def aave_sender(aave_node):
+    pytest.importorskip("eth_account")
+    from tallyio.devnet import Sender
+
+    return Sender(aave_node.rpc)
+
+
+@pytest.fixture(scope="module")
+def aave_market(aave_node, aave_sender):
+    """``AaveDeployment`` of ``@aave/core-v3`` 1.19.3 (WETHm 18, USDCm 6, WBTCm 8 decimals), once per module."""
+    pytest.importorskip("eth_abi")
+    from tallyio.devnet import deploy_aave
+
+    realparts.artifact("@aave/core-v3", "PoolAddressesProvider")  # skip/fail with the reason when missing
+    return deploy_aave(aave_node.rpc, sender=aave_sender, chain=realparts.chain_dir())

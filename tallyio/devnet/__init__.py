@@ -1,7 +1,7 @@
 """A local Ethereum chain for tests, examples and recordings: anvil on a free
 loopback port, a JSON-RPC client, anvil's dev accounts with nonce-tracked
-signing, and the real Uniswap V2/V3 contracts deployed from their published
-npm artifacts.
+signing, the real Uniswap V2/V3 contracts and a real Aave v3 market deployed
+from their published npm artifacts.
 
 Not part of the data flow (source -> decode -> filter -> analyze): nothing in the
 engine imports it. Needs the anvil binary (argument, ``TALLYIO_ANVIL`` or
@@ -24,6 +24,9 @@ A session against a real node (needs anvil, so not run here)::
 """
 from tallyio.devnet._accounts import (DevAccount, Sender, decode_result, dev_accounts, encode_call, selector,
                                       to_address)
+from tallyio.devnet._aave import (DEFAULT_ASSETS, AaveAssetSpec, AaveDeployment, AaveReserve, ReserveState, borrow,
+                                  deploy_aave, liquidation_call, mint_tokens, repay, reserve_data, scaled_balances,
+                                  set_collateral, set_price, supply, user_account_data, withdraw)
 from tallyio.devnet._anvil import Anvil, chain_dir, find_anvil
 from tallyio.devnet._uniswap import (DEADLINE, UniswapDeployment, V2Exchange, deploy_uniswap, fund_trader,
                                      get_reserves, load_artifact, mine, set_automine, swap_v2, swap_v3,
@@ -33,4 +36,6 @@ from tallyio.mempool._wsrpc import RpcClient
 __all__ = ["Anvil", "chain_dir", "find_anvil", "RpcClient", "DevAccount", "dev_accounts", "Sender", "selector",
            "encode_call", "decode_result", "to_address", "load_artifact", "deploy_uniswap", "UniswapDeployment",
            "V2Exchange", "v2_pair_address", "get_reserves", "mine", "set_automine", "fund_trader", "swap_v2",
-           "swap_v3", "DEADLINE"]
+           "swap_v3", "DEADLINE", "deploy_aave", "AaveDeployment", "AaveReserve", "AaveAssetSpec", "ReserveState",
+           "supply", "borrow", "repay", "withdraw", "set_price", "liquidation_call", "mint_tokens",
+           "set_collateral", "DEFAULT_ASSETS", "user_account_data", "reserve_data", "scaled_balances"]

@@ -19,8 +19,9 @@ from tallyio.engine.config import CoreConfig
 from tallyio.engine.engine import Engine
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.keys import Signer
+from tallyio.engine.liquidation import LiquidationStrategy
 from tallyio.engine.node_executor import NodeExecutor, SentTransaction
-from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, SwapAction
+from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, LiquidationAction, SwapAction
 from tallyio.engine.strategy import CycleStrategy, Strategy, StrategyContext
 from tallyio.engine._native import NativeStrategy
 from tallyio.errors import BreakerOpenError
@@ -28,4 +29,5 @@ from tallyio.errors import BreakerOpenError
 __all__ = ["Engine", "CoreConfig", "Strategy", "StrategyContext", "CycleStrategy", "BackrunStrategy",
            "NativeStrategy", "SwapAction", "Action", "ExecutionResult", "ExecutionStatus", "Executor",
            "DryRunExecutor", "NodeExecutor", "SentTransaction", "Signer", "CircuitBreaker", "BreakerState",
-           "BreakerStats", "BreakerOpenError", "TradingState", "TradingGate", "call_async"]
+           "BreakerStats", "BreakerOpenError", "TradingState", "TradingGate", "call_async", "LiquidationStrategy",
+           "LiquidationAction"]

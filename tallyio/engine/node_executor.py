@@ -1,5 +1,6 @@
 """``NodeExecutor``: carries a strategy's actions out on a real node -- signs
-each ``SwapAction`` as a Router02 ``swapExactTokensForTokens`` (EIP-1559),
+each ``SwapAction`` as a Router02 ``swapExactTokensForTokens`` and each
+``LiquidationAction`` as an Aave v3 ``liquidationCall`` (EIP-1559),
 sends it with ``eth_sendRawTransaction``, tracks the account's nonce, and
 follows the receipt to the gas used and the realized profit.
 
@@ -46,12 +47,12 @@ import time
 from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from tallyio.engine.keys import Signer
-from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, SwapAction
+from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, LiquidationAction, SwapAction
 from tallyio.engine.strategy import StrategyContext
 from tallyio.errors import NodeConnectionError, RpcError
 from tallyio.mempool._wsrpc import RpcClient
 
-__all__ = ["NodeExecutor", "SentTransaction", "encode_swap_exact_tokens"]
+__all__ = ["NodeExecutor", "SentTransaction", "encode_swap_exact_tokens", "encode_liquidation_call"]
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,31 @@ def encode_swap_exact_tokens(amount_in: int, min_amount_out: int, path: Sequence
     return SWAP_EXACT_TOKENS_SELECTOR + head + tail
 
 
+#: liquidationCall(address,address,address,uint256,bool) (Aave v3 Pool)
+LIQUIDATION_CALL_SELECTOR = bytes.fromhex("00a718a9")
+
+
+def encode_liquidation_call(collateral_asset: bytes, debt_asset: bytes, user: bytes, debt_to_cover: int,
+                            receive_a_token: bool = False) -> bytes:
+    """Calldata of Aave v3 ``Pool.liquidationCall(collateral, debt, user, debtToCover, receiveAToken)``.
+
+        >>> encode_liquidation_call(b"\\x0a" * 20, b"\\x0d" * 20, b"\\x55" * 20, 10**6)[:4].hex()
+        '00a718a9'
+    """
+    if isinstance(debt_to_cover, bool) or not isinstance(debt_to_cover, int) or not 0 < debt_to_cover < 2**256:
+        raise ValueError(f"debt_to_cover must be an int in 1..2**256-1, got {debt_to_cover!r}")
+    return (LIQUIDATION_CALL_SELECTOR + _address_word(collateral_asset) + _address_word(debt_asset)
+            + _address_word(user) + _word(debt_to_cover) + _word(1 if receive_a_token else 0))
+
+
 class SentTransaction(NamedTuple):
     """What the executor knows of one transaction it sent (``NodeExecutor.sent``)."""
 
     tx_hash: bytes
     nonce: int
     start_token: bytes
-    """the token whose balance change is the realized profit (the swap path's first)."""
+    """the token whose balance change is the realized profit (the swap path's first; for a
+    liquidation the collateral asset: its "realized profit" is the collateral received)."""
     expected_profit: Optional[int]
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
@@ -247,14 +266,15 @@ class NodeExecutor:
 
     def _execute(self, actions: list, ctx: StrategyContext) -> ExecutionResult:
         self._count("executions")
-        opportunity = next((a.opportunity for a in actions if isinstance(a, SwapAction)), None)
-        expected = sum(a.opportunity.profit for a in actions if isinstance(a, SwapAction) and a.opportunity)
+        known = (SwapAction, LiquidationAction)
+        opportunity = next((a.opportunity for a in actions if isinstance(a, known)), None)
+        expected = sum(a.opportunity.profit for a in actions if isinstance(a, known) and a.opportunity)
         expected_profit = expected if opportunity is not None else None
         if not actions:
             self._count("rejected")
             return ExecutionResult.rejected("no actions to execute")
         for action in actions:
-            if not isinstance(action, SwapAction):
+            if not isinstance(action, known):
                 self._count("rejected")
                 return ExecutionResult.rejected(f"the node executor cannot carry out {type(action).__name__}",
                                                 opportunity)
@@ -293,7 +313,7 @@ class NodeExecutor:
         return ExecutionResult(ExecutionStatus.SENT, tuple(hashes), expected_profit=expected_profit,
                                latency_ns=max(0, latency), opportunity=opportunity)
 
-    def _price(self, action: SwapAction, ctx: StrategyContext) -> tuple[int, int] | str:
+    def _price(self, action: Action, ctx: StrategyContext) -> tuple[int, int] | str:
         """(maxFeePerGas, maxPriorityFeePerGas) for ``action``, or why it must not be sent."""
         if action.max_fee_per_gas is not None:
             priority = action.max_priority_fee_per_gas
@@ -316,16 +336,23 @@ class NodeExecutor:
         priority = _hex_int(self._rpc.call("eth_maxPriorityFeePerGas")) + self.priority_fee_bump
         return 2 * base_fee + priority, priority
 
-    def _send_one(self, action: SwapAction, fees: tuple[int, int]) -> bytes | str:
-        """Sign and send one swap; its hash, or why it was not sent."""
+    def _send_one(self, action: Action, fees: tuple[int, int]) -> bytes | str:
+        """Sign and send one swap or liquidation; its hash, or why it was not sent."""
         max_fee, priority = fees
-        deadline = action.deadline if action.deadline is not None else int(time.time()) + self.deadline_margin
-        data = encode_swap_exact_tokens(action.amount_in, action.min_amount_out, action.path, self.address, deadline)
+        if isinstance(action, LiquidationAction):
+            data = encode_liquidation_call(action.collateral_asset, action.debt_asset, action.user,
+                                           action.debt_to_cover, action.receive_a_token)
+            to, start_token = action.pool, action.collateral_asset
+        else:
+            deadline = action.deadline if action.deadline is not None else int(time.time()) + self.deadline_margin
+            data = encode_swap_exact_tokens(action.amount_in, action.min_amount_out, action.path, self.address,
+                                            deadline)
+            to, start_token = action.router, action.path[0]
         nonce = self._next_nonce
         assert nonce is not None
         tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "maxFeePerGas": max_fee,
               "maxPriorityFeePerGas": min(priority, max_fee), "gas": action.gas_limit or self.gas_limit,
-              "to": action.router, "value": 0, "data": data}
+              "to": to, "value": 0, "data": data}
         raw, tx_hash = self._signer.sign_transaction(tx)
         try:
             self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
@@ -343,14 +370,14 @@ class NodeExecutor:
             self._count("nonce_resyncs")
             return f"connection lost while sending nonce {nonce} ({exc}); the nonce will be re-read from the node"
         self._next_nonce = nonce + 1
-        record = SentTransaction(tx_hash, nonce, bytes(action.path[0]),
+        record = SentTransaction(tx_hash, nonce, bytes(start_token),
                                  action.opportunity.profit if action.opportunity is not None else None,
                                  max_fee, tx["maxPriorityFeePerGas"], router=bytes(action.router))
         with self._lock:
             self._sent[tx_hash] = record
             self._stats["sent"] += 1
         log.debug("node executor: sent 0x%s nonce %d to 0x%s, max fee %d, priority %d", tx_hash.hex(), nonce,
-                  bytes(action.router).hex(), max_fee, tx["maxPriorityFeePerGas"])
+                  bytes(to).hex(), max_fee, tx["maxPriorityFeePerGas"])
         return tx_hash
 
     def _try_settle(self, result: ExecutionResult, last_try: bool) -> Optional[ExecutionResult]:

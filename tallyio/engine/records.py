@@ -54,7 +54,7 @@ class SwapAction(NamedTuple):
 
 
 Action = Union[SwapAction]
-"""Everything a strategy may return (liquidations add their action later)."""
+"""Everything a strategy may return (redefined with ``LiquidationAction`` at the end)."""
 
 
 class ExecutionStatus(enum.IntEnum):
@@ -111,3 +111,43 @@ class ExecutionResult(NamedTuple):
     def rejected(cls, reason: str, opportunity: Optional[Opportunity] = None) -> "ExecutionResult":
         """A result for actions that were never sent, saying why."""
         return cls(ExecutionStatus.REJECTED, error=reason, opportunity=opportunity)
+
+
+# ---- liquidations (issue 15) ----
+
+class LiquidationAction(NamedTuple):
+    """One Aave v3 ``Pool.liquidationCall(collateral_asset, debt_asset, user,
+    debt_to_cover, receive_a_token)`` from the executor's account, which must
+    hold ``debt_to_cover`` of the debt asset and have approved the pool for it.
+    The pool itself caps the debt (close factor, collateral), so a raced
+    liquidation covers less or reverts; it never pays more than
+    ``debt_to_cover``.
+
+        >>> a = LiquidationAction(pool=b"\\x01" * 20, collateral_asset=b"\\x0a" * 20, debt_asset=b"\\x0d" * 20,
+        ...                       user=b"\\x55" * 20, debt_to_cover=10**6, expected_collateral=5 * 10**14)
+        >>> a.receive_a_token, a.to == a.pool
+        (False, True)
+    """
+
+    pool: bytes
+    collateral_asset: bytes
+    debt_asset: bytes
+    user: bytes
+    """the 20-byte borrower being liquidated."""
+    debt_to_cover: int
+    receive_a_token: bool = False
+    expected_collateral: int = 0
+    """the collateral the liquidator should receive (underlying, or aTokens with ``receive_a_token``)."""
+    gas_limit: Optional[int] = None
+    max_fee_per_gas: Optional[int] = None
+    max_priority_fee_per_gas: Optional[int] = None
+    opportunity: Optional[Opportunity] = None
+
+    @property
+    def to(self) -> bytes:
+        """The address the transaction goes to (the pool)."""
+        return self.pool
+
+
+Action = Union[SwapAction, LiquidationAction]  # noqa: F811  (liquidations join the swaps)
+__all__ += ["LiquidationAction"]

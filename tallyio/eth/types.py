@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-__all__ = ["PendingTx", "BlockHeader", "SyncEvent"]
+__all__ = ["PendingTx", "BlockHeader", "SyncEvent", "AaveReserveUpdate", "AaveTokenEvent", "AaveCollateralToggle",
+           "AaveUserAction", "AaveLiquidation", "AavePriceUpdate"]
 
 
 class PendingTx(NamedTuple):
@@ -77,4 +78,123 @@ class SyncEvent(NamedTuple):
     transaction_hash: bytes
     removed: bool = False
     """True when a reorg took the log back (the node resends it with removed=true)."""
+    received_ns: int = 0
+
+
+# ---- Aave v3 (issue 15): what tallyio.eth.aave decodes from a market's logs and the oracle's calls ----
+# Every log record ends with where the log was (block, index, transaction, the block's timestamp when
+# the node gave it, removed on a reorg) and the receive time, all with defaults.
+
+
+class AaveReserveUpdate(NamedTuple):
+    """The Pool's ``ReserveDataUpdated``: a reserve's rates and indexes (ray) after
+    an action; the indexes are as of the block's timestamp."""
+
+    reserve: bytes
+    """20-byte underlying asset."""
+    liquidity_rate: int
+    stable_borrow_rate: int
+    variable_borrow_rate: int
+    liquidity_index: int
+    variable_borrow_index: int
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    """the block's time (0 when the log did not carry it)."""
+    removed: bool = False
+    received_ns: int = 0
+
+
+class AaveTokenEvent(NamedTuple):
+    """An aToken's or variable-debt token's ``Mint``, ``Burn`` or ``BalanceTransfer``:
+    with the ``index`` it carries, the holder's scaled balance change is exact
+    (:attr:`scaled_deltas`)."""
+
+    token: bytes
+    """20-byte aToken or debt token (the log's emitter)."""
+    kind: str
+    """``"mint"``, ``"burn"`` or ``"transfer"``."""
+    user: bytes
+    """mint: ``onBehalfOf``; burn: ``from``; transfer: ``from``."""
+    other: bytes
+    """mint: ``caller``; burn: ``target``; transfer: ``to``."""
+    value: int
+    """mint/burn: the logged ``value`` (amount +/- accrued interest); transfer: the SCALED amount."""
+    balance_increase: int
+    """interest accrued since the holder's last action (0 for a transfer)."""
+    index: int
+    """the reserve's liquidity (aToken) or variable-borrow (debt token) index, ray."""
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    removed: bool = False
+    received_ns: int = 0
+
+
+class AaveCollateralToggle(NamedTuple):
+    """``ReserveUsedAsCollateralEnabled`` / ``Disabled`` of one user's reserve."""
+
+    reserve: bytes
+    user: bytes
+    enabled: bool
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    removed: bool = False
+    received_ns: int = 0
+
+
+class AaveUserAction(NamedTuple):
+    """The Pool's ``Supply``, ``Withdraw``, ``Borrow`` or ``Repay`` (what the user
+    asked for, in underlying units; the balances follow the token events)."""
+
+    kind: str
+    """``"supply"``, ``"withdraw"``, ``"borrow"`` or ``"repay"``."""
+    reserve: bytes
+    user: bytes
+    """whose position changed (``onBehalfOf`` for supply/borrow; ``user`` otherwise)."""
+    amount: int
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    removed: bool = False
+    received_ns: int = 0
+
+
+class AaveLiquidation(NamedTuple):
+    """The Pool's ``LiquidationCall``."""
+
+    collateral_asset: bytes
+    debt_asset: bytes
+    user: bytes
+    debt_to_cover: int
+    liquidated_collateral_amount: int
+    liquidator: bytes
+    receive_a_token: bool
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    removed: bool = False
+    received_ns: int = 0
+
+
+class AavePriceUpdate(NamedTuple):
+    """A price from the market's oracle: a mined ``AssetPriceUpdated`` log, or a
+    pending ``setAssetPrice(asset, price)`` call (``pending`` True: it will hold
+    from the next block, ``transaction_hash`` is the pending transaction)."""
+
+    oracle: bytes
+    asset: bytes
+    price: int
+    pending: bool = False
+    block_number: int = 0
+    log_index: int = 0
+    transaction_hash: bytes = b""
+    block_timestamp: int = 0
+    removed: bool = False
     received_ns: int = 0

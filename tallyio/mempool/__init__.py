@@ -16,10 +16,11 @@ from tallyio.mempool._pipeline import Pipeline
 from tallyio.mempool._pools import PoolTable
 from tallyio.mempool._ring import PendingRing
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
+from tallyio.mempool.lending import LendingReserve, PositionBook
 from tallyio.mempool.node import NodeSource
 from tallyio.mempool.recording import Recorder, ReplaySource
 from tallyio.mempool.records import Opportunity, OpportunityKind, V2Pool
 
 __all__ = ["NodeSource", "Pipeline", "PoolTable", "V2Pool", "TxFilter", "FilterConfig",
            "Analyzer", "AnalyzerConfig", "PendingRing", "OpportunityQueue", "Opportunity",
-           "OpportunityKind", "Recorder", "ReplaySource"]
+           "OpportunityKind", "Recorder", "ReplaySource", "PositionBook", "LendingReserve"]

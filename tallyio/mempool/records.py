@@ -40,7 +40,7 @@ class OpportunityKind(enum.IntEnum):
     BACKRUN = 2
     """a cycle that a pending transaction makes profitable: trade right after it."""
     LIQUIDATION = 3
-    """an undercollateralized lending position (built in a later issue)."""
+    """an undercollateralized lending position (``tallyio.mempool.lending.PositionBook``)."""
 
 
 class Opportunity(NamedTuple):
@@ -68,3 +68,14 @@ class Opportunity(NamedTuple):
     """when the triggering transaction was received (monotonic ns; replay: recorded)."""
     detected_ns: int
     """when the analyzer produced it (monotonic ns)."""
+    # ---- LIQUIDATION (issue 15): the fields a liquidation needs beyond a cycle's; defaults elsewhere ----
+    # For a liquidation: pools = (the lending pool,), token_path = (debt asset, collateral asset),
+    # amount_in = the debt to cover, profit = the collateral received valued in the debt token minus
+    # amount_in, profit_net_of_gas = that minus the gas cost valued in the debt token (None without an
+    # ETH price), trigger_tx = the pending oracle update that makes it (None when already liquidatable).
+    user: Optional[bytes] = None
+    """the 20-byte borrower a LIQUIDATION liquidates."""
+    amount_out: int = 0
+    """the collateral the liquidator receives (underlying units, protocol fee already out)."""
+    profit_net_of_gas_eth: Optional[int] = None
+    """LIQUIDATION: the net profit in wei (oracle prices), None without an ETH price."""

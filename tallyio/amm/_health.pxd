@@ -1,0 +1,44 @@
+# Aave v3 health factors of many accounts at once (tallyio/amm/_health.pyx): exact scaled
+# balances (tio_u256) per account x asset, their float64 images, and per account the float
+# numerator/denominator of the health factor with a bound on how far the exact integer value
+# can lie from it.  One writer at a time (no locks, no atomics); the C entries need no GIL.
+#
+# Statuses: TIO_OK, or TIO_INVALID when a slot/asset is out of range or a delta would take a
+# balance below 0 or past 2**256 - 1 (nothing is changed then).
+from libc.stdint cimport uint8_t
+from tallyio._ext.u256 cimport tio_u256
+
+ctypedef struct health_core:
+    Py_ssize_t n_assets
+    Py_ssize_t n_accounts
+    Py_ssize_t capacity           # accounts the arrays below hold
+    tio_u256 *scaled_collateral   # [capacity * n_assets], row = account: aToken scaledBalanceOf
+    tio_u256 *scaled_debt         # [capacity * n_assets]: variable debt token scaledBalanceOf
+    uint8_t *enabled              # [capacity * n_assets]: reserve used as collateral
+    double *collateral_f          # float64 images of the two exact matrices
+    double *debt_f
+    double *numerator             # [capacity]: sum collateral value * threshold (base currency)
+    double *denominator           # [capacity]: sum debt value
+    double *slack                 # [capacity]: the exact numerator/denominator lie within this
+    double *health                # [capacity]: numerator / denominator (inf without debt)
+    double *collateral_value      # [n_assets]: income index / RAY * price / 10**decimals
+    double *debt_value            # [n_assets]: debt index / RAY * price / 10**decimals
+    double *threshold             # [n_assets]: liquidation threshold / 10000
+    double *rounding              # [n_assets]: 0.5 * price / 10**decimals + 1, one asset's rounding
+
+# One position event: add the signed (two's complement) deltas to the exact scaled balances
+# and refresh the account's float row.
+cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset,
+                            const tio_u256 *d_collateral, const tio_u256 *d_debt) noexcept nogil
+# Recompute one account's numerator, denominator, slack and health from its row.
+cdef void health_refresh_row(health_core *core, Py_ssize_t slot) noexcept nogil
+# Recompute every account holding `asset` (after its price or indexes moved).
+cdef Py_ssize_t health_refresh_asset(health_core *core, Py_ssize_t asset) noexcept nogil
+
+cdef class HealthCore:
+    cdef health_core core
+    cdef list _addresses
+    cdef dict _slots
+    cdef int _grow(self, Py_ssize_t capacity) except -1
+    cdef int _check(self, Py_ssize_t slot, Py_ssize_t asset) except -1
+    cdef int _check_asset(self, Py_ssize_t asset) except -1
