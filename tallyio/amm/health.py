@@ -74,8 +74,8 @@ class HealthMatrix(HealthCore):
     def _install(self, asset: int) -> int:
         reserve, price = self.reserves[asset], self._prices[asset]
         unit = reserve.unit
-        return self._set_asset(asset, self._incomes[asset] * price / (RAY * unit),
-                               self._debt_indexes[asset] * price / (RAY * unit),
+        # the native cells are in whole tokens: the values are per token
+        return self._set_asset(asset, self._incomes[asset] * price / RAY, self._debt_indexes[asset] * price / RAY,
                                reserve.liquidation_threshold / 10_000, price / (2 * unit) + 1.0)
 
     def _check_asset_index(self, asset_index: int) -> None:
