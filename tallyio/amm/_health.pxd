@@ -21,9 +21,9 @@ ctypedef struct health_core:
     tio_u256 *scaled_collateral   # [capacity * n_assets], row = account: aToken scaledBalanceOf
     tio_u256 *scaled_debt         # [capacity * n_assets]: variable debt token scaledBalanceOf
     uint8_t *enabled              # [capacity * n_assets]: reserve used as collateral
-    float *cells                  # [capacity * n_assets * 2]: float32 images in whole tokens, per position
-                                  # the scaled collateral (0 when not enabled) then the scaled debt: a
-                                  # row of 8 reserves is one 64-byte line
+    # [capacity * n_assets * 2]: float32 images in whole tokens, per position the scaled collateral
+    # (0 when not enabled) then the scaled debt: a row of 8 reserves is one 64-byte line
+    float *cells
     health_row *rows              # [capacity]
     Py_ssize_t *scratch           # [capacity]: the slots a refresh visits
     double *collateral_value      # [n_assets]: income index / RAY * price, per whole token (0: not collateral)

@@ -131,7 +131,8 @@ cdef Py_ssize_t health_refresh_asset(health_core *core, Py_ssize_t asset) noexce
     return held
 
 
-cdef inline void _store(health_core *core, Py_ssize_t i, const tio_u256 *collateral, const tio_u256 *debt) noexcept nogil:
+cdef inline void _store(health_core *core, Py_ssize_t i, const tio_u256 *collateral,
+                        const tio_u256 *debt) noexcept nogil:
     """Install the exact balances of cell ``i`` and their float images."""
     core.scaled_collateral[i] = collateral[0]
     core.scaled_debt[i] = debt[0]
