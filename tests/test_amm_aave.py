@@ -351,3 +351,12 @@ def test_liquidation_invariants(cres, dres, cprice, dprice, balance, owed, hf, a
         + Fraction(2 * dprice * cres.liquidation_bonus, dres.unit * 10_000)
     if got.collateral_to_liquidator + got.protocol_fee_collateral < balance:
         assert got.debt_to_cover == min(asked, cap)  # not capped by the collateral: the whole request is served
+
+
+def test_docs_liquidations_examples_run():
+    import doctest
+    from pathlib import Path
+    doc = Path(__file__).resolve().parent.parent / "docs" / "liquidations.md"
+    failed, attempted = doctest.testfile(str(doc), module_relative=False,
+                                         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 10 and failed == 0

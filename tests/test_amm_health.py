@@ -148,7 +148,7 @@ def test_the_screen_decides_nothing_near_one():
     matrix.set_position(slot, 0, 1000 * 10**18, 0, True)
     matrix.set_position(slot, 1, 0, 800 * 10**6, False)
     assert matrix.account_data(slot).health_factor == WAD
-    assert matrix.health_factors()[slot] == 1.0
+    assert matrix.health_factors()[slot] == pytest.approx(1.0, rel=1e-6)  # float32 cells
     assert matrix.liquidatable().tolist() == []
     # 1 wei of USDC more is worth 100 base wei: HF = wadDiv(800e8, 800e8 + 100) < 1e18
     matrix.apply_delta(slot, 1, 0, 1)
@@ -226,3 +226,23 @@ def test_holdings_feed_liquidation_sizing():
     assert hf < WAD
     sized = liquidation_amounts(weth, usdc, hf, UINT256_MAX)
     assert sized.debt_to_cover == 850 * 10**6
+
+
+def test_balances_past_float32_are_screened_in_and_decided_exactly():
+    # 2**130 units of a 0-decimal token is 1.4e39 tokens: past float32 (3.4e38), the cell is inf;
+    # the screen lets the exact path decide (debt worth 2**130 base against no collateral: HF 0)
+    whole = ReserveConfig(b"\x0f" * 20, 0, 7000, 8000, 10500, 0)
+    matrix = HealthMatrix([whole, RESERVES[2]])
+    matrix.set_price(0, 1)
+    matrix.set_price(1, 10**8)
+    slot = matrix.add_account(b"\x0d" * 20)
+    matrix.set_position(slot, 0, 0, 2**130, False)
+    assert matrix.account_data(slot).health_factor == 0
+    assert matrix.liquidatable().tolist() == [slot]
+    # and huge collateral against a real debt: float numerator inf, exact HF far above 1
+    other = matrix.add_account(b"\x0e" * 20)
+    matrix.set_position(other, 0, 2**130, 0, True)
+    matrix.set_position(other, 1, 0, 10**6, False)
+    assert np.isinf(matrix.health_factors()[other])
+    assert matrix.account_data(other).health_factor > WAD
+    assert matrix.liquidatable().tolist() == [slot]

@@ -8,6 +8,12 @@
 from libc.stdint cimport uint8_t
 from tallyio._ext.u256 cimport tio_u256
 
+ctypedef struct health_row:
+    double numerator              # sum collateral value * threshold (base currency)
+    double denominator            # sum debt value
+    double slack                  # the exact numerator/denominator lie within this of the floats
+    double health                 # numerator / denominator (inf without debt)
+
 ctypedef struct health_core:
     Py_ssize_t n_assets
     Py_ssize_t n_accounts
@@ -15,16 +21,17 @@ ctypedef struct health_core:
     tio_u256 *scaled_collateral   # [capacity * n_assets], row = account: aToken scaledBalanceOf
     tio_u256 *scaled_debt         # [capacity * n_assets]: variable debt token scaledBalanceOf
     uint8_t *enabled              # [capacity * n_assets]: reserve used as collateral
-    double *collateral_f          # float64 images of the two exact matrices
-    double *debt_f
-    double *numerator             # [capacity]: sum collateral value * threshold (base currency)
-    double *denominator           # [capacity]: sum debt value
-    double *slack                 # [capacity]: the exact numerator/denominator lie within this
-    double *health                # [capacity]: numerator / denominator (inf without debt)
-    double *collateral_value      # [n_assets]: income index / RAY * price / 10**decimals
-    double *debt_value            # [n_assets]: debt index / RAY * price / 10**decimals
-    double *threshold             # [n_assets]: liquidation threshold / 10000
+    # [capacity * n_assets * 2]: float32 images in whole tokens, per position the scaled collateral
+    # (0 when not enabled) then the scaled debt: a row of 8 reserves is one 64-byte line
+    float *cells
+    health_row *rows              # [capacity]
+    Py_ssize_t *scratch           # [capacity]: the slots a refresh visits
+    double *collateral_value      # [n_assets]: income index / RAY * price, per whole token (0: not collateral)
+    double *collateral_weight     # [n_assets]: collateral_value * liquidation threshold / 10000
+    double *debt_value            # [n_assets]: debt index / RAY * price, per whole token
+    double *inverse_unit          # [n_assets]: 10 ** -decimals
     double *rounding              # [n_assets]: 0.5 * price / 10**decimals + 1, one asset's rounding
+    double *collateral_rounding   # [n_assets]: rounding, or 0 for a reserve that is never collateral
 
 # One position event: add the signed (two's complement) deltas to the exact scaled balances
 # and refresh the account's float row.

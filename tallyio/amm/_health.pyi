@@ -1,12 +1,15 @@
 """Type stub for the compiled module tallyio.amm._health (HealthMatrix's native store)."""
 from typing import Any, Sequence
 
+from typing_extensions import Self, disjoint_base
+
 import numpy as np
 
 __all__ = ["HealthCore"]
 
+@disjoint_base
 class HealthCore:
-    def __init__(self, reserves: Sequence[Any], capacity: int = 1024, *args: Any, **kwargs: Any) -> None: ...
+    def __new__(cls, reserves: Sequence[Any], capacity: int = 1024, *args: Any, **kwargs: Any) -> Self: ...
     @property
     def n_assets(self) -> int: ...
     def __len__(self) -> int: ...

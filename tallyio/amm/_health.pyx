@@ -7,23 +7,27 @@ in Python by ``tallyio.amm.aave`` from the exact balances kept here.
 One writer at a time: no method releases the GIL, and the C entries in
 ``_health.pxd`` are for a caller that already owns the matrix.
 
-The float screen: with per-asset ``collateral_value = income/RAY * price/unit``
-and ``debt_value = debt_index/RAY * price/unit``, an account's
+The float screen: cells hold each scaled balance in whole tokens (``scaled /
+10**decimals``) as float32, so a row of 8 reserves is one 64-byte line; with
+per-asset ``collateral_value = income/RAY * price`` and ``debt_value =
+debt_index/RAY * price``, an account's
 
-    numerator   = sum_a scaled_collateral[a] * collateral_value[a] * threshold[a]  (enabled, threshold != 0)
-    denominator = sum_a scaled_debt[a] * debt_value[a]
+    numerator   = sum_a cell_collateral[a] * collateral_value[a] * threshold[a]  (enabled, threshold != 0)
+    denominator = sum_a cell_debt[a] * debt_value[a]
 
 are the real-number images of GenericLogic's sums.  The exact integers differ by
 at most one ``rounding[a] = 0.5 * price/unit + 1`` per asset held (rayMul's
 half-up, then the truncating ``/ 10**decimals``), plus 1 bp of the collateral
 (the weighted threshold is truncated to whole bps), plus percentMul's 0.5; so
 the exact health factor can be below 1 only when
-``numerator < denominator + slack`` with ``slack`` twice that sum (docs/liquidations.md).
+``numerator < denominator + slack`` with ``slack`` twice that sum plus 1e-6 of
+the totals for the float32 cells (docs/liquidations.md).
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memcpy, memset
-from libc.math cimport INFINITY
+from libc.string cimport memset
+from libc.math cimport INFINITY, isfinite
+from libc.float cimport FLT_MAX
 
 import numpy
 
@@ -60,6 +64,8 @@ __all__ = ["HealthCore"]
 
 #: relative error allowed for the float sums themselves (a few ulps of 8 terms, with room to spare)
 cdef double FLOAT_SLACK = 1e-12
+#: float32 cells carry a relative error of 2**-24 (6e-8) each
+cdef double CELL_SLACK = 1e-6
 #: the weighted liquidation threshold is truncated to whole bps: up to 1 bp of the collateral
 cdef double THRESHOLD_TRUNCATION = 1e-4
 
@@ -81,37 +87,58 @@ cdef inline double _to_double(const tio_u256 *x) noexcept nogil:
     return <double>tio_u256_to_ld(x)
 
 
+cdef inline float _to_cell(double tokens) noexcept nogil:
+    """A balance in whole tokens as a float32 cell; past float32's range, infinity
+    (explicitly: the C conversion of an out-of-range double is undefined)."""
+    return <float>tokens if tokens <= FLT_MAX else <float>INFINITY
+
+
 cdef void health_refresh_row(health_core *core, Py_ssize_t slot) noexcept nogil:
-    cdef Py_ssize_t a, n = core.n_assets, base = slot * core.n_assets
-    cdef double c, d, v, numerator = 0.0, denominator = 0.0, collateral = 0.0, rounding = 1.0
+    cdef Py_ssize_t a, n = core.n_assets
+    cdef const float *cell = &core.cells[2 * slot * n]
+    cdef double c, d, numerator = 0.0, denominator = 0.0, collateral = 0.0, rounding = 1.0
+    cdef health_row *row = &core.rows[slot]
+    # branch-free: whether a cell is empty is a coin toss across accounts, and a
+    # mispredicted branch per cell cost more than the arithmetic it skipped
     for a in range(n):
-        c = core.collateral_f[base + a]
-        d = core.debt_f[base + a]
-        if c != 0.0 and core.enabled[base + a] and core.threshold[a] != 0.0:
-            v = c * core.collateral_value[a]
-            collateral += v
-            numerator += v * core.threshold[a]
-            rounding += core.rounding[a]
-        if d != 0.0:
-            denominator += d * core.debt_value[a]
-            rounding += core.rounding[a]
-    core.numerator[slot] = numerator
-    core.denominator[slot] = denominator
-    core.slack[slot] = 2.0 * rounding + collateral * THRESHOLD_TRUNCATION + (numerator + denominator) * FLOAT_SLACK
-    core.health[slot] = numerator / denominator if denominator > 0.0 else INFINITY
+        c = cell[2 * a]
+        d = cell[2 * a + 1]
+        numerator += c * core.collateral_weight[a]
+        collateral += c * core.collateral_value[a]
+        denominator += d * core.debt_value[a]
+        rounding += <double>(c != 0.0) * core.collateral_rounding[a] + <double>(d != 0.0) * core.rounding[a]
+    row.numerator = numerator
+    row.denominator = denominator
+    row.slack = (2.0 * rounding + collateral * THRESHOLD_TRUNCATION + (numerator + denominator) * FLOAT_SLACK
+                 + (collateral + denominator) * CELL_SLACK)
+    row.health = numerator / denominator if denominator > 0.0 else INFINITY
 
 
 cdef Py_ssize_t health_refresh_asset(health_core *core, Py_ssize_t asset) noexcept nogil:
-    cdef Py_ssize_t slot, i, refreshed = 0, n = core.n_assets
+    cdef Py_ssize_t slot, k, held = 0, n = core.n_assets
+    cdef const float *cell
     if asset < 0 or asset >= n:
         return 0
-    i = asset
+    # first the holders' slots, compacted without a branch (who holds the asset is a coin
+    # toss from one account to the next), then their rows
+    cell = &core.cells[2 * asset]
     for slot in range(core.n_accounts):
-        if core.collateral_f[i] != 0.0 or core.debt_f[i] != 0.0:
-            health_refresh_row(core, slot)
-            refreshed += 1
-        i += n
-    return refreshed
+        core.scratch[held] = slot
+        held += (cell[0] != 0.0) | (cell[1] != 0.0)
+        cell += 2 * n
+    for k in range(held):
+        health_refresh_row(core, core.scratch[k])
+    return held
+
+
+cdef inline void _store(health_core *core, Py_ssize_t i, const tio_u256 *collateral,
+                        const tio_u256 *debt) noexcept nogil:
+    """Install the exact balances of cell ``i`` and their float images."""
+    core.scaled_collateral[i] = collateral[0]
+    core.scaled_debt[i] = debt[0]
+    core.cells[2 * i] = _to_cell(_to_double(collateral) * core.inverse_unit[i % core.n_assets]) \
+        if core.enabled[i] else 0.0
+    core.cells[2 * i + 1] = _to_cell(_to_double(debt) * core.inverse_unit[i % core.n_assets])
 
 
 cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset,
@@ -125,12 +152,16 @@ cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset
         return TIO_INVALID
     if _add_signed(&debt, &core.scaled_debt[i], d_debt) != 0:
         return TIO_INVALID
-    core.scaled_collateral[i] = collateral
-    core.scaled_debt[i] = debt
-    core.collateral_f[i] = _to_double(&collateral)
-    core.debt_f[i] = _to_double(&debt)
+    _store(core, i, &collateral, &debt)
     health_refresh_row(core, slot)
     return TIO_OK
+
+
+cdef inline bint _may_be_liquidatable(const health_row *row) noexcept nogil:
+    if not (isfinite(row.numerator) and isfinite(row.denominator)):
+        # a balance past float32's range (inf, or inf * 0 = nan): the exact path decides
+        return row.denominator != 0.0
+    return row.denominator > 0.0 and row.numerator < row.denominator + row.slack
 
 
 cdef int _s256_from_int(object value, tio_u256 *out, str name) except -1:
@@ -159,28 +190,33 @@ cdef class HealthCore:
         self._addresses = []
         self._slots = {}
         self.core.collateral_value = <double *>calloc(n, sizeof(double))
+        self.core.collateral_weight = <double *>calloc(n, sizeof(double))
         self.core.debt_value = <double *>calloc(n, sizeof(double))
-        self.core.threshold = <double *>calloc(n, sizeof(double))
         self.core.rounding = <double *>calloc(n, sizeof(double))
-        if (self.core.collateral_value == NULL or self.core.debt_value == NULL or self.core.threshold == NULL
-                or self.core.rounding == NULL):
+        self.core.inverse_unit = <double *>calloc(n, sizeof(double))
+        self.core.collateral_rounding = <double *>calloc(n, sizeof(double))
+        if (self.core.collateral_value == NULL or self.core.debt_value == NULL
+                or self.core.collateral_weight == NULL or self.core.rounding == NULL
+                or self.core.collateral_rounding == NULL or self.core.inverse_unit == NULL):
             raise MemoryError("HealthMatrix: out of memory for the per-asset arrays")
+        for a in range(n):
+            # the face checks that reserves are ReserveConfig records; here only their decimals matter
+            self.core.inverse_unit[a] = 10.0 ** -int(getattr(reserves[a], "decimals", 0))
         self._grow(capacity)
 
     def __dealloc__(self):
         free(self.core.scaled_collateral)
         free(self.core.scaled_debt)
         free(self.core.enabled)
-        free(self.core.collateral_f)
-        free(self.core.debt_f)
-        free(self.core.numerator)
-        free(self.core.denominator)
-        free(self.core.slack)
-        free(self.core.health)
+        free(self.core.cells)
+        free(self.core.rows)
+        free(self.core.scratch)
         free(self.core.collateral_value)
+        free(self.core.collateral_weight)
         free(self.core.debt_value)
-        free(self.core.threshold)
         free(self.core.rounding)
+        free(self.core.collateral_rounding)
+        free(self.core.inverse_unit)
 
     cdef int _grow(self, Py_ssize_t capacity) except -1:
         """Make room for ``capacity`` accounts (zeroed); all or nothing."""
@@ -203,35 +239,22 @@ cdef class HealthCore:
         if p == NULL:
             raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
         self.core.enabled = <uint8_t *>p
-        p = realloc(self.core.collateral_f, cells * sizeof(double))
+        p = realloc(self.core.cells, 2 * cells * sizeof(float))
         if p == NULL:
             raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.collateral_f = <double *>p
-        p = realloc(self.core.debt_f, cells * sizeof(double))
+        self.core.cells = <float *>p
+        p = realloc(self.core.scratch, capacity * sizeof(Py_ssize_t))
         if p == NULL:
             raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.debt_f = <double *>p
-        p = realloc(self.core.numerator, capacity * sizeof(double))
+        self.core.scratch = <Py_ssize_t *>p
+        p = realloc(self.core.rows, capacity * sizeof(health_row))
         if p == NULL:
             raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.numerator = <double *>p
-        p = realloc(self.core.denominator, capacity * sizeof(double))
-        if p == NULL:
-            raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.denominator = <double *>p
-        p = realloc(self.core.slack, capacity * sizeof(double))
-        if p == NULL:
-            raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.slack = <double *>p
-        p = realloc(self.core.health, capacity * sizeof(double))
-        if p == NULL:
-            raise MemoryError(f"HealthMatrix: out of memory growing to {capacity} accounts")
-        self.core.health = <double *>p
+        self.core.rows = <health_row *>p
         memset(&self.core.scaled_collateral[old_cells], 0, (cells - old_cells) * sizeof(tio_u256))
         memset(&self.core.scaled_debt[old_cells], 0, (cells - old_cells) * sizeof(tio_u256))
         memset(&self.core.enabled[old_cells], 0, (cells - old_cells) * sizeof(uint8_t))
-        memset(&self.core.collateral_f[old_cells], 0, (cells - old_cells) * sizeof(double))
-        memset(&self.core.debt_f[old_cells], 0, (cells - old_cells) * sizeof(double))
+        memset(&self.core.cells[2 * old_cells], 0, 2 * (cells - old_cells) * sizeof(float))
         self.core.capacity = capacity
         return 0
 
@@ -253,10 +276,10 @@ cdef class HealthCore:
         cdef Py_ssize_t new_slot = self.core.n_accounts
         if new_slot == self.core.capacity:
             self._grow(2 * self.core.capacity)
-        self.core.numerator[new_slot] = 0.0
-        self.core.denominator[new_slot] = 0.0
-        self.core.slack[new_slot] = 0.0
-        self.core.health[new_slot] = INFINITY
+        self.core.rows[new_slot].numerator = 0.0
+        self.core.rows[new_slot].denominator = 0.0
+        self.core.rows[new_slot].slack = 0.0
+        self.core.rows[new_slot].health = INFINITY
         self._addresses.append(address)
         self._slots[address] = new_slot
         self.core.n_accounts = new_slot + 1
@@ -288,18 +311,17 @@ cdef class HealthCore:
         u256_from_int(scaled_collateral, &collateral, "scaled_collateral")
         u256_from_int(scaled_debt, &debt, "scaled_debt")
         cdef Py_ssize_t i = slot * self.core.n_assets + asset_index
-        self.core.scaled_collateral[i] = collateral
-        self.core.scaled_debt[i] = debt
-        self.core.collateral_f[i] = _to_double(&collateral)
-        self.core.debt_f[i] = _to_double(&debt)
         self.core.enabled[i] = 1 if use_as_collateral else 0
+        _store(&self.core, i, &collateral, &debt)
         health_refresh_row(&self.core, slot)
 
     def set_collateral_enabled(self, Py_ssize_t slot, Py_ssize_t asset_index, bint enabled):
         """Set the account's use-as-collateral flag for one reserve
         (ReserveUsedAsCollateralEnabled / Disabled)."""
         self._check(slot, asset_index)
-        self.core.enabled[slot * self.core.n_assets + asset_index] = 1 if enabled else 0
+        cdef Py_ssize_t i = slot * self.core.n_assets + asset_index
+        self.core.enabled[i] = 1 if enabled else 0
+        _store(&self.core, i, &self.core.scaled_collateral[i], &self.core.scaled_debt[i])
         health_refresh_row(&self.core, slot)
 
     def apply_delta(self, Py_ssize_t slot, Py_ssize_t asset_index, d_scaled_collateral, d_scaled_debt):
@@ -340,10 +362,12 @@ cdef class HealthCore:
         """Install one reserve's float factors and refresh the accounts holding it;
         returns how many were refreshed."""
         self._check_asset(asset_index)
-        self.core.collateral_value[asset_index] = collateral_value
+        # a reserve with threshold 0 is never collateral (GenericLogic skips it)
+        self.core.collateral_value[asset_index] = collateral_value if threshold != 0.0 else 0.0
+        self.core.collateral_weight[asset_index] = collateral_value * threshold
         self.core.debt_value[asset_index] = debt_value
-        self.core.threshold[asset_index] = threshold
         self.core.rounding[asset_index] = rounding
+        self.core.collateral_rounding[asset_index] = rounding if threshold != 0.0 else 0.0
         return health_refresh_asset(&self.core, asset_index)
 
     cdef int _check_asset(self, Py_ssize_t asset) except -1:
@@ -362,8 +386,9 @@ cdef class HealthCore:
         debt): a screen, not the protocol's value (``account_data`` is)."""
         out = numpy.empty(self.core.n_accounts, dtype=numpy.float64)
         cdef double[::1] view = out
-        if self.core.n_accounts:
-            memcpy(&view[0], self.core.health, self.core.n_accounts * sizeof(double))
+        cdef Py_ssize_t slot
+        for slot in range(self.core.n_accounts):
+            view[slot] = self.core.rows[slot].health
         return out
 
     def _screen(self):
@@ -371,15 +396,13 @@ cdef class HealthCore:
         liquidatable ones: numerator < denominator + slack)."""
         cdef Py_ssize_t slot, count = 0
         for slot in range(self.core.n_accounts):
-            if (self.core.denominator[slot] > 0.0
-                    and self.core.numerator[slot] < self.core.denominator[slot] + self.core.slack[slot]):
+            if _may_be_liquidatable(&self.core.rows[slot]):
                 count += 1
         out = numpy.empty(count, dtype=numpy.int64)
         cdef int64_t[::1] view = out
         count = 0
         for slot in range(self.core.n_accounts):
-            if (self.core.denominator[slot] > 0.0
-                    and self.core.numerator[slot] < self.core.denominator[slot] + self.core.slack[slot]):
+            if _may_be_liquidatable(&self.core.rows[slot]):
                 view[count] = slot
                 count += 1
         return out

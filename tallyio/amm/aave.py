@@ -39,7 +39,7 @@ __all__ = ["WAD", "HALF_WAD", "RAY", "HALF_RAY", "PERCENTAGE_FACTOR", "UINT256_M
            "DEFAULT_LIQUIDATION_CLOSE_FACTOR", "MAX_LIQUIDATION_CLOSE_FACTOR",
            "wad_mul", "wad_div", "ray_mul", "ray_div", "percent_mul", "percent_div",
            "linear_interest", "compounded_interest", "normalized_income", "normalized_debt",
-           "ReserveConfig", "Holding", "AccountData", "user_account_data",
+           "ReserveConfig", "Holding", "AccountData", "user_account_data", "account_data_of_rows",
            "LiquidationAmounts", "close_factor", "liquidation_amounts", "AaveRevertError"]
 
 WAD = 10**18
@@ -333,19 +333,34 @@ def user_account_data(holdings: Iterable[Holding]) -> AccountData:
     AccountData(total_collateral_base=300000000, total_debt_base=300000000, available_borrows_base=0, \
 current_liquidation_threshold=8500, ltv=8000, health_factor=850000000000000000)
     """
-    total_collateral = total_debt = weighted_ltv = weighted_threshold = 0
+    rows = []
     for h in holdings:
         if not isinstance(h, Holding):
             raise TypeError(f"user_account_data takes Holding records, got {type(h).__name__}")
-        unit = h.reserve.unit
-        if h.use_as_collateral and h.reserve.liquidation_threshold != 0:
-            value = _checked("balance * price", h.collateral * h.price) // unit
+        rows.append((h.reserve, h.price, h.collateral, h.use_as_collateral, h.debt))
+    return account_data_of_rows(rows)
+
+
+def account_data_of_rows(rows: Iterable[tuple[ReserveConfig, int, int, bool, int]]) -> AccountData:
+    """``user_account_data`` on ``(reserve, price, collateral, use_as_collateral,
+    debt)`` tuples whose values the caller already holds as uint256 (no Holding
+    records built: the path ``HealthMatrix`` confirms candidates with).
+
+    >>> r = ReserveConfig(b"\\x07" * 20, 18, 8000, 8500, 10500, 0)
+    >>> account_data_of_rows([(r, 3 * 10**8, 10**18, True, 10**18)]).health_factor
+    850000000000000000
+    """
+    total_collateral = total_debt = weighted_ltv = weighted_threshold = 0
+    for reserve, price, collateral, enabled, debt in rows:
+        unit = reserve.unit
+        if enabled and reserve.liquidation_threshold != 0:
+            value = _checked("balance * price", collateral * price) // unit
             total_collateral = _checked("total collateral", total_collateral + value)
-            weighted_ltv = _checked("avg ltv sum", weighted_ltv + value * h.reserve.ltv)
+            weighted_ltv = _checked("avg ltv sum", weighted_ltv + value * reserve.ltv)
             weighted_threshold = _checked("avg threshold sum",
-                                          weighted_threshold + value * h.reserve.liquidation_threshold)
-        if h.debt != 0:
-            value = _checked("debt * price", h.debt * h.price) // unit
+                                          weighted_threshold + value * reserve.liquidation_threshold)
+        if debt != 0:
+            value = _checked("debt * price", debt * price) // unit
             total_debt = _checked("total debt", total_debt + value)
     avg_ltv = weighted_ltv // total_collateral if total_collateral else 0
     avg_threshold = weighted_threshold // total_collateral if total_collateral else 0

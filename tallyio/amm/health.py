@@ -35,7 +35,7 @@ import numpy as np
 
 from tallyio.amm._health import HealthCore
 from tallyio.amm.aave import (HEALTH_FACTOR_LIQUIDATION_THRESHOLD, RAY, UINT256_MAX, AccountData, Holding,
-                              ReserveConfig, ray_mul, user_account_data)
+                              ReserveConfig, account_data_of_rows, ray_mul)
 
 __all__ = ["HealthMatrix"]
 
@@ -74,8 +74,8 @@ class HealthMatrix(HealthCore):
     def _install(self, asset: int) -> int:
         reserve, price = self.reserves[asset], self._prices[asset]
         unit = reserve.unit
-        return self._set_asset(asset, self._incomes[asset] * price / (RAY * unit),
-                               self._debt_indexes[asset] * price / (RAY * unit),
+        # the native cells are in whole tokens: the values are per token
+        return self._set_asset(asset, self._incomes[asset] * price / RAY, self._debt_indexes[asset] * price / RAY,
                                reserve.liquidation_threshold / 10_000, price / (2 * unit) + 1.0)
 
     def _check_asset_index(self, asset_index: int) -> None:
@@ -120,7 +120,10 @@ class HealthMatrix(HealthCore):
 
     def account_data(self, slot: int) -> AccountData:
         """``Pool.getUserAccountData`` for the account, exact (no eMode)."""
-        return user_account_data(self.holdings(slot))
+        reserves, prices, incomes, debt_indexes = self.reserves, self._prices, self._incomes, self._debt_indexes
+        return account_data_of_rows([(reserves[a], prices[a], ray_mul(collateral, incomes[a]), enabled,
+                                      ray_mul(debt, debt_indexes[a]))
+                                     for a, collateral, debt, enabled in self.positions(slot)])
 
     def liquidatable(self) -> np.ndarray:
         """Slots (int64, ascending) whose exact health factor is below 1: the

@@ -46,6 +46,10 @@ Groups:
   run), ``mempool_analysis``, ``state_sync`` and the open-loop end-to-end
   latency at 10,000 tx/s, beside the same flow written as a Python searcher
   writes it.
+* ``liquidation``: Aave v3 health factors of 100,000 accounts x 8 reserves
+  after one price update, and one position event, from Python and from C
+  (``tallyio.amm.health.HealthMatrix``), beside the same computation in a
+  plain Python loop over lists of accounts.
 
 * ``backtest``: one segment set (the embedded recording x 3 strategy settings,
   ``tallyio.backtest``) sequentially and on Dask LocalClusters of 1 and 2 worker
@@ -65,8 +69,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from tallyio.bench import (_amm, _backtest, _breaker, _core, _decode, _engine, _execution, _mempool, _metrics,
-                           _scheduler, _source, _state)
+from tallyio.bench import (_amm, _backtest, _breaker, _core, _decode, _engine, _execution, _liquidation, _mempool,
+                           _metrics, _scheduler, _source, _state)
 from tallyio.bench._figures import Figure, Target
 from tallyio.bench._plot import plot
 from tallyio.bench._progress import Progress
@@ -77,11 +81,11 @@ __all__ = ["Figure", "Target", "GROUPS", "run", "machine_description", "format_s
 
 #: the benchmark groups `run` knows, in the order they run
 GROUPS = ("core", "scheduler", "decode", "amm", "mempool", "source", "state", "metrics", "breaker", "execution",
-          "engine", "backtest")
+          "engine", "liquidation", "backtest")
 _SECTIONS = {"core": _core.sections, "scheduler": _scheduler.sections, "decode": _decode.sections,
              "amm": _amm.sections, "mempool": _mempool.sections, "source": _source.sections, "state": _state.sections,
              "metrics": _metrics.sections, "breaker": _breaker.sections, "execution": _execution.sections,
-             "engine": _engine.sections, "backtest": _backtest.sections}
+             "engine": _engine.sections, "liquidation": _liquidation.sections, "backtest": _backtest.sections}
 
 
 def run(*, quick: bool = False, smoke: bool = False, groups: Sequence[str] = GROUPS,

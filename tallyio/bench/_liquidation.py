@@ -1,0 +1,221 @@
+"""The ``liquidation`` group: Aave v3 health factors of many accounts at once
+(``tallyio.amm.health.HealthMatrix``) beside the same computation in plain
+Python over lists of accounts.
+
+* one price update: ``set_price`` (refreshes every account holding the asset)
+  and ``health_factors()`` for 100,000 accounts x 8 reserves; the peer keeps
+  each account as lists (scaled balances, flags) and recomputes, in a Python
+  loop, the health factor of every account holding the asset: the same rows,
+  the same float formula;
+* one position event: ``apply_delta`` from Python, and ``health_apply_delta``
+  from C without the GIL; the peer updates its lists and recomputes the row;
+* ``liquidatable()``: the float screen plus the exact confirmation of every
+  candidate (reported, no peer).
+
+Accounts hold each reserve with probability 1/2 (collateral enabled 80% of the
+time, debt 40%), seeded, so about half of them hold any one asset.
+"""
+from __future__ import annotations
+
+import random
+from time import perf_counter_ns
+from typing import Callable
+
+from tallyio.bench._figures import Figure, Target, alternate, figures_for
+from tallyio.bench._progress import Progress
+
+Section = tuple[str, Callable[[Progress], list[Figure]]]
+
+PYTHON_LOOP = "plain Python loop over lists of accounts"
+N_ASSETS = 8
+
+
+def _reserves():
+    from tallyio.amm.aave import ReserveConfig
+    decimals = [18, 8, 6, 18, 6, 18, 18, 8]
+    return [ReserveConfig(bytes([i + 1]) * 20, d, 7000, 7500 + 100 * i, 10500, 1000) for i, d in enumerate(decimals)]
+
+
+BASE_PRICES = [2000 * 10**8, 30_000 * 10**8, 10**8, 12 * 10**8, 10**8, 7 * 10**8, 90 * 10**8, 5 * 10**8]
+
+
+class _PythonBook:
+    """The peer: every account as Python lists, health factors recomputed in a
+    Python loop with the same float formula as the native rows."""
+
+    def __init__(self, reserves, accounts: list[list[tuple[int, int, bool]]]):
+        self.collateral = [[float(c) for c, _, _ in row] for row in accounts]
+        self.debt = [[float(d) for _, d, _ in row] for row in accounts]
+        self.enabled = [[e for _, _, e in row] for row in accounts]
+        self.units = [r.unit for r in reserves]
+        self.threshold = [r.liquidation_threshold / 10_000 for r in reserves]
+        self.collateral_value = [0.0] * len(reserves)
+        self.debt_value = [0.0] * len(reserves)
+        self.health = [float("inf")] * len(accounts)
+
+    def set_price(self, asset: int, price: int) -> None:
+        self.collateral_value[asset] = price / self.units[asset]   # indexes at 1 ray
+        self.debt_value[asset] = price / self.units[asset]
+        for slot in range(len(self.health)):
+            if self.collateral[slot][asset] or self.debt[slot][asset]:
+                self.refresh(slot)
+
+    def refresh(self, slot: int) -> None:
+        numerator = denominator = 0.0
+        collateral, debt, enabled = self.collateral[slot], self.debt[slot], self.enabled[slot]
+        for a in range(len(collateral)):
+            c = collateral[a]
+            if c and enabled[a] and self.threshold[a]:
+                numerator += c * self.collateral_value[a] * self.threshold[a]
+            d = debt[a]
+            if d:
+                denominator += d * self.debt_value[a]
+        self.health[slot] = numerator / denominator if denominator else float("inf")
+
+    def apply_delta(self, slot: int, asset: int, d_collateral: int, d_debt: int) -> None:
+        self.collateral[slot][asset] += d_collateral
+        self.debt[slot][asset] += d_debt
+        self.refresh(slot)
+
+
+def _accounts(n: int, reserves, seed: int = 15) -> list[list[tuple[int, int, bool]]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        row = []
+        for r in reserves:
+            if rng.random() < 0.5:
+                row.append((rng.randrange(1, 10**5 * r.unit), rng.randrange(0, 10**4 * r.unit)
+                            if rng.random() < 0.4 else 0, rng.random() < 0.8))
+            else:
+                row.append((0, 0, False))
+        out.append(row)
+    return out
+
+
+def build(n_accounts: int):
+    """``(matrix, peer)``: the same ``n_accounts`` seeded accounts in a
+    HealthMatrix and in the Python peer, every price set."""
+    from tallyio.amm.health import HealthMatrix
+    reserves = _reserves()
+    accounts = _accounts(n_accounts, reserves)
+    matrix = HealthMatrix(reserves, capacity=n_accounts)
+    for i, row in enumerate(accounts):
+        slot = matrix.add_account(i.to_bytes(20, "big"))
+        for a, (c, d, e) in enumerate(row):
+            if c or d:
+                matrix.set_position(slot, a, c, d, e)
+    peer = _PythonBook(reserves, accounts)
+    for a, price in enumerate(BASE_PRICES):
+        matrix.set_price(a, price)
+        peer.set_price(a, price)
+    return matrix, peer
+
+
+def sections(mode: str) -> list[Section]:
+    """The liquidation group's sections for ``mode`` (smoke, quick, full), in order."""
+    reps = {"smoke": 2, "quick": 5, "full": 9}[mode]
+    n_accounts = {"smoke": 2000, "quick": 100_000, "full": 100_000}[mode]
+    events = {"smoke": 2000, "quick": 200_000, "full": 1_000_000}[mode]
+    state: dict = {}
+    label = f"health factors of {n_accounts:,} accounts x {N_ASSETS} assets after one price update"
+
+    def setup() -> tuple:
+        if "built" not in state:
+            state["built"] = build(n_accounts)
+        return state["built"]
+
+    def price_update(progress: Progress) -> list[Figure]:
+        matrix, peer = setup()
+        step = [0]
+
+        def new_price() -> tuple[int, int]:
+            step[0] += 1
+            asset = step[0] % N_ASSETS
+            return asset, BASE_PRICES[asset] * (90 + step[0] % 20) // 100
+
+        def native() -> dict[str, float]:
+            asset, price = new_price()
+            start = perf_counter_ns()
+            matrix.set_price(asset, price)
+            health = matrix.health_factors()
+            elapsed = perf_counter_ns() - start
+            if len(health) != n_accounts:
+                raise RuntimeError(f"health_factors() returned {len(health)} values, expected {n_accounts}")
+            return {"price": elapsed / 1e6}
+
+        def python() -> dict[str, float]:
+            asset, price = new_price()
+            start = perf_counter_ns()
+            peer.set_price(asset, price)
+            health = list(peer.health)
+            elapsed = perf_counter_ns() - start
+            if len(health) != n_accounts:
+                raise RuntimeError("the Python peer lost accounts")
+            return {"price": elapsed / 1e6}
+
+        samples = alternate([("tallyio", native), (PYTHON_LOOP, python)], reps, progress)
+        return figures_for("liquidation: health factors", samples, [("price", label)], unit="ms",
+                           higher_is_better=False,
+                           targets={"price": [Target(5.0), Target(50.0, peer=PYTHON_LOOP)]})
+
+    def position_event(progress: Progress) -> list[Figure]:
+        from tallyio.amm._health import _bench_apply_delta_c
+        matrix, peer = setup()
+        calls = max(2000, events // 10)
+        slots = list(range(min(n_accounts, 4096)))
+
+        def python_call() -> dict[str, float]:
+            apply = matrix.apply_delta
+            start = perf_counter_ns()
+            for i in range(calls):
+                slot = slots[i % len(slots)]
+                apply(slot, 2, 1, 1)
+            for i in range(calls):
+                slot = slots[i % len(slots)]
+                apply(slot, 2, -1, -1)
+            return {"event": (perf_counter_ns() - start) / (2 * calls)}
+
+        def peer_call() -> dict[str, float]:
+            apply = peer.apply_delta
+            start = perf_counter_ns()
+            for i in range(calls):
+                apply(slots[i % len(slots)], 2, 1, 1)
+            for i in range(calls):
+                apply(slots[i % len(slots)], 2, -1, -1)
+            return {"event": (perf_counter_ns() - start) / (2 * calls)}
+
+        def c_level() -> dict[str, float]:
+            ns, applied = _bench_apply_delta_c(matrix, 2 * n_accounts * max(1, events // (2 * n_accounts)), 2)
+            if applied == 0:
+                raise RuntimeError("health_apply_delta applied no event")
+            return {"c": ns}
+
+        samples = alternate([("tallyio", python_call), (PYTHON_LOOP, peer_call)], reps, progress)
+        figures = figures_for("liquidation: one position event", samples,
+                              [("event", "apply_delta from Python (one Supply/Borrow/... event)")],
+                              unit="ns/op", higher_is_better=False, targets={"event": [Target(2000.0)]})
+        c_samples = alternate([("tallyio", c_level)], reps, progress)
+        figures += figures_for("liquidation: one position event", c_samples,
+                               [("c", "health_apply_delta from C, no GIL")], unit="ns/op", higher_is_better=False,
+                               targets={"c": [Target(2000.0)]})
+        return figures
+
+    def liquidatable(progress: Progress) -> list[Figure]:
+        matrix, _ = setup()
+
+        def measure() -> dict[str, float]:
+            start = perf_counter_ns()
+            found = matrix.liquidatable()
+            elapsed = perf_counter_ns() - start
+            state["liquidatable"] = len(found)
+            return {"exact": elapsed / 1e6}
+
+        samples = alternate([("tallyio", measure)], reps, progress)
+        return figures_for("liquidation: exact set", samples,
+                           [("exact", f"liquidatable() over {n_accounts:,} accounts (screen + exact confirmation)")],
+                           unit="ms", higher_is_better=False)
+
+    return [("health factors after a price update", price_update),
+            ("one position event", position_event),
+            ("liquidatable accounts, exact", liquidatable)]
