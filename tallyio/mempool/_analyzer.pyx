@@ -252,7 +252,9 @@ cdef inline int ov_take(const tio_pooltable *t, overlay *ov, int32_t pool) noexc
 cdef inline bint cycle_output(const tio_pooltable *t, const overlay *ov, uint64_t c, const tio_u256 *x,
                               tio_u256 *out) noexcept nogil:
     """The exact output of cycle c for input x, each hop with its own integer math; False
-    when a hop fails (V2: a revert; V3: a revert, or its price would reach a bound)."""
+    when a hop fails (V2: an overflow; V3: a revert, or its price would reach a bound).  An
+    amount rounded down to 0 gives 0 from there on (a loss, not a failure: the domain of
+    the search is the inputs that keep every V3 hop in range, an interval from 1)."""
     cdef tio_u256 amount = x[0], nxt
     cdef const tio_u256 *rin
     cdef const tio_u256 *rout
@@ -262,6 +264,8 @@ cdef inline bint cycle_output(const tio_pooltable *t, const overlay *ov, uint64_
     for h in range(t.cyc_len[c]):
         pool = t.cyc_pool[3 * c + h]
         tin = t.cyc_in[3 * c + h]
+        if tio_u256_is_zero(&amount):
+            break
         if t.kind[pool] == POOL_KIND_V3:
             if not t.v3_range_ok[pool] or v3_hop(t, ov, pool, tin, &amount, True, &r) != AMM_OK or r.crosses_tick:
                 return False
@@ -270,8 +274,6 @@ cdef inline bint cycle_output(const tio_pooltable *t, const overlay *ov, uint64_
             hop_reserves(t, ov, pool, tin, &rin, &rout)
             if v2_amount_out(&amount, rin, rout, t.fee_bps[pool], &nxt) != AMM_OK:
                 return False
-        if tio_u256_is_zero(&nxt):
-            return False
         amount = nxt
     out[0] = amount
     return True
@@ -324,7 +326,7 @@ cdef bint size_mixed(const tio_pooltable *t, const overlay *ov, uint64_t c, uint
     tio_u256_from_u64(&win, window)
     certified[0] = False
     if not score_at(t, ov, c, &one, &s1, &evaluations):
-        return False                                  # not even 1 unit goes through
+        return False                                  # a V3 hop is already at its bound
     screen_cycle(t, ov, c, &prof, &x_f)
     u256_of_double(2 * x_f, &hi)
     if tio_u256_cmp(&hi, &two) < 0:
