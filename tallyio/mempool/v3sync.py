@@ -201,4 +201,5 @@ def read_v3_state(call: Callable[[str, list], Any], pool: bytes, block: str, *,
         if word >> (bit if k == 0 else 0):
             break
     lower, upper = initialized_range(tick, spacing, words)
-    return V3PoolEvent(pool, "state", price, _word(liquidity, 0), tick, lower, upper, int(block, 16), -1)
+    number = int(block, 16) if block[:2] == "0x" else 0
+    return V3PoolEvent(pool, "state", price, _word(liquidity, 0), tick, lower, upper, number, -1)
