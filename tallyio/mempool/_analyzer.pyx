@@ -319,7 +319,7 @@ cdef bint size_mixed(const tio_pooltable *t, const overlay *ov, uint64_t c, uint
     cdef double x_f = 0, prof
     cdef uint32_t evaluations = 0
     cdef uint64_t window = max_evaluations if max_evaluations > 64 else 64
-    cdef int i
+    cdef int _grow
     tio_u256_from_u64(&one, 1)
     tio_u256_from_u64(&two, 2)
     tio_u256_from_u64(&three, 3)
@@ -333,7 +333,7 @@ cdef bint size_mixed(const tio_pooltable *t, const overlay *ov, uint64_t c, uint
         hi = two
     good = one
     # grow until past the optimum (profit <= 0) or out of the domain
-    for i in range(200):
+    for _grow in range(200):
         if not score_at(t, ov, c, &hi, &s2, &evaluations):
             break
         good = hi

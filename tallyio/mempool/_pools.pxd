@@ -1,6 +1,7 @@
 # cython: language_level=3
-# Owns: the pool table's C view (V2 pairs and V3 pools within their initialized tick range; (tio_pooltable: pointers into PoolTable's numpy arrays,
-# the address and pair indexes, the precomputed cycles) and its nogil lookups.
+# Owns: the pool table's C view (tio_pooltable: pointers into PoolTable's numpy arrays for V2
+# pairs and V3 pools, the address, pair and V3-pool indexes, the precomputed cycles) and its
+# nogil lookups.
 # Touches: _addrtable.  Written only by one thread at a quiescent point (apply_sync from the
 # watcher while no analysis runs: the pipeline's block barrier); read by workers without the GIL.
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t

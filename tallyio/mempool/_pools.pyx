@@ -517,7 +517,8 @@ cdef class PoolTable:
             self.v3_events_unknown += 1
             return False
         kind = event.kind
-        tick, lower, upper = int(self.t.v3_ticks[4 * i]), int(self.t.v3_ticks[4 * i + 1]), int(self.t.v3_ticks[4 * i + 2])
+        tick, lower, upper = (int(self.t.v3_ticks[4 * i]), int(self.t.v3_ticks[4 * i + 1]),
+                              int(self.t.v3_ticks[4 * i + 2]))
         ok = self.t.v3_range_ok[i] != 0
         if kind == "swap":
             check_int(event.tick, "V3PoolEvent.tick", -887272, 887272)
