@@ -208,8 +208,30 @@ def test_a_multi_hop_v3_swap_and_the_standing_scan():
     _, t_out, _, _, _ = R.swap_in_range(p_wt.sqrt_price_x96, 10**9, 0, 2 * 10**7, True, 3000, 60, -600, 600)
     _, u_out, _, _, crosses = R.swap_in_range(2**96, 10**9, 0, t_out, False, 500, 10, -1000, 1000)
     assert not crosses
+    _, _, price_wt, tick_wt, _ = R.swap_in_range(p_wt.sqrt_price_x96, 10**9, 0, 2 * 10**7, True, 3000, 60,
+                                                 -600, 600)
+    _, _, price_tu, tick_tu, _ = R.swap_in_range(2**96, 10**9, 0, t_out, True, 500, 10, -1000, 1000)
+    state = {P2: (10**9, 10**9), b"\x55" * 20: (10**9, 10**9),
+             P3: p_wt._replace(sqrt_price_x96=price_wt, tick=tick_wt),
+             b"\x44" * 20: p_tu._replace(sqrt_price_x96=price_tu, tick=tick_tu)}
+
+    def output(op, x):       # the cycle's exact output on the post-victim state, reference math
+        for pool, tin in zip(op.pools, op.token_path):
+            s = state[pool]
+            if isinstance(s, V3Pool):
+                _, x, _, _, crosses = R.swap_in_range(s.sqrt_price_x96, s.liquidity, s.tick, x, tin == s.token0,
+                                                      s.fee_pips, s.tick_spacing, s.tick_lower, s.tick_upper)
+                assert not crosses
+            else:
+                token0 = table.pool(table.index_of(pool)).token0
+                rin, rout = s if tin == token0 else s[::-1]
+                x = R.amount_out(x, rin, rout) if x else 0
+        return x
+
     for op in ops:           # every reported profit is the exact cycle output on the post-victim state
         assert op.profit > 0 and POOL_V3 in op.pool_kinds
+        assert output(op, op.amount_in) - op.amount_in == op.profit
+        assert all(output(op, op.amount_in + d) - op.amount_in - d <= op.profit for d in (-1, 1))
     # a V3 state with no pending swap: a standing ARBITRAGE scan sizes the same kind of cycle
     table.apply_v3_event(V3PoolEvent(P3, "swap", get_sqrt_ratio_at_tick(-300), 10**9, -300))
     [arb] = an.arbitrage(pools=[P3])[:1]
@@ -255,6 +277,33 @@ def test_parse_v3_logs():
         with pytest.raises(BadRecord) as err:
             parse_v3_log(bad)
         assert err.value.reason == reason
+
+
+def test_read_v3_state_rejects_malformed_answers():
+    from tallyio.mempool.v3sync import read_v3_state
+
+    # a node's answers are external input; a fake `call` is the only way to produce these faults
+    def node(slot0=None, liquidity=None):
+        def call(method, params):
+            data = params[0]["data"]
+            if data.startswith("0x3850c7bd"):                       # slot0()
+                return slot0 if slot0 is not None else "0x" + word(2**96) + word(0) + word(0) * 5
+            if data.startswith("0x1a686502"):                       # liquidity()
+                return liquidity if liquidity is not None else "0x" + word(10**18)
+            if data.startswith("0xd0c93a7c"):                       # tickSpacing()
+                return "0x" + word(60)
+            return "0x" + word(1 << 10 if data.endswith(word(0)) else 1 << 246)   # tickBitmap(0 / -1)
+        return call
+
+    state = read_v3_state(node(), P3, "0x10")
+    assert state[1:8] == ("state", 2**96, 10**18, 0, -600, 600, 16)
+    for bad in (dict(slot0="0x12"), dict(slot0="latest"), dict(slot0="0xzz"), dict(liquidity="0x" + word(2**130))):
+        with pytest.raises(BadRecord) as err:
+            read_v3_state(node(**bad), P3, "latest")
+        assert err.value.reason == "bad_v3_state"
+    from tallyio.mempool import NodeSource
+    with pytest.raises(ValueError, match="ws://"):
+        NodeSource("http://127.0.0.1:1", print, v3_pools=[P3])
 
 
 def test_initialized_range_from_bitmap_words():
