@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from tallyio.eth import keccak256
+from tallyio.mempool._wsenc import keccak256
 from tallyio.mempool._wstx import BadRecord
 from tallyio.mempool.records import V3PoolEvent
 
