@@ -339,7 +339,8 @@ def test_backrun_strategy_declines_what_one_router_cannot_do():
     assert strategy.on_opportunity(opportunity(pools=(b"\x01" * 20, b"\x02" * 20, b"\x05" * 20)), ctx) == []
     assert strategy.on_opportunity(opportunity(pools=(b"\x01" * 20, b"\x02" * 20)), ctx) == []
     assert strategy.on_opportunity(opportunity(), StrategyContext(routers={1: b"\x71" * 20})) == []
-    assert strategy.declined == dict(kind=1, thin=1, not_a_cycle=1, unknown_pool=1, cross_exchange=1, no_router=1)
+    assert strategy.declined == dict(kind=1, thin=1, not_a_cycle=1, unknown_pool=1, cross_exchange=1, no_router=1,
+                                     v3_hop=0)
     assert BackrunStrategy.kinds == (OpportunityKind.BACKRUN, OpportunityKind.ARBITRAGE)
     with pytest.raises(ValueError, match="min_profit"):
         BackrunStrategy(table, min_profit=-1)

@@ -14,10 +14,11 @@ from tallyio.amm._v2 import get_amount_in, get_amount_out, get_amounts_in, get_a
 from tallyio.amm._v3 import (MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK, V3Swap, compute_swap_step,
                              get_amount0_delta, get_amount1_delta, get_next_sqrt_price_from_input,
                              get_next_sqrt_price_from_output, get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio,
-                             v3_swap_within_range)
+                             v3_swap_in_range, v3_swap_within_range)
 
 __all__ = ["get_amount_out", "get_amount_in", "get_amounts_out", "get_amounts_in",
            "best_cycle_input", "cycle_size", "CycleSize",
-           "v3_swap_within_range", "V3Swap", "compute_swap_step", "get_amount0_delta", "get_amount1_delta",
+           "v3_swap_within_range", "v3_swap_in_range", "V3Swap", "compute_swap_step", "get_amount0_delta",
+           "get_amount1_delta",
            "get_next_sqrt_price_from_input", "get_next_sqrt_price_from_output", "get_sqrt_ratio_at_tick",
            "get_tick_at_sqrt_ratio", "MIN_TICK", "MAX_TICK", "MIN_SQRT_RATIO", "MAX_SQRT_RATIO"]

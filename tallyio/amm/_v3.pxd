@@ -52,3 +52,15 @@ cdef int v3_swap_step(const tio_u256 *sqrt_price, const tio_u256 *liquidity,
                               const tio_u256 *amount_abs, bint exact_input, bint zero_for_one,
                               uint32_t fee_pips, const tio_u256 *sqrt_price_limit, int32_t tick_next,
                               v3_swap_result *result) noexcept nogil
+# a whole swap of UniswapV3Pool.swap while it stays inside the pool's initialized tick range
+# [tick_lower, tick_upper) (the greatest initialized tick <= tick, the least one above it):
+# the pool's loop over tick-bitmap word edges (uninitialized ticks: liquidity unchanged), each
+# step by v3_swap_step.  result.crosses_tick = 1 when the price would reach tick_lower's or
+# tick_upper's price (crossing an initialized tick changes liquidity: not simulated; amounts
+# are then only those up to the bound).  *steps: loop iterations taken (bounded by max_steps;
+# past it crosses_tick is set too).
+cdef int v3_range_swap(const tio_u256 *sqrt_price, const tio_u256 *liquidity, int32_t tick,
+                          int32_t tick_spacing, int32_t tick_lower, int32_t tick_upper,
+                          const tio_u256 *amount_abs, bint exact_input, bint zero_for_one, uint32_t fee_pips,
+                          const tio_u256 *sqrt_price_limit, uint32_t max_steps, v3_swap_result *result,
+                          uint32_t *steps) noexcept nogil

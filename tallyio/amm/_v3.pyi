@@ -1,5 +1,5 @@
 """Type stub for the compiled module tallyio.amm._v3 (V3 within a tick range; C API in _v3.pxd)."""
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 MIN_TICK: int
 MAX_TICK: int
@@ -27,3 +27,6 @@ def compute_swap_step(sqrt_ratio_current_x96: int, sqrt_ratio_target_x96: int, l
                       amount_remaining: int, fee_pips: int) -> tuple[int, int, int, int]: ...
 def v3_swap_within_range(sqrt_price_x96: int, liquidity: int, amount_specified: int, zero_for_one: bool,
                          fee_pips: int, sqrt_price_limit_x96: int, tick_next: int) -> V3Swap: ...
+def v3_swap_in_range(sqrt_price_x96: int, liquidity: int, tick: int, amount_specified: int, zero_for_one: bool,
+                     fee_pips: int, tick_spacing: int, tick_lower: int, tick_upper: int,
+                     sqrt_price_limit_x96: Optional[int] = None, max_steps: int = 256) -> V3Swap: ...

@@ -421,6 +421,80 @@ cdef int v3_swap_step(const tio_u256 *sqrt_price, const tio_u256 *liquidity,
     return AMM_OK
 
 
+# ---- a whole swap inside the initialized tick range ----------------------------------------
+
+cdef inline int32_t _floor_div(int32_t a, int32_t b) noexcept nogil:
+    cdef int32_t q = a // b                     # cdivision: truncates towards zero
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef int v3_range_swap(const tio_u256 *sqrt_price, const tio_u256 *liquidity, int32_t tick,
+                          int32_t tick_spacing, int32_t tick_lower, int32_t tick_upper,
+                          const tio_u256 *amount_abs, bint exact_input, bint zero_for_one, uint32_t fee_pips,
+                          const tio_u256 *sqrt_price_limit, uint32_t max_steps, v3_swap_result *result,
+                          uint32_t *steps) noexcept nogil:
+    cdef tio_u256 price = sqrt_price[0], remaining = amount_abs[0], total_in, total_out, total_fee, bound_price
+    cdef int32_t compressed, word_edge, tick_next, bound = tick_lower if zero_for_one else tick_upper
+    cdef v3_swap_result r
+    cdef int status
+    cdef uint32_t n = 0
+    if tick_spacing <= 0 or not (tick_lower <= tick < tick_upper):
+        return AMM_V3_INVALID
+    tio_u256_from_u64(&total_in, 0)
+    tio_u256_from_u64(&total_out, 0)
+    tio_u256_from_u64(&total_fee, 0)
+    status = v3_sqrt_ratio_at_tick(V3_MIN_TICK if bound < V3_MIN_TICK else (V3_MAX_TICK if bound > V3_MAX_TICK
+                                                                             else bound), &bound_price)
+    if status != AMM_OK:
+        return status
+    result.tick = tick
+    result.tick_changed = 0
+    result.crosses_tick = 0
+    while True:
+        if n == max_steps:
+            result.crosses_tick = 1
+            break
+        # TickBitmap.nextInitializedTickWithinOneWord: the word's edge, or our bound when nearer
+        compressed = _floor_div(tick, tick_spacing)
+        if zero_for_one:
+            word_edge = (compressed >> 8 << 8) * tick_spacing
+            tick_next = tick_lower if tick_lower >= word_edge else word_edge
+        else:
+            word_edge = ((compressed + 1) >> 8 << 8 | 255) * tick_spacing
+            tick_next = tick_upper if tick_upper <= word_edge else word_edge
+        status = v3_swap_step(&price, liquidity, &remaining, exact_input, zero_for_one, fee_pips,
+                              sqrt_price_limit, tick_next, &r)
+        if status != AMM_OK:
+            return status
+        n += 1
+        tio_u256_add(&total_in, &total_in, &r.amount_in)
+        tio_u256_add(&total_out, &total_out, &r.amount_out)
+        tio_u256_add(&total_fee, &total_fee, &r.fee_amount)
+        if exact_input:
+            tio_u256_sub(&remaining, &remaining, &r.amount_in)
+        else:
+            tio_u256_sub(&remaining, &remaining, &r.amount_out)
+        price = r.sqrt_price_x96
+        if r.tick_changed:
+            tick = r.tick
+            result.tick = tick
+            result.tick_changed = 1
+        if tio_u256_cmp(&price, &bound_price) == 0:
+            # at an initialized tick's price the pool crosses it (liquidityNet) even with nothing left
+            result.crosses_tick = 1
+            break
+        if tio_u256_is_zero(&remaining) or tio_u256_cmp(&price, sqrt_price_limit) == 0:
+            break
+    result.amount_in = total_in
+    result.amount_out = total_out
+    result.fee_amount = total_fee
+    result.sqrt_price_x96 = price
+    steps[0] = n
+    return AMM_OK
+
+
 # ---- the Python edge ------------------------------------------------------------------------
 
 cdef int _bounded(object value, tio_u256 *out, str name, int bits) except -1:
@@ -586,6 +660,53 @@ def v3_swap_within_range(sqrt_price_x96, liquidity, amount_specified, zero_for_o
                                            _tick(tick_next, "tick_next"), &r)
     if status != AMM_OK:
         raise_amm_status(status, "v3_swap_within_range")
+    paid, received = u256_to_int(&r.amount_in), u256_to_int(&r.amount_out)
+    amount0, amount1 = (paid, -received) if down else (-received, paid)
+    return V3Swap(amount0, amount1, paid, received, u256_to_int(&r.fee_amount), u256_to_int(&r.sqrt_price_x96),
+                  r.tick if r.tick_changed else None, bool(r.crosses_tick))
+
+
+def v3_swap_in_range(sqrt_price_x96, liquidity, tick, amount_specified, zero_for_one, fee_pips, tick_spacing,
+                     tick_lower, tick_upper, sqrt_price_limit_x96=None, max_steps=256):
+    """A whole ``UniswapV3Pool.swap`` while the price stays inside the initialized tick range
+    ``[tick_lower, tick_upper)`` around ``tick`` (the greatest initialized tick <= tick and the
+    least one above it): the pool's loop, stepping over tick-bitmap word edges (uninitialized:
+    the liquidity does not change), each step bit for bit as the pool.  ``crosses_tick`` is
+    True when the price would reach a bound's price (crossing an initialized tick changes the
+    liquidity by its liquidityNet, which this does not know): the amounts are then only those
+    up to the bound, and a caller skips the swap.  ``sqrt_price_limit_x96`` None: no limit
+    (MIN_SQRT_RATIO + 1 or MAX_SQRT_RATIO - 1, what a router passes for 0).
+
+    >>> s = v3_swap_in_range(2**96, 10**18, 0, 10**15, True, 3000, 60, -600, 600)
+    >>> s.amount0, s.amount1, s.tick, s.crosses_tick
+    (1000000000000000, -996006981039903, -20, False)
+    >>> v3_swap_in_range(2**96, 10**18, 0, 10**17, True, 3000, 60, -600, 600).crosses_tick
+    True
+    """
+    cdef tio_u256 price, l, amount, limit
+    cdef v3_swap_result r
+    cdef uint32_t steps = 0
+    _bounded(sqrt_price_x96, &price, "sqrt_price_x96", 160)
+    _bounded(liquidity, &l, "liquidity", 128)
+    down = bool(zero_for_one)
+    if sqrt_price_limit_x96 is None:
+        sqrt_price_limit_x96 = MIN_SQRT_RATIO + 1 if down else MAX_SQRT_RATIO - 1
+    _bounded(sqrt_price_limit_x96, &limit, "sqrt_price_limit_x96", 160)
+    if type(amount_specified) is not int or not -(1 << 255) <= amount_specified < 1 << 255:
+        raise ValueError(f"amount_specified must be an int256, got {amount_specified!r}")
+    cdef int32_t t = _tick(tick, "tick"), lo = _tick(tick_lower, "tick_lower"), hi = _tick(tick_upper, "tick_upper")
+    cdef int32_t spacing = _tick(tick_spacing, "tick_spacing")
+    if spacing <= 0:
+        raise ValueError(f"tick_spacing must be > 0, got {tick_spacing}")
+    if not lo <= t < hi:
+        raise ValueError(f"tick must lie in [tick_lower, tick_upper), got {tick_lower} <= {tick} < {tick_upper}")
+    if type(max_steps) is not int or not 1 <= max_steps < 1 << 32:
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    u256_from_int(abs(amount_specified), &amount, "amount_specified")
+    cdef int status = v3_range_swap(&price, &l, t, spacing, lo, hi, &amount, amount_specified > 0, down,
+                                       _fee_pips(fee_pips), &limit, max_steps, &r, &steps)
+    if status != AMM_OK:
+        raise_amm_status(status, "v3_swap_in_range")
     paid, received = u256_to_int(&r.amount_in), u256_to_int(&r.amount_out)
     amount0, amount1 = (paid, -received) if down else (-received, paid)
     return V3Swap(amount0, amount1, paid, received, u256_to_int(&r.fee_amount), u256_to_int(&r.sqrt_price_x96),

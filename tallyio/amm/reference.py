@@ -387,3 +387,40 @@ def swap_within_range(sqrt_price: int, liquidity: int, amount_specified: int, ze
     else:
         amount0, amount1 = calculated, amount_specified - remaining
     return amount0, amount1, price, tick, crosses
+
+
+def swap_in_range(sqrt_price: int, liquidity: int, tick: int, amount_specified: int, zero_for_one: bool,
+                  fee_pips: int, tick_spacing: int, tick_lower: int, tick_upper: int,
+                  sqrt_price_limit: int | None = None):
+    """UniswapV3Pool.swap's whole loop while the price stays inside the initialized range
+    ``[tick_lower, tick_upper)``: steps end at the tick-bitmap word's edge
+    (TickBitmap.nextInitializedTickWithinOneWord) or at the bound when it is nearer.
+    Returns ``(amount_in, amount_out, sqrt_price_after, tick_after, crosses)``; ``crosses``:
+    the price reached a bound's price (an initialized tick would be crossed)."""
+    if sqrt_price_limit is None:
+        sqrt_price_limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    exact_input = amount_specified > 0
+    remaining = abs(amount_specified)
+    bound = tick_lower if zero_for_one else tick_upper
+    bound_price = sqrt_ratio_at_tick(max(MIN_TICK, min(MAX_TICK, bound)))
+    total_in = total_out = 0
+    while True:
+        compressed = tick // tick_spacing
+        if zero_for_one:
+            tick_next = max(tick_lower, (compressed >> 8 << 8) * tick_spacing)
+        else:
+            tick_next = min(tick_upper, (((compressed + 1) >> 8 << 8) + 255) * tick_spacing)
+        signed = remaining if exact_input else -remaining
+        a0, a1, sqrt_price_after, tick_after, _ = swap_within_range(sqrt_price, liquidity, signed, zero_for_one,
+                                                                     fee_pips, sqrt_price_limit, tick_next)
+        paid, got = (a0, -a1) if zero_for_one else (a1, -a0)
+        total_in += paid
+        total_out += got
+        remaining -= paid if exact_input else got
+        sqrt_price = sqrt_price_after
+        if tick_after is not None:
+            tick = tick_after
+        if sqrt_price == bound_price:
+            return total_in, total_out, sqrt_price, tick, True
+        if remaining == 0 or sqrt_price == sqrt_price_limit:
+            return total_in, total_out, sqrt_price, tick, False

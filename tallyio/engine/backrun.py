@@ -72,7 +72,7 @@ class BackrunStrategy(Strategy):
         self.min_profit = min_profit
         self.gas_limit = gas_limit
         self.declined: Dict[str, int] = dict(kind=0, thin=0, not_a_cycle=0, unknown_pool=0, cross_exchange=0,
-                                             no_router=0)
+                                             no_router=0, v3_hop=0)
 
     @staticmethod
     def _from_table(table: Any):
@@ -94,6 +94,8 @@ class BackrunStrategy(Strategy):
         path = tuple(op.token_path)
         if len(path) < 3 or path[0] != path[-1] or len(op.pools) != len(path) - 1:
             return self._decline("not_a_cycle")
+        if any(op.pool_kinds):  # a V3 hop: one V2 router swap cannot execute it (needs a contract)
+            return self._decline("v3_hop")
         exchanges = set()
         for pool in op.pools:
             exchange = self._exchange_of(pool)

@@ -19,8 +19,9 @@ from tallyio.mempool.config import AnalyzerConfig, FilterConfig
 from tallyio.mempool.lending import LendingReserve, PositionBook
 from tallyio.mempool.node import NodeSource
 from tallyio.mempool.recording import Recorder, ReplaySource
-from tallyio.mempool.records import Opportunity, OpportunityKind, V2Pool
+from tallyio.mempool.records import Opportunity, OpportunityKind, V2Pool, V3Pool, V3PoolEvent
 
 __all__ = ["NodeSource", "Pipeline", "PoolTable", "V2Pool", "TxFilter", "FilterConfig",
            "Analyzer", "AnalyzerConfig", "PendingRing", "OpportunityQueue", "Opportunity",
-           "OpportunityKind", "Recorder", "ReplaySource", "PositionBook", "LendingReserve"]
+           "OpportunityKind", "Recorder", "ReplaySource", "V3Pool", "V3PoolEvent", "PositionBook",
+           "LendingReserve"]

@@ -13,7 +13,7 @@ from tallyio.mempool._opportunity cimport tio_opp
 cdef enum:
     # analyzer counters (index into tio_analyzer_stats.count)
     AN_SWAPS = 0                 # swaps looked at
-    AN_V3_SKIPPED = 1            # V3 swaps: counted, not simulated (no V3 tick math here yet)
+    AN_V3_SKIPPED = 1            # V3 swaps not simulated (any reason; the reason is counted too)
     AN_FEE_ON_TRANSFER = 2       # ...SupportingFeeOnTransferTokens: amounts not exact, skipped
     AN_AMOUNT_UNKNOWN = 3        # the input is decided at run time (Universal Router), skipped
     AN_NO_POOL = 4               # a hop's pool (on the router's exchange) is not in the table
@@ -26,11 +26,15 @@ cdef enum:
     AN_SIZED_NEAR = 11           # sized by amm's search, not certified (region over budget)
     AN_OPPORTUNITIES = 12
     AN_UNPROFITABLE = 13         # sized exactly, profit below min_profit
-    AN_COUNTERS = 14
+    AN_V3_SIMULATED = 14         # V3 swaps applied exactly within the pool's initialized tick range
+    AN_V3_CROSSES_TICK = 15      # V3 swaps skipped: the price would reach an initialized tick
+    AN_V3_RANGE_UNKNOWN = 16     # V3 swaps skipped: the pool's range is unknown (a Swap log left it; resync)
+    AN_MIXED_SIZED = 17          # cycles with a V3 hop sized (exact objective, integer search in range)
+    AN_COUNTERS = 18
 
 
 cdef struct tio_analyzer_stats:
-    uint64_t count[14]
+    uint64_t count[18]
 
 
 cdef struct tio_analyzer_cfg:

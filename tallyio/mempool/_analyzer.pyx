@@ -2,9 +2,10 @@
 # Owns: the backrun analyzer (tio_analyze_call and its Python face Analyzer) and the
 # standing-arbitrage scans (every cycle: tio_scan_arbitrage; through touched pools: tio_scan_touched).
 # Touches: reads _pools' table; writes tio_opp records into an OpportunityQueue's dropring;
-# exact V2 math and cycle sizing from tallyio.amm (_v2.pxd, _cycle.pxd C APIs).
-"""The backrun analyzer: what a pending V2 swap does to the pools it trades through,
-and which cycles it makes profitable, sized exactly.
+# exact V2 math, V3 math within a tick range and cycle sizing from tallyio.amm (_v2.pxd, _v3.pxd,
+# _cycle.pxd C APIs).
+"""The backrun analyzer: what a pending V2 or V3 swap does to the pools it trades
+through, and which cycles it makes profitable, sized exactly.
 
 For each decoded V2 swap of a transaction (``tio_swap``, filled by the decoder):
 
@@ -23,7 +24,24 @@ For each decoded V2 swap of a transaction (``tio_swap``, filled by the decoder):
 5. compute the exact profit and push an ``Opportunity`` (kind BACKRUN) when it reaches
    ``min_profit_wei``.
 
-V3 swaps, fee-on-transfer swaps and run-time amounts are counted and skipped.
+V3 swaps (SwapRouter's exactInput*/exactOutput*, the Universal Router's V3 commands)
+are applied exactly while every hop stays inside its pool's initialized tick range
+(``tallyio.amm``'s ``v3_swap_in_range`` semantics: the pool's own loop over tick-bitmap
+words, the fee); a hop whose price would reach an initialized tick is counted
+``v3_crosses_tick`` and the swap skipped (crossing needs that tick's liquidityNet), a
+pool whose range is unknown (a Swap log left it; until a resync) ``v3_range_unknown``.
+Every skipped V3 swap also counts in ``v3_skipped``.  A V3 swap's sqrtPriceLimitX96 is
+not carried by the decoder: the swap is simulated as without a limit (what routers pass
+for 0).
+
+Cycles through a V3 pool (a V2 pool and a V3 pool on the same pair, or a triangle) are
+screened on the V3 pool's virtual reserves and sized on the exact objective (each hop's
+exact integer math) by an integer search bounded so every V3 hop stays inside its range:
+the whole domain is scanned when it holds at most ``max(64, max_evaluations)`` inputs
+(then the size is certified: ``sized_exact``), else a ternary search narrows it to that
+many and scans them (``sized_near``).  Their opportunities carry ``pool_kinds``.
+
+Fee-on-transfer swaps and run-time amounts are counted and skipped.
 
     >>> from tallyio.mempool.records import V2Pool
     >>> from tallyio.mempool._pools import PoolTable
@@ -57,6 +75,9 @@ from tallyio.mempool._ring cimport (tio_pending, tio_dropring_begin,
 from tallyio.mempool._opportunity cimport tio_opp, OpportunityQueue
 from tallyio._ext.u256 cimport tio_u256_add, tio_u256_sub
 from tallyio.amm._v2 cimport v2_amount_out, v2_amount_in, AMM_OK
+from tallyio.amm._v3 cimport v3_range_swap, v3_swap_result
+from tallyio.mempool._pools cimport POOL_KIND_V3, pooltable_v3_pool
+from tallyio._ext.u256 cimport tio_u256_from_u64, tio_u256_shr, tio_u256_shl, tio_u256_divmod
 from tallyio.amm._cycle cimport v2_best_cycle_input
 from tallyio.mempool._u256py cimport int_to_u256, copy_address
 
@@ -66,7 +87,8 @@ __all__ = ["Analyzer", "COUNTERS"]
 
 COUNTERS = ("swaps", "v3_skipped", "fee_on_transfer_skipped", "amount_unknown_skipped",
             "no_pool", "would_revert", "simulated", "cycles_screened", "cycles_truncated",
-            "candidates", "sized_exact", "sized_near", "opportunities", "unprofitable")
+            "candidates", "sized_exact", "sized_near", "opportunities", "unprofitable",
+            "v3_simulated", "v3_crosses_tick", "v3_range_unknown", "mixed_cycles_sized")
 """Analyzer counter names, indexed by the C codes AN_*."""
 
 cdef enum:
@@ -80,8 +102,20 @@ cdef double TWO64 = 18446744073709551616.0
 cdef struct overlay:
     int n
     int32_t pool[8]
-    tio_u256 r[16]        # r[2k], r[2k+1]: reserves of overlay pool k after the swaps
-    double rf[16]
+    tio_u256 r[16]        # r[2k], r[2k+1]: reserves of overlay pool k after the swaps (V3: r[2k] is
+    double rf[16]         # the sqrt price, rf the virtual reserves; the liquidity stays the table's)
+    int32_t tick[8]       # V3: the tick after the swaps
+
+
+cdef double Q96 = 79228162514264337593543950336.0
+# the price limits a router passes for sqrtPriceLimitX96 = 0: MIN_SQRT_RATIO + 1, MAX_SQRT_RATIO - 1
+cdef tio_u256 LIMIT_DOWN, LIMIT_UP
+LIMIT_DOWN.w[0] = 4295128740ULL
+LIMIT_DOWN.w[1] = LIMIT_DOWN.w[2] = LIMIT_DOWN.w[3] = 0
+LIMIT_UP.w[0] = 0x5d951d5263988d25ULL
+LIMIT_UP.w[1] = 0xefd1fc6a50648849ULL
+LIMIT_UP.w[2] = 0xfffd8963ULL
+LIMIT_UP.w[3] = 0
 
 
 cdef inline double u256_to_double(const tio_u256 *v) noexcept nogil:
@@ -122,7 +156,7 @@ cdef inline void hop_reserves_f(const tio_pooltable *t, const overlay *ov, int32
 
 
 cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
-                              double *profit) noexcept nogil:
+                              double *profit, double *x_opt) noexcept nogil:
     """Float64 profit at the optimum of cycle c: True when it is profitable at all."""
     cdef int L = t.cyc_len[c]
     cdef double ei = 0, eo = 0, g0 = 1, g, rin, rout, d, x
@@ -131,7 +165,7 @@ cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         hop_reserves_f(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
-        g = (10000.0 - t.fee_bps[pool]) / 10000.0
+        g = (1000000.0 - t.fee_pips[pool]) / 1000000.0
         if h == 0:
             ei = rin
             eo = rout
@@ -149,7 +183,206 @@ cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_
         return False
     d = ei + g0 * x
     profit[0] = g0 * x * eo / d - x
+    if x_opt != NULL:
+        x_opt[0] = x
     return profit[0] > 0
+
+
+cdef inline bint cycle_has_v3(const tio_pooltable *t, uint64_t c) noexcept nogil:
+    cdef int h
+    for h in range(t.cyc_len[c]):
+        if t.kind[t.cyc_pool[3 * c + h]] == POOL_KIND_V3:
+            return True
+    return False
+
+
+cdef inline int v3_hop(const tio_pooltable *t, const overlay *ov, int32_t pool, int32_t token_in,
+                       const tio_u256 *amount, bint exact_in, v3_swap_result *r) noexcept nogil:
+    """V3 pool `pool` entered with `token_in` for `amount` (exact in or out), from the overlay
+    state when it has the pool; AMM status (r.crosses_tick: the price would reach a bound)."""
+    cdef int k = ov_slot(ov, pool)
+    cdef bint down = t.tokens[2 * pool] == token_in
+    cdef uint32_t steps
+    cdef const tio_u256 *price
+    cdef int32_t tick
+    if k >= 0:
+        price = &ov.r[2 * k]
+        tick = ov.tick[k]
+    else:
+        price = &t.v3_sqrt_price[pool]
+        tick = t.v3_ticks[4 * pool]
+    return v3_range_swap(price, &t.v3_liquidity[pool], tick, t.v3_ticks[4 * pool + 3], t.v3_ticks[4 * pool + 1],
+                         t.v3_ticks[4 * pool + 2], amount, exact_in, down, t.fee_pips[pool],
+                         &LIMIT_DOWN if down else &LIMIT_UP, 64, r, &steps)
+
+
+cdef inline void ov_set_v3(const tio_pooltable *t, overlay *ov, int slot, int32_t pool,
+                           const v3_swap_result *r) noexcept nogil:
+    cdef double price, liquidity
+    ov.r[2 * slot] = r.sqrt_price_x96
+    if r.tick_changed:
+        ov.tick[slot] = r.tick
+    price = u256_to_double(&r.sqrt_price_x96) / Q96
+    liquidity = u256_to_double(&t.v3_liquidity[pool])
+    ov.rf[2 * slot] = liquidity / price if price > 0 else 0
+    ov.rf[2 * slot + 1] = liquidity * price
+
+
+cdef inline int ov_take(const tio_pooltable *t, overlay *ov, int32_t pool) noexcept nogil:
+    """The overlay slot of `pool`, added (copied from the table) when new; -1 when full."""
+    cdef int slot = ov_slot(ov, pool)
+    if slot >= 0:
+        return slot
+    if ov.n == OV_MAX:
+        return -1
+    slot = ov.n
+    ov.n += 1
+    ov.pool[slot] = pool
+    if t.kind[pool] == POOL_KIND_V3:
+        ov.r[2 * slot] = t.v3_sqrt_price[pool]
+        ov.tick[slot] = t.v3_ticks[4 * pool]
+    else:
+        ov.r[2 * slot] = t.reserve_x[2 * pool]
+        ov.r[2 * slot + 1] = t.reserve_x[2 * pool + 1]
+    ov.rf[2 * slot] = t.reserve_f[2 * pool]
+    ov.rf[2 * slot + 1] = t.reserve_f[2 * pool + 1]
+    return slot
+
+
+cdef inline bint cycle_output(const tio_pooltable *t, const overlay *ov, uint64_t c, const tio_u256 *x,
+                              tio_u256 *out) noexcept nogil:
+    """The exact output of cycle c for input x, each hop with its own integer math; False
+    when a hop fails (V2: an overflow; V3: a revert, or its price would reach a bound).  An
+    amount rounded down to 0 gives 0 from there on (a loss, not a failure: the domain of
+    the search is the inputs that keep every V3 hop in range, an interval from 1)."""
+    cdef tio_u256 amount = x[0], nxt
+    cdef const tio_u256 *rin
+    cdef const tio_u256 *rout
+    cdef v3_swap_result r
+    cdef int32_t pool, tin
+    cdef int h
+    for h in range(t.cyc_len[c]):
+        pool = t.cyc_pool[3 * c + h]
+        tin = t.cyc_in[3 * c + h]
+        if tio_u256_is_zero(&amount):
+            break
+        if t.kind[pool] == POOL_KIND_V3:
+            if not t.v3_range_ok[pool] or v3_hop(t, ov, pool, tin, &amount, True, &r) != AMM_OK or r.crosses_tick:
+                return False
+            nxt = r.amount_out
+        else:
+            hop_reserves(t, ov, pool, tin, &rin, &rout)
+            if v2_amount_out(&amount, rin, rout, t.fee_bps[pool], &nxt) != AMM_OK:
+                return False
+        amount = nxt
+    out[0] = amount
+    return True
+
+
+cdef tio_u256 BIAS          # 2**255: score = output - input + BIAS orders profits as unsigned
+BIAS.w[0] = BIAS.w[1] = BIAS.w[2] = 0
+BIAS.w[3] = 1ULL << 63
+
+
+cdef inline bint score_at(const tio_pooltable *t, const overlay *ov, uint64_t c, const tio_u256 *x,
+                          tio_u256 *score, uint32_t *evaluations) noexcept nogil:
+    cdef tio_u256 out
+    evaluations[0] += 1
+    if not cycle_output(t, ov, c, x, &out):
+        tio_u256_from_u64(score, 0)                  # below every valid score
+        return False
+    tio_u256_add(score, &out, &BIAS)
+    tio_u256_sub(score, score, x)
+    return True
+
+
+cdef inline void u256_of_double(double v, tio_u256 *out) noexcept nogil:
+    cdef double hi
+    tio_u256_from_u64(out, 0)
+    if v < 1:
+        return
+    if v >= 3.4e38:
+        v = 3.4e38
+    hi = v / TWO64
+    out.w[1] = <uint64_t>hi
+    out.w[0] = <uint64_t>(v - <double>out.w[1] * TWO64) if v - <double>out.w[1] * TWO64 > 0 else 0
+
+
+cdef bint size_mixed(const tio_pooltable *t, const overlay *ov, uint64_t c, uint32_t max_evaluations,
+                     tio_u256 *best_x, tio_u256 *best_profit, bint *certified) noexcept nogil:
+    """Exact integer sizing of a cycle with a V3 hop: the domain is the inputs for which
+    every V3 hop stays in its range (found by doubling from the float optimum, then
+    bisection of the validity edge); scanned whole when it is at most `window` wide
+    (certified), else narrowed by ternary search on the exact objective to `window` inputs,
+    which are scanned (smallest input on ties)."""
+    cdef tio_u256 one, two, three, lo, hi, good, bad, mid, m1, m2, third, width, win, s1, s2, best_s, x
+    cdef double x_f = 0, prof
+    cdef uint32_t evaluations = 0
+    cdef uint64_t window = max_evaluations if max_evaluations > 64 else 64
+    cdef int _grow
+    tio_u256_from_u64(&one, 1)
+    tio_u256_from_u64(&two, 2)
+    tio_u256_from_u64(&three, 3)
+    tio_u256_from_u64(&win, window)
+    certified[0] = False
+    if not score_at(t, ov, c, &one, &s1, &evaluations):
+        return False                                  # a V3 hop is already at its bound
+    screen_cycle(t, ov, c, &prof, &x_f)
+    u256_of_double(2 * x_f, &hi)
+    if tio_u256_cmp(&hi, &two) < 0:
+        hi = two
+    good = one
+    # grow until past the optimum (profit <= 0) or out of the domain
+    for _grow in range(200):
+        if not score_at(t, ov, c, &hi, &s2, &evaluations):
+            break
+        good = hi
+        if tio_u256_cmp(&s2, &BIAS) <= 0 or hi.w[3] >> 56:
+            break
+        tio_u256_shl(&hi, &hi, 1)
+    if tio_u256_cmp(&good, &hi) != 0:
+        # the validity edge lies in (good, hi): bisect it
+        bad = hi
+        while True:
+            tio_u256_sub(&width, &bad, &good)
+            if tio_u256_cmp(&width, &one) <= 0:
+                break
+            tio_u256_shr(&mid, &width, 1)
+            tio_u256_add(&mid, &mid, &good)
+            if score_at(t, ov, c, &mid, &s2, &evaluations):
+                good = mid
+            else:
+                bad = mid
+        hi = good
+    lo = one
+    tio_u256_sub(&width, &hi, &lo)
+    certified[0] = tio_u256_cmp(&width, &win) < 0
+    while True:
+        tio_u256_sub(&width, &hi, &lo)
+        if tio_u256_cmp(&width, &win) < 0:
+            break
+        tio_u256_divmod(&third, NULL, &width, &three)
+        tio_u256_add(&m1, &lo, &third)
+        tio_u256_sub(&m2, &hi, &third)
+        score_at(t, ov, c, &m1, &s1, &evaluations)    # inside [1, hi]: valid
+        score_at(t, ov, c, &m2, &s2, &evaluations)
+        if tio_u256_cmp(&s1, &s2) < 0:
+            tio_u256_add(&lo, &m1, &one)
+        else:
+            tio_u256_sub(&hi, &m2, &one)
+    best_s = BIAS
+    tio_u256_from_u64(best_x, 0)
+    x = lo
+    while tio_u256_cmp(&x, &hi) <= 0:
+        if score_at(t, ov, c, &x, &s1, &evaluations) and tio_u256_cmp(&s1, &best_s) > 0:
+            best_s = s1
+            best_x[0] = x
+        tio_u256_add(&x, &x, &one)
+    if tio_u256_cmp(&best_s, &BIAS) <= 0:
+        tio_u256_from_u64(best_profit, 0)
+        return False
+    tio_u256_sub(best_profit, &best_s, &BIAS)
+    return True
 
 
 cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t c,
@@ -165,6 +398,8 @@ cdef inline bint size_cycle(const tio_pooltable *t, const overlay *ov, uint64_t 
     cdef int L = t.cyc_len[c], h, cert = 0
     cdef uint32_t evaluations = 0
     cdef int32_t pool
+    if cycle_has_v3(t, c):
+        return size_mixed(t, ov, c, max_evaluations, best_x, best_profit, certified)
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         hop_reserves(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
@@ -193,6 +428,7 @@ cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t
     o.kind = kind                   # OpportunityKind: 1 ARBITRAGE (p == NULL), 2 BACKRUN
     o.n_hops = <uint8_t>L
     o.start_is_weth = t.weth >= 0 and t.cyc_in[3 * c] == t.weth
+    o.v3_hops = 0
     o.detected_ns = tio_now_ns()
     if p != NULL:
         o.trigger_seq = p.seq
@@ -208,6 +444,8 @@ cdef inline void emit(const tio_analyze_ctx *ctx, const tio_pending *p, uint64_t
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         memcpy(o.pools[h], &t.pool_addr[20 * pool], 20)
+        if t.kind[pool] == POOL_KIND_V3:
+            o.v3_hops |= <uint8_t>(1 << h)
         memcpy(o.tokens[h], &t.token_addr[20 * t.cyc_in[3 * c + h]], 20)
     memcpy(o.tokens[L], &t.token_addr[20 * t.cyc_in[3 * c]], 20)
     tio_dropring_commit(ctx.out, idx)
@@ -245,6 +483,8 @@ cdef inline int size_and_emit(const tio_analyze_ctx *ctx, const overlay *ov, con
             st.count[AN_UNPROFITABLE] += 1
             continue
         st.count[AN_SIZED_EXACT if exhaustive else AN_SIZED_NEAR] += 1
+        if cycle_has_v3(ctx.table, cand_c[i]):
+            st.count[AN_MIXED_SIZED] += 1
         if tio_u256_cmp(&best_profit, &ctx.cfg.min_profit) < 0:
             st.count[AN_UNPROFITABLE] += 1
             continue
@@ -266,6 +506,8 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
     cdef uint32_t ti
     cdef int hops = s.path_len - 1, k, side, slot
     if s.protocol == TIO_PROTOCOL_V3:
+        if simulate_v3(t, ov, p, exchange, s, st):
+            return 1
         st.count[AN_V3_SKIPPED] += 1
         return 0
     if s.flags & TIO_SWAP_FEE_ON_TRANSFER:
@@ -317,21 +559,96 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
         return 0
     # commit the hops to the overlay, in order (a path may cross the same pool twice)
     for k in range(hops):
-        slot = ov_slot(ov, pools[k])
+        slot = ov_take(t, ov, pools[k])
         if slot < 0:
-            if ov.n == OV_MAX:
-                st.count[AN_CYCLES_TRUNCATED] += 1
-                return 0
-            slot = ov.n
-            ov.n += 1
-            ov.pool[slot] = pools[k]
-            ov.r[2 * slot] = t.reserve_x[2 * pools[k]]
-            ov.r[2 * slot + 1] = t.reserve_x[2 * pools[k] + 1]
+            st.count[AN_CYCLES_TRUNCATED] += 1
+            return 0
         side = 0 if t.tokens[2 * pools[k]] == tok[k] else 1
         tio_u256_add(&ov.r[2 * slot + side], &ov.r[2 * slot + side], &amounts[k])
         tio_u256_sub(&ov.r[2 * slot + 1 - side], &ov.r[2 * slot + 1 - side], &amounts[k + 1])
         ov.rf[2 * slot] = u256_to_double(&ov.r[2 * slot])
         ov.rf[2 * slot + 1] = u256_to_double(&ov.r[2 * slot + 1])
+    st.count[AN_SIMULATED] += 1
+    return 1
+
+
+cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
+                     uint32_t exchange, const tio_swap *s, tio_analyzer_stats *st) noexcept nogil:
+    """Apply one V3 swap (every hop inside its pool's initialized tick range) to the overlay;
+    1 when applied, 0 when skipped (the reason counted; the caller counts v3_skipped)."""
+    cdef int32_t tok[8]
+    cdef int32_t pools[7]
+    cdef tio_u256 amounts[8]
+    cdef tio_u256 amount, limit
+    cdef v3_swap_result r
+    cdef overlay tmp = ov[0]
+    cdef uint32_t ti
+    cdef int hops = s.path_len - 1, k, slot, status
+    if s.flags & TIO_SWAP_AMOUNT_UNKNOWN or hops < 1 or s.path_len > 8:
+        st.count[AN_AMOUNT_UNKNOWN] += 1
+        return 0
+    for k in range(s.path_len):
+        ti = addr_table_get(&t.token_index, s.path[k])
+        if ti == TIO_ADDR_MISSING:
+            st.count[AN_NO_POOL] += 1
+            return 0
+        tok[k] = <int32_t>ti
+    for k in range(hops):
+        pools[k] = pooltable_v3_pool(t, exchange, tok[k], tok[k + 1], s.fees[k])
+        if pools[k] < 0:
+            st.count[AN_NO_POOL] += 1
+            return 0
+        if not t.v3_range_ok[pools[k]]:
+            st.count[AN_V3_RANGE_UNKNOWN] += 1
+            return 0
+    amount = s.amount
+    limit = s.amount_limit
+    if tio_u256_is_zero(&amount):
+        st.count[AN_WOULD_REVERT] += 1                 # the pool requires amountSpecified != 0
+        return 0
+    if s.kind == TIO_SWAP_EXACT_IN:
+        amounts[0] = amount
+        for k in range(hops):                          # the router swaps hop by hop, in order
+            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k], True, &r)
+            if status == AMM_OK and r.crosses_tick:
+                st.count[AN_V3_CROSSES_TICK] += 1
+                return 0
+            if status != AMM_OK or tio_u256_is_zero(&r.amount_out):
+                st.count[AN_WOULD_REVERT] += 1
+                return 0
+            amounts[k + 1] = r.amount_out
+            slot = ov_take(t, &tmp, pools[k])
+            if slot < 0:
+                st.count[AN_CYCLES_TRUNCATED] += 1
+                return 0
+            ov_set_v3(t, &tmp, slot, pools[k], &r)
+        if tio_u256_cmp(&amounts[hops], &limit) < 0:
+            st.count[AN_WOULD_REVERT] += 1
+            return 0
+    elif s.kind == TIO_SWAP_EXACT_OUT:
+        amounts[hops] = amount
+        for k in range(hops - 1, -1, -1):              # exactOutput swaps the last pool first
+            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k + 1], False, &r)
+            if status == AMM_OK and r.crosses_tick:
+                st.count[AN_V3_CROSSES_TICK] += 1
+                return 0
+            if status != AMM_OK or tio_u256_cmp(&r.amount_out, &amounts[k + 1]) != 0:
+                st.count[AN_WOULD_REVERT] += 1
+                return 0
+            amounts[k] = r.amount_in
+            slot = ov_take(t, &tmp, pools[k])
+            if slot < 0:
+                st.count[AN_CYCLES_TRUNCATED] += 1
+                return 0
+            ov_set_v3(t, &tmp, slot, pools[k], &r)
+        if tio_u256_cmp(&amounts[0], &limit) > 0:
+            st.count[AN_WOULD_REVERT] += 1
+            return 0
+    else:
+        st.count[AN_AMOUNT_UNKNOWN] += 1
+        return 0
+    ov[0] = tmp
+    st.count[AN_V3_SIMULATED] += 1
     st.count[AN_SIMULATED] += 1
     return 1
 
@@ -366,7 +683,7 @@ cdef int tio_analyze_call(const tio_analyze_ctx *ctx, const tio_pending *p, uint
                 break
             c = <uint64_t>t.pool_cyc_ids[j]
             screened += 1
-            if not screen_cycle(t, &ov, c, &prof):
+            if not screen_cycle(t, &ov, c, &prof, NULL):
                 continue
             dup = False
             for i in range(n_cand):
@@ -396,7 +713,7 @@ cdef int tio_scan_arbitrage(const tio_analyze_ctx *ctx, tio_analyzer_stats *st) 
     if max_sized > CAND_MAX:
         max_sized = CAND_MAX
     for c in range(t.n_cycles):
-        if not screen_cycle(t, &ov, c, &prof):
+        if not screen_cycle(t, &ov, c, &prof, NULL):
             continue
         st.count[AN_CANDIDATES] += 1
         keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
@@ -439,7 +756,7 @@ cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint
                 continue
             cycle_stamp[c] = stamp
             screened += 1
-            if not screen_cycle(t, &ov, c, &prof):
+            if not screen_cycle(t, &ov, c, &prof, NULL):
                 continue
             st.count[AN_CANDIDATES] += 1
             keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
@@ -460,6 +777,13 @@ cdef int fill_swap(dict spec, tio_swap *s) except -1:
     for k, token in enumerate(path):
         copy_address(token, s.path[k], 20, f"swap path[{k}]")
     s.protocol = TIO_PROTOCOL_V3 if spec.get("v3") else TIO_PROTOCOL_V2
+    fees = spec.get("fees", [3000] * (len(path) - 1) if spec.get("v3") else [])
+    if spec.get("v3") and len(fees) != len(path) - 1:
+        raise ValueError(f"a V3 swap needs one fee per hop: {len(path) - 1}, got {len(fees)}")
+    for k, fee in enumerate(fees):
+        if isinstance(fee, bool) or not isinstance(fee, int) or not 0 <= fee < 1000000:
+            raise ValueError(f"swap fees[{k}] must be an int in 0 .. 999999 (pips), got {fee!r}")
+        s.fees[k] = fee
     if "amount_in" in spec:
         s.kind = TIO_SWAP_EXACT_IN
         int_to_u256(spec["amount_in"], &s.amount, "amount_in")
@@ -482,7 +806,8 @@ cdef class Analyzer:
 
     ``analyze(tx, swaps, exchange)`` runs the C analyzer on swaps described in Python
     (each a dict: ``path`` (token addresses), ``amount_in`` or ``amount_out``, optional
-    ``limit``, ``eth_in``, ``v3``, ``fee_on_transfer``) and returns the opportunities;
+    ``limit``, ``eth_in``, ``v3`` with ``fees`` (pips per hop, default 3000),
+    ``fee_on_transfer``) and returns the opportunities;
     the pipeline calls the same C function on the decoder's records without the GIL."""
 
     cdef readonly PoolTable table

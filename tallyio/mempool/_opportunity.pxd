@@ -9,7 +9,8 @@ cdef struct tio_opp:
     uint8_t kind                 # OpportunityKind
     uint8_t n_hops
     uint8_t start_is_weth
-    uint8_t _pad[5]
+    uint8_t v3_hops              # bit h set: hop h is a V3 pool (records.POOL_V3)
+    uint8_t _pad[4]
     uint64_t trigger_seq
     uint64_t received_ns
     uint64_t detected_ns

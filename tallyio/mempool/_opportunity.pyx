@@ -35,7 +35,8 @@ cdef object opp_to_python(const tio_opp *o):
         pools=pools, token_path=tokens, amount_in=u256_to_int(&o.amount_in), profit=profit,
         gas_estimate=o.gas_estimate, base_fee_per_gas=o.base_fee,
         profit_net_of_gas=(profit - gas_cost) if o.start_is_weth else None,
-        block_number=o.block_number, received_ns=o.received_ns, detected_ns=o.detected_ns)
+        block_number=o.block_number, received_ns=o.received_ns, detected_ns=o.detected_ns,
+        pool_kinds=tuple((o.v3_hops >> h) & 1 for h in range(o.n_hops)))
 
 
 cdef class OpportunityQueue:

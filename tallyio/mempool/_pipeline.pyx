@@ -12,7 +12,8 @@ hands each record to ``feed``:
 * ``PendingTx``: the filter (nogil; an irrelevant transaction is dropped after one
   address lookup), then the bounded drop-oldest ring; if a worker slot is idle, one
   native task is submitted to the NumaScheduler for it;
-* ``BlockHeader`` / ``SyncEvent``: the block barrier (wait until every worker has
+* ``BlockHeader`` / ``SyncEvent`` / ``V3PoolEvent`` (a V3 pool's Swap, Mint, Burn log or
+  its resynced state): the block barrier (wait until every worker has
   released every transaction accepted so far), then the pool table and the base fee
   are updated.  The table is thus written only while nothing reads it, and a pending
   transaction is always analyzed against the state of the block it was seen in: a
@@ -90,6 +91,7 @@ from tallyio.mempool._opportunity cimport OpportunityQueue
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
+from tallyio.mempool.records import V3PoolEvent
 
 __all__ = ["Pipeline"]
 
@@ -126,6 +128,7 @@ cdef struct pipe_state:
     uint64_t blocks
     uint64_t syncs
     uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
+    uint64_t v3_events           # V3PoolEvent records fed (known pool or not: see pools' stats)
     uint64_t bad_records         # recorded payloads that do not parse
     uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
     # standing arbitrage (the watcher's): pools applied Syncs changed since the last scan
@@ -527,7 +530,7 @@ cdef class Pipeline:
 
     # ---- the watcher side -------------------------------------------------------------
     def feed(self, record):
-        """Take one source record (PendingTx, BlockHeader or SyncEvent); other types are
+        """Take one source record (PendingTx, BlockHeader, SyncEvent or V3PoolEvent); other types are
         counted in ``unknown_records`` and ignored.  A PendingTx field of the wrong type or
         range raises TypeError/ValueError naming it (counted, nothing queued)."""
         cdef tio_pending rec
@@ -563,6 +566,12 @@ cdef class Pipeline:
                 mark_touched_row(self.pipe, <uint32_t>self.table.index_of(record.pool),
                                  min(max(record.block_number, 0), 2**64 - 1))
             self.pipe.syncs += 1
+        elif type(record) is V3PoolEvent:
+            self._barrier()
+            if self.table.apply_v3_event(record):
+                mark_touched_row(self.pipe, <uint32_t>self.table.index_of(record.pool),
+                                 min(max(record.block_number, 0), 2**64 - 1))
+            self.pipe.v3_events += 1
         elif type(record) is BlockHeader:
             with nogil:
                 scan_touched(self.pipe)
@@ -720,7 +729,7 @@ cdef class Pipeline:
                 "analyzer": analyzer, "arbitrage": arbitrage, "opportunities": self.opportunities.stats(),
                 "pools": self.table.stats(),
                 "pipeline": {"blocks": self.pipe.blocks, "syncs": self.pipe.syncs,
-                             "syncs_refused": self.pipe.syncs_refused,
+                             "syncs_refused": self.pipe.syncs_refused, "v3_events": self.pipe.v3_events,
                              "bad_records": self.pipe.bad_records, "batches": batches,
                              "records": records, "unknown_records": self.unknown_records,
                              "submit_failures": tio_atomic_load_u64_relaxed(&self.pipe.submit_failures),

@@ -10,7 +10,9 @@ Touches nothing downstream: it only calls the ``sink`` it was given.
 
 Hand-off: ``sink(record)`` is called on the watcher thread with a
 :class:`~tallyio.eth.types.PendingTx`, :class:`~tallyio.eth.types.BlockHeader`
-or :class:`~tallyio.eth.types.SyncEvent`, in arrival order. It must be quick
+or :class:`~tallyio.eth.types.SyncEvent` (and, for the ``v3_pools`` given, a
+:class:`~tallyio.mempool.records.V3PoolEvent` per Swap/Mint/Burn log and per pool
+after each resync: ``tallyio.mempool.v3sync``), in arrival order. It must be quick
 (push into a bounded ring, a queue, ``loop.call_soon_threadsafe``); while it
 runs, the node's next frames wait in the kernel. An exception from it is
 counted (``sink_errors``) and logged, and the watcher goes on.
@@ -38,10 +40,12 @@ from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed, WsProtocolError
 from tallyio.mempool._wsrpc import RpcClient, dumps, loads
 from tallyio.mempool._wstx import SYNC_TOPIC, BadRecord, parse_header, parse_pending_tx, parse_sync_log
+from tallyio.mempool.records import V3PoolEvent
+from tallyio.mempool.v3sync import V3_TOPICS, parse_v3_log, read_v3_state
 
 __all__ = ["NodeSource", "Record", "RESYNC_LOG_INDEX"]
 
-Record = Union[PendingTx, BlockHeader, SyncEvent]
+Record = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent]
 log = logging.getLogger("tallyio.mempool.node")
 
 #: ``SyncEvent.log_index`` of reserves read by ``getReserves`` during a resync
@@ -107,7 +111,7 @@ class NodeSource:
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
                  recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None,
-                 on_idle: Callable[[], object] | None = None):
+                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = ()):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -145,6 +149,9 @@ class NodeSource:
         self._quickack = quickack
         self._ssl_context = ssl_context
         self._pools: frozenset[bytes] = frozenset(_address(p) for p in pools)
+        self._v3_pools: frozenset[bytes] = frozenset(_address(p) for p in v3_pools)
+        if self._v3_pools and self.transport != "ws":
+            raise ValueError("v3_pools: V3 pool logs are followed over ws:// or wss:// only")
         self._pools_changed = False
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -222,7 +229,7 @@ class NodeSource:
         out = {key: counts.get(key, 0) for key in (
             "txs", "heads", "syncs", "duplicates", "messages", "bytes", "reconnects", "gaps", "gap_blocks",
             "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing",
-            "idle_calls")}
+            "idle_calls", "v3_events", "resynced_v3_pools")}
         out.update(skipped=sum(skipped.values()), skipped_by_reason=skipped, connected=self.connected.is_set(),
                    transport=self.transport, pending_mode=self._pending_mode, last_error=self._last_error)
         return out
@@ -333,8 +340,10 @@ class NodeSource:
         with self._lock:
             pools, self._pools_changed = self._pools, False
         self._subscribe_logs(pools)
+        self._subscribe_v3()
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
+            self._resync_v3(self._ws_call)
         self._on_connected()
         # the probe goes out every heartbeat_interval even while traffic flows: a
         # busy pending stream must not hide a newHeads subscription that stopped
@@ -393,6 +402,27 @@ class NodeSource:
         if pools:
             params = {"address": ["0x" + p.hex() for p in sorted(pools)], "topics": ["0x" + SYNC_TOPIC.hex()]}
             self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "logs"
+
+    def _subscribe_v3(self) -> None:
+        if self._v3_pools:
+            params = {"address": ["0x" + p.hex() for p in sorted(self._v3_pools)],
+                      "topics": [["0x" + t.hex() for t in V3_TOPICS]]}
+            self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "v3logs"
+
+    def _resync_v3(self, call: Callable[[str, list], Any]) -> None:
+        """Every V3 pool's state (slot0, liquidity, the initialized tick range) as a ``state``
+        V3PoolEvent: what a Swap/Mint/Burn log missed while disconnected."""
+        if not self._v3_pools:
+            return
+        block = call("eth_blockNumber", [])
+        for pool in sorted(self._v3_pools):
+            try:
+                event = read_v3_state(call, pool, block)
+            except BadRecord as exc:
+                self._skip(exc.reason, str(exc))
+                continue
+            self._counts["resynced_v3_pools"] += 1
+            self._emit(event)
 
     def _update_pools_ws(self) -> None:
         with self._lock:
@@ -500,6 +530,13 @@ class NodeSource:
                     self._deliver_tx(parse_pending_tx(result, received_ns, verify_hash=self._verify))
             elif kind == "heads":
                 self._deliver_head(parse_header(result, received_ns))
+            elif kind == "v3logs":
+                v3_event = parse_v3_log(result)
+                if v3_event.pool not in self._v3_pools:
+                    self._skip("unknown_pool")
+                    return
+                self._counts["v3_events"] += 1
+                self._emit(v3_event)
             else:
                 event = parse_sync_log(result, received_ns)
                 if event.pool not in self._pools:

@@ -1,6 +1,7 @@
-"""The records the analyzer works with and hands on: a V2 pool's description
-(``V2Pool``, what a pool table is built from) and an ``Opportunity`` (what the
-engine reads).  Plain data; imports nothing downstream.
+"""The records the analyzer works with and hands on: a pool's description
+(``V2Pool``, ``V3Pool``: what a pool table is built from), a V3 pool's log
+(``V3PoolEvent``: Swap, Mint, Burn, or a resynced state) and an ``Opportunity``
+(what the engine reads).  Plain data; imports nothing downstream.
 
     >>> p = V2Pool(address=b"\\x01" * 20, token0=b"\\x0a" * 20, token1=b"\\x0b" * 20,
     ...            reserve0=10**21, reserve1=2 * 10**21)
@@ -14,7 +15,12 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple, Optional
 
-__all__ = ["V2Pool", "Opportunity", "OpportunityKind"]
+__all__ = ["V2Pool", "V3Pool", "V3PoolEvent", "Opportunity", "OpportunityKind", "POOL_V2", "POOL_V3"]
+
+POOL_V2 = 0
+"""``Opportunity.pool_kinds`` entry of a constant-product pair."""
+POOL_V3 = 1
+"""``Opportunity.pool_kinds`` entry of a V3 (concentrated liquidity) pool."""
 
 
 class V2Pool(NamedTuple):
@@ -30,6 +36,50 @@ class V2Pool(NamedTuple):
     """swap fee in basis points (30: Uniswap V2 and SushiSwap)."""
     exchange: int = 0
     """which factory (router family) the pair belongs to; a router only swaps through its own."""
+
+
+class V3Pool(NamedTuple):
+    """A Uniswap V3 pool as the pool table knows it: its current price, in-range
+    liquidity and tick, and the initialized tick range around the price.
+
+    ``tick_lower`` is the greatest initialized tick <= ``tick``, ``tick_upper`` the
+    least initialized tick > ``tick`` (a position's bounds; a resync reads them from
+    ``tickBitmap``).  A swap is simulated exactly only while the price stays strictly
+    inside ``(sqrt(tick_lower), sqrt(tick_upper))``: reaching either bound crosses an
+    initialized tick (its liquidityNet is not in the table), and the swap is skipped.
+    Bounds narrower than the truth are safe (more skips, never a wrong amount)."""
+
+    address: bytes
+    token0: bytes
+    token1: bytes
+    fee_pips: int
+    """swap fee in hundredths of a basis point (3000: 0.3 %)."""
+    tick_spacing: int
+    sqrt_price_x96: int
+    liquidity: int
+    tick: int
+    tick_lower: int
+    tick_upper: int
+    exchange: int = 0
+    """the router family (as ``V2Pool.exchange``; a V3 pool never shares the V2 pair index)."""
+
+
+class V3PoolEvent(NamedTuple):
+    """A V3 pool log, or its state read by a resync, for ``PoolTable.apply_v3_event``.
+
+    ``kind``: ``"swap"`` (sets price, liquidity and tick from the Swap log), ``"mint"`` /
+    ``"burn"`` (a position ``[tick_lower, tick_upper)`` gained / lost ``liquidity``), or
+    ``"state"`` (a resync: every field is the pool's current state)."""
+
+    pool: bytes
+    kind: str
+    sqrt_price_x96: int = 0
+    liquidity: int = 0
+    tick: int = 0
+    tick_lower: int = 0
+    tick_upper: int = 0
+    block_number: int = 0
+    log_index: int = 0
 
 
 class OpportunityKind(enum.IntEnum):
@@ -79,3 +129,5 @@ class Opportunity(NamedTuple):
     """the collateral the liquidator receives (underlying units, protocol fee already out)."""
     profit_net_of_gas_eth: Optional[int] = None
     """LIQUIDATION: the net profit in wei (oracle prices), None without an ETH price."""
+    pool_kinds: tuple = ()
+    """POOL_V2 / POOL_V3 per pool, in trade order (empty: all V2, records made before V3)."""
