@@ -97,8 +97,11 @@ def test_replay_to_the_end_then_none_and_every_golden_profit_realized_exactly():
     assert opps["received"] == opps["processed"] + opps["dropped"] + opps["in_flight"]
     assert opps["dropped"] == 0 and opps["in_flight"] == 0
     assert stats["state"] == "running" and stats["latency_ns"]["execute"]["count"] == len(golden)
-    # the hand-off woke the loop at most once per batch, not once per opportunity
-    assert stats["bridge"]["wakes"] <= stats["bridge"]["batches"]
+    # the hand-off woke the loop at most once per batch (+ the end of the source's wake-up),
+    # not once per opportunity, and the producers wrote the eventfd at most once per sleep
+    bridge = stats["bridge"]
+    assert bridge["wakes"] <= bridge["batches"] + 1 and bridge["producer_wakes"] <= bridge["sleeps"] + 1
+    assert bridge["taken"] == opps["processed"] and bridge["queued"] == 0
 
 
 def test_replays_are_deterministic_and_lockstep_off_still_finds_everything():
