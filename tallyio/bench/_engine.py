@@ -15,7 +15,13 @@
 * end-to-end, open loop: pending swaps offered at 10,000 tx/s on a schedule,
   latency from each one's scheduled arrival to its opportunity returned by
   ``await next_opportunity()``; beside it the same schedule into a Python
-  searcher (asyncio, eth-abi, Python ints).
+  searcher (asyncio, eth-abi, Python ints).  Where the time goes is split in
+  two figures: scheduled arrival -> detected by the analyzer (the source
+  thread's lateness, the feed, a worker's analysis) and detected -> returned
+  (the hand-off: OpportunityBridge's wake-up and the consumer's GIL).  Both
+  sides run with the GIL switch interval at ``SWITCH_INTERVAL`` (100 us
+  instead of CPython's 5 ms: a latency-minded deployment sets it, and with the
+  default a thread waiting for the GIL waits up to 5 ms behind a busy one).
 
 Owns only the temporary directories it creates (and removes).
 """
@@ -36,6 +42,7 @@ from tallyio.bench._progress import Progress
 Section = tuple[str, Callable[[Progress], list[Figure]]]
 
 PYBREAKER = "python searcher (pybreaker + Python ints)"
+SWITCH_INTERVAL = 1e-4
 EXHAUSTIVE = dict(max_sized=64, max_cycles=100_000, max_evaluations=1 << 20)
 
 
@@ -226,6 +233,7 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
     schedule from a thread (``call_soon_threadsafe``, as a websocket thread would hand
     over) and processes each in the loop the way a Python searcher does (eth-abi,
     Python ints, plain try/except)."""
+    import sys
     import time
 
     from tallyio.bench._mempool import PythonSearcher
@@ -237,18 +245,25 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
     _, golden = embedded_recording()
     routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
     directory = tempfile.mkdtemp(prefix="tallyio-bench-openloop-")
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)      # both sides, restored below
     try:
         path, txs = _open_loop_recording(directory, rate, seconds)
         config = CoreConfig.replay(path, replay_realtime=True, filter=FilterConfig(check_nonces=False),
                                    ring_capacity=1 << 16, opportunity_capacity=1 << 16)
         mine: list[int] = []
+        detected: list[int] = []        # scheduled arrival -> detected by a worker
+        handoff: list[int] = []         # detected -> returned by next_opportunity
 
         async def run_engine() -> dict:
             async with Engine(config, routers=routers) as engine:
                 while (op := await engine.next_opportunity()) is not None:
                     now = time.monotonic_ns()
                     first, wall = engine.replay_clock
-                    mine.append(now - (wall + op.received_ns - first))
+                    due = wall + op.received_ns - first
+                    mine.append(now - due)
+                    detected.append(op.detected_ns - due)
+                    handoff.append(now - op.detected_ns)
                 return engine.stats()["opportunities"]
 
         counts = asyncio.run(run_engine())
@@ -292,6 +307,7 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
 
         asyncio.run(run_peer())
     finally:
+        sys.setswitchinterval(switch)
         shutil.rmtree(directory, ignore_errors=True)
 
     def pcts(ns: list[int]) -> dict[str, float]:
@@ -302,7 +318,9 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
                 "p99.9": float(np.percentile(arr, 99.9))}
 
     return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
-                        "dropped": float(counts["dropped"])},
+                        "dropped": float(counts["dropped"]),
+                        "arrival->detected p99": pcts(detected)["p99"],
+                        "detected->returned p99": pcts(handoff)["p99"]},
             "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))}}
 
 
@@ -322,6 +340,8 @@ def open_loop_sections(mode: str) -> list[Section]:
             by.setdefault(who, {})[case] = values
         cases = [(c, f"end-to-end open loop at 10k tx/s: arrival -> next_opportunity {c}")
                  for c in ("p50", "p99", "p99.9")]
+        cases += [("arrival->detected p99", "open loop, where the time goes: arrival -> detected p99"),
+                  ("detected->returned p99", "open loop, where the time goes: detected -> returned p99")]
         return figures_for("engine", by, cases, unit="us", higher_is_better=False,
                            targets={"p99": [Target(100.0)], "p99.9": [Target(250.0)]})
     return [("end-to-end, open loop, 10,000 tx/s", open_loop)]
