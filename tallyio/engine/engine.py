@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence
 
-from tallyio.engine.breaker import CircuitBreaker, TradingGate, TradingState
+from tallyio.engine.breaker import BreakerState, CircuitBreaker, TradingGate, TradingState
 from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
@@ -58,6 +58,12 @@ _RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), 
 _POSITION = struct.Struct("<BQ")           # kind, position
 _MASK64 = (1 << 64) - 1
 _REJECTED = ExecutionStatus.REJECTED
+_FAILED = ExecutionStatus.FAILED
+# execute_strategy's hot path compares these by identity (enum members are singletons)
+_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
+_OPEN = BreakerState.OPEN
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
 
 
 class EngineError(RuntimeError):
@@ -116,6 +122,9 @@ class OpportunityBridge:
         self.batches = 0
         self.sleeps = 0
         self.wakes = 0
+        self.idle = threading.Event()
+        """set each time the consumer found the queue empty and is about to sleep (it is
+        done with all it took): the lockstep replay's feeder waits on it, not polling."""
 
     def start(self, loop: Optional[asyncio.AbstractEventLoop]) -> None:
         """Nothing to start (no thread): ``get()`` listens on its loop the first time it
@@ -176,6 +185,7 @@ class OpportunityBridge:
             if self._stopping or self.ended:    # ended is set after the last push: nothing more comes
                 self._detach()
                 return None
+            self.idle.set()
             if not queue.arm():
                 # records queued but none taken: a producer has claimed a slot and not yet
                 # published it (a few ns), or drop-oldest evicted under us; let it finish
@@ -206,6 +216,7 @@ class OpportunityBridge:
                 return self._got(op)
             if self._stopping or self.ended:
                 return None
+            self.idle.set()
             if not queue.arm():
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -631,8 +642,11 @@ class Engine:
                 return True
             if self._stopping():
                 return False
-            time.sleep(sleep)
-            sleep = min(sleep * 2, 1e-3)
+            # the consumer sets bridge.idle when it goes to sleep: wait for that, not a poll
+            # (the timeout only backs up a settle that came from _finish, not from a sleep)
+            bridge.idle.wait(sleep)
+            bridge.idle.clear()
+            sleep = min(sleep * 2, 20e-3)
 
     # ---- opportunities ----------------------------------------------------------------
     def _check_running(self, what: str) -> None:
@@ -685,7 +699,7 @@ class Engine:
         only those that do not open exposure); the breaker's permit is taken last, so
         a refused gate never spends a half-open probe."""
         gate = self.gate
-        if gate.state != TradingState.ACTIVE:
+        if gate._state is not _ACTIVE:
             for action in actions:
                 reason = gate.refusal(action)
                 if reason is not None:
@@ -730,16 +744,18 @@ class Engine:
 
     def _decide(self, op: Opportunity) -> tuple:
         """(actions, contributing strategy slots, rejection reason or None)."""
-        if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
-            self.gate.refused += 1
-            return [], [], self.gate.refusal()
-        if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
-            self.breaker.permit()                        # (counted as a refusal by the breaker)
-            return [], [], f"circuit breaker {self.breaker.name} is OPEN"
+        gate = self.gate
+        if gate._state is _HALTED:                       # nothing can pass: spare the strategies
+            gate.refused += 1
+            return [], [], gate.refusal()
+        breaker = self.breaker
+        if breaker.state is _OPEN:                       # refused without running Python strategy code
+            breaker.permit()                             # (counted as a refusal by the breaker)
+            return [], [], f"circuit breaker {breaker.name} is OPEN"
         actions: List[Action] = []
         contributors = []
         ctx = self.context
-        started = time.perf_counter_ns()
+        started = _perf_ns()
         for slot in self._slots:
             if not slot.wants(op):
                 slot.skipped += 1
@@ -747,22 +763,27 @@ class Engine:
             slot.calls += 1
             try:
                 produced = slot.strategy.on_opportunity(op, ctx)
-                produced = list(produced) if produced else []
             except Exception as exc:            # a strategy bug: counted, reported, engine lives on
                 self._strategy_failed(slot, exc)
                 continue
             if produced:
+                if type(produced) is not list:
+                    try:
+                        produced = list(produced)
+                    except Exception as exc:    # not iterable: the strategy's bug, like a raise
+                        self._strategy_failed(slot, exc)
+                        continue
                 slot.actions += len(produced)
-                actions.extend(produced)
+                actions += produced
                 contributors.append(slot)
-        self._recorders()[1].record(time.perf_counter_ns() - started)
+        self._rec[1].record(_perf_ns() - started)
         if not actions:
             errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
             return [], [], "no actions" + (f" (strategy errors: {'; '.join(errors)})" if errors else "")
         return actions, contributors, None
 
     def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
-        now = time.perf_counter_ns()
+        now = _perf_ns()
         if result.opportunity is None or result.expected_profit is None:
             result = result._replace(opportunity=op if result.opportunity is None else result.opportunity,
                                      expected_profit=op.profit if result.expected_profit is None
@@ -770,9 +791,9 @@ class Engine:
         status = result.status
         self._results[status] += 1
         self._m_result_children[status].inc()
-        if status != _REJECTED:
+        if status is not _REJECTED:
             profit = result.realized_profit
-            if profit is not None:
+            if profit:
                 self._profit += profit
                 self._g_pnl.set(float(self._profit))
             if self._store is not None:
@@ -784,7 +805,7 @@ class Engine:
                 slot.strategy.on_result(result)
             except Exception as exc:
                 self._strategy_failed(slot, exc)
-        self._recorders()[3].record(now - started)
+        self._rec[3].record(now - started)
         if op is self._last_handed:
             self._settled = self.bridge.taken
         return result
@@ -794,10 +815,14 @@ class Engine:
         trading gate -> breaker -> strategies (by interest) -> actions -> executor.
         Never raises for a strategy's or the executor's failure: the result says
         (``REJECTED`` with the reason, ``FAILED`` with the error)."""
-        self._check_running("execute_strategy")
-        if not isinstance(opportunity, Opportunity):
+        state = self.state
+        if state != "running" and state != "stopping":
+            self._check_running("execute_strategy")
+        if type(opportunity) is not Opportunity and not isinstance(opportunity, Opportunity):
             raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
-        started = time.perf_counter_ns()
+        started = _perf_ns()
+        if self._rec_owner != _get_ident():      # this thread's histogram recorders, once
+            self._recorders()
         actions, contributors, reason = self._decide(opportunity)
         permit = 0
         if reason is None:
@@ -805,17 +830,24 @@ class Engine:
         if reason is not None:
             self._m_rejects.inc()
             return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
-        t0 = time.perf_counter_ns()
+        executor = self.executor
+        t0 = _perf_ns()
         error = None
         try:
-            result = await self.executor.execute(actions, self.context)
+            if type(executor) is DryRunExecutor:     # never suspends: no coroutine to build and await
+                result = executor.execute_now(actions)
+            else:
+                result = await executor.execute(actions, self.context)
         except Exception as exc:
             error = exc
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
                                      opportunity=opportunity)
-        spent = time.perf_counter_ns() - t0
-        self._recorders()[2].record(spent)
-        self._record_outcome(result, spent, permit, error)
+        spent = _perf_ns() - t0
+        self._rec[2].record(spent)
+        if error is None and result.status is not _FAILED:
+            self.breaker.record_success(spent, permit)     # _record_outcome's common case, inline
+        else:
+            self._record_outcome(result, spent, permit, error)
         return self._finish(opportunity, result, contributors, started)
 
     def execute_strategy_sync(self, opportunity: Opportunity) -> ExecutionResult:
