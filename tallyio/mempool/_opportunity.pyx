@@ -40,6 +40,8 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memset
 from posix.unistd cimport read, write
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 from tallyio._ext.common cimport (TIO_OK, tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
                                   tio_atomic_store_u64_seqcst, tio_atomic_fetch_add_u64_relaxed,
@@ -78,19 +80,37 @@ cdef void tio_opp_wake_signal(tio_opp_wake *w) noexcept nogil:
         wake_write(w)
 
 
+# the members by value, looked up by index (calling the enum costs a microsecond)
+cdef tuple KIND_BY_VALUE = tuple(OpportunityKind(v) if v in OpportunityKind._value2member_map_ else None
+                                 for v in range(256))
+cdef object OPPORTUNITY = Opportunity
+
+
 cdef object opp_to_python(const tio_opp *o):
+    # positional tuple.__new__: Opportunity's fields in order (kind, trigger_tx, pools,
+    # token_path, amount_in, profit, gas_estimate, base_fee_per_gas, profit_net_of_gas,
+    # block_number, received_ns, detected_ns) without the NamedTuple's keyword __new__
     cdef int h
-    pools = tuple(PyBytes_FromStringAndSize(<char *>o.pools[h], 20) for h in range(o.n_hops))
-    tokens = tuple(PyBytes_FromStringAndSize(<char *>o.tokens[h], 20) for h in range(o.n_hops + 1))
+    cdef int n = o.n_hops
+    kind = KIND_BY_VALUE[o.kind]
+    if kind is None:
+        kind = OpportunityKind(o.kind)          # raises ValueError naming the bad value
+    pools = PyTuple_New(n)
+    for h in range(n):
+        item = PyBytes_FromStringAndSize(<char *>o.pools[h], 20)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(pools, h, item)
+    tokens = PyTuple_New(n + 1)
+    for h in range(n + 1):
+        item = PyBytes_FromStringAndSize(<char *>o.tokens[h], 20)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(tokens, h, item)
     profit = u256_to_int(&o.profit)
     gas_cost = o.gas_estimate * o.base_fee
-    return Opportunity(
-        kind=OpportunityKind(o.kind),
-        trigger_tx=PyBytes_FromStringAndSize(<char *>o.trigger_hash, 32) if o.kind != 1 else None,
-        pools=pools, token_path=tokens, amount_in=u256_to_int(&o.amount_in), profit=profit,
-        gas_estimate=o.gas_estimate, base_fee_per_gas=o.base_fee,
-        profit_net_of_gas=(profit - gas_cost) if o.start_is_weth else None,
-        block_number=o.block_number, received_ns=o.received_ns, detected_ns=o.detected_ns)
+    return tuple.__new__(OPPORTUNITY, (
+        kind, PyBytes_FromStringAndSize(<char *>o.trigger_hash, 32) if o.kind != 1 else None,
+        pools, tokens, u256_to_int(&o.amount_in), profit, o.gas_estimate, o.base_fee,
+        (profit - gas_cost) if o.start_is_weth else None, o.block_number, o.received_ns, o.detected_ns))
 
 
 cdef class OpportunityQueue:
