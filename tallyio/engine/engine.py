@@ -33,7 +33,7 @@ import os
 import struct
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence
 
 from tallyio.engine.breaker import BreakerState, CircuitBreaker, TradingGate, TradingState
 from tallyio.engine.config import CoreConfig, parse_endpoint
