@@ -22,6 +22,8 @@
   sides run with the GIL switch interval at ``SWITCH_INTERVAL`` (100 us
   instead of CPython's 5 ms: a latency-minded deployment sets it, and with the
   default a thread waiting for the GIL waits up to 5 ms behind a busy one).
+  A third row is the machine's floor: one thread of ours sleeping until each
+  arrival of the same schedule, how late it woke (the OS and the timer alone).
 
 Owns only the temporary directories it creates (and removes).
 """
@@ -225,6 +227,25 @@ def _open_loop_recording(directory: str, rate: int, seconds: float) -> tuple[str
     return out, txs
 
 
+def _wake_floor(rate: int, seconds: float) -> list[int]:
+    """The machine's own floor for the open loop: one thread sleeping until each
+    arrival of the same schedule and recording how late it woke (ns).  Nothing else
+    of ours runs meanwhile: this is the OS scheduler and the timer alone (on a shared
+    VM, other processes' run-queue time)."""
+    import time
+
+    late: list[int] = []
+    step = 1_000_000_000 // rate
+    start = time.monotonic_ns()
+    for i in range(int(rate * seconds)):
+        due = start + i * step
+        wait = due - time.monotonic_ns()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+        late.append(time.monotonic_ns() - due)
+    return late
+
+
 def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]:
     """Open loop: transactions arrive on a schedule (``rate`` per second, paced by a
     feeder thread); latency runs from each one's SCHEDULED arrival to its opportunity
@@ -306,6 +327,7 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
             thread.join()
 
         asyncio.run(run_peer())
+        floor = _wake_floor(rate, seconds)
     finally:
         sys.setswitchinterval(switch)
         shutil.rmtree(directory, ignore_errors=True)
@@ -321,7 +343,8 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
                         "dropped": float(counts["dropped"]),
                         "arrival->detected p99": pcts(detected)["p99"],
                         "detected->returned p99": pcts(handoff)["p99"]},
-            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))}}
+            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))},
+            "machine floor (a thread waking on the schedule)": pcts(floor)}
 
 
 def open_loop_sections(mode: str) -> list[Section]:
