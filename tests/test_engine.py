@@ -480,11 +480,18 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
     from tallyio.bench._progress import Progress
 
     names = []
+    by_case = {}
     for _title, section in sections("smoke"):
         figures = section(Progress(sink=lambda line: None))
         assert figures and all(f.samples for f in figures)
         names.extend(f.case.split(":")[0] for f in figures)
+        by_case.update((f.case, f) for f in figures)
     assert {"engine_execution", "mempool_analysis", "state_sync", "end-to-end open loop at 10k tx/s"} <= set(names)
+    # the open loop's peers in the same run, and where its time goes
+    p99 = by_case["end-to-end open loop at 10k tx/s: arrival -> next_opportunity p99"]
+    assert {"python searcher (asyncio, eth-abi, ints)", "machine floor (a thread waking on the schedule)"} <= set(p99.peers)
+    assert {"open loop, where the time goes: arrival -> detected p99",
+            "open loop, where the time goes: detected -> returned p99"} <= set(by_case)
 
 
 def test_native_strategy_driven_by_the_engine_matches_the_python_one():
