@@ -489,7 +489,8 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
     assert {"engine_execution", "mempool_analysis", "state_sync", "end-to-end open loop at 10k tx/s"} <= set(names)
     # the open loop's peers in the same run, and where its time goes
     p99 = by_case["end-to-end open loop at 10k tx/s: arrival -> next_opportunity p99"]
-    assert {"python searcher (asyncio, eth-abi, ints)", "machine floor (a thread waking on the schedule)"} <= set(p99.peers)
+    assert {"python searcher (asyncio, eth-abi, ints)",
+            "machine floor (a thread waking on the schedule)"} <= set(p99.peers)
     assert {"open loop, where the time goes: arrival -> detected p99",
             "open loop, where the time goes: detected -> returned p99"} <= set(by_case)
 
