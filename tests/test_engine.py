@@ -97,8 +97,11 @@ def test_replay_to_the_end_then_none_and_every_golden_profit_realized_exactly():
     assert opps["received"] == opps["processed"] + opps["dropped"] + opps["in_flight"]
     assert opps["dropped"] == 0 and opps["in_flight"] == 0
     assert stats["state"] == "running" and stats["latency_ns"]["execute"]["count"] == len(golden)
-    # the hand-off woke the loop at most once per batch, not once per opportunity
-    assert stats["bridge"]["wakes"] <= stats["bridge"]["batches"]
+    # the hand-off woke the loop at most once per batch (+ the end of the source's wake-up),
+    # not once per opportunity, and the producers wrote the eventfd at most once per sleep
+    bridge = stats["bridge"]
+    assert bridge["wakes"] <= bridge["batches"] + 1 and bridge["producer_wakes"] <= bridge["sleeps"] + 1
+    assert bridge["taken"] == opps["processed"] and bridge["queued"] == 0
 
 
 def test_replays_are_deterministic_and_lockstep_off_still_finds_everything():
@@ -477,11 +480,19 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
     from tallyio.bench._progress import Progress
 
     names = []
+    by_case = {}
     for _title, section in sections("smoke"):
         figures = section(Progress(sink=lambda line: None))
         assert figures and all(f.samples for f in figures)
         names.extend(f.case.split(":")[0] for f in figures)
+        by_case.update((f.case, f) for f in figures)
     assert {"engine_execution", "mempool_analysis", "state_sync", "end-to-end open loop at 10k tx/s"} <= set(names)
+    # the open loop's peers in the same run, and where its time goes
+    p99 = by_case["end-to-end open loop at 10k tx/s: arrival -> next_opportunity p99"]
+    assert {"python searcher (asyncio, eth-abi, ints)",
+            "machine floor (a thread waking on the schedule)"} <= set(p99.peers)
+    assert {"open loop, where the time goes: arrival -> detected p99",
+            "open loop, where the time goes: detected -> returned p99"} <= set(by_case)
 
 
 def test_native_strategy_driven_by_the_engine_matches_the_python_one():

@@ -15,7 +15,15 @@
 * end-to-end, open loop: pending swaps offered at 10,000 tx/s on a schedule,
   latency from each one's scheduled arrival to its opportunity returned by
   ``await next_opportunity()``; beside it the same schedule into a Python
-  searcher (asyncio, eth-abi, Python ints).
+  searcher (asyncio, eth-abi, Python ints).  Where the time goes is split in
+  two figures: scheduled arrival -> detected by the analyzer (the source
+  thread's lateness, the feed, a worker's analysis) and detected -> returned
+  (the hand-off: OpportunityBridge's wake-up and the consumer's GIL).  Both
+  sides run with the GIL switch interval at ``SWITCH_INTERVAL`` (100 us
+  instead of CPython's 5 ms: a latency-minded deployment sets it, and with the
+  default a thread waiting for the GIL waits up to 5 ms behind a busy one).
+  A third row is the machine's floor: one thread of ours sleeping until each
+  arrival of the same schedule, how late it woke (the OS and the timer alone).
 
 Owns only the temporary directories it creates (and removes).
 """
@@ -36,6 +44,7 @@ from tallyio.bench._progress import Progress
 Section = tuple[str, Callable[[Progress], list[Figure]]]
 
 PYBREAKER = "python searcher (pybreaker + Python ints)"
+SWITCH_INTERVAL = 1e-4
 EXHAUSTIVE = dict(max_sized=64, max_cycles=100_000, max_evaluations=1 << 20)
 
 
@@ -55,8 +64,10 @@ def _python_cycle(amount_in: int, hops: list) -> int:
 
 def _measure_execution(repeat: int) -> dict[str, list[int]]:
     """execute_strategy per call (ns) on every opportunity of the embedded replay,
-    each executed ``repeat`` times while the replay holds its block (lockstep), and
-    the pybreaker peer on the same opportunities and reserves."""
+    each executed ``repeat`` times while the replay holds its block (lockstep), the
+    first of those calls alone (the dry run decodes the trigger's swaps then; the
+    repeats find them cached), and the pybreaker peer on the same opportunities and
+    reserves."""
     import pybreaker
 
     from tallyio.engine.config import CoreConfig
@@ -65,6 +76,7 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
     from tallyio.mempool import AnalyzerConfig
 
     mine: list[int] = []
+    first: list[int] = []           # each opportunity's first execution: the trigger decoded, not cached
     peer: list[int] = []
     breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
 
@@ -73,10 +85,13 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
                           strategies=[CycleStrategy()]) as engine:
             table = engine.table
             while (op := await engine.next_opportunity()) is not None:
-                for _ in range(repeat):
+                for k in range(repeat):
                     t0 = perf_counter_ns()
                     await engine.execute_strategy(op)
-                    mine.append(perf_counter_ns() - t0)
+                    spent = perf_counter_ns() - t0
+                    mine.append(spent)
+                    if k == 0:
+                        first.append(spent)
                 # the peer: the same cycle on the same reserves, the way a Python bot does it
                 for _ in range(repeat):
                     t0 = perf_counter_ns()
@@ -94,7 +109,7 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
                     peer.append(perf_counter_ns() - t0)
 
     asyncio.run(main())
-    return {"tallyio": mine, PYBREAKER: peer}
+    return {"tallyio": mine, PYBREAKER: peer, "tallyio, first call per opportunity": first}
 
 
 def _measure_analysis(rounds: int) -> list[int]:
@@ -162,7 +177,8 @@ def sections(mode: str) -> list[Section]:
             runs = _measure_execution(repeat)
             return {name: _percentiles(ns) for name, ns in runs.items()}
 
-        samples: dict[str, dict[str, list[float]]] = {"tallyio": {}, PYBREAKER: {}}
+        samples: dict[str, dict[str, list[float]]] = {"tallyio": {}, PYBREAKER: {},
+                                                      "tallyio, first call per opportunity": {}}
         for rep in range(reps):
             progress.step(f"engine_execution, repetition {rep + 1}/{reps}")
             for name, figures in measure_both().items():
@@ -218,6 +234,25 @@ def _open_loop_recording(directory: str, rate: int, seconds: float) -> tuple[str
     return out, txs
 
 
+def _wake_floor(rate: int, seconds: float) -> list[int]:
+    """The machine's own floor for the open loop: one thread sleeping until each
+    arrival of the same schedule and recording how late it woke (ns).  Nothing else
+    of ours runs meanwhile: this is the OS scheduler and the timer alone (on a shared
+    VM, other processes' run-queue time)."""
+    import time
+
+    late: list[int] = []
+    step = 1_000_000_000 // rate
+    start = time.monotonic_ns()
+    for i in range(int(rate * seconds)):
+        due = start + i * step
+        wait = due - time.monotonic_ns()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+        late.append(time.monotonic_ns() - due)
+    return late
+
+
 def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]:
     """Open loop: transactions arrive on a schedule (``rate`` per second, paced by a
     feeder thread); latency runs from each one's SCHEDULED arrival to its opportunity
@@ -226,6 +261,7 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
     schedule from a thread (``call_soon_threadsafe``, as a websocket thread would hand
     over) and processes each in the loop the way a Python searcher does (eth-abi,
     Python ints, plain try/except)."""
+    import sys
     import time
 
     from tallyio.bench._mempool import PythonSearcher
@@ -237,18 +273,25 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
     _, golden = embedded_recording()
     routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
     directory = tempfile.mkdtemp(prefix="tallyio-bench-openloop-")
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)      # both sides, restored below
     try:
         path, txs = _open_loop_recording(directory, rate, seconds)
         config = CoreConfig.replay(path, replay_realtime=True, filter=FilterConfig(check_nonces=False),
                                    ring_capacity=1 << 16, opportunity_capacity=1 << 16)
         mine: list[int] = []
+        detected: list[int] = []        # scheduled arrival -> detected by a worker
+        handoff: list[int] = []         # detected -> returned by next_opportunity
 
         async def run_engine() -> dict:
             async with Engine(config, routers=routers) as engine:
                 while (op := await engine.next_opportunity()) is not None:
                     now = time.monotonic_ns()
                     first, wall = engine.replay_clock
-                    mine.append(now - (wall + op.received_ns - first))
+                    due = wall + op.received_ns - first
+                    mine.append(now - due)
+                    detected.append(op.detected_ns - due)
+                    handoff.append(now - op.detected_ns)
                 return engine.stats()["opportunities"]
 
         counts = asyncio.run(run_engine())
@@ -291,7 +334,9 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
             thread.join()
 
         asyncio.run(run_peer())
+        floor = _wake_floor(rate, seconds)
     finally:
+        sys.setswitchinterval(switch)
         shutil.rmtree(directory, ignore_errors=True)
 
     def pcts(ns: list[int]) -> dict[str, float]:
@@ -302,8 +347,11 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
                 "p99.9": float(np.percentile(arr, 99.9))}
 
     return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
-                        "dropped": float(counts["dropped"])},
-            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))}}
+                        "dropped": float(counts["dropped"]),
+                        "arrival->detected p99": pcts(detected)["p99"],
+                        "detected->returned p99": pcts(handoff)["p99"]},
+            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))},
+            "machine floor (a thread waking on the schedule)": pcts(floor)}
 
 
 def open_loop_sections(mode: str) -> list[Section]:
@@ -322,6 +370,8 @@ def open_loop_sections(mode: str) -> list[Section]:
             by.setdefault(who, {})[case] = values
         cases = [(c, f"end-to-end open loop at 10k tx/s: arrival -> next_opportunity {c}")
                  for c in ("p50", "p99", "p99.9")]
+        cases += [("arrival->detected p99", "open loop, where the time goes: arrival -> detected p99"),
+                  ("detected->returned p99", "open loop, where the time goes: detected -> returned p99")]
         return figures_for("engine", by, cases, unit="us", higher_is_better=False,
                            targets={"p99": [Target(100.0)], "p99.9": [Target(250.0)]})
     return [("end-to-end, open loop, 10,000 tx/s", open_loop)]

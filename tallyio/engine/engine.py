@@ -33,9 +33,9 @@ import os
 import struct
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence
 
-from tallyio.engine.breaker import CircuitBreaker, TradingGate, TradingState
+from tallyio.engine.breaker import BreakerState, CircuitBreaker, TradingGate, TradingState
 from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
@@ -60,6 +60,12 @@ _RESULT = struct.Struct("<Bq16s")          # status, realized profit (clamped), 
 _POSITION = struct.Struct("<BQ")           # kind, position
 _MASK64 = (1 << 64) - 1
 _REJECTED = ExecutionStatus.REJECTED
+_FAILED = ExecutionStatus.FAILED
+# execute_strategy's hot path compares these by identity (enum members are singletons)
+_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
+_OPEN = BreakerState.OPEN
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
 
 
 class EngineError(RuntimeError):
@@ -89,147 +95,183 @@ def opportunity_key(op: Opportunity) -> bytes:
 
 
 class OpportunityBridge:
-    """The scheduler -> event-loop hand-off (one small class, to be swapped for
-    ``await scheduler.run(...)``'s batched completions when that lands).
+    """The pipeline -> consumer hand-off: a push path, no thread, no polling.
 
-    A collector thread takes opportunities from the pipeline's ``OpportunityQueue``
-    in batches (``get_many``), appends each batch to a deque bounded at ``batch``
-    (when it is full the native queue holds them, dropping its oldest) and wakes the loop
-    ONCE per batch (one ``call_soon_threadsafe``, and only while a consumer is
-    waiting); ``get()`` pops from the deque without any thread switch while it is
-    non-empty.  The collector polls the native queue with a short backoff (50 us
-    growing to 1 ms while idle; the queue has no blocking wait).
+    The pipeline's workers push opportunities into its ``OpportunityQueue``
+    (bounded, drop-oldest, drops counted) and, right after a push, signal the
+    queue's wake-up (``tio_opp_wake_signal``): a fence and a load while the
+    consumer is busy; while it sleeps, ONE eventfd write by the one producer
+    that takes its "waiting" flag -- one wake-up per sleep, however many
+    opportunities the batch brings.  ``get()`` takes straight from the native
+    queue while it is non-empty (no thread switch, no wake-up); when it is empty
+    it arms the flag (``OpportunityQueue.arm`` looks at the queue again after a
+    full fence, so a push racing with the sleep is never lost: the argument is
+    in ``tallyio/mempool/_opportunity.pyx``) and awaits a future resolved by the
+    eventfd's reader on the loop (``loop.add_reader``).  ``get_sync`` sleeps in
+    ``select`` on the same fd.  ``end()`` (the source finished and the pipeline
+    drained) and ``stop()`` wake a sleeping consumer unconditionally.
 
-    No lost wake-up: the consumer publishes "waiting" then looks at the deque
-    again; the collector appends then looks at "waiting".  Under the GIL these
-    steps are sequentially ordered, so one of the two sees the other.
+    Counters: ``taken`` (opportunities popped, each handed out or skipped),
+    ``sleeps`` (the consumer found the queue empty and slept), ``wakes`` (it
+    was woken: a producer's write, end or stop), ``batches`` (runs of at least
+    one opportunity taken between two sleeps); the producers' writes are the
+    queue's ``stats()["wakes"]``.  Nothing is ever discarded here: what
+    ``stop()`` leaves stays counted in the queue's ``in_flight``.
     """
 
-    def __init__(self, queue: OpportunityQueue, source_done: Callable[[], bool], *, batch: int = 64) -> None:
+    discarded = 0
+    """always 0 (kept for the engine's accounting): the bridge holds no opportunity."""
+
+    def __init__(self, queue: OpportunityQueue) -> None:
         self.queue = queue
-        self._source_done = source_done
-        self.batch = batch
-        self._buf: Deque[Opportunity] = collections.deque()
+        self._take = queue.get
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: List[asyncio.Future] = []
-        self._waiting = False
-        self._event = threading.Event()
+        self._waiter: Optional[asyncio.Future] = None
         self._stopping = False
+        self._fresh = True            # the next take starts a batch
         self.ended = False
-        self.batches = 0
-        self.wakes = 0
-        self.collected = 0
         self.taken = 0
-        self.discarded = 0
-        self._thread = threading.Thread(target=self._collect, name="tallyio-bridge", daemon=True)
+        self.batches = 0
+        self.sleeps = 0
+        self.wakes = 0
+        self.idle = threading.Event()
+        """set each time the consumer found the queue empty and is about to sleep (it is
+        done with all it took): the lockstep replay's feeder waits on it, not polling."""
 
     def start(self, loop: Optional[asyncio.AbstractEventLoop]) -> None:
-        self._loop = loop
-        self._thread.start()
+        """Nothing to start (no thread): ``get()`` listens on its loop the first time it
+        has to sleep, ``get_sync()`` sleeps in ``select``."""
 
-    def _collect(self) -> None:
-        idle_sleep = 50e-6
-        get_many, batch = self.queue.get_many, self.batch
-        while not self._stopping:
-            room = batch - len(self._buf)       # bounded: beyond it the native queue holds (and drops oldest)
-            ops = get_many(room) if room > 0 else None
-            if ops:
-                self._buf.extend(ops)
-                self.collected += len(ops)
-                self.batches += 1
-                self._notify()
-                idle_sleep = 50e-6
-                continue
-            if room > 0 and self._source_done() and not len(self.queue):
-                break                           # the pipeline drained before source_done turned true
-            time.sleep(idle_sleep)
-            idle_sleep = min(idle_sleep * 2, 1e-3)
-        self.ended = True
-        self._notify()
-
-    def _notify(self) -> None:
-        self._event.set()
-        if self._waiting and self._loop is not None:
-            self._waiting = False
-            self.wakes += 1
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        old = self._loop
+        if old is not None and not old.is_closed():
             try:
-                self._loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:            # the loop closed under us: nobody waits any more
+                old.call_soon_threadsafe(old.remove_reader, self.queue.wake_fd)
+            except RuntimeError:                # closed meanwhile: its selector went with it
                 pass
+        loop.add_reader(self.queue.wake_fd, self._on_readable)
+        self._loop = loop
 
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+    def _detach(self) -> None:
+        """On the loop's thread: stop listening (end of the source or stop())."""
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.queue.wake_fd)
 
-    def _pop(self) -> Optional[Opportunity]:
-        try:
-            op = self._buf.popleft()
-        except IndexError:
-            return None
+    def _on_readable(self) -> None:
+        """The eventfd's reader (the loop thread): one call per wake-up, not per opportunity."""
+        if self.queue.clear_wake():
+            self.wakes += 1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _got(self, op: Opportunity) -> Opportunity:
         self.taken += 1
+        if self._fresh:
+            self._fresh = False
+            self.batches += 1
         return op
 
     async def get(self) -> Optional[Opportunity]:
         """The next opportunity, or None once the source ended (or stop())."""
+        op = None if self._stopping else self._take()
+        if op is not None:
+            self.taken += 1
+            if self._fresh:
+                self._fresh = False
+                self.batches += 1
+            return op
+        return await self._wait()
+
+    async def _wait(self) -> Optional[Opportunity]:
+        queue = self.queue
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._attach(loop)
+        races = 0
         while True:
-            op = self._pop()
-            if op is not None or self._stopping:
-                return op
-            if self.ended:
-                op = self._pop()
-                return op
-            loop = asyncio.get_running_loop()
-            if self._loop is None:
-                self._loop = loop
-            fut = loop.create_future()
-            self._waiters.append(fut)
-            self._waiting = True
-            if self._buf or self.ended or self._stopping:       # re-check after publishing "waiting"
-                self._waiting = False
-                self._waiters.remove(fut)
+            op = None if self._stopping else self._take()
+            if op is not None:
+                return self._got(op)
+            if self._stopping or self.ended:    # ended is set after the last push: nothing more comes
+                self._detach()
+                return None
+            self.idle.set()
+            if not queue.arm():
+                # records queued but none taken: a producer has claimed a slot and not yet
+                # published it (a few ns), or drop-oldest evicted under us; let it finish
+                races += 1
+                if races > 64:
+                    races = 0
+                    await asyncio.sleep(0)
                 continue
-            await fut
+            fut = loop.create_future()
+            self._waiter = fut
+            self.sleeps += 1
+            try:
+                await fut
+            finally:
+                self._waiter = None
+                queue.disarm()              # woken, stopped or cancelled: not waiting any more
+            self._fresh = True
 
     def get_sync(self, timeout: Optional[float]) -> Optional[Opportunity]:
         """``get`` for a thread without a loop; None also when ``timeout`` passed."""
+        import select
+
         deadline = None if timeout is None else time.monotonic() + timeout
+        queue = self.queue
         while True:
-            op = self._pop()
-            if op is not None or self._stopping:
-                return op
-            if self.ended:
-                return self._pop()
-            self._event.clear()
-            if self._buf or self.ended:
+            op = None if self._stopping else self._take()
+            if op is not None:
+                return self._got(op)
+            if self._stopping or self.ended:
+                return None
+            self.idle.set()
+            if not queue.arm():
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                queue.disarm()
                 return None
-            self._event.wait(remaining)
+            self.sleeps += 1
+            try:
+                readable, _, _ = select.select([queue.wake_fd], [], [], remaining)
+            finally:
+                queue.disarm()
+            if readable and queue.clear_wake():
+                self.wakes += 1
+            self._fresh = True
+
+    def end(self) -> None:
+        """The source finished and the pipeline drained: once the queue is empty,
+        ``get`` returns None (a sleeping consumer is woken)."""
+        self.ended = True
+        self.queue.wake_now()
 
     def stop(self) -> None:
-        """Wake every waiter with None; what is still buffered is counted discarded."""
+        """Wake every waiter with None (from any thread); what is still queued stays
+        counted in the queue (in_flight)."""
         self._stopping = True
-        if self._thread.is_alive():
-            self._thread.join()
         self.ended = True
-        self.discarded += len(self._buf)
-        self._buf.clear()
-        self._event.set()
-        if self._loop is not None and not self._loop.is_closed():
+        self.queue.wake_now()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             try:
-                self._loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:
-                pass
+                here = asyncio.get_running_loop() is loop
+            except RuntimeError:                # another thread: the woken get() detaches
+                here = False
+            if here:                            # the reader would not run once detached: wake it here
+                self._on_readable()
+                self._detach()
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self.queue)
 
     def stats(self) -> dict:
-        return {"buffered": len(self._buf), "collected": self.collected, "taken": self.taken,
-                "discarded": self.discarded, "batches": self.batches, "wakes": self.wakes}
+        return {"queued": len(self.queue), "taken": self.taken, "batches": self.batches, "sleeps": self.sleeps,
+                "wakes": self.wakes, "producer_wakes": self.queue.stats()["wakes"]}
 
 
 class _StrategySlot:
@@ -411,7 +453,7 @@ class Engine:
         account = getattr(self.executor, "address", None)     # the account a node executor sends from
         if isinstance(account, bytes) and len(account) == 20:
             self.context.account = account
-        self.bridge = OpportunityBridge(self.pipeline.opportunities, lambda: self._feeder_done)
+        self.bridge = OpportunityBridge(self.pipeline.opportunities)
         for slot in self._slots:
             slot.strategy.on_start(self.context)
         if config.metrics_endpoint is not None:
@@ -609,6 +651,7 @@ class Engine:
             self._feeder_error = exc
         finally:
             self._feeder_done = True
+            self.bridge.end()                   # wakes a consumer waiting for what no longer comes
 
     def _stopping(self) -> bool:
         return self.state in ("stopping", "stopped")
@@ -628,8 +671,11 @@ class Engine:
                 return True
             if self._stopping():
                 return False
-            time.sleep(sleep)
-            sleep = min(sleep * 2, 1e-3)
+            # the consumer sets bridge.idle when it goes to sleep: wait for that, not a poll
+            # (the timeout only backs up a settle that came from _finish, not from a sleep)
+            bridge.idle.wait(sleep)
+            bridge.idle.clear()
+            sleep = min(sleep * 2, 20e-3)
 
     # ---- opportunities ----------------------------------------------------------------
     def _check_running(self, what: str) -> None:
@@ -683,7 +729,7 @@ class Engine:
         (unless ``_decide`` already holds the half-open probe that ended an open
         period), so a refused gate never spends a half-open probe."""
         gate = self.gate
-        if gate.state != TradingState.ACTIVE:
+        if gate._state is not _ACTIVE:
             for action in actions:
                 reason = gate.refusal(action)
                 if reason is not None:
@@ -739,21 +785,23 @@ class Engine:
         """(actions, contributing strategy slots, rejection reason or None, permit).
         ``permit`` is non-zero when the breaker was OPEN and this call took the
         first half-open probe: ``_admit`` spends it (or gives it back)."""
-        if self.gate.state == TradingState.HALTED:       # nothing can pass: spare the strategies
-            self.gate.refused += 1
-            return [], [], self.gate.refusal(), 0
+        gate = self.gate
+        if gate._state is _HALTED:                       # nothing can pass: spare the strategies
+            gate.refused += 1
+            return [], [], gate.refusal(), 0
         probe = 0
-        if self.breaker.state.name == "OPEN":           # refused without running Python strategy code
+        breaker = self.breaker
+        if breaker.state is _OPEN:                       # refused without running Python strategy code
             # counted as a refusal by the breaker -- until open_seconds passed: then this acquire
             # half-opens it and IS the first probe, which must be carried to the executor (thrown
             # away, the probe would never report and the breaker would never close)
-            probe = self.breaker.permit()
+            probe = breaker.permit()
             if not probe:
-                return [], [], f"circuit breaker {self.breaker.name} is OPEN", 0
+                return [], [], f"circuit breaker {breaker.name} is OPEN", 0
         actions: List[Action] = []
         contributors = []
         ctx = self.context
-        started = time.perf_counter_ns()
+        started = _perf_ns()
         for slot in self._slots:
             if not slot.wants(op):
                 slot.skipped += 1
@@ -761,15 +809,20 @@ class Engine:
             slot.calls += 1
             try:
                 produced = slot.strategy.on_opportunity(op, ctx)
-                produced = list(produced) if produced else []
             except Exception as exc:            # a strategy bug: counted, reported, engine lives on
                 self._strategy_failed(slot, exc)
                 continue
             if produced:
+                if type(produced) is not list:
+                    try:
+                        produced = list(produced)
+                    except Exception as exc:    # not iterable: the strategy's bug, like a raise
+                        self._strategy_failed(slot, exc)
+                        continue
                 slot.actions += len(produced)
-                actions.extend(produced)
+                actions += produced
                 contributors.append(slot)
-        self._recorders()[1].record(time.perf_counter_ns() - started)
+        self._rec[1].record(_perf_ns() - started)
         if not actions:
             self._give_back(probe)
             errors = [f"{slot.name}: {slot.last_error}" for slot in self._slots if slot.last_error]
@@ -777,7 +830,7 @@ class Engine:
         return actions, contributors, None, probe
 
     def _finish(self, op: Opportunity, result: ExecutionResult, contributors: list, started: int) -> ExecutionResult:
-        now = time.perf_counter_ns()
+        now = _perf_ns()
         if result.opportunity is None or result.expected_profit is None:
             result = result._replace(opportunity=op if result.opportunity is None else result.opportunity,
                                      expected_profit=op.profit if result.expected_profit is None
@@ -785,9 +838,9 @@ class Engine:
         status = result.status
         self._results[status] += 1
         self._m_result_children[status].inc()
-        if status != _REJECTED:
+        if status is not _REJECTED:
             profit = result.realized_profit
-            if profit is not None:
+            if profit:
                 self._profit += profit
                 self._g_pnl.set(float(self._profit))
             if self._store is not None:
@@ -799,7 +852,7 @@ class Engine:
                 slot.strategy.on_result(result)
             except Exception as exc:
                 self._strategy_failed(slot, exc)
-        self._recorders()[3].record(now - started)
+        self._rec[3].record(now - started)
         if op is self._last_handed:
             self._settled = self.bridge.taken
         return result
@@ -809,10 +862,14 @@ class Engine:
         trading gate -> breaker -> strategies (by interest) -> actions -> executor.
         Never raises for a strategy's or the executor's failure: the result says
         (``REJECTED`` with the reason, ``FAILED`` with the error)."""
-        self._check_running("execute_strategy")
-        if not isinstance(opportunity, Opportunity):
+        state = self.state
+        if state != "running" and state != "stopping":
+            self._check_running("execute_strategy")
+        if type(opportunity) is not Opportunity and not isinstance(opportunity, Opportunity):
             raise TypeError(f"execute_strategy takes an Opportunity, got {type(opportunity).__name__}")
-        started = time.perf_counter_ns()
+        started = _perf_ns()
+        if self._rec_owner != _get_ident():      # this thread's histogram recorders, once
+            self._recorders()
         actions, contributors, reason, permit = self._decide(opportunity)
         if reason is None:
             reason, permit = self._admit(actions, permit)
@@ -821,10 +878,14 @@ class Engine:
             return self._finish(opportunity, ExecutionResult.rejected(reason, opportunity), contributors, started)
         if self._journal_intents:
             self._journal(RecordType.ENGINE_EVENT, _INTENT.pack(_ENGINE_EVENT_INTENT, opportunity_key(opportunity)))
-        t0 = time.perf_counter_ns()
+        executor = self.executor
+        t0 = _perf_ns()
         error = None
         try:
-            result = await self.executor.execute(actions, self.context)
+            if type(executor) is DryRunExecutor:     # never suspends: no coroutine to build and await
+                result = executor.execute_now(actions)
+            else:
+                result = await executor.execute(actions, self.context)
         except asyncio.CancelledError:
             self._give_back(permit)     # no outcome: a half-open probe's place must not be lost with it
             raise
@@ -832,9 +893,12 @@ class Engine:
             error = exc
             result = ExecutionResult(ExecutionStatus.FAILED, error=f"executor raised {type(exc).__name__}: {exc}",
                                      opportunity=opportunity)
-        spent = time.perf_counter_ns() - t0
-        self._recorders()[2].record(spent)
-        self._record_outcome(result, spent, permit, error)
+        spent = _perf_ns() - t0
+        self._rec[2].record(spent)
+        if error is None and result.status is not _FAILED:
+            self.breaker.record_success(spent, permit)     # _record_outcome's common case, inline
+        else:
+            self._record_outcome(result, spent, permit, error)
         return self._finish(opportunity, result, contributors, started)
 
     def execute_strategy_sync(self, opportunity: Opportunity) -> ExecutionResult:

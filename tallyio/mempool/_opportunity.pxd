@@ -1,7 +1,9 @@
 # cython: language_level=3
 # Owns: the opportunity record (tio_opp) and OpportunityQueue, the bounded drop-oldest queue
-# of them (a tio_dropring) that workers fill and the engine reads.  Touches: _ring.
+# of them (a tio_dropring) that workers fill and the engine reads, and its consumer wake-up
+# (tio_opp_wake: a "waiting" flag + an eventfd).  Touches: _ring, tio_atomic.h.
 from libc.stdint cimport uint8_t, uint64_t
+from tallyio._ext.common cimport tio_atomic_u64
 from tallyio._ext.u256 cimport tio_u256
 from tallyio.mempool._ring cimport tio_dropring
 
@@ -24,5 +26,18 @@ cdef struct tio_opp:
     uint8_t tokens[4][20]
 
 
+# The consumer's wake-up (see _opportunity.pyx's module doc for the no-lost-wake-up argument):
+# a producer calls tio_opp_wake_signal after it committed records; it costs a fence and a
+# load unless the consumer sleeps, and then one eventfd write per sleep (not per record).
+cdef struct tio_opp_wake:
+    tio_atomic_u64 waiting       # 1: the consumer sleeps on read_fd (armed), else 0
+    tio_atomic_u64 signals       # eventfd writes: producers' wake-ups + wake_now()
+    int read_fd                  # the eventfd (or a pipe's read end), owned by the queue
+    int write_fd                 # the same eventfd (or the pipe's write end)
+
+cdef void tio_opp_wake_signal(tio_opp_wake *w) noexcept nogil
+
+
 cdef class OpportunityQueue:
     cdef tio_dropring *ring      # owned
+    cdef tio_opp_wake wake       # the consumer's wake-up (fds owned)

@@ -1,6 +1,7 @@
 # cython: language_level=3
-# Owns: OpportunityQueue (a tio_dropring of tio_opp records) and the record -> Opportunity
-# conversion.  Touches: _ring (the dropring C API), tallyio.mempool.records.
+# Owns: OpportunityQueue (a tio_dropring of tio_opp records), the record -> Opportunity
+# conversion and the consumer's wake-up (tio_opp_wake: the "waiting" flag and its eventfd).
+# Touches: _ring (the dropring C API), tio_atomic.h, tallyio.mempool.records.
 """The opportunity queue: bounded, drop-oldest (an old opportunity is stale), counted.
 
 Workers push ``tio_opp`` records from nogil code (``tio_dropring_begin/commit``); the
@@ -9,12 +10,46 @@ engine takes them out as :class:`~tallyio.mempool.records.Opportunity` tuples.
     >>> q = OpportunityQueue(capacity=4)
     >>> q.get() is None, q.stats()["received"]
     (True, 0)
+
+Waking a sleeping consumer (no thread polls, no wake-up per opportunity).  The queue
+owns an eventfd (``wake_fd``, a pipe where eventfd is missing) and a ``waiting`` flag:
+
+* consumer, about to sleep: ``arm()`` stores waiting = 1 (seq_cst), a full fence, then
+  looks at the queue; empty: it sleeps on ``wake_fd`` (``loop.add_reader`` or
+  ``select``); not empty: it takes the flag back (exchange) and reads on.
+* producer, after committing records: ``tio_opp_wake_signal`` -- a full fence, then reads
+  the flag (relaxed); if it is 1, an acq_rel exchange to 0 and, for the one thread that
+  got the 1, ONE eventfd write.
+
+No lost wake-up: the two sides run "write mine, full fence, read theirs" on (the queue's
+enqueue position, waiting).  With both fences seq_cst, at least one side reads the
+other's write: the consumer sees the record (and does not sleep), or the producer sees
+waiting = 1 (and writes the eventfd).  The exchange makes exactly one party take each
+armed flag, so a sleep costs at most one write, however many records a batch brings;
+records committed while the consumer is awake cost a fence and a load.  A flag the
+consumer took back while a producer had already exchanged it leaves one stale eventfd
+count: a spurious wake-up later, which the consumer treats as "look again" (never a
+lost one).  ``wake_now()`` (stop, end of source) writes unconditionally.
+
+    >>> q.arm(), q.disarm(), q.stats()["wakes"]
+    (True, True, 0)
 """
+import os
+
 from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memset
+from posix.unistd cimport read, write
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+from tallyio._ext.common cimport (TIO_OK, tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
+                                  tio_atomic_store_u64_seqcst, tio_atomic_fetch_add_u64_relaxed,
+                                  tio_fence_seqcst)
 
 from tallyio.mempool._ring cimport (tio_dropring_new, tio_dropring_free, tio_dropring_record,
                                     tio_dropring_pop_many, tio_dropring_release_many,
+                                    tio_dropring_begin, tio_dropring_commit,
                                     tio_dropring_queued, dropring_stats, check_ring_capacity)
 from tallyio.mempool._u256py cimport u256_to_int
 
@@ -22,21 +57,71 @@ from tallyio.mempool.records import Opportunity, OpportunityKind
 
 __all__ = ["OpportunityQueue"]
 
+cdef extern from "tio_atomic.h" nogil:
+    uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
+
+
+cdef inline void wake_write(tio_opp_wake *w) noexcept nogil:
+    cdef uint64_t one = 1
+    cdef Py_ssize_t _n              # write is warn_unused_result; a failed write means
+    tio_atomic_fetch_add_u64_relaxed(&w.signals, 1)
+    _n = write(w.write_fd, &one, sizeof(one))   # the counter/pipe is full: readable already
+
+
+cdef void tio_opp_wake_signal(tio_opp_wake *w) noexcept nogil:
+    """A producer committed records: wake the consumer if it sleeps (module doc)."""
+    # full fence: our commits (the enqueue position) before the read of "waiting"; pairs
+    # with the fence in arm()
+    tio_fence_seqcst()
+    if tio_atomic_load_u64_relaxed(&w.waiting) == 0:
+        return
+    # acq_rel exchange: exactly one producer (or the disarming consumer) takes the 1
+    if tio_atomic_exchange_u64_acqrel(&w.waiting, 0) != 0:
+        wake_write(w)
+
+
+# the members by value, looked up by index (calling the enum costs a microsecond)
+cdef tuple KIND_BY_VALUE = tuple(OpportunityKind(v) if v in OpportunityKind._value2member_map_ else None
+                                 for v in range(256))
+cdef object OPPORTUNITY = Opportunity
+# opp_to_python fills every field by position: a field added to Opportunity must be added there too
+if Opportunity._fields[12:] != ("user", "amount_out", "profit_net_of_gas_eth", "pool_kinds"):
+    raise ImportError(f"tallyio.mempool._opportunity is out of step with Opportunity's fields {Opportunity._fields}")
+# pool_kinds of an all-V2 cycle of n hops (POOL_V2 is 0)
+cdef tuple V2_ONLY_KINDS = tuple((0,) * n for n in range(9))
+
 
 cdef object opp_to_python(const tio_opp *o):
+    # positional tuple.__new__: Opportunity's fields in order (kind, trigger_tx, pools,
+    # token_path, amount_in, profit, gas_estimate, base_fee_per_gas, profit_net_of_gas,
+    # block_number, received_ns, detected_ns, and the defaults of user, amount_out,
+    # profit_net_of_gas_eth, then pool_kinds) without the NamedTuple's keyword __new__
     cdef int h
-    pools = tuple(PyBytes_FromStringAndSize(<char *>o.pools[h], 20) for h in range(o.n_hops))
-    tokens = tuple(PyBytes_FromStringAndSize(<char *>o.tokens[h], 20) for h in range(o.n_hops + 1))
+    cdef int n = o.n_hops
+    kind = KIND_BY_VALUE[o.kind]
+    if kind is None:
+        kind = OpportunityKind(o.kind)          # raises ValueError naming the bad value
+    pools = PyTuple_New(n)
+    for h in range(n):
+        item = PyBytes_FromStringAndSize(<char *>o.pools[h], 20)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(pools, h, item)
+    tokens = PyTuple_New(n + 1)
+    for h in range(n + 1):
+        item = PyBytes_FromStringAndSize(<char *>o.tokens[h], 20)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(tokens, h, item)
     profit = u256_to_int(&o.profit)
     gas_cost = o.gas_estimate * o.base_fee
-    return Opportunity(
-        kind=OpportunityKind(o.kind),
-        trigger_tx=PyBytes_FromStringAndSize(<char *>o.trigger_hash, 32) if o.kind != 1 else None,
-        pools=pools, token_path=tokens, amount_in=u256_to_int(&o.amount_in), profit=profit,
-        gas_estimate=o.gas_estimate, base_fee_per_gas=o.base_fee,
-        profit_net_of_gas=(profit - gas_cost) if o.start_is_weth else None,
-        block_number=o.block_number, received_ns=o.received_ns, detected_ns=o.detected_ns,
-        pool_kinds=tuple((o.v3_hops >> h) & 1 for h in range(o.n_hops)))
+    if o.v3_hops == 0 and n < len(V2_ONLY_KINDS):
+        kinds = V2_ONLY_KINDS[n]
+    else:
+        kinds = tuple((o.v3_hops >> h) & 1 for h in range(n))
+    return tuple.__new__(OPPORTUNITY, (
+        kind, PyBytes_FromStringAndSize(<char *>o.trigger_hash, 32) if o.kind != 1 else None,
+        pools, tokens, u256_to_int(&o.amount_in), profit, o.gas_estimate, o.base_fee,
+        (profit - gas_cost) if o.start_is_weth else None, o.block_number, o.received_ns, o.detected_ns,
+        None, 0, None, kinds))
 
 
 cdef class OpportunityQueue:
@@ -47,10 +132,88 @@ cdef class OpportunityQueue:
         self.ring = tio_dropring_new(cap, sizeof(tio_opp))
         if self.ring == NULL:
             raise MemoryError(f"OpportunityQueue(capacity={cap}): out of memory")
+        tio_atomic_init_u64(&self.wake.waiting, 0)
+        tio_atomic_init_u64(&self.wake.signals, 0)
+        self.wake.read_fd = self.wake.write_fd = -1
+        if hasattr(os, "eventfd"):
+            self.wake.read_fd = self.wake.write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:                                   # no eventfd (not Linux): a self-pipe
+            self.wake.read_fd, self.wake.write_fd = os.pipe()
+            os.set_blocking(self.wake.read_fd, False)
+            os.set_blocking(self.wake.write_fd, False)
 
     def __dealloc__(self):
         tio_dropring_free(self.ring)
         self.ring = NULL
+        if self.wake.write_fd >= 0 and self.wake.write_fd != self.wake.read_fd:
+            os.close(self.wake.write_fd)
+        if self.wake.read_fd >= 0:
+            os.close(self.wake.read_fd)
+        self.wake.read_fd = self.wake.write_fd = -1
+
+    # ---- the consumer's wake-up (module doc) ----------------------------------------
+    @property
+    def wake_fd(self) -> int:
+        """The fd that turns readable when a producer wakes an armed consumer."""
+        return self.wake.read_fd
+
+    def arm(self) -> bool:
+        """About to sleep on ``wake_fd``: True when the queue is empty with "waiting"
+        published (sleep: the next commit wakes it); False when records are queued (the
+        flag is taken back: read them)."""
+        tio_atomic_store_u64_seqcst(&self.wake.waiting, 1)
+        # full fence: "waiting" before the read of the queue; pairs with tio_opp_wake_signal
+        tio_fence_seqcst()
+        if tio_dropring_queued(self.ring) == 0:
+            return True
+        tio_atomic_exchange_u64_acqrel(&self.wake.waiting, 0)
+        return False
+
+    def disarm(self) -> bool:
+        """Stop waiting (woken, timed out, cancelled); True if no producer had taken
+        the flag (no wake-up write is coming or pending for this sleep)."""
+        return tio_atomic_exchange_u64_acqrel(&self.wake.waiting, 0) != 0
+
+    def wake_now(self) -> None:
+        """Make ``wake_fd`` readable now, armed or not (stop, end of the source)."""
+        tio_atomic_exchange_u64_acqrel(&self.wake.waiting, 0)
+        wake_write(&self.wake)
+
+    def clear_wake(self) -> bool:
+        """Consume what made ``wake_fd`` readable; True if there was something."""
+        cdef char buf[64]
+        cdef Py_ssize_t n
+        cdef bint any_read = False
+        while True:
+            n = read(self.wake.read_fd, buf, 64 if self.wake.read_fd != self.wake.write_fd else 8)
+            if n <= 0:
+                return any_read
+            any_read = True
+            if self.wake.read_fd == self.wake.write_fd:
+                return True                     # an eventfd read takes the whole count
+
+    def _push_synthetic(self, uint64_t n, uint64_t tag=0, bint signal=True):
+        """Push ``n`` records from nogil code, as a worker does (``trigger_seq`` =
+        ``received_ns`` = ``tag + i``), each followed by ``tio_opp_wake_signal`` when
+        ``signal``; for tests and benchmarks of the hand-off.  Returns ``n``."""
+        cdef uint64_t i
+        cdef uint32_t idx
+        cdef tio_opp *o
+        with nogil:
+            for i in range(n):
+                if tio_dropring_begin(self.ring, &idx) != TIO_OK:
+                    continue                    # rejected: counted by the ring
+                o = <tio_opp *>tio_dropring_record(self.ring, idx)
+                memset(o, 0, sizeof(tio_opp))
+                o.kind = 2                      # BACKRUN
+                o.n_hops = 1
+                o.trigger_seq = tag + i
+                o.received_ns = tag + i
+                o.detected_ns = tag + i
+                tio_dropring_commit(self.ring, idx)
+                if signal:
+                    tio_opp_wake_signal(&self.wake)
+        return n
 
     @property
     def capacity(self) -> int:
@@ -80,5 +243,8 @@ cdef class OpportunityQueue:
         return out
 
     def stats(self) -> dict:
-        """received (pushed), processed (taken), dropped (evicted oldest...), in_flight."""
-        return dropring_stats(self.ring)
+        """received (pushed), processed (taken), dropped (evicted oldest...), in_flight,
+        and wakes (eventfd writes that woke, or would wake, a sleeping consumer)."""
+        out = dropring_stats(self.ring)
+        out["wakes"] = tio_atomic_load_u64_relaxed(&self.wake.signals)
+        return out

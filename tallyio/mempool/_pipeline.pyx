@@ -83,10 +83,10 @@ from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, ti
 from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
 from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
 from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
-                                        tio_analyze_call, fill_cfg, AN_COUNTERS, tio_arb_stats,
+                                        tio_analyze_call, fill_cfg, AN_COUNTERS, AN_OPPORTUNITIES, tio_arb_stats,
                                         tio_scan_touched)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
-from tallyio.mempool._opportunity cimport OpportunityQueue
+from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake, tio_opp_wake_signal
 
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
@@ -116,6 +116,7 @@ cdef struct pipe_slot:
 cdef struct pipe_state:
     tio_dropring *ring
     tio_analyze_ctx ctx
+    tio_opp_wake *wake           # the opportunity queue's consumer wake-up (the queue owns it)
     tio_sched *sched
     pipe_slot *slots
     int n_slots
@@ -149,7 +150,7 @@ cdef void drain_task(void *arg) noexcept nogil:
     cdef pipe_state *pipe = <pipe_state *>slot.pipe
     cdef uint32_t idxs[BATCH]
     cdef uint64_t k, i
-    cdef uint64_t expected
+    cdef uint64_t expected, found
     cdef tio_pending *rec
     while True:
         k = tio_dropring_pop_many(pipe.ring, idxs, BATCH)
@@ -171,7 +172,12 @@ cdef void drain_task(void *arg) noexcept nogil:
             rec = <tio_pending *>tio_dropring_record(pipe.ring, idxs[i])
             if tio_decode_call(rec.input, rec.input_len, &slot.call, &slot.dstats) == TIO_DECODE_OK:
                 if slot.call.n_swaps:
+                    found = slot.astats.count[AN_OPPORTUNITIES]
                     tio_analyze_call(&pipe.ctx, rec, rec.target & 0xFFFF, &slot.call, &slot.astats)
+                    if slot.astats.count[AN_OPPORTUNITIES] != found:
+                        # at once, not at the batch's end: costs a fence unless the consumer
+                        # sleeps, and then one eventfd write per sleep (_opportunity's doc)
+                        tio_opp_wake_signal(pipe.wake)
         # release (inside): every read of these records and of the pool table is done
         # before the watcher's block barrier can see them processed
         tio_dropring_release_many(pipe.ring, idxs, k)
@@ -264,6 +270,8 @@ cdef int scan_touched(pipe_state *pipe) noexcept nogil:
         pipe.is_touched[pipe.touched[k]] = 0
     pipe.n_touched = 0
     pipe.touched_block = 0
+    if found > 0:
+        tio_opp_wake_signal(pipe.wake)
     return found
 
 
@@ -511,6 +519,7 @@ cdef class Pipeline:
         self.pipe.ctx.table = &table.t
         self.pipe.ctx.cfg = &self.cfg
         self.pipe.ctx.out = self.opportunities.ring
+        self.pipe.wake = &self.opportunities.wake
         self.pipe.filter = &self.filter.f
         self.pipe.table = &table.t
         tio_atomic_init_u64(&self.pipe.submit_failures, 0)
