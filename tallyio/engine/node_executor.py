@@ -342,12 +342,14 @@ class NodeExecutor:
         if isinstance(action, LiquidationAction):
             data = encode_liquidation_call(action.collateral_asset, action.debt_asset, action.user,
                                            action.debt_to_cover, action.receive_a_token)
-            to, start_token = action.pool, action.collateral_asset
+            # no router: its profit is in the collateral token, never netted against gas in wei here
+            to, start_token, router = action.pool, action.collateral_asset, None
         else:
             deadline = action.deadline if action.deadline is not None else int(time.time()) + self.deadline_margin
             data = encode_swap_exact_tokens(action.amount_in, action.min_amount_out, action.path, self.address,
                                             deadline)
             to, start_token = action.router, action.path[0]
+            router = bytes(action.router)
         nonce = self._next_nonce
         assert nonce is not None
         tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "maxFeePerGas": max_fee,
@@ -372,7 +374,7 @@ class NodeExecutor:
         self._next_nonce = nonce + 1
         record = SentTransaction(tx_hash, nonce, bytes(start_token),
                                  action.opportunity.profit if action.opportunity is not None else None,
-                                 max_fee, tx["maxPriorityFeePerGas"], router=bytes(action.router))
+                                 max_fee, tx["maxPriorityFeePerGas"], router=router)
         with self._lock:
             self._sent[tx_hash] = record
             self._stats["sent"] += 1
