@@ -220,6 +220,54 @@ def _worker_env(marker_dir: Path) -> dict:
     return dict(os.environ, PYTHONPATH=path, TALLYIO_TEST_MARKER_DIR=str(marker_dir))
 
 
+# ---- recordings read where they are: URLs through fsspec -------------------------------------
+
+def test_segments_by_url_give_the_local_digest_and_a_bad_one_names_the_url(tmp_path, monkeypatch):
+    import tempfile
+    fsspec = pytest.importorskip("fsspec")
+    split_recording(embedded_recording()[0], tmp_path / "local", blocks_per_segment=3)
+    manifest = tmp_path / "local" / "replay.segments.json"
+    local = Backtest([manifest], {"c": (CYCLE, None)}).run(sequential=True)
+    # object storage stands in as fsspec's in-memory file system (this process: sequential)
+    memory = fsspec.filesystem("memory")
+    root = f"/tallyio-test-{os.getpid()}"
+    for f in (tmp_path / "local").iterdir():
+        memory.pipe(f"{root}/{f.name}", f.read_bytes())
+    # fetch_segment's default cache lives in the temp folder: this test's own
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp1"))
+    (tmp_path / "tmp1").mkdir()
+    try:
+        by_memory = Backtest([f"memory://{root}/replay.segments.json"], {"c": (CYCLE, None)})
+        assert by_memory.segments[0].path == f"memory://{root}/replay.seg0000.tio"
+        assert by_memory.run(sequential=True).digest() == local.digest()
+        assert len(list((tmp_path / "tmp1" / "tallyio-backtest-cache").iterdir())) == len(by_memory.segments)
+        by_file = Backtest([f"file://{manifest}"], {"c": (CYCLE, None)}).run(sequential=True)
+        assert by_file.digest() == local.digest() and not by_file.errors
+        # a damaged object fetched afresh: the task names its URL, the other segments still count
+        # (a cached copy whose sha256 is the manifest's is what the manifest names, and is used)
+        victim = f"memory://{root}/replay.seg0001.tio"
+        data = bytearray(memory.cat(victim[len("memory://"):]))
+        data[len(data) // 2] ^= 0xFF
+        memory.pipe(victim[len("memory://"):], bytes(data))
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp2"))
+        (tmp_path / "tmp2").mkdir()
+        damaged = Backtest([f"memory://{root}/replay.segments.json"], {"c": (CYCLE, None)}).run(sequential=True)
+        assert list(damaged.errors) == [victim] and f"corrupt segment {victim}" in damaged.errors[victim]
+        assert damaged.settings["c[default]"].failed_segments == ["replay#1"]
+        missing = Backtest([f"memory://{root}/replay.segments.json"], {"c": (CYCLE, None)})
+        memory.rm(f"{root}/replay.seg0002.tio")
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp3"))
+        (tmp_path / "tmp3").mkdir()
+        report = missing.run(sequential=True)
+        assert "could not be fetched" in report.errors[f"memory://{root}/replay.seg0002.tio"]
+        with pytest.raises(FileNotFoundError, match="memory:///nowhere.tio"):
+            load_segments("memory:///nowhere.tio")
+        with pytest.raises(ValueError, match="is not split here"):
+            Backtest([f"memory://{root}/replay.seg0000.tio"], {"c": (CYCLE, None)}, blocks_per_segment=2)
+    finally:
+        memory.rm(root, recursive=True)
+
+
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """``dask scheduler --host 127.0.0.1`` and two ``dask worker tcp://127.0.0.1:PORT``

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 
 from tallyio.backtest.report import BacktestReport
-from tallyio.backtest.segments import Segment, segments_of, split_recording
+from tallyio.backtest.segments import MANIFEST_SUFFIX, Segment, is_url, segments_of, split_recording
 from tallyio.backtest.task import (EMBEDDED_ROUTERS, TaskSpec, apply_params, load_strategy_class, run_task,
                                    strategy_spec)
 
@@ -122,6 +122,9 @@ class Backtest:
                 work_dir = self._tmp.name
             try:
                 for rec in recordings:
+                    if is_url(rec) and not str(rec).endswith(MANIFEST_SUFFIX):
+                        raise ValueError(f"{rec}: a recording given by URL is not split here; split it where it "
+                                         "is a file (split_recording) and give the segments' manifest URL")
                     p = Path(rec)
                     if p.is_file() and not p.name.endswith(".json"):
                         split_recording(p, work_dir, segment_seconds=segment_seconds,

@@ -41,6 +41,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+import threading
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence, Union
 
@@ -49,7 +52,8 @@ from tallyio.mempool._pools import PoolTable
 from tallyio.mempool.recording import decode
 from tallyio.state.recordlog import RecordReader, RecordType, RecordWriter
 
-__all__ = ["split_recording", "Segment", "load_segments", "check_segment", "file_sha256", "MANIFEST_SUFFIX"]
+__all__ = ["split_recording", "Segment", "load_segments", "check_segment", "fetch_segment", "file_sha256",
+           "MANIFEST_SUFFIX"]
 
 MANIFEST_SUFFIX = ".segments.json"
 _MANIFEST_FORMAT = 1
@@ -164,6 +168,8 @@ def load_segments(source: Union[str, os.PathLike], *, index_from: int = 0) -> Li
     """The segments a path stands for: a manifest (``*.segments.json``), a folder
     holding manifests (every one, by name), or a recording file (one segment, not
     checked).  ValueError naming the path when it is none of these."""
+    if is_url(source):
+        return _load_url(str(source))
     p = Path(source)
     if p.is_dir():
         manifests = sorted(p.glob(f"*{MANIFEST_SUFFIX}"))
@@ -186,6 +192,70 @@ def load_segments(source: Union[str, os.PathLike], *, index_from: int = 0) -> Li
         raise FileNotFoundError(f"no recording, segment manifest or folder at {p}")
     stem = p.name[:-4] if p.name.endswith(".tio") else p.name
     return [Segment(str(p.resolve()), -1, "", 0, stem)]
+
+
+def is_url(source: object) -> bool:
+    """Whether ``source`` names a file through fsspec (``s3://``, ``gs://``,
+    ``file://``, ``memory://``...) rather than a local path."""
+    return isinstance(source, str) and "://" in source
+
+
+def _fsspec():
+    try:
+        import fsspec
+    except ImportError:
+        raise ImportError("recordings given by URL are read through fsspec, which Dask brings: "
+                          "pip install \"tallyio[backtest]\"") from None
+    return fsspec
+
+
+def _load_url(url: str) -> List[Segment]:
+    """``load_segments`` of a URL: a manifest (its segment files beside it) or one
+    recording file.  A folder URL is not listed: name its manifest."""
+    fsspec = _fsspec()
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        if name.endswith(MANIFEST_SUFFIX):
+            with fsspec.open(url, "rb") as f:
+                manifest = json.loads(f.read())
+            base = url.rsplit("/", 1)[0]
+            recording = name[:-len(MANIFEST_SUFFIX)]
+            return [Segment(f"{base}/{e['file']}", int(e["records"]), str(e["sha256"]), i, recording)
+                    for i, e in enumerate(manifest["segments"])]
+        fs, path = fsspec.core.url_to_fs(url)
+        exists = fs.exists(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{url}: not a segment manifest or a readable recording "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not exists:
+        raise FileNotFoundError(f"no recording or segment manifest at {url}")
+    return [Segment(url, -1, "", 0, name[:-4] if name.endswith(".tio") else name)]
+
+
+def fetch_segment(segment: Segment, cache_dir: Union[str, os.PathLike, None] = None) -> Segment:
+    """The segment with a local path a replay can map: itself when it is local; for
+    a URL, a copy in ``cache_dir`` (default: the temp folder's
+    ``tallyio-backtest-cache``), reused when its sha256 is the manifest's.  A fetch
+    that fails raises ``CorruptSegmentError`` naming the URL."""
+    if not is_url(segment.path):
+        return segment
+    fsspec = _fsspec()
+    cache = Path(cache_dir or Path(tempfile.gettempdir()) / "tallyio-backtest-cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    key = segment.sha256 or hashlib.sha256(segment.path.encode()).hexdigest()
+    local = cache / f"{key}.tio"
+    # without a manifest's sha256 the copy could be stale: fetched every time
+    if segment.sha256 and local.exists() and file_sha256(local) == segment.sha256:
+        return segment._replace(path=str(local))
+    part = local.with_name(f"{local.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        with fsspec.open(segment.path, "rb") as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(part, local)    # whole or not at all: another task may read the same copy
+    except (OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise CorruptSegmentError(segment.path, f"could not be fetched ({type(exc).__name__}: {exc})") from None
+    return segment._replace(path=str(local))
 
 
 def check_segment(segment: Segment) -> None:

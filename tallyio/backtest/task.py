@@ -38,7 +38,7 @@ import inspect
 import time
 from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
-from tallyio.backtest.segments import Segment, check_segment
+from tallyio.backtest.segments import Segment, check_segment, fetch_segment
 from tallyio.errors import CorruptSegmentError
 
 __all__ = ["TaskSpec", "run_task", "load_strategy_class", "apply_params", "strategy_spec", "EMBEDDED_ROUTERS"]
@@ -154,15 +154,18 @@ def run_task(spec: TaskSpec) -> Dict[str, Any]:
             "name": spec.name, "strategy": spec.strategy, "params": [list(p) for p in spec.params], "error": None,
             "deterministic": None, "latency": {}, "outcome_lines": None, "seconds": 0.0}
     try:
-        check_segment(spec.segment)
+        segment = fetch_segment(spec.segment)      # a URL's segment: a local copy (errors name the URL)
+        check_segment(segment)
     except CorruptSegmentError as exc:
+        if exc.path != spec.segment.path:          # the local copy's name means nothing to the user
+            exc = CorruptSegmentError(spec.segment.path, exc.reason)
         return {**base, "error": str(exc)}
     cls = load_strategy_class(spec.strategy)
     strategy, overrides = apply_params(cls, spec.params)
     # the slow-call rule of the breaker measures wall time: off, or a loaded machine would open it on
     # one run and not on another (the failure-rate rule, which sees only outcomes, stays as configured)
     overrides = {"workers": spec.engine_workers, "breaker_slow_call_ms": 3.6e6, **overrides}
-    config = CoreConfig.replay(spec.segment.path, **overrides)
+    config = CoreConfig.replay(segment.path, **overrides)
     lines: List[str] = []
     statuses: Dict[str, int] = {}
     pnl_by_block: Dict[int, int] = {}
