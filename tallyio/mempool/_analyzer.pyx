@@ -739,10 +739,10 @@ cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint
     cdef uint64_t stamp = ctx.block_number + 1
     cdef int32_t j, pool
     cdef double prof
+    cdef int found
     ov.n = 0
     if max_sized > CAND_MAX:
         max_sized = CAND_MAX
-    arb.scans += 1
     arb.pools += n_pools
     for k in range(n_pools):
         pool = pools[k]
@@ -761,7 +761,10 @@ cdef int tio_scan_touched(const tio_analyze_ctx *ctx, const int32_t *pools, uint
             st.count[AN_CANDIDATES] += 1
             keep_best(cand_c, cand_p, &n_cand, max_sized, c, prof)
     st.count[AN_CYCLES_SCREENED] += screened
-    return size_and_emit(ctx, &ov, NULL, cand_c, n_cand, 1, st)
+    found = size_and_emit(ctx, &ov, NULL, cand_c, n_cand, 1, st)
+    # counted once done: whoever sees `scans` move also finds this scan's opportunities queued
+    arb.scans += 1
+    return found
 
 
 # ---- Python face -------------------------------------------------------------------------
