@@ -35,7 +35,7 @@ class LocalCluster:
         try:
             from distributed import Client, LocalCluster as Cluster
         except ImportError:
-            raise NotImplementedError("the backtest extra (dask[distributed]) is not installed")
+            raise NotImplementedError("the backtest extra (dask[distributed]) is not installed") from None
         self.folder = tempfile.mkdtemp(prefix="tallyio-asv-dask-")
         self.cluster = Cluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                local_directory=self.folder)
