@@ -458,8 +458,11 @@ def test_opening_under_racing_failures_is_one_transition():
 
 
 @pytest.mark.concurrency
-@pytest.mark.parametrize("window", ["count", "time"])
-def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window):
+# the failure share per window: 28 % in a 64-call count window wanders across the 30 % threshold
+# (sd ~6 %) and flaps; a 1 ms time window holds ~10k calls on a quiet machine (sd ~0.4 %), where
+# 28 % never crosses: 32 % there opens it, and the probes and the refilled window make it flap
+@pytest.mark.parametrize("window, fail_permille", [("count", 280), ("time", 320)])
+def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window, fail_permille):
     nthreads = 4
     calls = scaled(100_000, minimum=20_000)
     b = CircuitBreaker("hammer", window=window, window_size=64, window_seconds=0.001, time_buckets=8,
@@ -468,7 +471,7 @@ def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window):
     seen = []
     b.add_listener(lambda br, old, new: seen.append((old, new)))
     line = bt.StartLine()
-    results = run_threads(*[(bt.hammer, (b, line, nthreads, calls, 280, 20, seed + i))
+    results = run_threads(*[(bt.hammer, (b, line, nthreads, calls, fail_permille, 20, seed + i))
                             for i in range(nthreads)])
     b.poll_transitions()
     adm, ref, ok, bad, excl = (sum(r[i] for r in results) for i in range(5))
@@ -486,7 +489,7 @@ def test_hammer_every_outcome_counted_once_and_transitions_chain(seed, window):
             assert old == state and old != new
             state = new
         assert state == b.state
-    assert st.transitions > 0                    # 28 % failures against a 30 % threshold flaps
+    assert st.transitions > 0                    # it opened at least once (see the parameters)
 
 
 def test_call_async_records_with_its_permit_and_ignores_cancellation():
