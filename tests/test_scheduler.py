@@ -653,23 +653,30 @@ def test_stats_from_another_thread_while_tasks_run():
     n = scaled(50_000)
     counts = np.zeros(n, dtype=np.int64)
     done = threading.Event()
+    reading = threading.Event()
     seen = []
 
     def read_stats(scheduler):
+        # reads from before the first submit until after the last task ran: at least twice
+        # whatever the threads' timing (a loaded machine can run the whole burst between two reads)
         last = -1
-        while not done.is_set():
+        while True:
+            finished = done.is_set()
             stats = scheduler.stats()
             processed = stats.metrics.tasks_processed
             assert processed >= last, "tasks_processed went backwards"
             assert all(w.processed >= 0 for w in stats.workers)
             last = processed
             seen.append(processed)
-        return last
+            reading.set()
+            if finished:
+                return last
 
     scheduler = NumaScheduler(make_config(workers_per_numa_node=2))
     with scheduler:
         def submit_all():
             try:
+                assert reading.wait(30)
                 for i in range(n):
                     submit_blocking(scheduler, Count(i, counts))
                 assert scheduler.join(30)
@@ -678,7 +685,7 @@ def test_stats_from_another_thread_while_tasks_run():
 
         run_threads((read_stats, (scheduler,)), (submit_all, ()))
     assert np.count_nonzero(counts != 1) == 0
-    assert len(seen) > 1 and seen == sorted(seen)
+    assert len(seen) > 1 and seen == sorted(seen) and seen[-1] == n
     assert_identities(scheduler.stats())
 
 
