@@ -86,12 +86,16 @@ test_one() {
                   "PYTHONMALLOC=malloc")
     fi
     local selection=(-m concurrency)
-    [ "$kind" = address ] && selection=("${asan_skip[@]}")
+    # ASan's run is the whole suite in one mostly single-threaded interpreter: pytest-xdist spreads
+    # its files over TALLYIO_ASAN_PROCESSES processes (default 2), so it does not run alone on one
+    # core once TSan's shorter run is done; a test that aborts the interpreter (a broken
+    # TIO_DEBUG_ASSERT invariant, a fatal error) is reported by name as a crashed worker
+    [ "$kind" = address ] && selection=("${asan_skip[@]}" -n "${TALLYIO_ASAN_PROCESSES:-2}" --dist loadfile)
     echo "== pytest ${selection[*]} under $kind sanitizer (scale $scale)"
     status=0
     # setarch -R: TSan's shadow memory layout rejects the high-entropy ASLR of newer kernels.
     (cd "$src" && env "${env_vars[@]}" TALLYIO_TEST_SCALE="$scale" LD_PRELOAD="$runtime" setarch "$(uname -m)" -R \
-        "$venv/bin/python" -m pytest tests "${selection[@]}" -q -p no:cacheprovider -x) || status=$?
+        "$venv/bin/python" -m pytest tests "${selection[@]}" -q -p no:cacheprovider -x -rfE) || status=$?
     if [ -n "$(ls -A "$reports")" ]; then
         echo "!! $kind sanitizer reports:"; cat "$reports"/*; return 1
     fi
@@ -105,8 +109,8 @@ kinds=()
 if [ "$which" = all ] || [ "$which" = thread ]; then kinds+=(thread); fi
 if [ "$which" = all ] || [ "$which" = address ]; then kinds+=(address); fi
 # the builds one after the other (each compiles in parallel already), then the test runs side by
-# side: the ASan run is one mostly single-threaded interpreter, so on a 2-core machine the TSan
-# run's threads fill the other core; each run's output is kept in its log and shown whole
+# side (TSan's threads and ASan's processes share the cores; TSan's run is the shorter one, and
+# ASan's processes then take the whole machine); each run's output is kept in its log and shown whole
 for kind in "${kinds[@]}"; do build_one "$kind"; done
 declare -A pids
 for kind in "${kinds[@]}"; do

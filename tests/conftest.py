@@ -10,6 +10,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis' per-example deadline is a wall-clock assertion: on a shared, loaded machine (or
+# under a sanitizer) one slow example fails a correct test.  Tests assert behaviour, never time.
+settings.register_profile("tallyio", deadline=None)
+settings.load_profile("tallyio")
 
 # the real-chain fixtures (anvil, the Uniswap deployment, funded traders): tests/chainfixtures.py
 pytest_plugins = ["chainfixtures"]

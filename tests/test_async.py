@@ -523,11 +523,15 @@ def test_stop_with_awaits_pending_gives_each_awaiter_a_result_or_an_error(cancel
 
 
 CTRL_C_CHILD = textwrap.dedent("""
-    import asyncio, sys, threading, time
+    import asyncio, threading
     from tallyio import NumaScheduler, SchedulerConfig
 
+    # every call waits for the interrupt (bounded, so a lost signal fails instead of hanging): the
+    # SIGINT always lands with two calls running and the rest queued, however slow the machine
+    interrupted = threading.Event()
+
     def work(i):
-        time.sleep(0.002)
+        interrupted.wait(30)
         return i
 
     scheduler = NumaScheduler(SchedulerConfig(workers_per_numa_node=2, enable_cpu_affinity=False)).start()
@@ -541,6 +545,7 @@ CTRL_C_CHILD = textwrap.dedent("""
         asyncio.run(main())
     except KeyboardInterrupt:
         print("interrupted", flush=True)
+    interrupted.set()
     scheduler.stop()
     m = scheduler.stats().metrics
     print("counts", m.async_submitted, m.async_delivered, m.async_dropped, m.async_cancelled,

@@ -192,22 +192,53 @@ cdef uint64_t tio_dropring_processed_acquire(tio_dropring *r) noexcept nogil:
     return tio_atomic_load_u64_acquire(&r.processed.value)
 
 
+cdef enum:
+    # consistent-snapshot attempts in dropring_stats before it settles for the last read
+    STATS_SNAPSHOT_ATTEMPTS = 1000
+
+
 cdef dict dropring_stats(tio_dropring *r):
-    """Every counter of a dropring as a dict (the Python face of its statistics)."""
-    cdef dict out = {
-        "received": tio_atomic_load_u64_relaxed(&r.received.value),
-        "processed": tio_atomic_load_u64_relaxed(&r.processed.value),
-        "dropped_evicted": tio_atomic_load_u64_relaxed(&r.drops[DROP_EVICTED].value),
-        "dropped_no_block": tio_atomic_load_u64_relaxed(&r.drops[DROP_NO_BLOCK].value),
-        "dropped_oversize": tio_atomic_load_u64_relaxed(&r.drops[DROP_OVERSIZE].value),
-        "dropped_invalid": tio_atomic_load_u64_relaxed(&r.drops[DROP_INVALID].value),
-        "in_flight": tio_pool_in_use(r.blocks),
-        "queued": tio_mpmc_size(r.order),
+    """Every counter of a dropring as a dict (the Python face of its statistics).
+
+    The counters move independently while producers push (received, then its block in
+    use) and evict (a drop, then the oldest block freed) and the consumer takes
+    (processed, its block freed), so one read of each can catch an operation half done
+    and break ``received == processed + dropped + in_flight`` by one.  The read is
+    repeated until two passes agree and the equation holds (a snapshot at a point no
+    operation was half done), at most STATS_SNAPSHOT_ATTEMPTS times; a ring that
+    really lost or leaked a record never balances and shows it in the last read."""
+    cdef uint64_t received = 0, processed = 0, in_flight = 0, queued = 0, dropped = 0
+    cdef uint64_t drops[4]
+    cdef uint64_t again
+    cdef int _attempt, k
+    with nogil:
+        for _attempt in range(STATS_SNAPSHOT_ATTEMPTS):
+            # relaxed: statistics; the agreement check below stands in for ordering
+            received = tio_atomic_load_u64_relaxed(&r.received.value)
+            processed = tio_atomic_load_u64_relaxed(&r.processed.value)
+            dropped = 0
+            for k in range(4):
+                drops[k] = tio_atomic_load_u64_relaxed(&r.drops[k].value)
+                dropped += drops[k]
+            in_flight = tio_pool_in_use(r.blocks)
+            queued = tio_mpmc_size(r.order)
+            again = tio_atomic_load_u64_relaxed(&r.received.value)
+            if (again == received and received == processed + dropped + in_flight
+                    and tio_atomic_load_u64_relaxed(&r.processed.value) == processed):
+                break
+            tio_cpu_relax()
+    return {
+        "received": received,
+        "processed": processed,
+        "dropped_evicted": drops[DROP_EVICTED],
+        "dropped_no_block": drops[DROP_NO_BLOCK],
+        "dropped_oversize": drops[DROP_OVERSIZE],
+        "dropped_invalid": drops[DROP_INVALID],
+        "in_flight": in_flight,
+        "queued": queued,
         "capacity": r.capacity,
+        "dropped": dropped,
     }
-    out["dropped"] = (out["dropped_evicted"] + out["dropped_no_block"]
-                      + out["dropped_oversize"] + out["dropped_invalid"])
-    return out
 
 
 cdef uint64_t check_ring_capacity(object capacity, str what) except 0:
