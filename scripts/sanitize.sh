@@ -118,10 +118,18 @@ for kind in "${kinds[@]}"; do
     pids[$kind]=$!
 done
 rc=0
+declare -A statuses
 for kind in "${kinds[@]}"; do
-    status=0
-    wait "${pids[$kind]}" || status=$?
+    statuses[$kind]=0
+    wait "${pids[$kind]}" || statuses[$kind]=$?
     cat "$work/$kind-test.log"
-    [ "$status" -eq 0 ] || rc=1
+done
+# what went wrong, last, so that a log cut in the middle (CI shows its head and tail) still shows it
+for kind in "${kinds[@]}"; do
+    [ "${statuses[$kind]}" -eq 0 ] && continue
+    rc=1
+    echo "!! $kind sanitizer run failed (exit ${statuses[$kind]}); the lines that say why:"
+    grep -aE "invariant broken|Fatal Python error|Segmentation fault|Aborted|crashed|FAILED|ERROR |passed|failed|sanitizer reports" \
+        "$work/$kind-test.log" | tail -n 25 || true
 done
 exit $rc
