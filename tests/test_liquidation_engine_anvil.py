@@ -309,6 +309,84 @@ def test_liquidations_through_the_engine_receive_the_predicted_collateral_to_the
     assert stats["strategies"]["LiquidationStrategy"]["actions"] == len(ops)
 
 
+def test_a_funded_liquidation_buys_exactly_the_debt_and_its_accounting_is_exact_to_the_wei(chain, engine):
+    """A liquidator holding no debt token: the strategy funds it through a Uniswap V2
+    ``swapETHForExactTokens`` sent first (nonce n, the liquidation n + 1). The ETH it spent is
+    exactly the swap's input plus both transactions' gas, it keeps none of the debt token, and
+    the collateral received is the prediction."""
+    import realparts
+    from tallyio.devnet import deploy_uniswap
+    from tallyio.devnet._uniswap import DEADLINE
+    from tallyio.engine.keys import Signer
+    from tallyio.engine.liquidation import LiquidationStrategy
+    from tallyio.engine.node_executor import NodeExecutor
+    from tallyio.engine.records import ExecutionStatus
+    from tallyio.engine.strategy import StrategyContext
+
+    book = engine.lending.book
+    wait_until_applied(engine, chain.block())
+    head = engine.lending.head
+    ops = book.opportunities(head.timestamp + BLOCK_SECONDS, head.number + 1, head.base_fee_per_gas)
+    assert ops, "someone is still under water"
+    op = ops[0]
+    debt = "0x" + op.token_path[0].hex()
+    debt_index = book.asset_index(op.token_path[0])
+    # a V2 pair debt token / WETH9 at the oracle's price, 100 ETH deep
+    uni = deploy_uniswap(chain.rpc, sender=chain.sender, liquidity=10 * 10**18, chain=realparts.chain_dir())
+    router, weth = uni.v2[0].router, uni.weth
+    lp = chain.accounts[0]
+    debt_amount = 100 * book.price(WETH) * 10**chain.dep.reserves[debt_index].decimals // book.price(debt_index)
+    send = lambda who, to, sig, *args, value=0: chain.sender.send(  # noqa: E731
+        who, to, __import__("tallyio.devnet", fromlist=["encode_call"]).encode_call(sig, *args), value=value,
+        wait=True)
+    send(lp, debt, "mint(uint256)", debt_amount)
+    send(lp, weth, "deposit()", value=100 * 10**18)
+    for token in (debt, weth):
+        send(lp, token, "approve(address,uint256)", router, 2**256 - 1)
+    send(lp, router, "addLiquidity(address,address,uint256,uint256,uint256,uint256,address,uint256)",
+         debt, weth, debt_amount, 100 * 10**18, 0, 0, lp.address, DEADLINE)
+    funder = chain.accounts[29]
+    send(funder, debt, "approve(address,uint256)", chain.dep.pool, 2**256 - 1)
+    assert chain.balance(debt, funder.address, chain.block()) == 0
+
+    strategy = LiquidationStrategy(pools={raw(chain.dep.pool)}, balances={op.token_path[0]: 0},
+                                   funding_router=raw(router), weth=raw(weth))
+    ctx = StrategyContext(account=raw(funder.address), dry_run=False)
+    actions = strategy.on_opportunity(op, ctx)
+    assert [type(a).__name__ for a in actions] == ["FundingSwapAction", "LiquidationAction"]
+    assert actions[0].amount_out == op.amount_in and strategy.funded == 1
+    signer = Signer.from_hex(_dev_key(29))
+    executor = NodeExecutor(chain.node.url, signer, gas_limit=700_000)
+    try:
+        before = chain.block()
+        chain.rpc.call("evm_setNextBlockTimestamp", max(head.timestamp + BLOCK_SECONDS,
+                                                        chain.timestamp(before) + 1))
+        sent = asyncio.run(executor.execute(actions, ctx))
+        assert sent.status is ExecutionStatus.SENT and len(sent.tx_hashes) == 2, sent
+        done = asyncio.run(executor.follow(sent, 10.0))
+    finally:
+        executor.close()
+        signer.close()
+    receipts = [chain.rpc.call("eth_getTransactionReceipt", "0x" + h.hex()) for h in sent.tx_hashes]
+    assert done.status is ExecutionStatus.LANDED, (done, [(r["status"], r["gasUsed"], len(r["logs"])) for r in receipts],
+                                                    [chain.rpc.call("eth_getTransactionByHash", "0x" + h.hex())
+                                                     for h in sent.tx_hashes])
+    txs = [chain.rpc.call("eth_getTransactionByHash", "0x" + h.hex()) for h in sent.tx_hashes]
+    nonces = [int(t["nonce"], 16) for t in txs]
+    assert nonces[1] == nonces[0] + 1, "the swap first, the liquidation right after"
+    first, last = (int(r["blockNumber"], 16) for r in receipts)
+    assert before < first <= last
+    eth = lambda block: int(chain.rpc.call("eth_getBalance", funder.address, hex(block)), 16)  # noqa: E731
+    gas = sum(int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16) for r in receipts)
+    assert done.gas_cost_wei == gas
+    assert done.funding_cost_wei > 0
+    assert eth(first - 1) - eth(last) == done.funding_cost_wei + done.gas_cost_wei, "ETH spent, to the wei"
+    assert chain.balance(debt, funder.address, last) == 0, "bought exactly the debt it covered"
+    collateral = "0x" + op.token_path[1].hex()
+    got = chain.balance(collateral, funder.address, last) - chain.balance(collateral, funder.address, first - 1)
+    assert got == op.amount_out == done.realized_profit
+
+
 def test_a_dropped_connection_resyncs_the_market_and_the_counts_add_up(chain, engine):
     import time
 
