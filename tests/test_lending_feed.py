@@ -352,7 +352,13 @@ def test_node_source_times_aave_logs_from_their_heads_and_resyncs_on_a_removed_l
               ("0x1", _head(0x12, 1_712)),          # head 18: releases block 18's log (before the head)
               ("0x2", _log(0x12, 1, emitter=b"\x05" * 20)),  # not an address we follow
               ("0x2", {"topics": []}),              # not an Aave event
-              ("0x2", _log(0x12, 2, removed=True))]  # a reorg: resync
+              ("0x2", _log(0x12, 2, removed=True)),  # a reorg: resync
+              ("0x2", "not an object"),
+              ("0x2", dict(_log(0x12, 3), data="0x00")),        # an Aave topic with too little data
+              ("0x2", dict(_log(0x12, 3), address="0x12")),     # not an address
+              ("0x2", _log(0x12, 4)),               # its head is known: timed at once
+              ("0x2", _log(0x14, 0)),               # block 20: waits for a head ...
+              ("0x1", _head(0x16, 1_800))]          # ... that never comes (22 follows 18): resync
     fake = AaveFakeNode(script)
     records = []
     try:
@@ -366,14 +372,35 @@ def test_node_source_times_aave_logs_from_their_heads_and_resyncs_on_a_removed_l
     assert held.is_set() and lending.resyncs == [16, 16], "connected, then the removed log"
     kinds = [(type(r).__name__, r.block_number if not isinstance(r, BlockHeader) else r.number) for r in records]
     # the heads go out as they come; the logs timed by them were held until the resync ended
-    assert kinds == [("BlockHeader", 17), ("BlockHeader", 18), ("AavePriceUpdate", 17), ("AavePriceUpdate", 18)]
+    assert kinds == [("BlockHeader", 17), ("BlockHeader", 18), ("BlockHeader", 22), ("AavePriceUpdate", 17),
+                     ("AavePriceUpdate", 18), ("AavePriceUpdate", 18)]
     timed = [r for r in records if isinstance(r, AavePriceUpdate)]
-    assert [r.block_timestamp for r in timed] == [1_700, 1_712]
-    assert stats["lending_events"] == 2 and stats["lending_removed"] == 1 and stats["lending_resyncs"] == 2
-    assert stats["skipped_by_reason"]["unknown_address"] == 1 and stats["skipped_by_reason"]["unknown_topic"] == 1
+    assert [(r.block_timestamp, r.log_index) for r in timed] == [(1_700, 1), (1_712, 0), (1_712, 4)]
+    assert stats["lending_events"] == 3 and stats["lending_removed"] == 1 and stats["lending_resyncs"] == 2
+    reasons = stats["skipped_by_reason"]
+    assert reasons["unknown_address"] == 1 and reasons["unknown_topic"] == 1 and reasons["bad_type"] == 1
+    assert reasons["bad_aave_log"] == 1 and reasons["bad_field"] == 1 and stats["gap_blocks"] == 3
     [aave_filter] = fake.log_filters
     assert aave_filter["address"] == sorted("0x" + a.hex() for a in (POOL, ORACLE, A_TOKEN))
     assert set(aave_filter["topics"][0]) == set(AAVE_TOPICS.values())
+
+
+def test_strategy_funding_arguments_are_checked():
+    from tallyio.engine.liquidation import FundingSwapAction, LiquidationStrategy
+    from tallyio.engine.strategy import StrategyContext
+
+    with pytest.raises(ValueError, match="go together"):
+        LiquidationStrategy(funding_router=b"\x01" * 20)
+    with pytest.raises(ValueError, match="weth must be a 20-byte address"):
+        LiquidationStrategy(funding_router=b"\x01" * 20, weth=b"x")
+    # the debt token IS the router's WETH: nothing to swap into; declined as before
+    s = LiquidationStrategy(balances={}, funding_router=b"\x01" * 20, weth=D)
+    assert s.on_opportunity(liquidation(), StrategyContext()) == [] and s.declined["no_debt_token"] == 1
+    s = LiquidationStrategy(balances={D: 10**6}, funding_router=b"\x01" * 20, weth=b"\x0e" * 20)
+    swap, action = s.on_opportunity(liquidation(), StrategyContext())
+    assert isinstance(swap, FundingSwapAction) and swap.path == (b"\x0e" * 20, D)
+    assert swap.amount_out == 1_799 * 10**6 and action.debt_to_cover == 1_800 * 10**6, "only the shortfall is bought"
+    assert swap.to == swap.router and swap.reduces_exposure
 
 
 def test_node_source_lending_arguments_are_checked():
