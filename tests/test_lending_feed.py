@@ -94,6 +94,45 @@ def test_push_is_drop_oldest_counted_and_wakes_an_armed_consumer():
     assert stats["received"] == stats["processed"] + stats["dropped"] + stats["in_flight"]
 
 
+@pytest.mark.concurrency
+def test_liquidations_pushed_beside_nogil_producers_are_each_taken_exactly_once():
+    """Two Python threads push liquidations while two threads push synthetic records from
+    nogil loops (as the analyzer's workers do) and one consumer takes: every record once."""
+    from conftest import run_threads, scaled
+
+    per_thread = scaled(4000, 500) // 100 * 100     # whole bursts of 100
+    q = OpportunityQueue(capacity=1 << 16)
+    taken = []
+    done = threading.Event()
+
+    def pusher(base):
+        for n in range(per_thread):
+            assert q.push(liquidation(block_number=base + n))
+
+    def synthetic(tag):
+        for k in range(0, per_thread, 100):            # many short nogil bursts, interleaved
+            q._push_synthetic(100, tag=tag + k)
+
+    def consumer():
+        while not done.is_set() or len(q):
+            op = q.get()
+            if op is not None:
+                taken.append(op)
+
+    def producers():
+        run_threads((pusher, (0,)), (pusher, (10**6,)), (synthetic, (2 * 10**6,)), (synthetic, (3 * 10**6,)))
+        done.set()
+
+    run_threads((producers, ()), (consumer, ()))
+    liquidations = [op.block_number for op in taken if op.kind is OpportunityKind.LIQUIDATION]
+    synthetics = [op.received_ns for op in taken if op.kind is OpportunityKind.BACKRUN]
+    assert sorted(liquidations) == list(range(per_thread)) + list(range(10**6, 10**6 + per_thread))
+    assert sorted(synthetics) == list(range(2 * 10**6, 2 * 10**6 + per_thread)) + \
+        list(range(3 * 10**6, 3 * 10**6 + per_thread))
+    stats = q.stats()
+    assert stats["received"] == 4 * per_thread == stats["processed"] and stats["dropped"] == 0
+
+
 def test_analyzer_records_still_convert_beside_liquidations():
     q = OpportunityQueue(capacity=8)
     q._push_synthetic(1, tag=7)
