@@ -58,7 +58,7 @@ def main() -> None:
         expected = []
         stamps = []
 
-        def consume() -> None:
+        def consume(stamps: list = stamps, expected: list = expected) -> None:
             while True:
                 op = bridge.get_sync(10.0)
                 if op is None:
