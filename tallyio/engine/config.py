@@ -44,6 +44,7 @@ because for MEV the newest transaction is the one still worth acting on."""
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
@@ -142,6 +143,20 @@ class CoreConfig:
     """``host:port`` of the Prometheus endpoint (port 0: a free one); None: none served."""
     execute: bool = False
     """True: send real transactions (needs ``node_url`` and a signer)."""
+    aave_pool: Optional[str] = None
+    """an Aave v3 market to follow (``0x`` + 40 hex digits: its Pool proxy); with
+    ``aave_data_provider`` and ``aave_oracle``, and a ``ws://``/``wss://`` node: its
+    LIQUIDATION opportunities come out of ``next_opportunity()`` (docs/liquidation.md)."""
+    aave_data_provider: Optional[str] = None
+    """the market's ``AaveProtocolDataProvider`` (the reserves are read from it)."""
+    aave_oracle: Optional[str] = None
+    """the market's price oracle (its ``AssetPriceUpdated`` logs and pending ``setAssetPrice`` calls)."""
+    aave_eth_asset: Optional[str] = None
+    """the reserve whose oracle price is ETH's (gas is then valued in the debt token); None: gross profit."""
+    aave_from_block: int = 0
+    """the first block whose market logs the first catch-up reads."""
+    aave_block_seconds: int = 12
+    """seconds from a head to the block a liquidation lands in (the time it is sized for)."""
 
     def __post_init__(self) -> None:
         _optional_str("node_url", self.node_url)
@@ -195,6 +210,35 @@ class CoreConfig:
         if self.execute and self.signer_key_env is None and self.keystore_path is None:
             raise ConfigError("CoreConfig.execute=True needs a signer: signer_key_env (TALLYIO_SIGNER_KEY_ENV) "
                               "or keystore_path (TALLYIO_KEYSTORE)")
+        self._check_aave()
+
+    def _check_aave(self) -> None:
+        """The Aave market fields: all three addresses or none, each an address, a websocket node."""
+        names = ("aave_pool", "aave_data_provider", "aave_oracle", "aave_eth_asset")
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and _ADDRESS.fullmatch(value)):
+                raise ConfigError(f"CoreConfig.{name} must be None or an address (0x + 40 hex digits), got {value!r}")
+        _int("aave_from_block", self.aave_from_block, 0, 1 << 62)
+        _int("aave_block_seconds", self.aave_block_seconds, 1, 3600)
+        given = [name for name in names[:3] if getattr(self, name) is not None]
+        if not given:
+            if self.aave_eth_asset is not None:
+                raise ConfigError("CoreConfig.aave_eth_asset needs an Aave market: set aave_pool, "
+                                  "aave_data_provider and aave_oracle")
+            return
+        missing = [name for name in names[:3] if getattr(self, name) is None]
+        if missing:
+            raise ConfigError(f"CoreConfig.{missing[0]} must be set too: an Aave market needs aave_pool, "
+                              f"aave_data_provider and aave_oracle (got {', '.join(given)})")
+        if self.node_url is None or not self.node_url.startswith(("ws://", "wss://")):
+            raise ConfigError("CoreConfig.aave_pool: an Aave market is followed live from a ws:// or wss:// "
+                              f"node_url (its logs are subscribed to), got node_url={self.node_url!r}")
+
+    @property
+    def aave(self) -> bool:
+        """Whether an Aave market is configured."""
+        return self.aave_pool is not None
 
     @property
     def source(self) -> str:

@@ -40,7 +40,8 @@ from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
 from tallyio.engine.strategy import Strategy, StrategyContext
-from tallyio.eth.types import BlockHeader, PendingTx
+from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate,
+                               AaveTokenEvent, AaveUserAction, BlockHeader, PendingTx)
 from tallyio.mempool import OpportunityQueue, Pipeline, PoolTable
 from tallyio.mempool.records import Opportunity
 from tallyio.state.recordlog import RecordType
@@ -64,6 +65,8 @@ _FAILED = ExecutionStatus.FAILED
 # execute_strategy's hot path compares these by identity (enum members are singletons)
 _ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED
 _OPEN = BreakerState.OPEN
+_AAVE_RECORDS = frozenset((AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate, AaveTokenEvent,
+                           AaveUserAction))
 _perf_ns = time.perf_counter_ns
 _get_ident = threading.get_ident
 
@@ -91,6 +94,8 @@ def opportunity_key(op: Opportunity) -> bytes:
     for pool in op.pools:
         h.update(pool)
     h.update(op.amount_in.to_bytes(32, "big"))
+    if op.user is not None:             # a liquidation: two accounts of one pool may owe the same amount
+        h.update(op.user)
     return h.digest()
 
 
@@ -382,6 +387,8 @@ class Engine:
         self._server = None
         self._own_scheduler = None
         self._stop_event = threading.Event()
+        self.lending = None
+        """the Aave market followed (``tallyio.mempool.lending_feed.LendingFeed``) when configured."""
         self.replay_clock: Optional[tuple] = None
         """realtime replay: (first recorded ns, monotonic ns it was paced from); an
         item recorded at ``t`` is due at ``clock[1] + t - clock[0]`` (open-loop latency)."""
@@ -467,8 +474,44 @@ class Engine:
             self._feeder.start()
         else:
             from tallyio.mempool import NodeSource
+            on_idle = self.pipeline.scan_arbitrage            # a block's standing cycles
+            if config.aave:
+                self.lending = self._lending_feed()
+                on_idle = self._on_idle_lending
             self._source = NodeSource(config.node_url, self._feed_live, pools=table.pool_addresses,
-                                      on_idle=self.pipeline.scan_arbitrage).start()   # a block's standing cycles
+                                      on_idle=on_idle, lending=self.lending).start()
+
+    # ---- the Aave market (liquidations) --------------------------------------------------
+    def _lending_feed(self) -> Any:
+        """The configured Aave market's feed: its opportunities go into the pipeline's queue."""
+        from tallyio.mempool.lending_feed import LendingFeed
+
+        config = self.config
+        raw = lambda value: None if value is None else bytes.fromhex(value[2:])  # noqa: E731
+        return LendingFeed(raw(config.aave_pool), raw(config.aave_oracle), raw(config.aave_data_provider),
+                           self.pipeline.opportunities.push, eth_asset=raw(config.aave_eth_asset),
+                           from_block=config.aave_from_block, block_seconds=config.aave_block_seconds)
+
+    def _on_idle_lending(self) -> None:
+        """The node has nothing more right now: a block's Syncs and Aave logs are in."""
+        self.pipeline.scan_arbitrage()
+        self.lending.scan()
+
+    def _feed_lending(self, record: Any) -> bool:
+        """The Aave part of the source sink: True when ``record`` was the market's."""
+        lending = self.lending
+        kind = type(record)
+        if kind is PendingTx:
+            if record.to == lending.oracle:
+                lending.on_pending(record)
+            return False                    # the pipeline sees it too (it is a transaction like others)
+        if kind is BlockHeader:
+            lending.on_head(record)
+            return False
+        if kind in _AAVE_RECORDS:
+            lending.apply(record)
+            return True
+        return False
 
     def _table_and_routers(self) -> tuple:
         config = self.config
@@ -577,6 +620,8 @@ class Engine:
                 self._own_txs_skipped += 1
                 return
             self._remember(record)
+        if self.lending is not None and self._feed_lending(record):
+            return
         self.pipeline.feed(record)
         if type(record) is BlockHeader:
             self._blocks.append(record)
@@ -1032,6 +1077,7 @@ class Engine:
                               "in_flight": in_flight},
             "bridge": bridge,
             "pipeline": pipe,
+            "lending": None if self.lending is None else self.lending.stats(),
             "results": {status.name: n for status, n in self._results.items()},
             "realized_profit": self._profit,
             "strategies": {slot.name: {"calls": slot.calls, "skipped": slot.skipped, "actions": slot.actions,

@@ -47,12 +47,14 @@ import time
 from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from tallyio.engine.keys import Signer
+from tallyio.engine.liquidation import FundingSwapAction
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, LiquidationAction, SwapAction
 from tallyio.engine.strategy import StrategyContext
 from tallyio.errors import NodeConnectionError, RpcError
 from tallyio.mempool._wsrpc import RpcClient
 
-__all__ = ["NodeExecutor", "SentTransaction", "encode_swap_exact_tokens", "encode_liquidation_call"]
+__all__ = ["NodeExecutor", "SentTransaction", "encode_swap_exact_tokens", "encode_liquidation_call",
+           "encode_swap_eth_for_exact_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,33 @@ def encode_swap_exact_tokens(amount_in: int, min_amount_out: int, path: Sequence
     head = _word(amount_in) + _word(min_amount_out) + _word(5 * 32) + _address_word(recipient) + _word(deadline)
     tail = _word(len(path)) + b"".join(_address_word(t) for t in path)
     return SWAP_EXACT_TOKENS_SELECTOR + head + tail
+
+
+#: swapETHForExactTokens(uint256,address[],address,uint256) (Router02)
+SWAP_ETH_FOR_EXACT_TOKENS_SELECTOR = bytes.fromhex("fb3bdb41")
+#: getAmountsIn(uint256,address[]) (Router02)
+GET_AMOUNTS_IN_SELECTOR = bytes.fromhex("1f00ca74")
+#: keccak256("Swap(address,uint256,uint256,uint256,uint256,address)") (UniswapV2Pair)
+V2_SWAP_TOPIC = "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822"
+
+
+def _path_words(path: Sequence[bytes]) -> bytes:
+    return _word(len(path)) + b"".join(_address_word(t) for t in path)
+
+
+def encode_swap_eth_for_exact_tokens(amount_out: int, path: Sequence[bytes], recipient: bytes, deadline: int) -> bytes:
+    """Calldata of Router02 ``swapETHForExactTokens(amountOut, path, to, deadline)`` (the ETH goes as value).
+
+        >>> encode_swap_eth_for_exact_tokens(10**6, [b"\\x0e" * 20, b"\\x0d" * 20], b"\\x01" * 20, 9)[:4].hex()
+        'fb3bdb41'
+    """
+    for name, value in (("amount_out", amount_out), ("deadline", deadline)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**256:
+            raise ValueError(f"{name} must be an int in 1..2**256-1, got {value!r}")
+    if len(path) < 2:
+        raise ValueError(f"a swap path has at least 2 tokens, got {len(path)}")
+    return (SWAP_ETH_FOR_EXACT_TOKENS_SELECTOR + _word(amount_out) + _word(4 * 32) + _address_word(recipient)
+            + _word(deadline) + _path_words(path))
 
 
 #: liquidationCall(address,address,address,uint256,bool) (Aave v3 Pool)
@@ -128,6 +157,21 @@ class SentTransaction(NamedTuple):
     realized_profit: Optional[int] = None
     router: Optional[bytes] = None
     """the router the swap went to (its ``WETH()`` says whether the profit is in wei)."""
+    funding: bool = False
+    """a liquidation's funding swap: its cost (ETH into the pair) is reported apart, not as profit."""
+
+
+def _swap_input(receipt: dict) -> int:
+    """What a funding swap paid in (wei): the V2 pair's ``Swap`` log input (``amount0In +
+    amount1In``; one of them is 0) -- the refund of the ETH sent beyond it never left.
+    A reverted swap paid nothing."""
+    paid = 0
+    for entry in receipt.get("logs", ()):
+        topics = entry.get("topics", ())
+        if topics and topics[0] == V2_SWAP_TOPIC:
+            data = bytes.fromhex(entry["data"][2:])
+            paid += int.from_bytes(data[0:32], "big") + int.from_bytes(data[32:64], "big")
+    return paid
 
 
 def _hex_int(value: Any) -> int:
@@ -266,9 +310,10 @@ class NodeExecutor:
 
     def _execute(self, actions: list, ctx: StrategyContext) -> ExecutionResult:
         self._count("executions")
-        known = (SwapAction, LiquidationAction)
+        known = (SwapAction, LiquidationAction, FundingSwapAction)
         opportunity = next((a.opportunity for a in actions if isinstance(a, known)), None)
-        expected = sum(a.opportunity.profit for a in actions if isinstance(a, known) and a.opportunity)
+        expected = sum(a.opportunity.profit for a in actions
+                       if isinstance(a, known[:2]) and a.opportunity)
         expected_profit = expected if opportunity is not None else None
         if not actions:
             self._count("rejected")
@@ -339,7 +384,21 @@ class NodeExecutor:
     def _send_one(self, action: Action, fees: tuple[int, int]) -> bytes | str:
         """Sign and send one swap or liquidation; its hash, or why it was not sent."""
         max_fee, priority = fees
-        if isinstance(action, LiquidationAction):
+        value = 0
+        if isinstance(action, FundingSwapAction):
+            value = action.max_amount_in
+            if value is None:       # exactly what the pair asks now (a moved pair: refund or revert)
+                out = self._rpc.call("eth_call", {"to": "0x" + bytes(action.router).hex(), "data": "0x" + (
+                    GET_AMOUNTS_IN_SELECTOR + _word(action.amount_out) + _word(64) + _path_words(action.path)).hex()},
+                    "latest")
+                value = int(out[2 + 64 * 2: 2 + 64 * 3], 16)      # amounts[0] of (offset, length, amounts...)
+            deadline = action.deadline
+            if deadline is None:    # the chain's clock, not ours: a dev chain may run ahead of the wall clock
+                latest = self._rpc.call("eth_getBlockByNumber", "latest", False)
+                deadline = max(int(time.time()), _hex_int(latest["timestamp"])) + self.deadline_margin
+            data = encode_swap_eth_for_exact_tokens(action.amount_out, action.path, self.address, deadline)
+            to, start_token, router = action.router, action.path[0], None
+        elif isinstance(action, LiquidationAction):
             data = encode_liquidation_call(action.collateral_asset, action.debt_asset, action.user,
                                            action.debt_to_cover, action.receive_a_token)
             # no router: its profit is in the collateral token, never netted against gas in wei here
@@ -354,7 +413,7 @@ class NodeExecutor:
         assert nonce is not None
         tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, "maxFeePerGas": max_fee,
               "maxPriorityFeePerGas": min(priority, max_fee), "gas": action.gas_limit or self.gas_limit,
-              "to": to, "value": 0, "data": data}
+              "to": to, "value": value, "data": data}
         raw, tx_hash = self._signer.sign_transaction(tx)
         try:
             self._rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
@@ -374,7 +433,8 @@ class NodeExecutor:
         self._next_nonce = nonce + 1
         record = SentTransaction(tx_hash, nonce, bytes(start_token),
                                  action.opportunity.profit if action.opportunity is not None else None,
-                                 max_fee, tx["maxPriorityFeePerGas"], router=router)
+                                 max_fee, tx["maxPriorityFeePerGas"], router=router,
+                                 funding=isinstance(action, FundingSwapAction))
         with self._lock:
             self._sent[tx_hash] = record
             self._stats["sent"] += 1
@@ -397,18 +457,22 @@ class NodeExecutor:
                 return result._replace(status=ExecutionStatus.FAILED, error=note)
             receipts.append((tx_hash, receipt))
         gas_used, gas_cost, profit, reverted, in_wei = 0, 0, 0, False, True
+        funding_cost: Optional[int] = None
         for tx_hash, receipt in receipts:
             record = self._settle_one(tx_hash, receipt)
             gas_used += record.gas_used or 0
             gas_cost += record.gas_cost_wei or 0
             reverted |= record.status != 1
+            if record.funding:
+                funding_cost = (funding_cost or 0) + (record.realized_profit or 0)
+                continue
             profit = None if profit is None or record.realized_profit is None else profit + record.realized_profit
             in_wei = in_wei and self._is_weth(record)
         self._count("reverted" if reverted else "landed")
         net = profit - gas_cost if profit is not None and in_wei else None
         return result._replace(status=ExecutionStatus.REVERTED if reverted else ExecutionStatus.LANDED,
                                gas_used=gas_used, realized_profit=profit, gas_cost_wei=gas_cost,
-                               realized_profit_net_of_gas=net)
+                               realized_profit_net_of_gas=net, funding_cost_wei=funding_cost)
 
     def _is_weth(self, record: SentTransaction) -> bool:
         """Whether ``record``'s start token is its router's WETH (profit and gas both in wei)."""
@@ -450,6 +514,11 @@ class NodeExecutor:
         return int(out, 16)
 
     def _realized_profit(self, record: SentTransaction, receipt: dict, block: int) -> int:
+        if record.funding:
+            return _swap_input(receipt)
+        return self._balance_change(record, receipt, block)
+
+    def _balance_change(self, record: SentTransaction, receipt: dict, block: int) -> int:
         """The start token's balance change of the account over ``block`` (balanceOf at
         the block before and at ``block``) when this is the account's only
         transaction in that block; otherwise (several of ours share the block) the

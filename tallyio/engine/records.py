@@ -101,6 +101,9 @@ class ExecutionResult(NamedTuple):
     realized_profit_net_of_gas: Optional[int] = None
     """``realized_profit - gas_cost_wei`` when both are in wei, i.e. every swap's
     start token is the router's WETH (a WETH cycle); None otherwise or while unknown."""
+    funding_cost_wei: Optional[int] = None
+    """a funded liquidation (issue 15): the ETH its funding swap really paid for the
+    debt token (the pair's ``Swap`` input, from the receipt); None when nothing was funded."""
 
     @property
     def success(self) -> bool:

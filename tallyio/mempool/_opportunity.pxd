@@ -24,6 +24,13 @@ cdef struct tio_opp:
     uint8_t trigger_hash[32]
     uint8_t pools[3][20]
     uint8_t tokens[4][20]
+    # LIQUIDATION records only (pushed from Python by OpportunityQueue.push; the analyzer's
+    # memset leaves them 0 and opp_to_python does not read them for its kinds)
+    uint8_t liq_flags            # LIQ_HAS_TRIGGER | LIQ_HAS_NET | LIQ_HAS_NET_ETH
+    uint8_t user[20]
+    tio_u256 amount_out
+    tio_u256 net                 # profit_net_of_gas, two's complement mod 2**256
+    tio_u256 net_eth             # profit_net_of_gas_eth, two's complement mod 2**256
 
 
 # The consumer's wake-up (see _opportunity.pyx's module doc for the no-lost-wake-up argument):

@@ -51,7 +51,7 @@ from tallyio.mempool._ring cimport (tio_dropring_new, tio_dropring_free, tio_dro
                                     tio_dropring_pop_many, tio_dropring_release_many,
                                     tio_dropring_begin, tio_dropring_commit,
                                     tio_dropring_queued, dropring_stats, check_ring_capacity)
-from tallyio.mempool._u256py cimport u256_to_int
+from tallyio.mempool._u256py cimport u256_to_int, int_to_u256, copy_address
 
 from tallyio.mempool.records import Opportunity, OpportunityKind
 
@@ -91,6 +91,44 @@ if Opportunity._fields[12:] != ("user", "amount_out", "profit_net_of_gas_eth", "
 cdef tuple V2_ONLY_KINDS = tuple((0,) * n for n in range(9))
 
 
+# liq_flags bits of a LIQUIDATION record (_opportunity.pxd)
+DEF LIQ_HAS_TRIGGER = 1
+DEF LIQ_HAS_NET = 2
+DEF LIQ_HAS_NET_ETH = 4
+DEF KIND_LIQUIDATION = 3
+cdef object TWO_256 = 1 << 256
+cdef object TWO_255 = 1 << 255
+
+
+cdef inline int signed_to_u256(object value, tio_u256 *out, str what) except -1:
+    """A signed int in -2**255 .. 2**255-1 -> two's complement mod 2**256."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if not -TWO_255 <= value < TWO_255:
+        raise ValueError(f"{what} must be in -2**255 .. 2**255-1, got {value}")
+    return int_to_u256(value % TWO_256, out, what)
+
+
+cdef inline object u256_to_signed(const tio_u256 *v):
+    value = u256_to_int(v)
+    return value - TWO_256 if value >= TWO_255 else value
+
+
+cdef object liquidation_to_python(const tio_opp *o):
+    """A LIQUIDATION record (written by OpportunityQueue.push) back to its Opportunity."""
+    cdef uint8_t flags = o.liq_flags
+    profit = u256_to_signed(&o.profit)
+    return tuple.__new__(OPPORTUNITY, (
+        KIND_BY_VALUE[KIND_LIQUIDATION],
+        PyBytes_FromStringAndSize(<char *>o.trigger_hash, 32) if flags & LIQ_HAS_TRIGGER else None,
+        (PyBytes_FromStringAndSize(<char *>o.pools[0], 20),),
+        (PyBytes_FromStringAndSize(<char *>o.tokens[0], 20), PyBytes_FromStringAndSize(<char *>o.tokens[1], 20)),
+        u256_to_int(&o.amount_in), profit, o.gas_estimate, o.base_fee,
+        u256_to_signed(&o.net) if flags & LIQ_HAS_NET else None, o.block_number, o.received_ns, o.detected_ns,
+        PyBytes_FromStringAndSize(<char *>o.user, 20), u256_to_int(&o.amount_out),
+        u256_to_signed(&o.net_eth) if flags & LIQ_HAS_NET_ETH else None, ()))
+
+
 cdef object opp_to_python(const tio_opp *o):
     # positional tuple.__new__: Opportunity's fields in order (kind, trigger_tx, pools,
     # token_path, amount_in, profit, gas_estimate, base_fee_per_gas, profit_net_of_gas,
@@ -98,6 +136,8 @@ cdef object opp_to_python(const tio_opp *o):
     # profit_net_of_gas_eth, then pool_kinds) without the NamedTuple's keyword __new__
     cdef int h
     cdef int n = o.n_hops
+    if o.kind == KIND_LIQUIDATION:
+        return liquidation_to_python(o)
     kind = KIND_BY_VALUE[o.kind]
     if kind is None:
         kind = OpportunityKind(o.kind)          # raises ValueError naming the bad value
@@ -214,6 +254,65 @@ cdef class OpportunityQueue:
                 if signal:
                     tio_opp_wake_signal(&self.wake)
         return n
+
+    def push(self, op):
+        """Queue one LIQUIDATION :class:`~tallyio.mempool.records.Opportunity` (one pool,
+        token_path ``(debt asset, collateral asset)``, its ``user``) from Python, as a
+        worker queues a cycle: the same drop-oldest ring, counters and consumer wake-up.
+        Returns False when the ring refused it (counted), True when queued. A malformed
+        opportunity raises (TypeError/ValueError naming the field) and queues nothing.
+
+            >>> from tallyio.mempool.records import Opportunity, OpportunityKind
+            >>> q = OpportunityQueue(capacity=4)
+            >>> op = Opportunity(OpportunityKind.LIQUIDATION, None, (b"P" * 20,), (b"D" * 20, b"C" * 20),
+            ...                  amount_in=10**6, profit=-3, gas_estimate=400_000, base_fee_per_gas=7,
+            ...                  profit_net_of_gas=None, block_number=9, received_ns=1, detected_ns=2,
+            ...                  user=b"U" * 20, amount_out=5 * 10**17, profit_net_of_gas_eth=-2**200)
+            >>> q.push(op), q.get() == op
+            (True, True)
+        """
+        cdef uint32_t idx
+        cdef tio_opp rec
+        cdef tio_opp *o
+        cdef bint queued = False
+        if not isinstance(op, OPPORTUNITY):
+            raise TypeError(f"push takes an Opportunity, got {type(op).__name__}")
+        if op.kind != KIND_LIQUIDATION:
+            raise ValueError(f"push queues LIQUIDATION opportunities (the analyzer queues its own), got {op.kind!r}")
+        if len(op.pools) != 1 or len(op.token_path) != 2 or op.user is None:
+            raise ValueError("a LIQUIDATION opportunity has one pool, token_path (debt, collateral) and a user")
+        memset(&rec, 0, sizeof(tio_opp))       # everything checked before the ring is touched
+        rec.kind = KIND_LIQUIDATION
+        rec.n_hops = 1
+        copy_address(op.pools[0], rec.pools[0], 20, "Opportunity.pools[0]")
+        copy_address(op.token_path[0], rec.tokens[0], 20, "Opportunity.token_path[0]")
+        copy_address(op.token_path[1], rec.tokens[1], 20, "Opportunity.token_path[1]")
+        copy_address(op.user, rec.user, 20, "Opportunity.user")
+        if op.trigger_tx is not None:
+            copy_address(op.trigger_tx, rec.trigger_hash, 32, "Opportunity.trigger_tx")
+            rec.liq_flags |= LIQ_HAS_TRIGGER
+        int_to_u256(op.amount_in, &rec.amount_in, "Opportunity.amount_in")
+        int_to_u256(op.amount_out, &rec.amount_out, "Opportunity.amount_out")
+        signed_to_u256(op.profit, &rec.profit, "Opportunity.profit")
+        if op.profit_net_of_gas is not None:
+            signed_to_u256(op.profit_net_of_gas, &rec.net, "Opportunity.profit_net_of_gas")
+            rec.liq_flags |= LIQ_HAS_NET
+        if op.profit_net_of_gas_eth is not None:
+            signed_to_u256(op.profit_net_of_gas_eth, &rec.net_eth, "Opportunity.profit_net_of_gas_eth")
+            rec.liq_flags |= LIQ_HAS_NET_ETH
+        rec.gas_estimate = op.gas_estimate
+        rec.base_fee = op.base_fee_per_gas
+        rec.block_number = op.block_number
+        rec.received_ns = op.received_ns
+        rec.detected_ns = op.detected_ns
+        with nogil:
+            if tio_dropring_begin(self.ring, &idx) == TIO_OK:     # else rejected: counted by the ring
+                o = <tio_opp *>tio_dropring_record(self.ring, idx)
+                o[0] = rec
+                tio_dropring_commit(self.ring, idx)
+                tio_opp_wake_signal(&self.wake)
+                queued = True
+        return queued
 
     @property
     def capacity(self) -> int:

@@ -12,7 +12,8 @@ Hand-off: ``sink(record)`` is called on the watcher thread with a
 :class:`~tallyio.eth.types.PendingTx`, :class:`~tallyio.eth.types.BlockHeader`
 or :class:`~tallyio.eth.types.SyncEvent` (and, for the ``v3_pools`` given, a
 :class:`~tallyio.mempool.records.V3PoolEvent` per Swap/Mint/Burn log and per pool
-after each resync: ``tallyio.mempool.v3sync``), in arrival order. It must be quick
+after each resync: ``tallyio.mempool.v3sync``; with a ``lending`` market, the decoded
+Aave records of ``tallyio.eth.aave``), in arrival order. It must be quick
 (push into a bounded ring, a queue, ``loop.call_soon_threadsafe``); while it
 runs, the node's next frames wait in the kernel. An exception from it is
 counted (``sink_errors``) and logged, and the watcher goes on.
@@ -36,6 +37,7 @@ import urllib.parse
 from typing import Any, Callable, Iterable, Union
 
 from tallyio.errors import NodeConnectionError, RpcError
+from tallyio.eth.aave import AAVE_TOPICS, decode_aave_log
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed, WsProtocolError
 from tallyio.mempool._wsrpc import RpcClient, dumps, loads
@@ -101,6 +103,19 @@ class NodeSource:
     called on the watcher thread when the node has nothing more to send after a
     burst of records (``Pipeline.scan_arbitrage``: a block's Syncs are then applied).
 
+    ``lending`` (optional, ``ws://``/``wss://`` only) follows an Aave v3 market: an
+    object with ``log_addresses(call)`` (the 20-byte addresses whose Aave events
+    to subscribe to: the Pool, the oracle, the aTokens and debt tokens) and
+    ``resync(call, block)`` (bring its positions to ``block`` from the node),
+    where ``call(method, params)`` is a JSON-RPC call on the watcher's
+    connection (``tallyio.mempool.lending_feed.LendingFeed`` is one). Each
+    (re)connection subscribes to those logs FIRST, then calls ``resync``; the
+    logs that arrive during the resync are held and delivered after it (those
+    of blocks up to the resync's are already in it). Each log is delivered as
+    its decoded record with ``block_timestamp`` filled in from the ``newHeads``
+    of its block (a log that comes before its head waits for it). A removed
+    (reorged) log is not delivered: it triggers a resync.
+
     ``start()`` starts the watcher thread (the context manager does it);
     ``close()`` stops it and closes every connection.
     """
@@ -111,7 +126,7 @@ class NodeSource:
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
                  recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None,
-                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = ()):
+                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = (), lending: Any = None):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -152,6 +167,21 @@ class NodeSource:
         self._v3_pools: frozenset[bytes] = frozenset(_address(p) for p in v3_pools)
         if self._v3_pools and self.transport != "ws":
             raise ValueError("v3_pools: V3 pool logs are followed over ws:// or wss:// only")
+        if lending is not None:
+            if self.transport != "ws":
+                raise ValueError("lending: Aave logs are followed over ws:// or wss:// only")
+            if not heads:
+                raise ValueError("lending: Aave logs need heads=True (a log's block timestamp comes from its head)")
+            if not (callable(getattr(lending, "log_addresses", None)) and callable(getattr(lending, "resync", None))):
+                raise TypeError("lending must have log_addresses(call) and resync(call, block) methods, got "
+                                f"{type(lending).__name__}")
+        self._lending = lending
+        self._lending_addresses: frozenset[bytes] = frozenset()
+        self._lending_hold: list | None = None       # records held while the lending market resyncs
+        self._lending_waiting: collections.deque = collections.deque()   # logs waiting for their head's time
+        self._lending_resync_needed = False
+        self._lending_resync_block = 0
+        self._head_times: collections.OrderedDict = collections.OrderedDict()   # block number -> timestamp
         self._pools_changed = False
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -229,7 +259,8 @@ class NodeSource:
         out = {key: counts.get(key, 0) for key in (
             "txs", "heads", "syncs", "duplicates", "messages", "bytes", "reconnects", "gaps", "gap_blocks",
             "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing",
-            "idle_calls", "v3_events", "resynced_v3_pools")}
+            "idle_calls", "v3_events", "resynced_v3_pools", "lending_events", "lending_resyncs",
+            "lending_removed")}
         out.update(skipped=sum(skipped.values()), skipped_by_reason=skipped, connected=self.connected.is_set(),
                    transport=self.transport, pending_mode=self._pending_mode, last_error=self._last_error)
         return out
@@ -274,6 +305,12 @@ class NodeSource:
         if last is not None and header.number > last + 1:
             self._counts["gap_blocks"] += header.number - last - 1
         self._last_head = header.number
+        if self._lending is not None:
+            times = self._head_times
+            times[header.number] = header.timestamp
+            while len(times) > 256:
+                times.popitem(last=False)
+            self._release_waiting_logs()       # a block's logs before its header
         self._counts["heads"] += 1
         self._emit(header)
 
@@ -341,9 +378,11 @@ class NodeSource:
             pools, self._pools_changed = self._pools, False
         self._subscribe_logs(pools)
         self._subscribe_v3()
+        self._subscribe_lending()
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
             self._resync_v3(self._ws_call)
+        self._resync_lending(self._ws_call)
         self._on_connected()
         # the probe goes out every heartbeat_interval even while traffic flows: a
         # busy pending stream must not hide a newHeads subscription that stopped
@@ -354,6 +393,9 @@ class NodeSource:
         while not self._stop.is_set():
             if self._pools_changed:
                 self._update_pools_ws()
+            if self._lending_resync_needed or (self._lending is not None
+                                               and getattr(self._lending, "needs_resync", False)):
+                self._resync_lending(self._ws_call)
             now = time.monotonic()
             if probe_id is None:
                 if now - last_probe > self._hb_interval:
@@ -408,6 +450,89 @@ class NodeSource:
             params = {"address": ["0x" + p.hex() for p in sorted(self._v3_pools)],
                       "topics": [["0x" + t.hex() for t in V3_TOPICS]]}
             self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "v3logs"
+
+    # ---- the lending market (Aave v3) ----
+    def _subscribe_lending(self) -> None:
+        if self._lending is None:
+            return
+        self._lending_addresses = frozenset(_address(a) for a in self._lending.log_addresses(self._ws_call))
+        if self._lending_addresses:
+            params = {"address": ["0x" + a.hex() for a in sorted(self._lending_addresses)],
+                      "topics": [list(AAVE_TOPICS.values())]}
+            self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "lendinglogs"
+
+    def _resync_lending(self, call: Callable[[str, list], Any]) -> None:
+        """The market's positions brought to the node's current block by ``lending.resync``;
+        logs arriving meanwhile are held, then those of later blocks delivered."""
+        if self._lending is None:
+            return
+        self._lending_resync_needed = False
+        block = self._lending_resync_block = int(call("eth_blockNumber", []), 16)
+        self._lending_waiting.clear()          # the resync reads their blocks' state itself
+        self._lending_hold = []
+        try:
+            self._lending.resync(call, block)
+        finally:
+            held, self._lending_hold = self._lending_hold, None
+        self._counts["lending_resyncs"] += 1
+        for record in held:
+            if record.block_number > block:
+                self._deliver_lending(record)
+
+    def _lending_log(self, result: Any, received_ns: int) -> None:
+        if type(result) is not dict:
+            raise BadRecord("bad_type", "a log notification is not an object")
+        try:
+            record = decode_aave_log(result, received_ns=received_ns)
+        except ValueError as exc:
+            raise BadRecord("bad_aave_log", str(exc)) from None
+        if record is None:
+            self._skip("unknown_topic")
+            return
+        try:
+            emitter = _address(result.get("address"))
+        except ValueError:
+            raise BadRecord("bad_field", "a log's address is not an address") from None
+        if emitter not in self._lending_addresses:
+            self._skip("unknown_address")
+            return
+        if record.removed:            # a reorg: the book cannot undo a log; read the chain again
+            self._counts["lending_removed"] += 1
+            self._lending_resync_needed = True
+            return
+        if self._lending_hold is not None and record.block_number <= self._lending_resync_block:
+            return                    # a resync in progress reads this block's state itself
+        self._deliver_lending(record)
+
+    def _deliver_lending(self, record: Any) -> None:
+        if not record.block_timestamp:
+            ts = self._head_times.get(record.block_number)
+            if ts is None or self._lending_waiting:     # its head has not come yet (or earlier logs wait)
+                self._lending_waiting.append(record)
+                return
+            record = record._replace(block_timestamp=ts)
+        self._hand_lending(record)
+
+    def _hand_lending(self, record: Any) -> None:
+        if self._lending_hold is not None:
+            self._lending_hold.append(record)
+            return
+        self._counts["lending_events"] += 1
+        self._emit(record)
+
+    def _release_waiting_logs(self) -> None:
+        """A head came: the logs that waited for their block's time go out, in order. One
+        whose head never came (a gap: the node skipped it) cannot be timed: the market resyncs."""
+        waiting, times, head = self._lending_waiting, self._head_times, self._last_head
+        while waiting:
+            number = waiting[0].block_number
+            if number in times:
+                self._hand_lending(waiting.popleft()._replace(block_timestamp=times[number]))
+            elif head is not None and number < head:
+                waiting.clear()
+                self._lending_resync_needed = True
+            else:
+                return
 
     def _resync_v3(self, call: Callable[[str, list], Any]) -> None:
         """Every V3 pool's state (slot0, liquidity, the initialized tick range) as a ``state``
@@ -530,6 +655,8 @@ class NodeSource:
                     self._deliver_tx(parse_pending_tx(result, received_ns, verify_hash=self._verify))
             elif kind == "heads":
                 self._deliver_head(parse_header(result, received_ns))
+            elif kind == "lendinglogs":
+                self._lending_log(result, received_ns)
             elif kind == "v3logs":
                 v3_event = parse_v3_log(result)
                 if v3_event.pool not in self._v3_pools:
