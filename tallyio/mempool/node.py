@@ -12,7 +12,8 @@ Hand-off: ``sink(record)`` is called on the watcher thread with a
 :class:`~tallyio.eth.types.PendingTx`, :class:`~tallyio.eth.types.BlockHeader`
 or :class:`~tallyio.eth.types.SyncEvent` (and, for the ``v3_pools`` given, a
 :class:`~tallyio.mempool.records.V3PoolEvent` per Swap/Mint/Burn log and per pool
-after each resync: ``tallyio.mempool.v3sync``), in arrival order. It must be quick
+after each resync: ``tallyio.mempool.v3sync``; for each filter in ``logs``, a
+:class:`~tallyio.eth.types.RawLog` per matching log, undecoded), in arrival order. It must be quick
 (push into a bounded ring, a queue, ``loop.call_soon_threadsafe``); while it
 runs, the node's next frames wait in the kernel. An exception from it is
 counted (``sink_errors``) and logged, and the watcher goes on.
@@ -36,7 +37,7 @@ import urllib.parse
 from typing import Any, Callable, Iterable, Union
 
 from tallyio.errors import NodeConnectionError, RpcError
-from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.eth.types import BlockHeader, PendingTx, RawLog, SyncEvent
 from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed, WsProtocolError
 from tallyio.mempool._wsrpc import RpcClient, dumps, loads
 from tallyio.mempool._wstx import SYNC_TOPIC, BadRecord, parse_header, parse_pending_tx, parse_sync_log
@@ -45,7 +46,7 @@ from tallyio.mempool.v3sync import V3_TOPICS, parse_v3_log, read_v3_state
 
 __all__ = ["NodeSource", "Record", "RESYNC_LOG_INDEX"]
 
-Record = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent]
+Record = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog]
 log = logging.getLogger("tallyio.mempool.node")
 
 #: ``SyncEvent.log_index`` of reserves read by ``getReserves`` during a resync
@@ -100,6 +101,10 @@ class NodeSource:
     ``https://`` (default: the system's trust store). ``on_idle`` (optional) is
     called on the watcher thread when the node has nothing more to send after a
     burst of records (``Pipeline.scan_arbitrage``: a block's Syncs are then applied).
+    ``logs`` (websocket only): ``eth_subscribe("logs", filter)`` filters (dicts of
+    ``address`` and/or ``topics``) whose logs are delivered undecoded as
+    :class:`~tallyio.eth.types.RawLog` (a Recorder keeps them; their subscriber decodes
+    them); no resync: after a reconnect their subscriber catches up (``eth_getLogs``).
 
     ``start()`` starts the watcher thread (the context manager does it);
     ``close()`` stops it and closes every connection.
@@ -111,7 +116,8 @@ class NodeSource:
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
                  recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None,
-                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = ()):
+                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = (),
+                 logs: Iterable[dict] = ()):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -152,6 +158,9 @@ class NodeSource:
         self._v3_pools: frozenset[bytes] = frozenset(_address(p) for p in v3_pools)
         if self._v3_pools and self.transport != "ws":
             raise ValueError("v3_pools: V3 pool logs are followed over ws:// or wss:// only")
+        self._log_filters = _log_filters(logs)
+        if self._log_filters and self.transport != "ws":
+            raise ValueError("logs: raw log filters are followed over ws:// or wss:// only")
         self._pools_changed = False
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -223,13 +232,14 @@ class NodeSource:
         ``reconnects``, ``gaps`` (disconnected windows), ``gap_blocks`` (heads
         never seen), ``resynced_txs``, ``resynced_pools``, ``heartbeats``,
         ``stalls``, ``sink_errors``, ``idle_calls``, ``connected``, ``transport``,
-        ``pending_mode`` (full, hashes, filter, off) and ``last_error``."""
+        ``pending_mode`` (full, hashes, filter, off), ``last_error``, and ``raw_logs``
+        (RawLog records delivered for the ``logs`` filters)."""
         counts = dict(self._counts)
         skipped = dict(self._skipped)
         out = {key: counts.get(key, 0) for key in (
             "txs", "heads", "syncs", "duplicates", "messages", "bytes", "reconnects", "gaps", "gap_blocks",
             "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing",
-            "idle_calls", "v3_events", "resynced_v3_pools")}
+            "idle_calls", "v3_events", "resynced_v3_pools", "raw_logs")}
         out.update(skipped=sum(skipped.values()), skipped_by_reason=skipped, connected=self.connected.is_set(),
                    transport=self.transport, pending_mode=self._pending_mode, last_error=self._last_error)
         return out
@@ -341,6 +351,7 @@ class NodeSource:
             pools, self._pools_changed = self._pools, False
         self._subscribe_logs(pools)
         self._subscribe_v3()
+        self._subscribe_raw_logs()
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
             self._resync_v3(self._ws_call)
@@ -409,6 +420,19 @@ class NodeSource:
                       "topics": [["0x" + t.hex() for t in V3_TOPICS]]}
             self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "v3logs"
 
+    def _subscribe_raw_logs(self) -> None:
+        for params in self._log_filters:
+            self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "rawlogs"
+
+    def _deliver_raw_log(self, result: Any, received_ns: int) -> None:
+        try:
+            raw = RawLog.from_rpc(result, received_ns)
+        except ValueError as exc:
+            self._skip("bad_field", str(exc))
+            return
+        self._counts["raw_logs"] += 1
+        self._emit(raw)
+
     def _resync_v3(self, call: Callable[[str, list], Any]) -> None:
         """Every V3 pool's state (slot0, liquidity, the initialized tick range) as a ``state``
         V3PoolEvent: what a Swap/Mint/Burn log missed while disconnected."""
@@ -422,7 +446,7 @@ class NodeSource:
                 self._skip(exc.reason, str(exc))
                 continue
             self._counts["resynced_v3_pools"] += 1
-            self._emit(event)
+            self._emit(event._replace(received_ns=time.monotonic_ns()))
 
     def _update_pools_ws(self) -> None:
         with self._lock:
@@ -530,8 +554,10 @@ class NodeSource:
                     self._deliver_tx(parse_pending_tx(result, received_ns, verify_hash=self._verify))
             elif kind == "heads":
                 self._deliver_head(parse_header(result, received_ns))
+            elif kind == "rawlogs":
+                self._deliver_raw_log(result, received_ns)
             elif kind == "v3logs":
-                v3_event = parse_v3_log(result)
+                v3_event = parse_v3_log(result, received_ns)
                 if v3_event.pool not in self._v3_pools:
                     self._skip("unknown_pool")
                     return
@@ -679,6 +705,17 @@ class NodeSource:
             return None
         return rpc.call("eth_newFilter", {"address": ["0x" + p.hex() for p in sorted(pools)],
                                           "topics": ["0x" + SYNC_TOPIC.hex()]})
+
+
+def _log_filters(filters: Iterable[dict]) -> tuple:
+    """The ``logs`` filters, checked: each a dict of ``address`` and/or ``topics`` (eth_subscribe's)."""
+    out = []
+    for k, f in enumerate(filters):
+        if type(f) is not dict or not f or set(f) - {"address", "topics"}:
+            raise ValueError(f"logs[{k}] must be a dict with 'address' and/or 'topics' (an eth_subscribe "
+                             f"logs filter), got {f!r}")
+        out.append(dict(f))
+    return tuple(out)
 
 
 def _unseen(hash_hex: str, recent: dict) -> bool:
