@@ -162,13 +162,17 @@ cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_
                               double *profit, double *x_opt) noexcept nogil:
     """Float64 profit at the optimum of cycle c: True when it is profitable at all."""
     cdef int L = t.cyc_len[c]
-    cdef double ei = 0, eo = 0, g0 = 1, g, rin, rout, d, x
+    cdef double ei = 0, eo = 0, g0 = 1, g = 1, rin, rout, d, x
     cdef int32_t pool
+    cdef uint32_t fee, last_fee = 0xFFFFFFFF
     cdef int h
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         hop_reserves_f(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
-        g = (1000000.0 - t.fee_pips[pool]) / 1000000.0
+        fee = t.fee_pips[pool]
+        if fee != last_fee:                 # the hops of a cycle mostly share a fee: one division, same value
+            g = (1000000.0 - fee) / 1000000.0
+            last_fee = fee
         if h == 0:
             ei = rin
             eo = rout
