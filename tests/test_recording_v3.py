@@ -195,3 +195,18 @@ def test_node_source_checks_its_raw_log_filters():
     source = NodeSource("ws://127.0.0.1:1", print, logs=[{"topics": ["0x" + "00" * 32]}])
     assert source.stats()["raw_logs"] == 0
     source.close()
+
+
+def test_node_source_delivers_a_raw_log_notification_and_counts_a_malformed_one():
+    """The watcher's dispatch of a "logs" notification for a raw filter (no node needed:
+    the notification as the websocket reader hands it over; the anvil test runs it live)."""
+    seen = []
+    source = NodeSource("ws://127.0.0.1:1", seen.append, logs=[{"topics": ["0x" + "01" * 32]}])
+    good = {"address": "0x" + "0a" * 20, "topics": ["0x" + "01" * 32], "data": "0x", "blockNumber": "0x3",
+            "logIndex": "0x0", "transactionHash": "0x" + "ee" * 32, "removed": False}
+    source._notification("rawlogs", {"address": "0x0a"}, 5)
+    source._notification("rawlogs", good, 6)
+    stats = source.stats()
+    assert seen == [RawLog.from_rpc(good, received_ns=6)]
+    assert stats["raw_logs"] == 1 and stats["skipped_by_reason"] == {"bad_field": 1}
+    source.close()
