@@ -25,6 +25,7 @@ cdef extern from "tio_swap.h" nogil:
         uint64_t deadline
         uint8_t path[8][20]
         uint8_t recipient[20]
+        tio_u256 sqrt_price_limit
     ctypedef struct tio_decoded_call:
         uint32_t selector
         uint32_t n_swaps

@@ -180,6 +180,7 @@ cdef object _swap(const tio_swap *w, const tio_call_spec *spec):
         _address(w.recipient),
         w.deadline if w.deadline else None,
         w.flags,
+        _u256(&w.sqrt_price_limit),
     ))
 
 

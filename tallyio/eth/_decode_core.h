@@ -485,6 +485,8 @@ static inline int tio_emit_swap(tio_decode_ctx *c, const tio_call_spec *s, const
         const uint8_t *fee = buf + a[s->a_fee].off + 29;
         w->fees[0] = ((uint32_t)fee[0] << 16) | ((uint32_t)fee[1] << 8) | fee[2];
         w->path_len = 2;
+        /* the single-pool calls end with sqrtPriceLimitX96 (uint160, checked by tio_abi_args) */
+        tio_u256_from_be32(&w->sqrt_price_limit, buf + a[s->nargs - 1].off);
     } else {  /* TIO_ROLE_V3_PATH: token (fee token)+, read in the direction it is encoded */
         const uint8_t *p = buf + a[s->a_path].off;
         size_t len = a[s->a_path].len;
@@ -556,8 +558,10 @@ static inline int tio_decode_selfcheck(void)
     if ((int)(sizeof tio_selectors / sizeof tio_selectors[0]) != TIO_N_SELECTOR_SPECS)
         return TIO_N_SELECTOR_SPECS + 1;
     for (int i = 0; i < TIO_N_SELECTOR_SPECS; i++)
-        if (tio_selectors[i] != tio_call_specs[i].selector || tio_find_selector(tio_call_specs[i].selector) != i)
-            return i + 1;
+        if (tio_selectors[i] != tio_call_specs[i].selector || tio_find_selector(tio_call_specs[i].selector) != i
+            || (tio_call_specs[i].role == TIO_ROLE_V3_SINGLE
+                && tio_call_specs[i].types[tio_call_specs[i].nargs - 1] != TIO_T_UINT160))
+            return i + 1;   /* tio_emit_swap reads a single-pool call's last argument as its price limit */
     for (int i = TIO_N_SELECTOR_SPECS; i < TIO_N_CALL_SPECS; i++)
         if (tio_call_specs[i].command == TIO_NO_COMMAND || tio_find_command(tio_call_specs[i].command) != i)
             return i + 1;

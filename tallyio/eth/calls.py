@@ -55,6 +55,9 @@ class Swap(NamedTuple):
     (``type(uint256).max`` is common) read as 2**64 - 1."""
     flags: int
     """``SWAP_*`` bits; also readable as the properties below."""
+    sqrt_price_limit: int = 0
+    """V3 ``exactInputSingle`` / ``exactOutputSingle``: the call's ``sqrtPriceLimitX96``, where
+    the pool stops swapping (a binding limit fills less than asked); 0: none (every other swap)."""
 
     @property
     def token_in(self) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 __all__ = ["PendingTx", "BlockHeader", "SyncEvent", "AaveReserveUpdate", "AaveTokenEvent", "AaveCollateralToggle",
-           "AaveUserAction", "AaveLiquidation", "AavePriceUpdate"]
+           "AaveUserAction", "AaveLiquidation", "AavePriceUpdate", "RawLog"]
 
 
 class PendingTx(NamedTuple):
@@ -198,3 +198,88 @@ class AavePriceUpdate(NamedTuple):
     block_timestamp: int = 0
     removed: bool = False
     received_ns: int = 0
+
+
+# ---- any contract's log, undecoded (issue 12: recorded and replayed for the subscribers that decode it) ----
+
+
+def _rpc_hex(obj: dict, key: str, size: Optional[int] = None) -> bytes:
+    value = obj.get(key)
+    if type(value) is not str or value[:2] not in ("0x", "0X"):
+        raise ValueError(f"log '{key}' must be a 0x hex string, got {str(value)[:40]!r}")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise ValueError(f"log '{key}' is not hex: {value[:40]!r}") from None
+    if size is not None and len(raw) != size:
+        raise ValueError(f"log '{key}' must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _rpc_quantity(obj: dict, key: str) -> int:
+    value = obj.get(key)
+    if value is None:
+        return 0                                   # a pending log has no block yet
+    if type(value) is not str or value[:2] not in ("0x", "0X"):
+        raise ValueError(f"log '{key}' must be a 0x quantity, got {str(value)[:40]!r}")
+    try:
+        return int(value, 16)
+    except ValueError:
+        raise ValueError(f"log '{key}' is not a hex quantity: {value[:40]!r}") from None
+
+
+class RawLog(NamedTuple):
+    """A contract's log as a node sent it (``eth_subscribe("logs")``, ``eth_getLogs``),
+    not decoded: what a recording keeps of the events other subscribers decode (an Aave
+    market's, for ``PositionBook.apply_log(log.to_rpc())``).
+
+        >>> log = RawLog.from_rpc({"address": "0x" + "0a" * 20, "topics": ["0x" + "01" * 32],
+        ...                        "data": "0x05", "blockNumber": "0x10", "logIndex": "0x2",
+        ...                        "transactionHash": "0x" + "ee" * 32}, received_ns=7)
+        >>> log.block_number, log.log_index, log.data, log.received_ns
+        (16, 2, b'\\x05', 7)
+        >>> RawLog.from_rpc(log.to_rpc(), received_ns=7) == log
+        True
+    """
+
+    address: bytes
+    """20-byte emitter."""
+    topics: tuple
+    """0 to 4 topics, each 32 bytes."""
+    data: bytes
+    block_number: int
+    log_index: int
+    transaction_hash: bytes
+    """32 bytes (zeros when the node gave none)."""
+    removed: bool = False
+    """True when a reorg took the log back."""
+    received_ns: int = 0
+    block_timestamp: int = 0
+    """the block's time when the node sent it (``blockTimestamp``), else 0."""
+
+    @classmethod
+    def from_rpc(cls, obj: dict, received_ns: int = 0) -> "RawLog":
+        """A JSON-RPC log object as a RawLog; ValueError naming the field that is wrong."""
+        if type(obj) is not dict:
+            raise ValueError(f"a log is a JSON object, got {type(obj).__name__}")
+        topics = obj.get("topics")
+        if type(topics) is not list or len(topics) > 4:
+            raise ValueError("log 'topics' must be a list of at most 4 topics")
+        parsed = tuple(_rpc_hex({"topic": t}, "topic", 32) for t in topics)
+        tx_hash = _rpc_hex(obj, "transactionHash", 32) if obj.get("transactionHash") is not None else bytes(32)
+        removed = obj.get("removed", False)
+        if type(removed) is not bool:
+            raise ValueError(f"log 'removed' must be a bool, got {removed!r}")
+        return cls(_rpc_hex(obj, "address", 20), parsed, _rpc_hex(obj, "data"), _rpc_quantity(obj, "blockNumber"),
+                   _rpc_quantity(obj, "logIndex"), tx_hash, removed, received_ns,
+                   _rpc_quantity(obj, "blockTimestamp"))
+
+    def to_rpc(self) -> dict:
+        """The JSON-RPC log object (hex strings) this log came from, for decoders that take one."""
+        out = {"address": "0x" + self.address.hex(), "topics": ["0x" + t.hex() for t in self.topics],
+               "data": "0x" + self.data.hex(), "blockNumber": hex(self.block_number),
+               "logIndex": hex(self.log_index), "transactionHash": "0x" + self.transaction_hash.hex(),
+               "removed": self.removed}
+        if self.block_timestamp:
+            out["blockTimestamp"] = hex(self.block_timestamp)
+        return out

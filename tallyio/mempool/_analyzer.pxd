@@ -30,11 +30,12 @@ cdef enum:
     AN_V3_CROSSES_TICK = 15      # V3 swaps skipped: the price would reach an initialized tick
     AN_V3_RANGE_UNKNOWN = 16     # V3 swaps skipped: the pool's range is unknown (a Swap log left it; resync)
     AN_MIXED_SIZED = 17          # cycles with a V3 hop sized (exact objective, integer search in range)
-    AN_COUNTERS = 18
+    AN_V3_PRICE_LIMITED = 18     # V3 swaps simulated that stop at their sqrtPriceLimitX96 (a partial fill)
+    AN_COUNTERS = 19
 
 
 cdef struct tio_analyzer_stats:
-    uint64_t count[18]
+    uint64_t count[19]
 
 
 cdef struct tio_analyzer_cfg:

@@ -30,9 +30,12 @@ are applied exactly while every hop stays inside its pool's initialized tick ran
 words, the fee); a hop whose price would reach an initialized tick is counted
 ``v3_crosses_tick`` and the swap skipped (crossing needs that tick's liquidityNet), a
 pool whose range is unknown (a Swap log left it; until a resync) ``v3_range_unknown``.
-Every skipped V3 swap also counts in ``v3_skipped``.  A V3 swap's sqrtPriceLimitX96 is
-not carried by the decoder: the swap is simulated as without a limit (what routers pass
-for 0).
+Every skipped V3 swap also counts in ``v3_skipped``.  A single-pool call's
+``sqrtPriceLimitX96`` (the decoder carries it) stops the simulated swap where the pool's
+own loop stops: at the limit, with what was filled up to there (``v3_price_limited``; an
+exactOutputSingle with a limit may then deliver less than asked, as the router allows);
+a limit on the wrong side of the price reverts in the pool (``would_revert``); 0 means
+none (the router passes MIN_SQRT_RATIO + 1 / MAX_SQRT_RATIO - 1).
 
 Cycles through a V3 pool (a V2 pool and a V3 pool on the same pair, or a triangle) are
 screened on the V3 pool's virtual reserves and sized on the exact objective (each hop's
@@ -88,7 +91,7 @@ __all__ = ["Analyzer", "COUNTERS"]
 COUNTERS = ("swaps", "v3_skipped", "fee_on_transfer_skipped", "amount_unknown_skipped",
             "no_pool", "would_revert", "simulated", "cycles_screened", "cycles_truncated",
             "candidates", "sized_exact", "sized_near", "opportunities", "unprofitable",
-            "v3_simulated", "v3_crosses_tick", "v3_range_unknown", "mixed_cycles_sized")
+            "v3_simulated", "v3_crosses_tick", "v3_range_unknown", "mixed_cycles_sized", "v3_price_limited")
 """Analyzer counter names, indexed by the C codes AN_*."""
 
 cdef enum:
@@ -159,13 +162,17 @@ cdef inline bint screen_cycle(const tio_pooltable *t, const overlay *ov, uint64_
                               double *profit, double *x_opt) noexcept nogil:
     """Float64 profit at the optimum of cycle c: True when it is profitable at all."""
     cdef int L = t.cyc_len[c]
-    cdef double ei = 0, eo = 0, g0 = 1, g, rin, rout, d, x
+    cdef double ei = 0, eo = 0, g0 = 1, g = 1, rin, rout, d, x
     cdef int32_t pool
+    cdef uint32_t fee, last_fee = 0xFFFFFFFF
     cdef int h
     for h in range(L):
         pool = t.cyc_pool[3 * c + h]
         hop_reserves_f(t, ov, pool, t.cyc_in[3 * c + h], &rin, &rout)
-        g = (1000000.0 - t.fee_pips[pool]) / 1000000.0
+        fee = t.fee_pips[pool]
+        if fee != last_fee:                 # the hops of a cycle mostly share a fee: one division, same value
+            g = (1000000.0 - fee) / 1000000.0
+            last_fee = fee
         if h == 0:
             ei = rin
             eo = rout
@@ -197,9 +204,11 @@ cdef inline bint cycle_has_v3(const tio_pooltable *t, uint64_t c) noexcept nogil
 
 
 cdef inline int v3_hop(const tio_pooltable *t, const overlay *ov, int32_t pool, int32_t token_in,
-                       const tio_u256 *amount, bint exact_in, v3_swap_result *r) noexcept nogil:
+                       const tio_u256 *amount, bint exact_in, v3_swap_result *r,
+                       const tio_u256 *limit=NULL) noexcept nogil:
     """V3 pool `pool` entered with `token_in` for `amount` (exact in or out), from the overlay
-    state when it has the pool; AMM status (r.crosses_tick: the price would reach a bound)."""
+    state when it has the pool, stopping at the sqrt price `limit` (NULL: none); AMM status
+    (r.crosses_tick: the price would reach a bound)."""
     cdef int k = ov_slot(ov, pool)
     cdef bint down = t.tokens[2 * pool] == token_in
     cdef uint32_t steps
@@ -213,7 +222,7 @@ cdef inline int v3_hop(const tio_pooltable *t, const overlay *ov, int32_t pool, 
         tick = t.v3_ticks[4 * pool]
     return v3_range_swap(price, &t.v3_liquidity[pool], tick, t.v3_ticks[4 * pool + 3], t.v3_ticks[4 * pool + 1],
                          t.v3_ticks[4 * pool + 2], amount, exact_in, down, t.fee_pips[pool],
-                         &LIMIT_DOWN if down else &LIMIT_UP, 64, r, &steps)
+                         limit if limit != NULL else (&LIMIT_DOWN if down else &LIMIT_UP), 64, r, &steps)
 
 
 cdef inline void ov_set_v3(const tio_pooltable *t, overlay *ov, int slot, int32_t pool,
@@ -494,6 +503,25 @@ cdef inline int size_and_emit(const tio_analyze_ctx *ctx, const overlay *ov, con
     return emitted
 
 
+cdef inline bint path_tokens(const tio_pooltable *t, const tio_swap *s, int32_t *tok,
+                             tio_analyzer_stats *st) noexcept nogil:
+    """tok[k] = the token-table index of the swap's path[k] (V2 and V3 paths alike); False
+    (counted: amount_unknown for a run-time amount or a bad path, no_pool for an unknown
+    token) when the swap cannot be simulated."""
+    cdef uint32_t ti
+    cdef int k
+    if s.flags & TIO_SWAP_AMOUNT_UNKNOWN or s.path_len < 2 or s.path_len > 8:
+        st.count[AN_AMOUNT_UNKNOWN] += 1
+        return False
+    for k in range(s.path_len):
+        ti = addr_table_get(&t.token_index, s.path[k])
+        if ti == TIO_ADDR_MISSING:
+            st.count[AN_NO_POOL] += 1
+            return False
+        tok[k] = <int32_t>ti
+    return True
+
+
 cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p,
                        uint32_t exchange, const tio_swap *s, tio_analyzer_stats *st) noexcept nogil:
     """Apply one V2 swap to the overlay; 1 when applied, 0 when skipped (counted)."""
@@ -503,7 +531,6 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
     cdef tio_u256 amount, limit
     cdef const tio_u256 *rin
     cdef const tio_u256 *rout
-    cdef uint32_t ti
     cdef int hops = s.path_len - 1, k, side, slot
     if s.protocol == TIO_PROTOCOL_V3:
         if simulate_v3(t, ov, p, exchange, s, st):
@@ -513,15 +540,8 @@ cdef int simulate_swap(const tio_pooltable *t, overlay *ov, const tio_pending *p
     if s.flags & TIO_SWAP_FEE_ON_TRANSFER:
         st.count[AN_FEE_ON_TRANSFER] += 1
         return 0
-    if s.flags & TIO_SWAP_AMOUNT_UNKNOWN or hops < 1 or s.path_len > 8:
-        st.count[AN_AMOUNT_UNKNOWN] += 1
+    if not path_tokens(t, s, tok, st):
         return 0
-    for k in range(s.path_len):
-        ti = addr_table_get(&t.token_index, s.path[k])
-        if ti == TIO_ADDR_MISSING:
-            st.count[AN_NO_POOL] += 1
-            return 0
-        tok[k] = <int32_t>ti
     for k in range(hops):
         pools[k] = pooltable_pair(t, exchange, tok[k], tok[k + 1])
         if pools[k] < 0:
@@ -581,18 +601,13 @@ cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
     cdef tio_u256 amounts[8]
     cdef tio_u256 amount, limit
     cdef v3_swap_result r
-    cdef overlay tmp = ov[0]
-    cdef uint32_t ti
+    cdef overlay tmp
+    cdef const tio_u256 *price_limit = NULL
+    cdef const tio_u256 *now
     cdef int hops = s.path_len - 1, k, slot, status
-    if s.flags & TIO_SWAP_AMOUNT_UNKNOWN or hops < 1 or s.path_len > 8:
-        st.count[AN_AMOUNT_UNKNOWN] += 1
+    cdef bint limited = False
+    if not path_tokens(t, s, tok, st):
         return 0
-    for k in range(s.path_len):
-        ti = addr_table_get(&t.token_index, s.path[k])
-        if ti == TIO_ADDR_MISSING:
-            st.count[AN_NO_POOL] += 1
-            return 0
-        tok[k] = <int32_t>ti
     for k in range(hops):
         pools[k] = pooltable_v3_pool(t, exchange, tok[k], tok[k + 1], s.fees[k])
         if pools[k] < 0:
@@ -606,10 +621,21 @@ cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
     if tio_u256_is_zero(&amount):
         st.count[AN_WOULD_REVERT] += 1                 # the pool requires amountSpecified != 0
         return 0
+    tmp = ov[0]
+    if hops == 1 and not tio_u256_is_zero(&s.sqrt_price_limit):
+        # UniswapV3Pool.swap's require('SPL'): the limit lies beyond the price, inside the ratio bounds
+        k = ov_slot(&tmp, pools[0])
+        now = &tmp.r[2 * k] if k >= 0 else &t.v3_sqrt_price[pools[0]]
+        if (tio_u256_cmp(&s.sqrt_price_limit, now) >= 0 or tio_u256_cmp(&s.sqrt_price_limit, &LIMIT_DOWN) < 0
+                if t.tokens[2 * pools[0]] == tok[0] else
+                tio_u256_cmp(&s.sqrt_price_limit, now) <= 0 or tio_u256_cmp(&s.sqrt_price_limit, &LIMIT_UP) > 0):
+            st.count[AN_WOULD_REVERT] += 1
+            return 0
+        price_limit = &s.sqrt_price_limit
     if s.kind == TIO_SWAP_EXACT_IN:
         amounts[0] = amount
         for k in range(hops):                          # the router swaps hop by hop, in order
-            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k], True, &r)
+            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k], True, &r, price_limit)
             if status == AMM_OK and r.crosses_tick:
                 st.count[AN_V3_CROSSES_TICK] += 1
                 return 0
@@ -617,6 +643,9 @@ cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
                 st.count[AN_WOULD_REVERT] += 1
                 return 0
             amounts[k + 1] = r.amount_out
+            if price_limit != NULL and tio_u256_cmp(&r.amount_in, &amounts[k]) != 0:
+                amounts[k] = r.amount_in               # stopped at the limit: the router pays what was used
+                limited = True
             slot = ov_take(t, &tmp, pools[k])
             if slot < 0:
                 st.count[AN_CYCLES_TRUNCATED] += 1
@@ -628,10 +657,14 @@ cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
     elif s.kind == TIO_SWAP_EXACT_OUT:
         amounts[hops] = amount
         for k in range(hops - 1, -1, -1):              # exactOutput swaps the last pool first
-            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k + 1], False, &r)
+            status = v3_hop(t, &tmp, pools[k], tok[k], &amounts[k + 1], False, &r, price_limit)
             if status == AMM_OK and r.crosses_tick:
                 st.count[AN_V3_CROSSES_TICK] += 1
                 return 0
+            if status == AMM_OK and price_limit != NULL and tio_u256_cmp(&r.amount_out, &amounts[k + 1]) < 0:
+                # the router requires the full output only without a limit: with one, a partial fill
+                amounts[k + 1] = r.amount_out
+                limited = True
             if status != AMM_OK or tio_u256_cmp(&r.amount_out, &amounts[k + 1]) != 0:
                 st.count[AN_WOULD_REVERT] += 1
                 return 0
@@ -648,6 +681,8 @@ cdef int simulate_v3(const tio_pooltable *t, overlay *ov, const tio_pending *p,
         st.count[AN_AMOUNT_UNKNOWN] += 1
         return 0
     ov[0] = tmp
+    if limited:
+        st.count[AN_V3_PRICE_LIMITED] += 1
     st.count[AN_V3_SIMULATED] += 1
     st.count[AN_SIMULATED] += 1
     return 1
@@ -797,6 +832,9 @@ cdef int fill_swap(dict spec, tio_swap *s) except -1:
         raise ValueError("a swap needs amount_in or amount_out")
     int_to_u256(spec.get("limit", 0 if s.kind == TIO_SWAP_EXACT_IN else 2**256 - 1),
                 &s.amount_limit, "limit")
+    int_to_u256(spec.get("sqrt_price_limit", 0), &s.sqrt_price_limit, "sqrt_price_limit")
+    if s.sqrt_price_limit.w[3] or s.sqrt_price_limit.w[2] >> 32:
+        raise ValueError(f"sqrt_price_limit must be a uint160, got {spec['sqrt_price_limit']}")
     if spec.get("eth_in"):
         s.flags |= TIO_SWAP_ETH_IN
     if spec.get("fee_on_transfer"):
@@ -809,7 +847,8 @@ cdef class Analyzer:
 
     ``analyze(tx, swaps, exchange)`` runs the C analyzer on swaps described in Python
     (each a dict: ``path`` (token addresses), ``amount_in`` or ``amount_out``, optional
-    ``limit``, ``eth_in``, ``v3`` with ``fees`` (pips per hop, default 3000),
+    ``limit``, ``eth_in``, ``v3`` with ``fees`` (pips per hop, default 3000) and
+    ``sqrt_price_limit`` (a single hop's sqrtPriceLimitX96, default 0: none),
     ``fee_on_transfer``) and returns the opportunities;
     the pipeline calls the same C function on the decoder's records without the GIL."""
 

@@ -13,7 +13,8 @@ Hand-off: ``sink(record)`` is called on the watcher thread with a
 or :class:`~tallyio.eth.types.SyncEvent` (and, for the ``v3_pools`` given, a
 :class:`~tallyio.mempool.records.V3PoolEvent` per Swap/Mint/Burn log and per pool
 after each resync: ``tallyio.mempool.v3sync``; with a ``lending`` market, the decoded
-Aave records of ``tallyio.eth.aave``), in arrival order. It must be quick
+Aave records of ``tallyio.eth.aave``; for each filter in ``logs``, a
+:class:`~tallyio.eth.types.RawLog` per matching log, undecoded), in arrival order. It must be quick
 (push into a bounded ring, a queue, ``loop.call_soon_threadsafe``); while it
 runs, the node's next frames wait in the kernel. An exception from it is
 counted (``sink_errors``) and logged, and the watcher goes on.
@@ -38,7 +39,7 @@ from typing import Any, Callable, Iterable, Union
 
 from tallyio.errors import NodeConnectionError, RpcError
 from tallyio.eth.aave import AAVE_TOPICS, decode_aave_log
-from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.eth.types import BlockHeader, PendingTx, RawLog, SyncEvent
 from tallyio.mempool._wsclient import OVERSIZED, WebSocket, WsClosed, WsProtocolError
 from tallyio.mempool._wsrpc import RpcClient, dumps, loads
 from tallyio.mempool._wstx import SYNC_TOPIC, BadRecord, parse_header, parse_pending_tx, parse_sync_log
@@ -47,7 +48,7 @@ from tallyio.mempool.v3sync import V3_TOPICS, parse_v3_log, read_v3_state
 
 __all__ = ["NodeSource", "Record", "RESYNC_LOG_INDEX"]
 
-Record = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent]
+Record = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog]
 log = logging.getLogger("tallyio.mempool.node")
 
 #: ``SyncEvent.log_index`` of reserves read by ``getReserves`` during a resync
@@ -102,6 +103,10 @@ class NodeSource:
     ``https://`` (default: the system's trust store). ``on_idle`` (optional) is
     called on the watcher thread when the node has nothing more to send after a
     burst of records (``Pipeline.scan_arbitrage``: a block's Syncs are then applied).
+    ``logs`` (websocket only): ``eth_subscribe("logs", filter)`` filters (dicts of
+    ``address`` and/or ``topics``) whose logs are delivered undecoded as
+    :class:`~tallyio.eth.types.RawLog` (a Recorder keeps them; their subscriber decodes
+    them); no resync: after a reconnect their subscriber catches up (``eth_getLogs``).
 
     ``lending`` (optional, ``ws://``/``wss://`` only) follows an Aave v3 market: an
     object with ``log_addresses(call)`` (the 20-byte addresses whose Aave events
@@ -126,7 +131,8 @@ class NodeSource:
                  heartbeat_interval: float = 5.0, heartbeat_timeout: float = 5.0, backoff_initial: float = 0.1,
                  backoff_max: float = 10.0, poll_interval: float = 0.05, connect_timeout: float = 10.0,
                  recent_hashes: int = 65536, quickack: bool = True, ssl_context: ssl.SSLContext | None = None,
-                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = (), lending: Any = None):
+                 on_idle: Callable[[], object] | None = None, v3_pools: Iterable[Any] = (), lending: Any = None,
+                 logs: Iterable[dict] = ()):
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
             raise ValueError(f"url must be ws://, wss://, http:// or https:// with a host, got {url!r}")
@@ -182,6 +188,9 @@ class NodeSource:
         self._lending_resync_needed = False
         self._lending_resync_block = 0
         self._head_times: collections.OrderedDict = collections.OrderedDict()   # block number -> timestamp
+        self._log_filters = _log_filters(logs)
+        if self._log_filters and self.transport != "ws":
+            raise ValueError("logs: raw log filters are followed over ws:// or wss:// only")
         self._pools_changed = False
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -253,14 +262,15 @@ class NodeSource:
         ``reconnects``, ``gaps`` (disconnected windows), ``gap_blocks`` (heads
         never seen), ``resynced_txs``, ``resynced_pools``, ``heartbeats``,
         ``stalls``, ``sink_errors``, ``idle_calls``, ``connected``, ``transport``,
-        ``pending_mode`` (full, hashes, filter, off) and ``last_error``."""
+        ``pending_mode`` (full, hashes, filter, off), ``last_error``, and ``raw_logs``
+        (RawLog records delivered for the ``logs`` filters)."""
         counts = dict(self._counts)
         skipped = dict(self._skipped)
         out = {key: counts.get(key, 0) for key in (
             "txs", "heads", "syncs", "duplicates", "messages", "bytes", "reconnects", "gaps", "gap_blocks",
             "resynced_txs", "resynced_pools", "heartbeats", "stalls", "sink_errors", "fetched", "fetch_missing",
             "idle_calls", "v3_events", "resynced_v3_pools", "lending_events", "lending_resyncs",
-            "lending_removed")}
+            "lending_removed", "raw_logs")}
         out.update(skipped=sum(skipped.values()), skipped_by_reason=skipped, connected=self.connected.is_set(),
                    transport=self.transport, pending_mode=self._pending_mode, last_error=self._last_error)
         return out
@@ -379,6 +389,7 @@ class NodeSource:
         self._subscribe_logs(pools)
         self._subscribe_v3()
         self._subscribe_lending()
+        self._subscribe_raw_logs()
         if self._resync_enabled:
             self._resync(self._ws_call, pools)
             self._resync_v3(self._ws_call)
@@ -533,6 +544,18 @@ class NodeSource:
                 self._lending_resync_needed = True
             else:
                 return
+    def _subscribe_raw_logs(self) -> None:
+        for params in self._log_filters:
+            self._subs[self._ws_call("eth_subscribe", ["logs", params])] = "rawlogs"
+
+    def _deliver_raw_log(self, result: Any, received_ns: int) -> None:
+        try:
+            raw = RawLog.from_rpc(result, received_ns)
+        except ValueError as exc:
+            self._skip("bad_field", str(exc))
+            return
+        self._counts["raw_logs"] += 1
+        self._emit(raw)
 
     def _resync_v3(self, call: Callable[[str, list], Any]) -> None:
         """Every V3 pool's state (slot0, liquidity, the initialized tick range) as a ``state``
@@ -547,7 +570,7 @@ class NodeSource:
                 self._skip(exc.reason, str(exc))
                 continue
             self._counts["resynced_v3_pools"] += 1
-            self._emit(event)
+            self._emit(event._replace(received_ns=time.monotonic_ns()))
 
     def _update_pools_ws(self) -> None:
         with self._lock:
@@ -657,8 +680,10 @@ class NodeSource:
                 self._deliver_head(parse_header(result, received_ns))
             elif kind == "lendinglogs":
                 self._lending_log(result, received_ns)
+            elif kind == "rawlogs":
+                self._deliver_raw_log(result, received_ns)
             elif kind == "v3logs":
-                v3_event = parse_v3_log(result)
+                v3_event = parse_v3_log(result, received_ns)
                 if v3_event.pool not in self._v3_pools:
                     self._skip("unknown_pool")
                     return
@@ -806,6 +831,17 @@ class NodeSource:
             return None
         return rpc.call("eth_newFilter", {"address": ["0x" + p.hex() for p in sorted(pools)],
                                           "topics": ["0x" + SYNC_TOPIC.hex()]})
+
+
+def _log_filters(filters: Iterable[dict]) -> tuple:
+    """The ``logs`` filters, checked: each a dict of ``address`` and/or ``topics`` (eth_subscribe's)."""
+    out = []
+    for k, f in enumerate(filters):
+        if type(f) is not dict or not f or set(f) - {"address", "topics"}:
+            raise ValueError(f"logs[{k}] must be a dict with 'address' and/or 'topics' (an eth_subscribe "
+                             f"logs filter), got {f!r}")
+        out.append(dict(f))
+    return tuple(out)
 
 
 def _unseen(hash_hex: str, recent: dict) -> bool:

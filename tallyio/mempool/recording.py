@@ -1,7 +1,7 @@
 """Recordings of what a source saw, and their replay.
 
-Owns: the payload encoding of PENDING_TX, BLOCK_HEADER, SYNC_EVENT and POOL_SNAPSHOT
-records; ``Recorder`` (tees any source into a recording) and ``ReplaySource`` (reads one
+Owns: the payload encoding of PENDING_TX, BLOCK_HEADER, SYNC_EVENT, POOL_SNAPSHOT,
+V3_POOL_EVENT and RAW_LOG records; ``Recorder`` (tees any source into a recording) and ``ReplaySource`` (reads one
 back).  Touches: the state branch's record log (``tallyio.state.recordlog``: the
 append-only memory-mapped file with a versioned header and per-record checksums; the
 recording IS such a log), ``PoolTable`` snapshots.
@@ -19,7 +19,19 @@ Payloads (little-endian integers, 256-bit amounts as 32-byte big-endian words):
                    gas_limit u64, gas_used u64, received_ns u64
     SYNC_EVENT     pool 20, reserve0 32, reserve1 32, block_number u64, log_index i32,
                    transaction_hash 32, removed u8, received_ns u64
-    POOL_SNAPSHOT  PoolTable.to_bytes()
+    POOL_SNAPSHOT  PoolTable.to_bytes() (TIOPOOL1; TIOPOOL2 when the table has V3 pools)
+    V3_POOL_EVENT  version u8 (1), pool 20, kind u8 (0 swap, 1 mint, 2 burn, 3 state),
+                   sqrt_price_x96 32, liquidity 32, tick i32, tick_lower i32, tick_upper i32,
+                   block_number u64, log_index i32, received_ns u64
+    RAW_LOG        version u8 (1), address 20, len(topics) u8 (0..4), block_number u64,
+                   log_index u64, transaction_hash 32, removed u8, received_ns u64,
+                   block_timestamp u64, len(data) u32, topics 32 each, data
+
+Versions: the record types are the log format's (``RecordType``: new kinds get new
+numbers, never renumbered), so a recording made before V3_POOL_EVENT and RAW_LOG existed
+reads as it always did; the two newer kinds start with a payload version byte, and a
+version this reader does not know is a ValueError naming it (never a misread).  A
+record type this module does not write (another application's) is skipped.
 
     >>> import os, tempfile
     >>> from tallyio.eth.types import BlockHeader
@@ -38,17 +50,22 @@ import struct
 import time
 from typing import Iterable, Iterator, Optional, Union
 
-from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
+from tallyio.eth.types import BlockHeader, PendingTx, RawLog, SyncEvent
 from tallyio.mempool._pools import PoolTable
+from tallyio.mempool.records import V3PoolEvent
 from tallyio.state.recordlog import RecordReader, RecordType, RecordWriter
 
 __all__ = ["Recorder", "ReplaySource", "encode", "decode", "embedded_recording"]
 
-Item = Union[PendingTx, BlockHeader, SyncEvent]
+Item = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog]
 
 _TX_HEAD = struct.Struct("<32s20s20sBBQQ32s32s32sQII")
 _BLOCK = struct.Struct("<Q32s32sQ32sQQQ")
 _SYNC = struct.Struct("<20s32s32sQi32sBQ")   # log_index signed: a resync is -1
+_V3_EVENT = struct.Struct("<B20sB32s32siiiQiQ")   # log_index signed: a resync's state is -1
+_V3_KINDS = ("swap", "mint", "burn", "state")
+_RAW_LOG = struct.Struct("<B20sBQQ32sBQQI")
+_PAYLOAD_VERSION = 1                           # of V3_POOL_EVENT and RAW_LOG payloads
 
 
 def _w(v: int) -> bytes:
@@ -80,14 +97,78 @@ def encode(item: Item) -> tuple[RecordType, bytes, int]:
                     _SYNC.pack(item.pool, _w(item.reserve0), _w(item.reserve1), item.block_number,
                                item.log_index, item.transaction_hash, item.removed,
                                item.received_ns), item.received_ns)
+        if isinstance(item, V3PoolEvent):
+            return _encode_v3_event(item)
+        if isinstance(item, RawLog):
+            return _encode_raw_log(item)
     except struct.error as exc:
         raise ValueError(f"{type(item).__name__} cannot be recorded: {exc}") from None
-    raise TypeError(f"a recording holds PendingTx, BlockHeader and SyncEvent, got {type(item).__name__}")
+    raise TypeError("a recording holds PendingTx, BlockHeader, SyncEvent, V3PoolEvent and RawLog, "
+                    f"got {type(item).__name__}")
+
+
+def _encode_v3_event(item: V3PoolEvent) -> tuple[RecordType, bytes, int]:
+    if item.kind not in _V3_KINDS:
+        raise ValueError(f"V3PoolEvent.kind must be one of {_V3_KINDS}, got {item.kind!r}")
+    payload = _V3_EVENT.pack(_PAYLOAD_VERSION, item.pool, _V3_KINDS.index(item.kind), _w(item.sqrt_price_x96),
+                             _w(item.liquidity), item.tick, item.tick_lower, item.tick_upper, item.block_number,
+                             item.log_index, item.received_ns)
+    return RecordType.V3_POOL_EVENT, payload, item.received_ns or time.monotonic_ns()
+
+
+def _encode_raw_log(item: RawLog) -> tuple[RecordType, bytes, int]:
+    topics = tuple(item.topics)
+    if len(topics) > 4 or any(not isinstance(t, bytes) or len(t) != 32 for t in topics):
+        raise ValueError("RawLog.topics must be at most 4 topics of 32 bytes each")
+    if not isinstance(item.address, bytes) or len(item.address) != 20:
+        raise ValueError("RawLog.address must be 20 bytes")
+    if not isinstance(item.transaction_hash, bytes) or len(item.transaction_hash) != 32:
+        raise ValueError("RawLog.transaction_hash must be 32 bytes")
+    head = _RAW_LOG.pack(_PAYLOAD_VERSION, item.address, len(topics), item.block_number, item.log_index,
+                         item.transaction_hash, bool(item.removed), item.received_ns, item.block_timestamp,
+                         len(item.data))
+    return RecordType.RAW_LOG, head + b"".join(topics) + bytes(item.data), item.received_ns or time.monotonic_ns()
+
+
+def _payload_version(name: str, payload: bytes) -> None:
+    if not payload:
+        raise ValueError(f"{name} record: empty payload")
+    if payload[0] != _PAYLOAD_VERSION:
+        raise ValueError(f"{name} record: payload version {payload[0]}, this reader knows {_PAYLOAD_VERSION} "
+                         "(a newer tallyio wrote it)")
+
+
+def _decode_v3_event(payload: bytes) -> V3PoolEvent:
+    _payload_version("V3_POOL_EVENT", payload)
+    if len(payload) != _V3_EVENT.size:
+        raise ValueError(f"V3_POOL_EVENT record: {len(payload)} bytes, expected {_V3_EVENT.size}")
+    (_, pool, kind, price, liquidity, tick, lower, upper, block, log_index,
+     received) = _V3_EVENT.unpack(payload)
+    if kind >= len(_V3_KINDS):
+        raise ValueError(f"V3_POOL_EVENT record: kind {kind} is not one of 0..{len(_V3_KINDS) - 1}")
+    return V3PoolEvent(pool, _V3_KINDS[kind], _i(price), _i(liquidity), tick, lower, upper, block, log_index,
+                       received)
+
+
+def _decode_raw_log(payload: bytes) -> RawLog:
+    _payload_version("RAW_LOG", payload)
+    if len(payload) < _RAW_LOG.size:
+        raise ValueError(f"RAW_LOG record: {len(payload)} bytes, shorter than its {_RAW_LOG.size}-byte head")
+    (_, address, n_topics, block, log_index, tx_hash, removed, received, block_ts,
+     n_data) = _RAW_LOG.unpack_from(payload)
+    body = payload[_RAW_LOG.size:]
+    if n_topics > 4 or len(body) != 32 * n_topics + n_data:
+        raise ValueError(f"RAW_LOG record: {len(body)} body bytes, header says {n_topics} topics and "
+                         f"{n_data} data bytes")
+    topics = tuple(body[32 * k:32 * k + 32] for k in range(n_topics))
+    return RawLog(address, topics, body[32 * n_topics:], block, log_index, tx_hash, bool(removed), received,
+                  block_ts)
 
 
 def decode(rtype: int, payload: bytes) -> Union[Item, PoolTable, None]:
     """The item a record holds (a PoolTable for a snapshot); None for a record type
-    this module does not write (another application's)."""
+    this module does not write (another application's); ValueError naming what is wrong
+    in a malformed payload."""
     payload = bytes(payload)
     if rtype == RecordType.PENDING_TX:
         (h, sender, to, has_to, tx_type, nonce, gas, value, fee, prio, received, n_in,
@@ -105,6 +186,10 @@ def decode(rtype: int, payload: bytes) -> Union[Item, PoolTable, None]:
         return SyncEvent(pool, _i(r0), _i(r1), block, log_index, tx_hash, bool(removed), received)
     if rtype == RecordType.POOL_SNAPSHOT:
         return PoolTable.from_bytes(payload)
+    if rtype == RecordType.V3_POOL_EVENT:
+        return _decode_v3_event(payload)
+    if rtype == RecordType.RAW_LOG:
+        return _decode_raw_log(payload)
     return None
 
 

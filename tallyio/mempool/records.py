@@ -80,6 +80,8 @@ class V3PoolEvent(NamedTuple):
     tick_upper: int = 0
     block_number: int = 0
     log_index: int = 0
+    received_ns: int = 0
+    """``time.monotonic_ns()`` when the source received the log (replay: the recorded time); 0: unknown."""
 
 
 class OpportunityKind(enum.IntEnum):

@@ -74,8 +74,9 @@ def _int24(word: int, what: str) -> int:
     return value
 
 
-def parse_v3_log(obj: Any) -> V3PoolEvent:
-    """A V3 pool's Swap, Mint or Burn log object as a V3PoolEvent; BadRecord naming what is wrong."""
+def parse_v3_log(obj: Any, received_ns: int = 0) -> V3PoolEvent:
+    """A V3 pool's Swap, Mint or Burn log object as a V3PoolEvent (received at ``received_ns``);
+    BadRecord naming what is wrong."""
     if type(obj) is not dict:
         raise BadRecord("bad_type", f"a log is a JSON object, got {type(obj).__name__}")
     topics = obj.get("topics")
@@ -94,7 +95,7 @@ def parse_v3_log(obj: Any) -> V3PoolEvent:
         if price >> 160 or liquidity >> 128:
             raise BadRecord("bad_field", "a V3 Swap log's price or liquidity does not fit its type")
         return V3PoolEvent(pool, "swap", price, liquidity, _int24(_word(data, 4), "Swap tick"),
-                           block_number=block, log_index=index)
+                           block_number=block, log_index=index, received_ns=received_ns)
     if topic0 in (MINT_TOPIC, BURN_TOPIC):
         if len(topics) != 4:
             raise BadRecord("bad_field", f"a V3 Mint/Burn log has 4 topics, got {len(topics)}")
@@ -107,7 +108,7 @@ def parse_v3_log(obj: Any) -> V3PoolEvent:
         if amount >> 128 or lower >= upper:
             raise BadRecord("bad_field", "a V3 Mint/Burn log's amount or tick range is invalid")
         return V3PoolEvent(pool, "mint" if mint else "burn", liquidity=amount, tick_lower=lower, tick_upper=upper,
-                           block_number=block, log_index=index)
+                           block_number=block, log_index=index, received_ns=received_ns)
     raise BadRecord("not_v3", f"topic0 {topics[0][:20]}... is not a V3 Swap, Mint or Burn")
 
 

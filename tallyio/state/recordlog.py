@@ -99,6 +99,8 @@ class RecordType(enum.IntEnum):
     ENGINE_EVENT = 5      #: engine lifecycle and state changes (start, stop, breaker trips, ...)
     ACTION = 6            #: an action a strategy decided (what the executor was asked to do)
     EXECUTION_RESULT = 7  #: what became of an action (sent, mined, reverted, dropped)
+    V3_POOL_EVENT = 8     #: a tallyio.mempool.records.V3PoolEvent (a V3 pool's Swap/Mint/Burn, or its resynced state)
+    RAW_LOG = 9           #: a tallyio.eth.types.RawLog (any contract's log, as the node sent it)
 
 
 _TYPES = {int(t): t for t in RecordType}   # a dict lookup: RecordType(n) costs ~1 us

@@ -44,6 +44,9 @@ typedef struct {
     uint8_t path[TIO_SWAP_MAX_PATH][20];   /* token addresses in the order the tokens flow
                                               (a V3 exactOutput path is stored reversed) */
     uint8_t recipient[20];
+    tio_u256 sqrt_price_limit;   /* V3 exactInputSingle/exactOutputSingle: sqrtPriceLimitX96 (the pool
+                                    stops there); 0 when the call has none (the router then passes
+                                    MIN_SQRT_RATIO + 1 / MAX_SQRT_RATIO - 1: no limit) */
 } tio_swap;
 
 typedef struct {
