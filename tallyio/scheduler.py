@@ -28,7 +28,6 @@ import numbers
 import operator
 import os
 import sys
-import _thread
 import threading
 import time
 import warnings
@@ -36,6 +35,7 @@ import weakref
 from typing import Any, Callable, TypeVar
 
 from tallyio._ext.sched_async import WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, LoopPort
+from tallyio._ext.sched_future import FutureCall, FutureCondition, FutureSubmitter
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
@@ -55,42 +55,14 @@ RECENT_ERRORS = 32
 _CANCELLED = object()     # _CallTask.execute() returns it for a future cancelled while queued
 
 
-_CRLock = _thread.RLock          # the C RLock: threading.RLock is a Python factory around it
-
-
-class _LeanCondition(threading.Condition):
-    """A threading.Condition built in two stores instead of threading's eight
-    (the lock's bound methods are looked up when used, not when built): a
-    Future's condition is built once per submit() but waited on rarely.  The
-    profile of submit()+wait() had Condition.__init__ and RLock() at ~45 % of
-    the submitting thread."""
-
-    def __init__(self) -> None:   # noqa: D107 -- deliberately not calling threading's __init__
-        self._lock = _CRLock()
-        self._waiters = collections.deque()
-
-    def acquire(self, *args: Any, **kwargs: Any) -> bool:
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def _release_save(self) -> Any:
-        return self._lock._release_save()
-
-    def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state)
-
-    def _is_owned(self) -> bool:
-        return self._lock._is_owned()
-
-
 class Future(concurrent.futures.Future):
     """The ``concurrent.futures.Future`` that ``NumaScheduler.submit`` returns:
-    the standard class and behaviour, built cheaper (see ``_LeanCondition``)."""
+    the standard class and behaviour; its condition is a ``FutureCondition``
+    (tallyio/_ext/sched_future.pyx: a C RLock, no Python frame to take it),
+    and ``submit`` fills its fields from a template instead of calling this."""
 
     def __init__(self) -> None:   # noqa: D107 -- the base's fields, set directly
-        self._condition = _LeanCondition()
+        self._condition = FutureCondition()
         self._state = _PENDING
         self._result = None
         self._exception = None
@@ -101,29 +73,11 @@ class Future(concurrent.futures.Future):
 _PENDING = concurrent.futures._base.PENDING
 
 
-class _CallTask(Task):
-    """submit(fn, *args, **kwargs) as a Task that settles a Future."""
+class _CallTask(FutureCall, Task):
+    """submit(fn, *args, **kwargs) as a Task: FutureCall (tallyio/_ext/sched_future.pyx)
+    runs the call and settles its Future with no Python frame."""
 
-    __slots__ = ("fn", "args", "kwargs", "future")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
-                 future: concurrent.futures.Future) -> None:
-        self.fn, self.args, self.kwargs, self.future = fn, args, kwargs, future
-
-    def execute(self) -> Any:
-        if not self.future.set_running_or_notify_cancel():
-            return _CANCELLED
-        try:
-            result = self.fn(*self.args, **self.kwargs)
-        except BaseException as exc:
-            self.future.set_exception(exc)
-            self = None        # noqa: F841 -- break the frame <-> exception cycle, as ThreadPoolExecutor does
-            return TaskResult.FAILED
-        self.future.set_result(result)
-        return TaskResult.SUCCESS
-
-    def __repr__(self) -> str:
-        return f"<submit({getattr(self.fn, '__qualname__', self.fn)!r})>"
+    __slots__ = ()
 
 
 class _AsyncCall(AsyncCall, Task):
@@ -316,6 +270,12 @@ class NumaScheduler(concurrent.futures.Executor):
         # the fast path: submit_task is the C method itself, not a Python wrapper
         # around it (saves a Python call, ~60 ns, per task)
         self.submit_task = self._core.submit_task
+        # and submit() is FutureSubmitter (tallyio/_ext/sched_future.pyx): no
+        # Python frame between the caller and the queue
+        self._submitter = FutureSubmitter(_CallTask, Future, self._core.submit_task, self._submit_timeout,
+                                          _CANCELLED, TaskResult)
+        if type(self).submit is NumaScheduler.submit:     # a subclass's own submit() stays in charge
+            self.submit = self._submitter
         self._recent_errors: collections.deque[TaskError] = collections.deque(maxlen=RECENT_ERRORS)
         self._threads: list[threading.Thread] = []
         self._worker_cpus: list[int] = [cpu for _, cpu, _ in self._layout]
@@ -632,21 +592,23 @@ class NumaScheduler(concurrent.futures.Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; returns a concurrent.futures.Future.
         On full queues it waits for room (``submit_timeout``, then
-        ``QueueFullError``); from inside a task it never waits."""
-        if not callable(fn):
-            raise TypeError(f"submit() needs a callable, got {fn!r}")
-        future: concurrent.futures.Future[T] = Future()
-        self._core.submit_task(_CallTask(fn, args, kwargs, future), True, self._submit_timeout)
-        return future
+        ``QueueFullError``); from inside a task it never waits.  (Replaced per
+        instance by the C ``FutureSubmitter``, which does exactly this.)"""
+        return self._submitter(fn, *args, **kwargs)
 
     # ---- the awaitable path (docs/asyncio.md; tallyio/_ext/README.md, "Awaitable path") ----
 
     def submit_async(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
-        """Run ``fn(*args, **kwargs)`` on a worker; returns an ``asyncio.Future``
-        of the running event loop (call it from a coroutine or a loop callback).
+        """Run ``fn(*args, **kwargs)`` on a worker; returns a future of the
+        running event loop (call it from a coroutine or a loop callback).
 
-        The result (or the exception ``fn`` raised) is set on the future by
-        the loop, in a batch with the other calls that finished meanwhile.
+        The future is a light future-like object (``asyncio.isfuture`` is
+        true: ``await``, ``gather``, ``wait``, ``wait_for``, ``as_completed``,
+        ``cancel``, ``add_done_callback``, ``result`` work as on an
+        ``asyncio.Future``), not an ``asyncio.Future``: the result (or the
+        exception ``fn`` raised) reaches it on the loop, in a batch with the
+        other calls that finished meanwhile, and its done-callbacks run in
+        that batch's one loop callback instead of being scheduled one by one.
         Cancelling the future before a worker starts the call means it never
         runs (counted in ``stats().metrics.async_cancelled``); once started it
         runs to the end and its result is dropped (``async_dropped``).  Raises
@@ -726,8 +688,8 @@ class NumaScheduler(concurrent.futures.Executor):
         return results
 
     def submit_task_async(self, task: Task) -> asyncio.Future[TaskResult]:
-        """Run ``task.execute()`` once on a worker; returns an ``asyncio.Future``
-        of its ``TaskResult`` (None counts as ``SUCCESS``; ``RETRY`` is handed
+        """Run ``task.execute()`` once on a worker; returns a future (as
+        ``submit_async`` does) of its ``TaskResult`` (None counts as ``SUCCESS``; ``RETRY`` is handed
         to the awaiter, not re-queued).  The call runs at the default priority."""
         if not isinstance(task, Task):
             raise TypeError(f"submit_task_async() needs a tallyio.Task, got {type(task).__name__}")
@@ -815,6 +777,7 @@ class NumaScheduler(concurrent.futures.Executor):
                 task.future.cancel()
             finally:
                 task.future.set_running_or_notify_cancel()
+                del task.future._done_callbacks[:]   # ran; the list is out of the GC (sched_future.pyx)
 
     # ---- reading ------------------------------------------------------------------------
 
