@@ -32,9 +32,10 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-from tallyio._ext.sched_async import WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, LoopPort
+from tallyio._ext.sched_async import (WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, AsyncRunCall,
+                                      AsyncSubmitter, LoopPort)
 from tallyio._ext.sched_future import FutureCall, FutureCondition, FutureSubmitter
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
@@ -81,8 +82,14 @@ class _CallTask(FutureCall, Task):
 
 
 class _AsyncCall(AsyncCall, Task):
-    """run()/submit_async() as a Task: AsyncCall (tallyio/_ext/sched_async.pyx)
+    """submit_async() as a Task: AsyncCall (tallyio/_ext/sched_async.pyx)
     runs the call and hands the outcome to its event loop's port."""
+
+    __slots__ = ()
+
+
+class _AsyncRun(AsyncRunCall, Task):
+    """run() as a Task: the same, and a coroutine too (AsyncRunCall)."""
 
     __slots__ = ()
 
@@ -178,6 +185,19 @@ def _run_worker(core: SchedulerCore, worker_cpus: list[int], index: int,
         except (OSError, ValueError, OverflowError):   # a CPU id this kernel rejects
             worker_cpus[index] = -1
     core.worker_main(index, report)
+
+
+def _weakly(scheduler: NumaScheduler, method: str) -> Callable[..., Any]:
+    """``scheduler.method`` through a weak reference (AsyncSubmitter calls it
+    once per new loop; a bound method would make a cycle)."""
+    ref = weakref.ref(scheduler)
+
+    def call(*args: Any) -> Any:
+        target = ref()
+        if target is None:
+            raise SchedulerNotRunningError("the NumaScheduler behind this call was dropped")
+        return getattr(target, method)(*args)
+    return call
 
 
 class _FailureReporter:
@@ -276,6 +296,15 @@ class NumaScheduler(concurrent.futures.Executor):
                                           _CANCELLED, TaskResult)
         if type(self).submit is NumaScheduler.submit:     # a subclass's own submit() stays in charge
             self.submit = self._submitter
+        # the awaitable path's entry points in C too (AsyncSubmitter)
+        # (through a weak reference: the scheduler stays free of reference cycles)
+        port_for, run_when_awaited = _weakly(self, "_port_for"), _weakly(self, "_run_when_awaited")
+        self._submit_async = AsyncSubmitter(port_for, None, "submit_async")
+        self._run = AsyncSubmitter(port_for, run_when_awaited, "run", True)
+        if type(self).submit_async is NumaScheduler.submit_async:
+            self.submit_async = self._submit_async
+        if type(self).run is NumaScheduler.run:
+            self.run = self._run
         self._recent_errors: collections.deque[TaskError] = collections.deque(maxlen=RECENT_ERRORS)
         self._threads: list[threading.Thread] = []
         self._worker_cpus: list[int] = [cpu for _, cpu, _ in self._layout]
@@ -624,18 +653,18 @@ class NumaScheduler(concurrent.futures.Executor):
         ...     asyncio.run(main(scheduler))
         [1, 2, 4, 8]
         """
-        if not callable(fn):
-            raise TypeError(f"submit_async() needs a callable, got {fn!r}")
-        loop = asyncio.get_running_loop()
-        cached = self._port_cache
-        port = cached[1] if cached[0] is loop else self._port_for(loop)
-        return port.submit(loop, fn, args, kwargs)
+        return self._submit_async(fn, *args, **kwargs)    # AsyncSubmitter (sched_async.pyx)
 
-    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]:
         """``await scheduler.run(fn, *args, **kwargs)``: ``fn``'s return value,
-        computed on a worker; an exception inside is raised here.  A
-        coroutine, so ``TaskGroup.create_task`` takes it; ``submit_async`` is
-        the cheaper form for ``gather`` (no Task per call).
+        computed on a worker; an exception inside is raised here.
+
+        Inside a running loop it queues the call at once and returns the same
+        light future as ``submit_async``, which is also a coroutine: ``gather``
+        and ``wait_for`` take it as a future (no Task per call), and
+        ``TaskGroup.create_task`` / ``asyncio.create_task`` drive it as a
+        coroutine.  Called outside a running loop (``asyncio.run(scheduler.run(fn))``)
+        it returns a coroutine that submits when it first runs.
 
         >>> import asyncio
         >>> from tallyio import NumaScheduler, SchedulerConfig
@@ -643,12 +672,18 @@ class NumaScheduler(concurrent.futures.Executor):
         ...     async with asyncio.TaskGroup() as group:
         ...         first = group.create_task(scheduler.run(sum, [1, 2, 3]))
         ...         second = group.create_task(scheduler.run(max, 4, 9))
-        ...     return first.result(), second.result()
+        ...     return first.result(), second.result(), await asyncio.gather(scheduler.run(abs, -5))
         >>> with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
         ...     asyncio.run(main(scheduler))
-        (6, 9)
+        ...     asyncio.run(scheduler.run(pow, 2, 5))
+        (6, 9, [5])
+        32
         """
-        return await self.submit_async(fn, *args, **kwargs)
+        return self._run(fn, *args, **kwargs)              # AsyncSubmitter (sched_async.pyx)
+
+    async def _run_when_awaited(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        """run() called outside a running loop: submit once the coroutine runs on one."""
+        return await self._submit_async(fn, *args, **kwargs)
 
     async def map_async(self, fn: Callable[..., T], /, *iterables: Any, chunksize: int | None = None) -> list[T]:
         """``await scheduler.map_async(fn, xs, ...)``: ``[fn(x, ...) for x, ... in
@@ -725,10 +760,10 @@ class NumaScheduler(concurrent.futures.Executor):
                     mode = WAKE_CALL_SOON
                 try:
                     port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
-                                    self._submit_timeout, _CANCELLED, TaskResult, mode)
+                                    self._submit_timeout, _CANCELLED, TaskResult, mode, _AsyncRun)
                 except NotImplementedError:      # a loop without add_reader
                     port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
-                                    self._submit_timeout, _CANCELLED, TaskResult, WAKE_CALL_SOON)
+                                    self._submit_timeout, _CANCELLED, TaskResult, WAKE_CALL_SOON, _AsyncRun)
                 self._ports[loop] = port
                 self._all_ports.add(port)
             self._port_cache = (loop, port)
@@ -765,7 +800,7 @@ class NumaScheduler(concurrent.futures.Executor):
 
     @staticmethod
     def _cancel_task(task: Task) -> None:
-        if isinstance(task, _AsyncCall):
+        if isinstance(task, AsyncCall):
             # its awaiter gets an error, never a hang
             task.stop_cancelled(SchedulerNotRunningError(
                 "the scheduler was stopped with cancel_pending=True before this call ran"))

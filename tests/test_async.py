@@ -742,3 +742,52 @@ def test_gather_return_exceptions_and_wait_for_on_the_awaitable(scheduler, loop_
         await settle(scheduler)
     run_on(loop_kind, main())
     assert_async_conserved(scheduler)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_run_is_a_future_for_gather_and_a_coroutine_for_tasks(scheduler, loop_kind):
+    async def main():
+        calls = [scheduler.run(abs, -i) for i in range(50)]
+        assert all(asyncio.isfuture(c) and asyncio.iscoroutine(c) for c in calls)
+        assert await asyncio.gather(*calls) == list(range(50))
+        # a Task drives it as a coroutine
+        task = asyncio.create_task(scheduler.run(pow, 2, 3))
+        assert await task == 8
+        bad = asyncio.create_task(scheduler.run(int, "x"))
+        with pytest.raises(ValueError):
+            await bad
+        # a Task cancelled before its first step cancels the queued call: it never runs
+        gate = threading.Event()
+        blockers = [scheduler.submit_async(gate.wait, 10) for _ in range(scheduler.worker_count)]
+        ran = []
+        doomed = asyncio.create_task(scheduler.run(ran.append, 1))
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        closed = scheduler.run(ran.append, 2)
+        closed.close()                       # a coroutine closed unawaited cancels its call
+        assert closed.cancelled()
+        gate.set()
+        await asyncio.gather(*blockers)
+        await settle(scheduler)
+        assert ran == []
+        # awaited twice through send(): the protocol says so
+        twice = scheduler.run(abs, 1)
+        assert twice.send(None) is twice
+        with pytest.raises(RuntimeError, match="await wasn't used"):
+            twice.send(None)
+        with pytest.raises(KeyError):
+            scheduler.run(abs, 1).throw(KeyError("k"))
+        await settle(scheduler)
+    run_on(loop_kind, main())
+    assert assert_async_conserved(scheduler).async_cancelled >= 2
+
+
+def test_run_outside_a_loop_is_a_coroutine_that_submits_when_it_runs(scheduler):
+    coro = scheduler.run(divmod, 7, 2)
+    assert asyncio.iscoroutine(coro)
+    assert asyncio.run(coro) == (3, 1)
+    with pytest.raises(TypeError, match="run\\(\\) needs a callable"):
+        scheduler.run(42)
+    with pytest.raises(RuntimeError):
+        scheduler.submit_async(abs, 1)      # no running loop: submit_async has no later

@@ -126,6 +126,7 @@ cdef class AsyncCall:
     cdef object cb0, ctx0           # the first done-callback and its context (the common case: one)
     cdef list more_callbacks        # [(callback, context)] after the first
     cdef object cancel_message
+    cdef bint yielded               # send() handed itself out once (the coroutine protocol)
     cdef public bint _asyncio_future_blocking
 
     def execute(self):
@@ -323,6 +324,43 @@ cdef class AsyncCall:
         return f"<run({getattr(fn, '__qualname__', fn)!r}) {state}>"
 
 
+cdef class AsyncRunCall(AsyncCall):
+    """The ``AsyncCall`` that ``run()`` returns: also a coroutine (send /
+    throw / close), so ``gather`` and ``wait_for`` take it as a future (no
+    Task per call) while ``TaskGroup.create_task`` / ``asyncio.create_task``
+    drive it as a coroutine.  (``submit_async``'s plain ``AsyncCall`` is not
+    one: ``asyncio.wait`` refuses coroutines.)"""
+
+
+    def send(self, value):
+        """One step of the call as a coroutine: yields itself (blocking)
+        until done, then stops with the result (or raises its exception)."""
+        if self.fstate == FUT_PENDING:
+            if self.yielded:
+                raise RuntimeError("await wasn't used with future")
+            self.yielded = True
+            self._asyncio_future_blocking = True
+            return self
+        raise StopIteration(self.result_())
+
+    def throw(self, typ, val=None, tb=None):
+        """An exception thrown into the awaiting coroutine (a Task's
+        cancellation): a call still pending is cancelled with it."""
+        if self.fstate == FUT_PENDING:
+            self.cancel()
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        if tb is not None:
+            val = val.with_traceback(tb)
+        raise val
+
+    def close(self):
+        """A coroutine closed before it finished: a pending call is cancelled."""
+        if self.fstate == FUT_PENDING:
+            self.cancel()
+
+
+
 cdef class LoopPort:
     """Where the workers leave finished calls for one event loop.
 
@@ -335,6 +373,7 @@ cdef class LoopPort:
     cdef readonly str wake_mode
     cdef AsyncCounters counters
     cdef object call_type           # the AsyncCall + Task subclass to create
+    cdef object run_type            # the AsyncRunCall + Task subclass (run())
     cdef object submit_task         # SchedulerCore.submit_task
     cdef object submit_timeout
     cdef object cancel_marker, failed, success
@@ -348,14 +387,17 @@ cdef class LoopPort:
         self.efd = -1
 
     def __init__(self, loop, AsyncCounters counters, call_type, submit_task, submit_timeout,
-                 cancel_marker, task_result, str wake_mode=WAKE_CALL_SOON):
+                 cancel_marker, task_result, str wake_mode=WAKE_CALL_SOON, run_type=None):
         if not issubclass(call_type, AsyncCall):
             raise TypeError(f"call_type must subclass AsyncCall, got {call_type!r}")
+        if run_type is not None and not issubclass(run_type, AsyncRunCall):
+            raise TypeError(f"run_type must subclass AsyncRunCall, got {run_type!r}")
         if wake_mode not in (WAKE_CALL_SOON, WAKE_EVENTFD):
             raise ValueError(f"wake_mode must be {WAKE_CALL_SOON!r} or {WAKE_EVENTFD!r}, got {wake_mode!r}")
         self.loop_ref = weakref.ref(loop)
         self.counters = counters
         self.call_type = call_type
+        self.run_type = run_type
         self.submit_task = submit_task
         self.submit_timeout = submit_timeout
         self.cancel_marker = cancel_marker
@@ -380,10 +422,15 @@ cdef class LoopPort:
 
     # ---- the loop thread: submitting ------------------------------------------
 
-    def submit(self, loop, fn, tuple args, kwargs, bint is_task=False):
-        """The awaitable (an ``AsyncCall``) on ``loop`` (this port's loop,
-        running in this thread) for ``fn(*args, **kwargs)`` run on a worker."""
-        cdef AsyncCall call = self.call_type()
+    def submit(self, loop, fn, tuple args, kwargs, bint is_task=False, bint coroutine=False):
+        """The awaitable (an ``AsyncCall``; an ``AsyncRunCall`` with
+        ``coroutine``) on ``loop`` (this port's loop, running in this thread)
+        for ``fn(*args, **kwargs)`` run on a worker."""
+        cdef AsyncCall call
+        if coroutine and self.run_type is not None:
+            call = self.run_type()
+        else:
+            call = self.call_type()
         call.fn = fn
         call.args = args
         call.kwargs = kwargs if kwargs else None
@@ -538,3 +585,50 @@ cdef class LoopPort:
 
     def __repr__(self):
         return f"<LoopPort {self.wake_mode} for {self.loop_ref()!r}>"
+
+
+_get_running_loop = asyncio.get_running_loop
+
+
+cdef class AsyncSubmitter:
+    """``NumaScheduler.submit_async`` (and ``run``) in C: the running loop's
+    port (from a one-entry cache, else ``port_for(loop)``), then
+    ``LoopPort.submit``; no Python frame per call.  Outside a running loop it
+    raises ``RuntimeError``, or, given ``outside``, returns
+    ``outside(fn, args, kwargs)`` (``run`` returns a coroutine that submits
+    when it is awaited)."""
+
+    cdef object port_for
+    cdef object outside
+    cdef str name
+    cdef bint coroutine             # hand out AsyncRunCall (run())
+    cdef tuple cache                # (loop, port): one read, never torn
+
+    def __init__(self, port_for, outside, str name, bint coroutine=False):
+        self.port_for = port_for
+        self.outside = outside
+        self.name = name
+        self.coroutine = coroutine
+        self.cache = (None, None)
+
+    def __call__(self, fn, /, *args, **kwargs):
+        cdef LoopPort port
+        cdef tuple cache
+        if not callable(fn):
+            raise TypeError(f"{self.name}() needs a callable, got {fn!r}")
+        try:
+            loop = _get_running_loop()
+        except RuntimeError:
+            if self.outside is None:
+                raise
+            return self.outside(fn, args, kwargs)
+        cache = self.cache
+        if cache[0] is loop:
+            port = cache[1]
+        else:
+            port = self.port_for(loop)
+            self.cache = (loop, port)
+        return port.submit(loop, fn, args, kwargs, False, self.coroutine)
+
+    def __repr__(self):
+        return f"<{self.name} of the awaitable path>"
