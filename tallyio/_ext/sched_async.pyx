@@ -29,6 +29,9 @@ cdef extern from "tio_atomic.h" nogil:
     uint64_t tio_atomic_exchange_u64_acqrel(tio_atomic_u64 *a, uint64_t v)
     bint tio_atomic_cas_u64_release(tio_atomic_u64 *a, uint64_t *expected, uint64_t desired)
 
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident()
+
 cdef extern from "Python.h":
     void PyErr_SetObject(object tp, object value)
     void PyErr_WriteUnraisable(object obj)
@@ -602,20 +605,28 @@ cdef class AsyncSubmitter:
     cdef object outside
     cdef str name
     cdef bint coroutine             # hand out AsyncRunCall (run())
-    cdef tuple cache                # (loop, port): one read, never torn
+    cdef tuple cache                # (loop, port, thread id): one read, never torn
 
     def __init__(self, port_for, outside, str name, bint coroutine=False):
         self.port_for = port_for
         self.outside = outside
         self.name = name
         self.coroutine = coroutine
-        self.cache = (None, None)
+        self.cache = (None, None, 0)
 
     def __call__(self, fn, /, *args, **kwargs):
         cdef LoopPort port
         cdef tuple cache
         if not callable(fn):
             raise TypeError(f"{self.name}() needs a callable, got {fn!r}")
+        cache = self.cache
+        loop = cache[0]
+        # asyncio's get_running_loop costs a getpid() syscall on Python 3.11
+        # (~5 % of a gathered burst): an asyncio loop whose _thread_id is this
+        # thread is running here, so it is the running loop (one per thread)
+        if loop is not None and cache[2] == PyThread_get_thread_ident() and \
+                getattr(loop, "_thread_id", None) == cache[2]:
+            return (<LoopPort>cache[1]).submit(loop, fn, args, kwargs, False, self.coroutine)
         try:
             loop = _get_running_loop()
         except RuntimeError:
@@ -627,7 +638,7 @@ cdef class AsyncSubmitter:
             port = cache[1]
         else:
             port = self.port_for(loop)
-            self.cache = (loop, port)
+            self.cache = (loop, port, PyThread_get_thread_ident())
         return port.submit(loop, fn, args, kwargs, False, self.coroutine)
 
     def __repr__(self):
