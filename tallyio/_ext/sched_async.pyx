@@ -5,7 +5,9 @@ Owns: ``AsyncCall`` (the record a worker runs for ``NumaScheduler.run`` /
 ``submit_async``: it calls the function, keeps the outcome and pushes itself
 into its loop's port; it is also the awaitable ``submit_async`` returns: a
 future-like object asyncio's Task, ``gather``, ``wait``, ``wait_for`` and
-``TaskGroup`` accept as a future, without an ``asyncio.Future`` per call), ``LoopPort`` (one per (scheduler, event loop): a
+``TaskGroup`` accept as a future, without an ``asyncio.Future`` per call;
+``AsyncRunCall``, ``run()``'s, is a coroutine too), ``AsyncSubmitter`` (the
+C ``submit_async``/``run``), ``LoopPort`` (one per (scheduler, event loop): a
 lock-free Treiber stack of finished calls, the one wake-up per batch, and
 delivery onto the loop's futures) and ``AsyncCounters`` (the scheduler-wide
 counters stats() reads).  Touches nothing of the scheduler core: records reach
@@ -334,7 +336,6 @@ cdef class AsyncRunCall(AsyncCall):
     drive it as a coroutine.  (``submit_async``'s plain ``AsyncCall`` is not
     one: ``asyncio.wait`` refuses coroutines.)"""
 
-
     def send(self, value):
         """One step of the call as a coroutine: yields itself (blocking)
         until done, then stops with the result (or raises its exception)."""
@@ -361,7 +362,6 @@ cdef class AsyncRunCall(AsyncCall):
         """A coroutine closed before it finished: a pending call is cancelled."""
         if self.fstate == FUT_PENDING:
             self.cancel()
-
 
 
 cdef class LoopPort:
