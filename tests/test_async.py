@@ -791,3 +791,37 @@ def test_run_outside_a_loop_is_a_coroutine_that_submits_when_it_runs(scheduler):
         scheduler.run(42)
     with pytest.raises(RuntimeError):
         scheduler.submit_async(abs, 1)      # no running loop: submit_async has no later
+
+
+def test_a_subclass_overriding_the_awaitable_entry_points_keeps_them():
+    class Logged(NumaScheduler):
+        seen = []
+
+        def submit_async(self, fn, /, *args, **kwargs):
+            self.seen.append("submit_async")
+            return super().submit_async(fn, *args, **kwargs)
+
+        def run(self, fn, /, *args, **kwargs):
+            self.seen.append("run")
+            return super().run(fn, *args, **kwargs)
+
+    async def main(scheduler):
+        return await scheduler.submit_async(abs, -1), await scheduler.run(abs, -2)
+
+    with Logged(make_config(workers_per_numa_node=2)) as scheduler:
+        assert asyncio.run(main(scheduler)) == (1, 2)
+    assert Logged.seen == ["submit_async", "run"]
+
+
+def test_the_entry_points_do_not_keep_a_dropped_scheduler_alive():
+    import gc
+    import weakref
+    scheduler = NumaScheduler(make_config(workers_per_numa_node=1))
+    with scheduler:
+        assert asyncio.run(scheduler.run(abs, -3)) == 3
+    run, ref = scheduler.run, weakref.ref(scheduler)
+    del scheduler
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(SchedulerNotRunningError, match="dropped"):
+        asyncio.run(run(abs, 1))
