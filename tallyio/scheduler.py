@@ -28,14 +28,15 @@ import numbers
 import operator
 import os
 import sys
-import _thread
 import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-from tallyio._ext.sched_async import WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, LoopPort
+from tallyio._ext.sched_async import (WAKE_CALL_SOON, WAKE_EVENTFD, AsyncCall, AsyncCounters, AsyncRunCall,
+                                      AsyncSubmitter, LoopPort)
+from tallyio._ext.sched_future import FutureCall, FutureCondition, FutureSubmitter
 from tallyio._ext.scheduler import SchedulerCore
 from tallyio.balancer import LoadBalancer
 from tallyio.config import SchedulerConfig
@@ -55,42 +56,14 @@ RECENT_ERRORS = 32
 _CANCELLED = object()     # _CallTask.execute() returns it for a future cancelled while queued
 
 
-_CRLock = _thread.RLock          # the C RLock: threading.RLock is a Python factory around it
-
-
-class _LeanCondition(threading.Condition):
-    """A threading.Condition built in two stores instead of threading's eight
-    (the lock's bound methods are looked up when used, not when built): a
-    Future's condition is built once per submit() but waited on rarely.  The
-    profile of submit()+wait() had Condition.__init__ and RLock() at ~45 % of
-    the submitting thread."""
-
-    def __init__(self) -> None:   # noqa: D107 -- deliberately not calling threading's __init__
-        self._lock = _CRLock()
-        self._waiters = collections.deque()
-
-    def acquire(self, *args: Any, **kwargs: Any) -> bool:
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def _release_save(self) -> Any:
-        return self._lock._release_save()
-
-    def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state)
-
-    def _is_owned(self) -> bool:
-        return self._lock._is_owned()
-
-
 class Future(concurrent.futures.Future):
     """The ``concurrent.futures.Future`` that ``NumaScheduler.submit`` returns:
-    the standard class and behaviour, built cheaper (see ``_LeanCondition``)."""
+    the standard class and behaviour; its condition is a ``FutureCondition``
+    (tallyio/_ext/sched_future.pyx: a C RLock, no Python frame to take it),
+    and ``submit`` fills its fields from a template instead of calling this."""
 
     def __init__(self) -> None:   # noqa: D107 -- the base's fields, set directly
-        self._condition = _LeanCondition()
+        self._condition = FutureCondition()
         self._state = _PENDING
         self._result = None
         self._exception = None
@@ -101,34 +74,22 @@ class Future(concurrent.futures.Future):
 _PENDING = concurrent.futures._base.PENDING
 
 
-class _CallTask(Task):
-    """submit(fn, *args, **kwargs) as a Task that settles a Future."""
+class _CallTask(FutureCall, Task):
+    """submit(fn, *args, **kwargs) as a Task: FutureCall (tallyio/_ext/sched_future.pyx)
+    runs the call and settles its Future with no Python frame."""
 
-    __slots__ = ("fn", "args", "kwargs", "future")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
-                 future: concurrent.futures.Future) -> None:
-        self.fn, self.args, self.kwargs, self.future = fn, args, kwargs, future
-
-    def execute(self) -> Any:
-        if not self.future.set_running_or_notify_cancel():
-            return _CANCELLED
-        try:
-            result = self.fn(*self.args, **self.kwargs)
-        except BaseException as exc:
-            self.future.set_exception(exc)
-            self = None        # noqa: F841 -- break the frame <-> exception cycle, as ThreadPoolExecutor does
-            return TaskResult.FAILED
-        self.future.set_result(result)
-        return TaskResult.SUCCESS
-
-    def __repr__(self) -> str:
-        return f"<submit({getattr(self.fn, '__qualname__', self.fn)!r})>"
+    __slots__ = ()
 
 
 class _AsyncCall(AsyncCall, Task):
-    """run()/submit_async() as a Task: AsyncCall (tallyio/_ext/sched_async.pyx)
+    """submit_async() as a Task: AsyncCall (tallyio/_ext/sched_async.pyx)
     runs the call and hands the outcome to its event loop's port."""
+
+    __slots__ = ()
+
+
+class _AsyncRun(AsyncRunCall, Task):
+    """run() as a Task: the same, and a coroutine too (AsyncRunCall)."""
 
     __slots__ = ()
 
@@ -226,6 +187,19 @@ def _run_worker(core: SchedulerCore, worker_cpus: list[int], index: int,
     core.worker_main(index, report)
 
 
+def _weakly(scheduler: NumaScheduler, method: str) -> Callable[..., Any]:
+    """``scheduler.method`` through a weak reference (AsyncSubmitter calls it
+    once per new loop; a bound method would make a cycle)."""
+    ref = weakref.ref(scheduler)
+
+    def call(*args: Any) -> Any:
+        target = ref()
+        if target is None:
+            raise SchedulerNotRunningError("the NumaScheduler behind this call was dropped")
+        return getattr(target, method)(*args)
+    return call
+
+
 class _FailureReporter:
     """The core's on_failure: reaches the scheduler through a weak reference,
     so the core does not keep its scheduler alive (a cycle only the cyclic GC
@@ -316,6 +290,21 @@ class NumaScheduler(concurrent.futures.Executor):
         # the fast path: submit_task is the C method itself, not a Python wrapper
         # around it (saves a Python call, ~60 ns, per task)
         self.submit_task = self._core.submit_task
+        # and submit() is FutureSubmitter (tallyio/_ext/sched_future.pyx): no
+        # Python frame between the caller and the queue
+        self._submitter = FutureSubmitter(_CallTask, Future, self._core.submit_task, self._submit_timeout,
+                                          _CANCELLED, TaskResult)
+        if type(self).submit is NumaScheduler.submit:     # a subclass's own submit() stays in charge
+            self.submit = self._submitter
+        # the awaitable path's entry points in C too (AsyncSubmitter)
+        # (through a weak reference: the scheduler stays free of reference cycles)
+        port_for, run_when_awaited = _weakly(self, "_port_for"), _weakly(self, "_run_when_awaited")
+        self._submit_async = AsyncSubmitter(port_for, None, "submit_async")
+        self._run = AsyncSubmitter(port_for, run_when_awaited, "run", True)
+        if type(self).submit_async is NumaScheduler.submit_async:
+            self.submit_async = self._submit_async
+        if type(self).run is NumaScheduler.run:
+            self.run = self._run
         self._recent_errors: collections.deque[TaskError] = collections.deque(maxlen=RECENT_ERRORS)
         self._threads: list[threading.Thread] = []
         self._worker_cpus: list[int] = [cpu for _, cpu, _ in self._layout]
@@ -632,21 +621,23 @@ class NumaScheduler(concurrent.futures.Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; returns a concurrent.futures.Future.
         On full queues it waits for room (``submit_timeout``, then
-        ``QueueFullError``); from inside a task it never waits."""
-        if not callable(fn):
-            raise TypeError(f"submit() needs a callable, got {fn!r}")
-        future: concurrent.futures.Future[T] = Future()
-        self._core.submit_task(_CallTask(fn, args, kwargs, future), True, self._submit_timeout)
-        return future
+        ``QueueFullError``); from inside a task it never waits.  (Replaced per
+        instance by the C ``FutureSubmitter``, which does exactly this.)"""
+        return self._submitter(fn, *args, **kwargs)
 
     # ---- the awaitable path (docs/asyncio.md; tallyio/_ext/README.md, "Awaitable path") ----
 
     def submit_async(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> asyncio.Future[T]:
-        """Run ``fn(*args, **kwargs)`` on a worker; returns an ``asyncio.Future``
-        of the running event loop (call it from a coroutine or a loop callback).
+        """Run ``fn(*args, **kwargs)`` on a worker; returns a future of the
+        running event loop (call it from a coroutine or a loop callback).
 
-        The result (or the exception ``fn`` raised) is set on the future by
-        the loop, in a batch with the other calls that finished meanwhile.
+        The future is a light future-like object (``asyncio.isfuture`` is
+        true: ``await``, ``gather``, ``wait``, ``wait_for``, ``as_completed``,
+        ``cancel``, ``add_done_callback``, ``result`` work as on an
+        ``asyncio.Future``), not an ``asyncio.Future``: the result (or the
+        exception ``fn`` raised) reaches it on the loop, in a batch with the
+        other calls that finished meanwhile, and its done-callbacks run in
+        that batch's one loop callback instead of being scheduled one by one.
         Cancelling the future before a worker starts the call means it never
         runs (counted in ``stats().metrics.async_cancelled``); once started it
         runs to the end and its result is dropped (``async_dropped``).  Raises
@@ -662,18 +653,18 @@ class NumaScheduler(concurrent.futures.Executor):
         ...     asyncio.run(main(scheduler))
         [1, 2, 4, 8]
         """
-        if not callable(fn):
-            raise TypeError(f"submit_async() needs a callable, got {fn!r}")
-        loop = asyncio.get_running_loop()
-        cached = self._port_cache
-        port = cached[1] if cached[0] is loop else self._port_for(loop)
-        return port.submit(loop, fn, args, kwargs)
+        return self._submit_async(fn, *args, **kwargs)    # AsyncSubmitter (sched_async.pyx)
 
-    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]:
         """``await scheduler.run(fn, *args, **kwargs)``: ``fn``'s return value,
-        computed on a worker; an exception inside is raised here.  A
-        coroutine, so ``TaskGroup.create_task`` takes it; ``submit_async`` is
-        the cheaper form for ``gather`` (no Task per call).
+        computed on a worker; an exception inside is raised here.
+
+        Inside a running loop it queues the call at once and returns the same
+        light future as ``submit_async``, which is also a coroutine: ``gather``
+        and ``wait_for`` take it as a future (no Task per call), and
+        ``TaskGroup.create_task`` / ``asyncio.create_task`` drive it as a
+        coroutine.  Called outside a running loop (``asyncio.run(scheduler.run(fn))``)
+        it returns a coroutine that submits when it first runs.
 
         >>> import asyncio
         >>> from tallyio import NumaScheduler, SchedulerConfig
@@ -681,12 +672,18 @@ class NumaScheduler(concurrent.futures.Executor):
         ...     async with asyncio.TaskGroup() as group:
         ...         first = group.create_task(scheduler.run(sum, [1, 2, 3]))
         ...         second = group.create_task(scheduler.run(max, 4, 9))
-        ...     return first.result(), second.result()
+        ...     return first.result(), second.result(), await asyncio.gather(scheduler.run(abs, -5))
         >>> with NumaScheduler(SchedulerConfig(workers_per_numa_node=2)) as scheduler:
         ...     asyncio.run(main(scheduler))
-        (6, 9)
+        ...     asyncio.run(scheduler.run(pow, 2, 5))
+        (6, 9, [5])
+        32
         """
-        return await self.submit_async(fn, *args, **kwargs)
+        return self._run(fn, *args, **kwargs)              # AsyncSubmitter (sched_async.pyx)
+
+    async def _run_when_awaited(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        """run() called outside a running loop: submit once the coroutine runs on one."""
+        return await self._submit_async(fn, *args, **kwargs)
 
     async def map_async(self, fn: Callable[..., T], /, *iterables: Any, chunksize: int | None = None) -> list[T]:
         """``await scheduler.map_async(fn, xs, ...)``: ``[fn(x, ...) for x, ... in
@@ -726,8 +723,8 @@ class NumaScheduler(concurrent.futures.Executor):
         return results
 
     def submit_task_async(self, task: Task) -> asyncio.Future[TaskResult]:
-        """Run ``task.execute()`` once on a worker; returns an ``asyncio.Future``
-        of its ``TaskResult`` (None counts as ``SUCCESS``; ``RETRY`` is handed
+        """Run ``task.execute()`` once on a worker; returns a future (as
+        ``submit_async`` does) of its ``TaskResult`` (None counts as ``SUCCESS``; ``RETRY`` is handed
         to the awaiter, not re-queued).  The call runs at the default priority."""
         if not isinstance(task, Task):
             raise TypeError(f"submit_task_async() needs a tallyio.Task, got {type(task).__name__}")
@@ -763,10 +760,10 @@ class NumaScheduler(concurrent.futures.Executor):
                     mode = WAKE_CALL_SOON
                 try:
                     port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
-                                    self._submit_timeout, _CANCELLED, TaskResult, mode)
+                                    self._submit_timeout, _CANCELLED, TaskResult, mode, _AsyncRun)
                 except NotImplementedError:      # a loop without add_reader
                     port = LoopPort(loop, self._async_counters, _AsyncCall, self._core.submit_task,
-                                    self._submit_timeout, _CANCELLED, TaskResult, WAKE_CALL_SOON)
+                                    self._submit_timeout, _CANCELLED, TaskResult, WAKE_CALL_SOON, _AsyncRun)
                 self._ports[loop] = port
                 self._all_ports.add(port)
             self._port_cache = (loop, port)
@@ -803,7 +800,7 @@ class NumaScheduler(concurrent.futures.Executor):
 
     @staticmethod
     def _cancel_task(task: Task) -> None:
-        if isinstance(task, _AsyncCall):
+        if isinstance(task, AsyncCall):
             # its awaiter gets an error, never a hang
             task.stop_cancelled(SchedulerNotRunningError(
                 "the scheduler was stopped with cancel_pending=True before this call ran"))
@@ -815,6 +812,7 @@ class NumaScheduler(concurrent.futures.Executor):
                 task.future.cancel()
             finally:
                 task.future.set_running_or_notify_cancel()
+                del task.future._done_callbacks[:]   # ran; the list is out of the GC (sched_future.pyx)
 
     # ---- reading ------------------------------------------------------------------------
 

@@ -624,3 +624,209 @@ def test_docs_examples_run():
     path = pathlib.Path(__file__).resolve().parents[1] / "docs" / "asyncio.md"
     failures, tried = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+# ---- the light awaitable submit_async returns (no asyncio.Future per call) ----------------
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_the_awaitable_is_future_like_for_asyncio(scheduler, loop_kind):
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = scheduler.submit_async(pow, 2, 8)
+        assert asyncio.isfuture(fut) and not isinstance(fut, asyncio.Future)
+        assert fut.get_loop() is loop
+        with pytest.raises(asyncio.InvalidStateError):
+            fut.result()
+        with pytest.raises(asyncio.InvalidStateError):
+            fut.exception()
+        assert await fut == 256 and fut.done() and fut.exception() is None
+        assert "finished" in repr(fut)
+        # asyncio.wait, as_completed, ensure_future, wrapping in a Task
+        futs = [scheduler.submit_async(abs, -i) for i in range(20)]
+        done, pending = await asyncio.wait(futs)
+        assert not pending and sorted(f.result() for f in done) == list(range(20))
+        got = [await f for f in asyncio.as_completed([scheduler.submit_async(abs, -i) for i in range(5)])]
+        assert sorted(got) == list(range(5))
+        assert asyncio.ensure_future(fut) is fut
+        wrapped = asyncio.create_task(_await(scheduler.submit_async(max, 1, 7)))
+        assert await wrapped == 7
+        # a done awaitable: a callback added now is scheduled, not lost
+        seen = []
+        fut.add_done_callback(seen.append)
+        await asyncio.sleep(0)
+        assert seen == [fut]
+        await settle(scheduler)
+    run_on(loop_kind, main())
+    assert_async_conserved(scheduler)
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def test_done_callbacks_run_in_the_batch_in_their_context_and_a_failing_one_is_reported(scheduler):
+    import contextvars
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reported = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context))
+        gate = threading.Event()
+        fut = scheduler.submit_async(gate.wait, 10)
+        seen = []
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "theirs")
+        fut.add_done_callback(lambda f: seen.append(("ctx", var.get())), context=ctx)
+        fut.add_done_callback(lambda f: 1 / 0)
+        removed = lambda f: seen.append("removed")                           # noqa: E731
+        fut.add_done_callback(removed)
+        fut.add_done_callback(removed)
+        fut.add_done_callback(lambda f: seen.append(("last", f.result())))
+        assert fut.remove_done_callback(removed) == 2
+        assert fut.remove_done_callback(removed) == 0
+        gate.set()
+        assert await fut is True
+        assert seen == [("ctx", "theirs"), ("last", True)]
+        assert len(reported) == 1 and isinstance(reported[0]["exception"], ZeroDivisionError)
+        assert reported[0]["future"] is fut
+        await settle(scheduler)
+    asyncio.run(main())
+
+
+def test_cancel_schedules_callbacks_and_keeps_the_message(scheduler):
+    async def main():
+        gate = threading.Event()
+        blockers = [scheduler.submit_async(gate.wait, 10) for _ in range(scheduler.worker_count)]
+        queued = scheduler.submit_async(abs, -1)
+        seen = []
+        queued.add_done_callback(seen.append)
+        queued.add_done_callback(lambda f: seen.append("second"))
+        assert queued.cancel("why") and not queued.cancel()
+        assert seen == []                                  # scheduled, as asyncio does
+        await asyncio.sleep(0)
+        assert seen == [queued, "second"]
+        with pytest.raises(asyncio.CancelledError, match="why"):
+            queued.result()
+        with pytest.raises(asyncio.CancelledError):
+            queued.exception()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        gate.set()
+        await asyncio.gather(*blockers)
+        await settle(scheduler)
+    asyncio.run(main())
+    assert assert_async_conserved(scheduler).async_cancelled >= 1
+
+
+def test_stop_iteration_from_the_call_arrives_as_runtime_error(scheduler):
+    def stops():
+        raise StopIteration("x")
+
+    async def main():
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await scheduler.run(stops)
+        results = await asyncio.gather(scheduler.submit_async(stops), return_exceptions=True)
+        assert isinstance(results[0], RuntimeError)
+        await settle(scheduler)
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_gather_return_exceptions_and_wait_for_on_the_awaitable(scheduler, loop_kind):
+    async def main():
+        ok = scheduler.submit_async(abs, -3)
+        bad = scheduler.submit_async(int, "x")
+        assert (await asyncio.gather(ok, bad, return_exceptions=True))[0] == 3
+        assert isinstance(bad.exception(), ValueError)
+        assert await asyncio.wait_for(scheduler.submit_async(abs, -4), 30) == 4
+        gate = threading.Event()
+        with pytest.raises((TimeoutError, asyncio.TimeoutError)):
+            await asyncio.wait_for(scheduler.submit_async(gate.wait, 10), 0.01)
+        gate.set()
+        await settle(scheduler)
+    run_on(loop_kind, main())
+    assert_async_conserved(scheduler)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_run_is_a_future_for_gather_and_a_coroutine_for_tasks(scheduler, loop_kind):
+    async def main():
+        calls = [scheduler.run(abs, -i) for i in range(50)]
+        assert all(asyncio.isfuture(c) and asyncio.iscoroutine(c) for c in calls)
+        assert await asyncio.gather(*calls) == list(range(50))
+        # a Task drives it as a coroutine
+        task = asyncio.create_task(scheduler.run(pow, 2, 3))
+        assert await task == 8
+        bad = asyncio.create_task(scheduler.run(int, "x"))
+        with pytest.raises(ValueError):
+            await bad
+        # a Task cancelled before its first step cancels the queued call: it never runs
+        gate = threading.Event()
+        blockers = [scheduler.submit_async(gate.wait, 10) for _ in range(scheduler.worker_count)]
+        ran = []
+        doomed = asyncio.create_task(scheduler.run(ran.append, 1))
+        doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        closed = scheduler.run(ran.append, 2)
+        closed.close()                       # a coroutine closed unawaited cancels its call
+        assert closed.cancelled()
+        gate.set()
+        await asyncio.gather(*blockers)
+        await settle(scheduler)
+        assert ran == []
+        # awaited twice through send(): the protocol says so
+        twice = scheduler.run(abs, 1)
+        assert twice.send(None) is twice
+        with pytest.raises(RuntimeError, match="await wasn't used"):
+            twice.send(None)
+        with pytest.raises(KeyError):
+            scheduler.run(abs, 1).throw(KeyError("k"))
+        await settle(scheduler)
+    run_on(loop_kind, main())
+    assert assert_async_conserved(scheduler).async_cancelled >= 2
+
+
+def test_run_outside_a_loop_is_a_coroutine_that_submits_when_it_runs(scheduler):
+    coro = scheduler.run(divmod, 7, 2)
+    assert asyncio.iscoroutine(coro)
+    assert asyncio.run(coro) == (3, 1)
+    with pytest.raises(TypeError, match="run\\(\\) needs a callable"):
+        scheduler.run(42)
+    with pytest.raises(RuntimeError):
+        scheduler.submit_async(abs, 1)      # no running loop: submit_async has no later
+
+
+def test_a_subclass_overriding_the_awaitable_entry_points_keeps_them():
+    class Logged(NumaScheduler):
+        seen = []
+
+        def submit_async(self, fn, /, *args, **kwargs):
+            self.seen.append("submit_async")
+            return super().submit_async(fn, *args, **kwargs)
+
+        def run(self, fn, /, *args, **kwargs):
+            self.seen.append("run")
+            return super().run(fn, *args, **kwargs)
+
+    async def main(scheduler):
+        return await scheduler.submit_async(abs, -1), await scheduler.run(abs, -2)
+
+    with Logged(make_config(workers_per_numa_node=2)) as scheduler:
+        assert asyncio.run(main(scheduler)) == (1, 2)
+    assert Logged.seen == ["submit_async", "run"]
+
+
+def test_the_entry_points_do_not_keep_a_dropped_scheduler_alive():
+    import gc
+    import weakref
+    scheduler = NumaScheduler(make_config(workers_per_numa_node=1))
+    with scheduler:
+        assert asyncio.run(scheduler.run(abs, -3)) == 3
+    run, ref = scheduler.run, weakref.ref(scheduler)
+    del scheduler
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(SchedulerNotRunningError, match="dropped"):
+        asyncio.run(run(abs, 1))

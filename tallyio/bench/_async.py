@@ -34,7 +34,7 @@ except ImportError:     # the uvloop contender is listed as skipped
 Section = tuple[str, Callable[[Progress], list[Figure]]]
 
 MINE = "tallyio await submit_async (gathered)"
-RUN_CORO = "tallyio await run() coroutines (gathered: one Task each)"
+RUN_CORO = "tallyio await run() (gathered: a future to gather, no Task per call)"
 MAP = "tallyio await map_async (one future per chunk)"
 MINE_EVENTFD = "tallyio submit_async, eventfd wake-ups"
 MINE_UVLOOP = "tallyio submit_async on uvloop"
@@ -159,6 +159,10 @@ def _throughput(title: str, work: Work, n: int, s: _Sizes, progress: Progress) -
                           higher_is_better=True, mine=MINE, targets=targets, skipped_peers=skipped)
     figures += figures_for(group, {MINE: samples[MINE]}, [("calls_per_wakeup", "calls delivered per loop wake-up")],
                            unit="calls", higher_is_better=True, mine=MINE)
+    # await run(fn) gathered (issue 11's figure): the same light future, made by run()
+    per_call = {name: samples[name] for name in (RUN_CORO, EXECUTOR_TPE, CALL_SOON)}
+    figures += figures_for(f"{group}; await run()", per_call, [("rate", "calls per second")], unit="calls/s",
+                           higher_is_better=True, mine=RUN_CORO, targets=targets)
     # the bulk form against the same peers: asyncio's per-await bookkeeping paid per chunk
     bulk = {name: samples[name] for name in (MAP, EXECUTOR_TPE, CALL_SOON)}
     figures += figures_for(f"{group}; bulk: map_async", bulk, [("rate", "calls per second")], unit="calls/s",
