@@ -1,0 +1,173 @@
+"""Type-2 transaction signing's compiled part (``tallyio.engine.keys.Signer`` calls it):
+from the unsigned transaction's RLP list to the raw signed transaction and its hash
+in one call -- Keccak-256 of ``0x02 || rlp`` (``tio_keccak256``), libsecp256k1's
+``secp256k1_ecdsa_sign_recoverable`` on that digest with the key read in place from
+the signer's ``bytearray`` (RFC 6979 nonce, low s: what eth-account produces), the
+signature appended to the RLP list without re-encoding its fields, and the hash of
+the result.
+
+Owns nothing long-lived but ``SecpFunctions``: the addresses of two libsecp256k1
+functions and of the shared context, taken from coincurve's cffi module (the library
+coincurve loaded is the one called, with the context coincurve created; no second
+copy of libsecp256k1 is linked).  Never copies the key: it is read where it lies,
+without the GIL (the caller holds its own lock so the key cannot be zeroed meanwhile).
+
+    >>> from tallyio.engine.keys import Signer
+    >>> s = Signer.from_hex("0x" + "11" * 32)
+    >>> raw, tx_hash = s.sign_transaction({"chainId": 1, "nonce": 0, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1,
+    ...                                    "gas": 21_000, "to": b"\\x22" * 20, "value": 1})
+    >>> raw[:1], len(tx_hash)
+    (b'\\x02', 32)
+"""
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from tallyio.eth._keccak cimport tio_keccak256
+
+__all__ = ["SecpFunctions", "sign_type2"]
+
+# libsecp256k1's API (include/secp256k1_recovery.h): the context and the 65-byte opaque
+# recoverable signature are passed by address; a NULL nonce function is RFC 6979.
+ctypedef int (*sign_recoverable_fn)(const void *ctx, uint8_t *sig65, const uint8_t *msghash32,
+                                    const uint8_t *seckey, const void *noncefp,
+                                    const void *ndata) noexcept nogil
+ctypedef int (*serialize_compact_fn)(const void *ctx, uint8_t *output64, int *recid,
+                                     const uint8_t *sig65) noexcept nogil
+
+cdef enum:
+    STACK_PAYLOAD = 2048        # digests of payloads up to this size are hashed from a stack buffer
+
+
+cdef class SecpFunctions:
+    """The libsecp256k1 entry points coincurve's cffi module exposes, as C addresses.
+
+    ``SecpFunctions(ffi, lib, ctx)`` with coincurve's ``ffi``, ``lib`` and
+    ``GLOBAL_CONTEXT.ctx``; raises ``TypeError`` when they are not cffi objects with
+    those functions (the caller then keeps signing through cffi)."""
+
+    cdef sign_recoverable_fn sign_recoverable
+    cdef serialize_compact_fn serialize_compact
+    cdef const void *ctx
+    cdef object _keep      # the cffi objects whose addresses are held: kept alive with this one
+
+    def __cinit__(self, ffi, lib, ctx):
+        try:
+            sign = int(ffi.cast("uintptr_t", ffi.addressof(lib, "secp256k1_ecdsa_sign_recoverable")))
+            serialize = int(ffi.cast("uintptr_t",
+                                     ffi.addressof(lib, "secp256k1_ecdsa_recoverable_signature_serialize_compact")))
+            context = int(ffi.cast("uintptr_t", ctx))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise TypeError(f"SecpFunctions needs coincurve's cffi ffi, lib and context: {exc}") from None
+        if not sign or not serialize or not context:
+            raise TypeError("SecpFunctions: a libsecp256k1 address is NULL")
+        self.sign_recoverable = <sign_recoverable_fn><uintptr_t>sign
+        self.serialize_compact = <serialize_compact_fn><uintptr_t>serialize
+        self.ctx = <const void *><uintptr_t>context
+        self._keep = (ffi, lib, ctx)
+
+
+cdef inline Py_ssize_t list_header(uint8_t *out, Py_ssize_t length) noexcept nogil:
+    """RLP list header of a payload of `length` bytes written to out (<= 9 bytes); its size."""
+    cdef Py_ssize_t size = 0, v = length, i
+    if length < 56:
+        out[0] = <uint8_t>(0xC0 + length)
+        return 1
+    while v:
+        size += 1
+        v >>= 8
+    out[0] = <uint8_t>(0xF7 + size)
+    for i in range(size):
+        out[size - i] = <uint8_t>(length >> (8 * i))
+    return size + 1
+
+
+cdef inline Py_ssize_t scalar(uint8_t *out, const uint8_t *be32) noexcept nogil:
+    """RLP of the 32-byte big-endian integer be32 (minimal, as an int); its size."""
+    cdef Py_ssize_t skip = 0
+    while skip < 32 and be32[skip] == 0:
+        skip += 1
+    if skip == 32:
+        out[0] = 0x80
+        return 1
+    if skip == 31 and be32[31] < 0x80:
+        out[0] = be32[31]
+        return 1
+    out[0] = <uint8_t>(0x80 + 32 - skip)
+    memcpy(out + 1, be32 + skip, 32 - skip)
+    return 33 - skip
+
+
+def sign_type2(SecpFunctions secp not None, bytearray key not None, bytes unsigned_rlp not None):
+    """``(raw, tx_hash)`` of the type-2 transaction whose unsigned fields RLP-encode to
+    ``unsigned_rlp`` (an RLP list), signed with ``key`` (32 bytes, read in place).
+
+    Raises ``ValueError`` when ``unsigned_rlp`` is not one RLP list or ``key`` is not 32
+    bytes, ``RuntimeError`` when libsecp256k1 refuses (a zeroed key); never with the key
+    in the message."""
+    cdef const uint8_t *rlp = <const uint8_t *>PyBytes_AS_STRING(unsigned_rlp)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(unsigned_rlp)
+    cdef Py_ssize_t head, body, total, at, i
+    cdef uint64_t stated
+    cdef uint8_t stack[STACK_PAYLOAD]
+    cdef uint8_t *hashed
+    cdef uint8_t digest[32]
+    cdef uint8_t sig[65]
+    cdef uint8_t compact[64]
+    cdef uint8_t tail[1 + 33 + 33]
+    cdef uint8_t header[9]
+    cdef Py_ssize_t tail_len, header_len
+    cdef int recid = 0
+    cdef int ok = 0
+    cdef const uint8_t *secret
+    cdef uint8_t *out
+    if PyByteArray_GET_SIZE(key) != 32:
+        raise ValueError("sign_type2: the key must be 32 bytes")
+    if n < 1 or rlp[0] < 0xC0:
+        raise ValueError("sign_type2: unsigned_rlp must be an RLP list")
+    head = 1 if rlp[0] <= 0xF7 else 1 + (rlp[0] - 0xF7)
+    if head > 9 or head > n:
+        raise ValueError("sign_type2: unsigned_rlp must be exactly one RLP list")
+    stated = rlp[0] - 0xC0 if head == 1 else 0
+    for i in range(1, head):
+        stated = (stated << 8) | rlp[i]
+    if stated != <uint64_t>(n - head):
+        raise ValueError("sign_type2: unsigned_rlp must be exactly one RLP list")
+    body = n - head
+    if n + 1 <= STACK_PAYLOAD:
+        hashed = &stack[0]
+    else:
+        hashed = <uint8_t *>malloc(n + 1)
+    if hashed == NULL:
+        raise MemoryError()
+    secret = <const uint8_t *>PyByteArray_AS_STRING(key)
+    with nogil:
+        hashed[0] = 0x02
+        memcpy(hashed + 1, rlp, n)
+        tio_keccak256(hashed, n + 1, digest)
+        if hashed != &stack[0]:
+            free(hashed)
+        ok = secp.sign_recoverable(secp.ctx, sig, digest, secret, NULL, NULL)
+        if ok:
+            secp.serialize_compact(secp.ctx, compact, &recid, sig)
+    if not ok:
+        raise RuntimeError("libsecp256k1 could not sign (the key is zero or out of range)")
+    tail[0] = 0x01 if recid == 1 else 0x80     # y parity: 1 is itself, 0 the empty string
+    tail_len = 1
+    tail_len += scalar(tail + tail_len, compact)
+    tail_len += scalar(tail + tail_len, compact + 32)
+    header_len = list_header(header, body + tail_len)
+    total = 1 + header_len + body + tail_len
+    raw = PyBytes_FromStringAndSize(NULL, total)
+    out = <uint8_t *>PyBytes_AS_STRING(raw)
+    out[0] = 0x02
+    at = 1
+    memcpy(out + at, header, header_len)
+    at += header_len
+    memcpy(out + at, rlp + head, body)
+    at += body
+    memcpy(out + at, tail, tail_len)
+    with nogil:
+        tio_keccak256(out, total, digest)
+    return raw, PyBytes_FromStringAndSize(<char *>digest, 32)
