@@ -93,3 +93,26 @@ def test_sign_type2_refuses_what_is_not_one_rlp_list_and_a_bad_key():
         sign_type2(secp, bytes(key), unsigned)         # only the signer's own bytearray is read
     with pytest.raises(TypeError, match="cffi"):
         SecpFunctions(object(), object(), object())
+
+
+def test_the_dict_fast_path_encodes_as_the_python_path_and_leaves_the_rest_to_it():
+    from tallyio.engine._sign import sign_type2_dict
+    from tallyio.engine.keys import _unsigned_fields
+
+    secp = keys._native_signing()
+    key = bytearray.fromhex(KEY)
+    base = {"type": 2, "chainId": 1, "nonce": 7, "maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9,
+            "gas": 90_000, "to": "0x" + "ab" * 20, "value": 10**18, "data": b"\x01" * 100}
+    taken = [base, dict(base, to=b"\xab" * 20), dict(base, to=None), {k: v for k, v in base.items() if k != "type"},
+             dict(base, type="0x2", accessList=[]), dict(base, value=2**256 - 1, maxFeePerGas=2**256 - 1),
+             dict(base, data=b"", nonce=0, chainId=2**64 - 1), dict(base, data=b"\x05")]
+    for tx in taken:
+        assert sign_type2_dict(secp, key, tx) == sign_type2(secp, key, rlp_encode(_unsigned_fields(tx))), tx
+    assert sign_type2_dict(secp, key, base) == expected(base)
+    left = [dict(base, nonce=2**64), dict(base, nonce=True), dict(base, nonce="0x7"), dict(base, value=-1),
+            dict(base, type=None), dict(base, type=1), dict(base, extra=1), dict(base, to="0x12"),
+            dict(base, to="0x" + "zz" * 20), dict(base, data="0x01"), dict(base, maxPriorityFeePerGas=4 * 10**9),
+            dict(base, accessList=[{"address": "0x" + "11" * 20, "storageKeys": []}]),
+            dict(base, data=bytes(3000)), {k: v for k, v in base.items() if k != "gas"}, list(base.items())]
+    for tx in left:
+        assert sign_type2_dict(secp, key, tx) is None, tx

@@ -23,10 +23,10 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy, memset
 from tallyio.eth._keccak cimport tio_keccak256
 
-__all__ = ["SecpFunctions", "sign_type2"]
+__all__ = ["SecpFunctions", "sign_type2", "sign_type2_dict"]
 
 # libsecp256k1's API (include/secp256k1_recovery.h): the context and the 65-byte opaque
 # recoverable signature are passed by address; a NULL nonce function is RFC 6979.
@@ -106,8 +106,10 @@ def sign_type2(SecpFunctions secp not None, bytearray key not None, bytes unsign
     Raises ``ValueError`` when ``unsigned_rlp`` is not one RLP list or ``key`` is not 32
     bytes, ``RuntimeError`` when libsecp256k1 refuses (a zeroed key); never with the key
     in the message."""
-    cdef const uint8_t *rlp = <const uint8_t *>PyBytes_AS_STRING(unsigned_rlp)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(unsigned_rlp)
+    return _sign_rlp(secp, key, <const uint8_t *>PyBytes_AS_STRING(unsigned_rlp), PyBytes_GET_SIZE(unsigned_rlp))
+
+
+cdef object _sign_rlp(SecpFunctions secp, bytearray key, const uint8_t *rlp, Py_ssize_t n):
     cdef Py_ssize_t head, body, total, at, i
     cdef uint64_t stated
     cdef uint8_t stack[STACK_PAYLOAD]
@@ -171,3 +173,131 @@ def sign_type2(SecpFunctions secp not None, bytearray key not None, bytes unsign
     with nogil:
         tio_keccak256(out, total, digest)
     return raw, PyBytes_FromStringAndSize(<char *>digest, 32)
+
+
+# ---- the common transaction, encoded here: a dict of plain ints and bytes -------------------------
+
+cdef enum:
+    FIELDS_MAX = 2048           # the fast path's RLP fits a stack buffer of this size (longer data: Python)
+
+cdef object _KINDS = (2, "0x2", "0x02")
+cdef tuple _KNOWN = ("type", "chainId", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas", "to", "value", "data",
+                     "accessList")
+
+
+cdef inline bint scalar_u256(object value, uint8_t *be32, bint wide):
+    """A plain int in 0..2**64-1 (wide: 0..2**256-1) as 32 big-endian bytes; False otherwise."""
+    cdef unsigned long long v
+    cdef int i
+    if type(value) is not int or value < 0:
+        return False
+    if not wide:
+        if value > 0xFFFFFFFFFFFFFFFF:
+            return False
+        v = value
+        memset(be32, 0, 24)
+        for i in range(8):
+            be32[31 - i] = <uint8_t>(v >> (8 * i))
+        return True
+    try:
+        tio_be32_from_pylong(value, be32)
+    except OverflowError:
+        return False
+    return True
+
+
+cdef inline Py_ssize_t put_string(uint8_t *out, const uint8_t *data, Py_ssize_t n) noexcept nogil:
+    """RLP of the byte string data[0..n) (n < 2**32) written to out; its size."""
+    cdef Py_ssize_t head
+    if n == 1 and data[0] < 0x80:
+        out[0] = data[0]
+        return 1
+    head = list_header(out, n)          # a string's header is a list's minus 0x40
+    out[0] -= 0x40
+    memcpy(out + head, data, n)
+    return head + n
+
+
+cdef extern from *:
+    """
+    static inline int tio_be32_from_pylong(PyObject *v, unsigned char *be32)
+    {
+    #if PY_VERSION_HEX >= 0x030d0000
+        return _PyLong_AsByteArray((PyLongObject *)v, be32, 32, 0, 0, 1);
+    #else
+        return _PyLong_AsByteArray((PyLongObject *)v, be32, 32, 0, 0);
+    #endif
+    }
+    """
+    int tio_be32_from_pylong(object v, uint8_t *be32) except? -1
+
+
+def sign_type2_dict(SecpFunctions secp not None, bytearray key not None, tx):
+    """``sign_type2`` of the transaction dict ``tx`` when it is the common kind -- a
+    ``dict`` of eth-account's field names with plain ``int`` numbers in range, ``to``
+    as 20 bytes or ``0x`` + 40 hex digits (or absent/None), ``data`` as ``bytes``, no
+    access list (or an empty one), an encoding under 2 KiB -- or ``None``: the caller
+    then validates (and explains) with its Python path.  Same bytes either way."""
+    cdef uint8_t ints[6][32]
+    cdef uint8_t buf[FIELDS_MAX]
+    cdef Py_ssize_t at, head, n, data_len
+    cdef uint8_t header[9]
+    cdef int k
+    cdef const uint8_t *to_ptr = NULL
+    cdef const uint8_t *data_ptr
+    if type(tx) is not dict:
+        return None
+    fields = <dict>tx
+    present = 0
+    for name in _KNOWN:
+        if name in fields:
+            present += 1
+    if present != len(fields):                    # a field eth-account does not know: Python explains
+        return None
+    if "type" in fields and fields["type"] not in _KINDS:
+        return None
+    # chainId, nonce, maxPriorityFeePerGas, maxFeePerGas, gas, value: the RLP order
+    if not (scalar_u256(fields.get("chainId"), ints[0], False) and scalar_u256(fields.get("nonce"), ints[1], False)
+            and scalar_u256(fields.get("maxPriorityFeePerGas"), ints[2], True)
+            and scalar_u256(fields.get("maxFeePerGas"), ints[3], True)
+            and scalar_u256(fields.get("gas"), ints[4], False)):
+        return None
+    if memcmp(ints[2], ints[3], 32) > 0:         # priority above the cap: the Python path says so
+        return None
+    value = fields.get("value", 0)
+    if not scalar_u256(value, ints[5], True):
+        return None
+    to = fields.get("to")
+    if type(to) is str and len(<str>to) == 42 and (<str>to)[:2] in ("0x", "0X"):
+        try:
+            to = bytes.fromhex((<str>to)[2:])
+        except ValueError:
+            return None
+    if type(to) is bytes and PyBytes_GET_SIZE(to) == 20:
+        to_ptr = <const uint8_t *>PyBytes_AS_STRING(to)
+    elif not (to is None or to == b"" or to == ""):
+        return None
+    data = fields.get("data", b"")
+    if type(data) is not bytes:
+        return None
+    if fields.get("accessList"):
+        return None
+    data_len = PyBytes_GET_SIZE(data)
+    if data_len > FIELDS_MAX - 400:
+        return None
+    data_ptr = <const uint8_t *>PyBytes_AS_STRING(data)
+    at = 9                                        # room for the list header, written last
+    for k in range(5):
+        at += scalar(buf + at, ints[k])
+    if to_ptr != NULL:
+        at += put_string(buf + at, to_ptr, 20)
+    else:
+        buf[at] = 0x80
+        at += 1
+    at += scalar(buf + at, ints[5])
+    at += put_string(buf + at, data_ptr, data_len)
+    buf[at] = 0xC0                                # the (empty) access list
+    at += 1
+    head = list_header(header, at - 9)
+    memcpy(buf + 9 - head, header, head)
+    return _sign_rlp(secp, key, buf + 9 - head, at - 9 + head)

@@ -41,6 +41,7 @@ import threading
 from typing import Any, Mapping
 
 from tallyio.engine._sign import sign_type2 as _sign_type2
+from tallyio.engine._sign import sign_type2_dict as _sign_type2_dict
 from tallyio.errors import ConfigError, KeystoreError, SignerError
 from tallyio.mempool._wsenc import keccak256, rlp_encode
 
@@ -321,17 +322,21 @@ class Signer:
         hex; absent for a contract creation), ``value`` (default 0), ``data``
         (bytes or hex), ``accessList`` (default empty), ``type`` (2 if given).
         A missing or out-of-range field raises ``SignerError`` naming it."""
-        unsigned = rlp_encode(_unsigned_fields(tx))
         native = _SIGN if _SIGN is not None else _native_signing()
         if native:
             with self._lock:
                 if self._key == _ZERO_KEY:
                     raise SignerError(f"signer of {self._address_hex()} is closed")
                 try:
-                    return _sign_type2(native, self._key, unsigned)
+                    # the common dict is checked and encoded in C; anything else is checked (and
+                    # refused with the field's name) and encoded here, then signed in C
+                    signed = _sign_type2_dict(native, self._key, tx)
+                    if signed is None:
+                        signed = _sign_type2(native, self._key, rlp_encode(_unsigned_fields(tx)))
+                    return signed
                 except RuntimeError:
                     raise SignerError("libsecp256k1 could not sign (nonce generation failed)") from None
-        return self._sign_through_cffi(unsigned)
+        return self._sign_through_cffi(rlp_encode(_unsigned_fields(tx)))
 
     def _sign_through_cffi(self, unsigned: bytes) -> tuple[bytes, bytes]:
         """``sign_transaction``'s path when coincurve's functions cannot be called from
