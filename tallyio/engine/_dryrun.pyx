@@ -39,6 +39,18 @@ from tallyio.mempool._addrtable cimport TIO_ADDR_MISSING, addr_table_get
 from tallyio.mempool._pools cimport POOL_KIND_V2, PoolTable, pooltable_pair, tio_pooltable
 
 from tallyio.engine.records import SwapAction
+from tallyio.eth.types import PendingTx
+from tallyio.mempool.records import Opportunity
+
+# NamedTuple field positions read by index (a tuple item, not an attribute lookup) once the
+# exact type is checked; the asserts tie them to the records' definitions
+cdef Py_ssize_t OP_POOLS = Opportunity._fields.index("pools")
+cdef Py_ssize_t OP_TOKEN_PATH = Opportunity._fields.index("token_path")
+cdef Py_ssize_t TX_TO = PendingTx._fields.index("to")
+cdef Py_ssize_t TX_VALUE = PendingTx._fields.index("value")
+cdef Py_ssize_t TX_INPUT = PendingTx._fields.index("input")
+assert SwapAction._fields[:5] == ("router", "path", "amount_in", "min_amount_out", "gas_limit")
+assert SwapAction._fields.index("opportunity") == 8
 
 __all__ = ["DryRunCore"]
 
@@ -188,7 +200,9 @@ cdef class DryRunCore:
         cdef int32_t pool
         cdef bint have_value
         trial.n = 0
-        to = tx.to
+        if type(tx) is not PendingTx:
+            return False
+        to = (<tuple>tx)[TX_TO]
         if to is None:
             return True
         if type(to) is not bytes:
@@ -198,7 +212,7 @@ cdef class DryRunCore:
             return True
         if exchange > 0xFFFFFFFF:
             return False
-        data = tx.input
+        data = (<tuple>tx)[TX_INPUT]
         if type(data) is not bytes:
             return False
         status = tio_decode_call(<const uint8_t *>PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data),
@@ -207,7 +221,7 @@ cdef class DryRunCore:
             return True
         if status != TIO_DECODE_OK:
             return False            # the reference raises DecodeError: its result says so
-        have_value = as_u256(tx.value, &value)
+        have_value = as_u256((<tuple>tx)[TX_VALUE], &value)
         for s in range(self.call.n_swaps):
             sw = &self.call.swaps[s]
             if sw.protocol != TIO_PROTOCOL_V2 or sw.flags & (TIO_SWAP_FEE_ON_TRANSFER | TIO_SWAP_AMOUNT_UNKNOWN):
@@ -279,6 +293,7 @@ cdef class DryRunCore:
     # ---- the actions: the reference's _hop_pools and _swap --------------------------------------
     cdef object _actions(self, object actions):
         cdef const tio_pooltable *t = &self.table.t
+        cdef list outputs
         cdef overlay_t *work = &self.work
         cdef overlay_entry *entries[AMM_MAX_HOPS]
         cdef uint8_t forward[AMM_MAX_HOPS]
@@ -299,11 +314,15 @@ cdef class DryRunCore:
         gas = 0
         reverted = -1
         for index in range(n):
-            action = actions[index]
+            action = (<list>actions)[index] if type(actions) is list else (<tuple>actions)[index]
             if type(action) is not SwapAction:
                 return None
-            router, path, amount_in_obj, min_out, gas_limit = action[0], action[1], action[2], action[3], action[4]
-            op = action[8]
+            router = (<tuple>action)[0]
+            path = (<tuple>action)[1]
+            amount_in_obj = (<tuple>action)[2]
+            min_out = (<tuple>action)[3]
+            gas_limit = (<tuple>action)[4]
+            op = (<tuple>action)[8]
             if type(path) is not tuple or (gas_limit is not None and type(gas_limit) is not int):
                 return None
             if type(min_out) is not int or not as_u256(amount_in_obj, &amount_in):
@@ -317,11 +336,13 @@ cdef class DryRunCore:
                     return None
             pools = None
             if op is not None:
-                token_path = op.token_path
+                if type(op) is not Opportunity:
+                    return None
+                token_path = (<tuple>op)[OP_TOKEN_PATH]
                 if type(token_path) is not tuple:
                     return None
                 if path == token_path:
-                    pools = op.pools
+                    pools = (<tuple>op)[OP_POOLS]
                     if type(pools) is not tuple or len(<tuple>pools) != hops:
                         return None
             if pools is not None:
