@@ -116,3 +116,15 @@ def test_the_dict_fast_path_encodes_as_the_python_path_and_leaves_the_rest_to_it
             dict(base, data=bytes(3000)), {k: v for k, v in base.items() if k != "gas"}, list(base.items())]
     for tx in left:
         assert sign_type2_dict(secp, key, tx) is None, tx
+
+
+def test_the_signing_keccak_equals_the_projects_on_every_length_around_the_block_edges():
+    import random
+
+    from tallyio.engine._sign import keccak256 as signing_keccak
+    from tallyio.eth._keccak import keccak256 as project_keccak
+
+    rng = random.Random(14)
+    for n in list(range(0, 420)) + [543, 1000, 2047, 2048, 2049, 5000]:
+        data = bytes(rng.getrandbits(8) for _ in range(n))
+        assert signing_keccak(data) == project_keccak(data), n

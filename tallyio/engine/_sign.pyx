@@ -1,6 +1,6 @@
 """Type-2 transaction signing's compiled part (``tallyio.engine.keys.Signer`` calls it):
 from the unsigned transaction's RLP list to the raw signed transaction and its hash
-in one call -- Keccak-256 of ``0x02 || rlp`` (``tio_keccak256``), libsecp256k1's
+in one call -- Keccak-256 of ``0x02 || rlp`` (its own register-resident permutation), libsecp256k1's
 ``secp256k1_ecdsa_sign_recoverable`` on that digest with the key read in place from
 the signer's ``bytearray`` (RFC 6979 nonce, low s: what eth-account produces), the
 signature appended to the RLP list without re-encoding its fields, and the hash of
@@ -24,7 +24,104 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
-from tallyio.eth._keccak cimport tio_keccak256
+
+cdef extern from *:
+    """
+    /* Keccak-f[1600] with the 25 lanes in local variables and the rho/pi lane moves written
+       out (FIPS 202 section 3.2, derived lane by lane: B[y][2x+3y] = rot(A[x][y] ^ D[x], r[x][y])),
+       so the compiler keeps the state in registers: about 2-3x tio_keccak.h's looped permutation
+       here; the tests check every digest against it.  aXY / bXY name lane (x, y). */
+    #include <stdint.h>
+    #include <string.h>
+    #define TIO_ROL(v, n) (((v) << (n)) | ((v) >> (64 - (n))))
+    static inline void tio_sign_keccak_f(uint64_t s[25])
+    {
+        static const uint64_t rc[24] = {
+            0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
+            0x000000000000808bULL, 0x0000000080000001ULL, 0x8000000080008081ULL, 0x8000000000008009ULL,
+            0x000000000000008aULL, 0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
+            0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+            0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800aULL, 0x800000008000000aULL,
+            0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
+        uint64_t a00 = s[0], a10 = s[1], a20 = s[2], a30 = s[3], a40 = s[4];
+        uint64_t a01 = s[5], a11 = s[6], a21 = s[7], a31 = s[8], a41 = s[9];
+        uint64_t a02 = s[10], a12 = s[11], a22 = s[12], a32 = s[13], a42 = s[14];
+        uint64_t a03 = s[15], a13 = s[16], a23 = s[17], a33 = s[18], a43 = s[19];
+        uint64_t a04 = s[20], a14 = s[21], a24 = s[22], a34 = s[23], a44 = s[24];
+        for (int r = 0; r < 24; r++) {
+            /* theta */
+            uint64_t c0 = a00 ^ a01 ^ a02 ^ a03 ^ a04, c1 = a10 ^ a11 ^ a12 ^ a13 ^ a14;
+            uint64_t c2 = a20 ^ a21 ^ a22 ^ a23 ^ a24, c3 = a30 ^ a31 ^ a32 ^ a33 ^ a34;
+            uint64_t c4 = a40 ^ a41 ^ a42 ^ a43 ^ a44;
+            uint64_t d0 = c4 ^ TIO_ROL(c1, 1), d1 = c0 ^ TIO_ROL(c2, 1), d2 = c1 ^ TIO_ROL(c3, 1);
+            uint64_t d3 = c2 ^ TIO_ROL(c4, 1), d4 = c3 ^ TIO_ROL(c0, 1);
+            /* rho + pi: B[y][2x+3y] = rot(A[x][y] ^ D[x], r[x][y]); bXY names the destination (x, y) */
+            uint64_t b00 = a00 ^ d0;
+            uint64_t b01 = TIO_ROL(a30 ^ d3, 28), b02 = TIO_ROL(a10 ^ d1, 1),  b03 = TIO_ROL(a40 ^ d4, 27), b04 = TIO_ROL(a20 ^ d2, 62);
+            uint64_t b10 = TIO_ROL(a11 ^ d1, 44), b11 = TIO_ROL(a41 ^ d4, 20), b12 = TIO_ROL(a21 ^ d2, 6),  b13 = TIO_ROL(a01 ^ d0, 36), b14 = TIO_ROL(a31 ^ d3, 55);
+            uint64_t b20 = TIO_ROL(a22 ^ d2, 43), b21 = TIO_ROL(a02 ^ d0, 3),  b22 = TIO_ROL(a32 ^ d3, 25), b23 = TIO_ROL(a12 ^ d1, 10), b24 = TIO_ROL(a42 ^ d4, 39);
+            uint64_t b30 = TIO_ROL(a33 ^ d3, 21), b31 = TIO_ROL(a13 ^ d1, 45), b32 = TIO_ROL(a43 ^ d4, 8),  b33 = TIO_ROL(a23 ^ d2, 15), b34 = TIO_ROL(a03 ^ d0, 41);
+            uint64_t b40 = TIO_ROL(a44 ^ d4, 14), b41 = TIO_ROL(a24 ^ d2, 61), b42 = TIO_ROL(a04 ^ d0, 18), b43 = TIO_ROL(a34 ^ d3, 56), b44 = TIO_ROL(a14 ^ d1, 2);
+            /* chi along each row y: A[x][y] = B[x][y] ^ (~B[x+1][y] & B[x+2][y]) */
+            a00 = b00 ^ (~b10 & b20); a10 = b10 ^ (~b20 & b30); a20 = b20 ^ (~b30 & b40); a30 = b30 ^ (~b40 & b00); a40 = b40 ^ (~b00 & b10);
+            a01 = b01 ^ (~b11 & b21); a11 = b11 ^ (~b21 & b31); a21 = b21 ^ (~b31 & b41); a31 = b31 ^ (~b41 & b01); a41 = b41 ^ (~b01 & b11);
+            a02 = b02 ^ (~b12 & b22); a12 = b12 ^ (~b22 & b32); a22 = b22 ^ (~b32 & b42); a32 = b32 ^ (~b42 & b02); a42 = b42 ^ (~b02 & b12);
+            a03 = b03 ^ (~b13 & b23); a13 = b13 ^ (~b23 & b33); a23 = b23 ^ (~b33 & b43); a33 = b33 ^ (~b43 & b03); a43 = b43 ^ (~b03 & b13);
+            a04 = b04 ^ (~b14 & b24); a14 = b14 ^ (~b24 & b34); a24 = b24 ^ (~b34 & b44); a34 = b34 ^ (~b44 & b04); a44 = b44 ^ (~b04 & b14);
+            a00 ^= rc[r];
+        }
+        s[0] = a00; s[1] = a10; s[2] = a20; s[3] = a30; s[4] = a40;
+        s[5] = a01; s[6] = a11; s[7] = a21; s[8] = a31; s[9] = a41;
+        s[10] = a02; s[11] = a12; s[12] = a22; s[13] = a32; s[14] = a42;
+        s[15] = a03; s[16] = a13; s[17] = a23; s[18] = a33; s[19] = a43;
+        s[20] = a04; s[21] = a14; s[22] = a24; s[23] = a34; s[24] = a44;
+    }
+
+    static inline void tio_sign_keccak256(const uint8_t *data, size_t n, uint8_t out[32])
+    {
+        uint64_t a[25];
+        uint8_t last[136];
+        memset(a, 0, sizeof a);
+        for (;;) {
+            const uint8_t *block = data;
+            int final = n < 136;
+            if (final) {            /* the rest, Keccak's 0x01 pad byte, zeros, 0x80 on the last byte */
+                memset(last, 0, sizeof last);
+                if (n)
+                    memcpy(last, data, n);
+                last[n] ^= 0x01;
+                last[135] ^= 0x80;
+                block = last;
+            }
+            for (int i = 0; i < 17; i++) {
+                uint64_t lane = 0;
+                for (int k = 7; k >= 0; k--)
+                    lane = (lane << 8) | block[8 * i + k];
+                a[i] ^= lane;
+            }
+            tio_sign_keccak_f(a);
+            if (final)
+                break;
+            data += 136;
+            n -= 136;
+        }
+        for (int i = 0; i < 32; i++)
+            out[i] = (uint8_t)(a[i / 8] >> (8 * (i % 8)));
+    }
+    """
+    void tio_sign_keccak256(const uint8_t *data, size_t n, uint8_t *out) nogil
+
+
+def keccak256(data):
+    """Keccak-256 of ``bytes`` with this module's permutation (for the tests).
+
+    >>> keccak256(b"").hex()[:16]
+    'c5d2460186f7233c'
+    """
+    cdef bytes raw = bytes(data)
+    cdef uint8_t digest[32]
+    tio_sign_keccak256(<const uint8_t *>PyBytes_AS_STRING(raw), <size_t>PyBytes_GET_SIZE(raw), digest)
+    return PyBytes_FromStringAndSize(<char *>digest, 32)
 
 __all__ = ["SecpFunctions", "sign_type2", "sign_type2_dict"]
 
@@ -147,7 +244,7 @@ cdef object _sign_rlp(SecpFunctions secp, bytearray key, const uint8_t *rlp, Py_
     with nogil:
         hashed[0] = 0x02
         memcpy(hashed + 1, rlp, n)
-        tio_keccak256(hashed, n + 1, digest)
+        tio_sign_keccak256(hashed, n + 1, digest)
         if hashed != &stack[0]:
             free(hashed)
         ok = secp.sign_recoverable(secp.ctx, sig, digest, secret, NULL, NULL)
@@ -171,7 +268,7 @@ cdef object _sign_rlp(SecpFunctions secp, bytearray key, const uint8_t *rlp, Py_
     at += body
     memcpy(out + at, tail, tail_len)
     with nogil:
-        tio_keccak256(out, total, digest)
+        tio_sign_keccak256(out, total, digest)
     return raw, PyBytes_FromStringAndSize(<char *>digest, 32)
 
 
