@@ -54,7 +54,8 @@ def test_reverts_under_min_amount_out_and_fails_on_unknown_router(impl):
     ok = dry.execute_now([SwapAction(ROUTER, (A, B), 1000, 1992)])
     too_much = dry.execute_now([SwapAction(ROUTER, (A, B), 1000, 1993)])
     assert ok.status == ExecutionStatus.SIMULATED and ok.realized_profit == 992 and ok.gas_used == 150_000
-    assert too_much.status == ExecutionStatus.REVERTED and too_much.error == "action 0: output under min_amount_out 1993"
+    assert too_much.status == ExecutionStatus.REVERTED
+    assert too_much.error == "action 0: output under min_amount_out 1993"
     # two actions on one copy of the reserves: the second sees the first's trade
     both = dry.execute_now([SwapAction(ROUTER, (A, B), 1000, 0), SwapAction(ROUTER, (A, B), 1000, 0)])
     assert dry.last_outputs[1] < dry.last_outputs[0] == 1992 and both.gas_used == 2 * 150_000
@@ -167,7 +168,8 @@ def swap_call(kind, amount, limit, path, eth_in=False):
     recipient, deadline = "0x" + "99" * 20, 2**32
     if eth_in:
         first = limit if kind == "exact_in" else amount
-        return selector + encode(["uint256", "address[]", "address", "uint256"], [first, addresses, recipient, deadline])
+        return selector + encode(["uint256", "address[]", "address", "uint256"],
+                                 [first, addresses, recipient, deadline])
     return selector + encode(["uint256", "uint256", "address[]", "address", "uint256"],
                              [amount, limit, addresses, recipient, deadline])
 
@@ -206,8 +208,9 @@ def scenarios(draw):
         for i in range(len(TOKENS)):
             for j in range(i + 1, len(TOKENS)):
                 if draw(st.integers(0, 49)) < 49:
+                    fee = draw(mostly(st.sampled_from([30, 25]), st.sampled_from([0, 9999])))
                     pools.append(V2Pool(bytes([0x40 + len(pools)]) * 20, TOKENS[i], TOKENS[j], draw(reserves),
-                                        draw(reserves), draw(mostly(st.sampled_from([30, 25]), st.sampled_from([0, 9999]))), exchange))
+                                        draw(reserves), fee, exchange))
     by_pair = {(p.exchange, frozenset((p.token0, p.token1))): p.address for p in pools}
     trigger = None
     if draw(st.integers(0, 3)):
@@ -292,3 +295,31 @@ def test_the_native_core_decides_the_common_cases_itself():
     ctx_result = asyncio.run(make(table, ROUTERS).execute([SwapAction(b"\x21" * 20, TOKENS[:2], 10**18, 0)],
                                                           StrategyContext()))
     assert ctx_result.status == ExecutionStatus.SIMULATED
+
+
+def test_a_failing_pending_lookup_and_odd_triggers_give_the_references_result(impl):
+    table = PoolTable([V2Pool(PAIR, A, B, 10**6, 2 * 10**6)])
+    op = Opportunity(OpportunityKind.BACKRUN, b"\x77" * 32, (PAIR,), (A, B), 1000, 0, 0, 0, 0, 1, 0, 0)
+    action = SwapAction(ROUTER, (A, B), 1000, 0, opportunity=op)
+
+    def broken(tx_hash):
+        raise KeyError("the lookup failed")
+
+    failed = make(table, {ROUTER: 0}, pending=broken, impl=impl).execute_now([action])
+    assert failed.status == ExecutionStatus.FAILED and "the lookup failed" in failed.error
+    # a trigger that is not a PendingTx, or whose input is not bytes: the reference decides
+    odd = PendingTx(hash=b"\x77" * 32, sender=b"\x55" * 20, to=ROUTER, nonce=0, value=0, gas=1, max_fee_per_gas=1,
+                    max_priority_fee_per_gas=1, input=bytearray(swap_call("exact_in", 10**5, 0, [A, B])),
+                    tx_type=2, received_ns=0)
+    results = [make(table, {ROUTER: 0}, pending=lambda h: odd, impl=i).execute_now([action]) for i in IMPLEMENTATIONS]
+    assert comparable(results[0]) == comparable(results[1]) and results[0].status == ExecutionStatus.SIMULATED
+
+
+def test_an_uninitialized_core_refuses_instead_of_crashing():
+    from tallyio.engine._dryrun import DryRunCore
+    from tallyio.engine._sign import SecpFunctions, sign_type2
+
+    with pytest.raises(TypeError, match="__init__"):
+        DryRunCore.__new__(DryRunCore).run([])
+    with pytest.raises(TypeError, match="__init__"):
+        sign_type2(SecpFunctions.__new__(SecpFunctions), bytearray(32), b"\xc0")

@@ -143,7 +143,7 @@ cdef class DryRunCore:
     cdef readonly uint64_t deferred
     """calls ``run`` left to the reference (returned None)."""
 
-    def __cinit__(self, PoolTable table not None, dict routers not None):
+    def __init__(self, PoolTable table not None, dict routers not None):
         self.table = table
         self.routers = routers
         self.trigger_valid = False
@@ -159,6 +159,8 @@ cdef class DryRunCore:
 
         ``pending`` is called (with ``trigger_key``) only when the cached trigger overlay
         is not for that key and the table's current version."""
+        if self.table is None:
+            raise TypeError("DryRunCore.__init__ was not called")
         cdef uint64_t version = self.table.t.syncs_applied
         if trigger_key is None or pending is None:
             self.work.n = 0

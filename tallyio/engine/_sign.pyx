@@ -57,17 +57,41 @@ cdef extern from *:
             uint64_t d3 = c2 ^ TIO_ROL(c4, 1), d4 = c3 ^ TIO_ROL(c0, 1);
             /* rho + pi: B[y][2x+3y] = rot(A[x][y] ^ D[x], r[x][y]); bXY names the destination (x, y) */
             uint64_t b00 = a00 ^ d0;
-            uint64_t b01 = TIO_ROL(a30 ^ d3, 28), b02 = TIO_ROL(a10 ^ d1, 1),  b03 = TIO_ROL(a40 ^ d4, 27), b04 = TIO_ROL(a20 ^ d2, 62);
-            uint64_t b10 = TIO_ROL(a11 ^ d1, 44), b11 = TIO_ROL(a41 ^ d4, 20), b12 = TIO_ROL(a21 ^ d2, 6),  b13 = TIO_ROL(a01 ^ d0, 36), b14 = TIO_ROL(a31 ^ d3, 55);
-            uint64_t b20 = TIO_ROL(a22 ^ d2, 43), b21 = TIO_ROL(a02 ^ d0, 3),  b22 = TIO_ROL(a32 ^ d3, 25), b23 = TIO_ROL(a12 ^ d1, 10), b24 = TIO_ROL(a42 ^ d4, 39);
-            uint64_t b30 = TIO_ROL(a33 ^ d3, 21), b31 = TIO_ROL(a13 ^ d1, 45), b32 = TIO_ROL(a43 ^ d4, 8),  b33 = TIO_ROL(a23 ^ d2, 15), b34 = TIO_ROL(a03 ^ d0, 41);
-            uint64_t b40 = TIO_ROL(a44 ^ d4, 14), b41 = TIO_ROL(a24 ^ d2, 61), b42 = TIO_ROL(a04 ^ d0, 18), b43 = TIO_ROL(a34 ^ d3, 56), b44 = TIO_ROL(a14 ^ d1, 2);
+            uint64_t b01 = TIO_ROL(a30 ^ d3, 28),
+                     b02 = TIO_ROL(a10 ^ d1, 1),
+                     b03 = TIO_ROL(a40 ^ d4, 27),
+                     b04 = TIO_ROL(a20 ^ d2, 62);
+            uint64_t b10 = TIO_ROL(a11 ^ d1, 44),
+                     b11 = TIO_ROL(a41 ^ d4, 20),
+                     b12 = TIO_ROL(a21 ^ d2, 6),
+                     b13 = TIO_ROL(a01 ^ d0, 36),
+                     b14 = TIO_ROL(a31 ^ d3, 55);
+            uint64_t b20 = TIO_ROL(a22 ^ d2, 43),
+                     b21 = TIO_ROL(a02 ^ d0, 3),
+                     b22 = TIO_ROL(a32 ^ d3, 25),
+                     b23 = TIO_ROL(a12 ^ d1, 10),
+                     b24 = TIO_ROL(a42 ^ d4, 39);
+            uint64_t b30 = TIO_ROL(a33 ^ d3, 21),
+                     b31 = TIO_ROL(a13 ^ d1, 45),
+                     b32 = TIO_ROL(a43 ^ d4, 8),
+                     b33 = TIO_ROL(a23 ^ d2, 15),
+                     b34 = TIO_ROL(a03 ^ d0, 41);
+            uint64_t b40 = TIO_ROL(a44 ^ d4, 14),
+                     b41 = TIO_ROL(a24 ^ d2, 61),
+                     b42 = TIO_ROL(a04 ^ d0, 18),
+                     b43 = TIO_ROL(a34 ^ d3, 56),
+                     b44 = TIO_ROL(a14 ^ d1, 2);
             /* chi along each row y: A[x][y] = B[x][y] ^ (~B[x+1][y] & B[x+2][y]) */
-            a00 = b00 ^ (~b10 & b20); a10 = b10 ^ (~b20 & b30); a20 = b20 ^ (~b30 & b40); a30 = b30 ^ (~b40 & b00); a40 = b40 ^ (~b00 & b10);
-            a01 = b01 ^ (~b11 & b21); a11 = b11 ^ (~b21 & b31); a21 = b21 ^ (~b31 & b41); a31 = b31 ^ (~b41 & b01); a41 = b41 ^ (~b01 & b11);
-            a02 = b02 ^ (~b12 & b22); a12 = b12 ^ (~b22 & b32); a22 = b22 ^ (~b32 & b42); a32 = b32 ^ (~b42 & b02); a42 = b42 ^ (~b02 & b12);
-            a03 = b03 ^ (~b13 & b23); a13 = b13 ^ (~b23 & b33); a23 = b23 ^ (~b33 & b43); a33 = b33 ^ (~b43 & b03); a43 = b43 ^ (~b03 & b13);
-            a04 = b04 ^ (~b14 & b24); a14 = b14 ^ (~b24 & b34); a24 = b24 ^ (~b34 & b44); a34 = b34 ^ (~b44 & b04); a44 = b44 ^ (~b04 & b14);
+            a00 = b00 ^ (~b10 & b20); a10 = b10 ^ (~b20 & b30); a20 = b20 ^ (~b30 & b40);
+            a30 = b30 ^ (~b40 & b00); a40 = b40 ^ (~b00 & b10);
+            a01 = b01 ^ (~b11 & b21); a11 = b11 ^ (~b21 & b31); a21 = b21 ^ (~b31 & b41);
+            a31 = b31 ^ (~b41 & b01); a41 = b41 ^ (~b01 & b11);
+            a02 = b02 ^ (~b12 & b22); a12 = b12 ^ (~b22 & b32); a22 = b22 ^ (~b32 & b42);
+            a32 = b32 ^ (~b42 & b02); a42 = b42 ^ (~b02 & b12);
+            a03 = b03 ^ (~b13 & b23); a13 = b13 ^ (~b23 & b33); a23 = b23 ^ (~b33 & b43);
+            a33 = b33 ^ (~b43 & b03); a43 = b43 ^ (~b03 & b13);
+            a04 = b04 ^ (~b14 & b24); a14 = b14 ^ (~b24 & b34); a24 = b24 ^ (~b34 & b44);
+            a34 = b34 ^ (~b44 & b04); a44 = b44 ^ (~b04 & b14);
             a00 ^= rc[r];
         }
         s[0] = a00; s[1] = a10; s[2] = a20; s[3] = a30; s[4] = a40;
@@ -123,6 +147,7 @@ def keccak256(data):
     tio_sign_keccak256(<const uint8_t *>PyBytes_AS_STRING(raw), <size_t>PyBytes_GET_SIZE(raw), digest)
     return PyBytes_FromStringAndSize(<char *>digest, 32)
 
+
 __all__ = ["SecpFunctions", "sign_type2", "sign_type2_dict"]
 
 # libsecp256k1's API (include/secp256k1_recovery.h): the context and the 65-byte opaque
@@ -149,7 +174,7 @@ cdef class SecpFunctions:
     cdef const void *ctx
     cdef object _keep      # the cffi objects whose addresses are held: kept alive with this one
 
-    def __cinit__(self, ffi, lib, ctx):
+    def __init__(self, ffi, lib, ctx):
         try:
             sign = int(ffi.cast("uintptr_t", ffi.addressof(lib, "secp256k1_ecdsa_sign_recoverable")))
             serialize = int(ffi.cast("uintptr_t",
@@ -207,6 +232,8 @@ def sign_type2(SecpFunctions secp not None, bytearray key not None, bytes unsign
 
 
 cdef object _sign_rlp(SecpFunctions secp, bytearray key, const uint8_t *rlp, Py_ssize_t n):
+    if secp.sign_recoverable == NULL or secp.serialize_compact == NULL or secp.ctx == NULL:
+        raise TypeError("SecpFunctions.__init__ was not called")
     cdef Py_ssize_t head, body, total, at, i
     cdef uint64_t stated
     cdef uint8_t stack[STACK_PAYLOAD]
@@ -337,7 +364,7 @@ def sign_type2_dict(SecpFunctions secp not None, bytearray key not None, tx):
     then validates (and explains) with its Python path.  Same bytes either way."""
     cdef uint8_t ints[6][32]
     cdef uint8_t buf[FIELDS_MAX]
-    cdef Py_ssize_t at, head, n, data_len
+    cdef Py_ssize_t at, head, data_len
     cdef uint8_t header[9]
     cdef int k
     cdef const uint8_t *to_ptr = NULL
