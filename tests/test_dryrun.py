@@ -323,3 +323,12 @@ def test_an_uninitialized_core_refuses_instead_of_crashing():
         DryRunCore.__new__(DryRunCore).run([])
     with pytest.raises(TypeError, match="__init__"):
         sign_type2(SecpFunctions.__new__(SecpFunctions), bytearray(32), b"\xc0")
+
+
+def test_the_engine_bench_times_the_reference_dry_run_beside_the_compiled_one():
+    from tallyio.bench._engine import REFERENCE, _measure_execution
+
+    runs = _measure_execution(1, native=False)
+    assert set(runs) == {REFERENCE, REFERENCE + ", first call per opportunity"}
+    assert len(runs[REFERENCE]) == len(runs[REFERENCE + ", first call per opportunity"]) > 0
+    assert min(runs[REFERENCE]) > 0
