@@ -2,16 +2,19 @@
 transactions with it, without ever showing it.
 
 Owns: the key's only long-lived copy (a ``bytearray`` zeroed by ``close()``
-and on collection), the type-2 transaction's fields (encoded with the
-project's native ``rlp_encode`` and ``keccak256``) and the signature.
-Touches nothing else: no file is written, nothing is logged.
+and on collection), the checks of a type-2 transaction's fields and the
+signature.  Touches nothing else: no file is written, nothing is logged.
 
-Signing calls libsecp256k1 through coincurve's cffi binding, reading the
-secret straight from the ``bytearray`` (no immutable ``bytes`` copy of the key
-is made per signature, and no public key is re-derived per signature); the
-result is byte-for-byte what eth-account produces for the same transaction
-(RFC 6979 nonces, low-s), which the tests check.  eth-account decrypts
-keystores.
+Signing is one C call (``tallyio.engine._sign``): a plain transaction dict is
+checked and RLP-encoded there, anything else is checked (errors name the
+field) and encoded here with the project's ``rlp_encode``; then keccak, and
+libsecp256k1 -- coincurve's, called from C through the function addresses of
+coincurve's cffi module -- reading the secret straight from the ``bytearray``
+(no immutable ``bytes`` copy of the key is made per signature, and no public
+key is re-derived per signature).  Without those addresses (an unusual
+coincurve build) the same steps run through cffi.  The result is
+byte-for-byte what eth-account produces for the same transaction (RFC 6979
+nonces, low-s), which the tests check.  eth-account decrypts keystores.
 
 What Python cannot guarantee (said, not hidden): the text a key was read from
 (an environment variable's ``str``, the ``bytes`` eth-account's keystore
