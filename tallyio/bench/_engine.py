@@ -6,7 +6,9 @@
   the trigger's swaps applied first), the result, metrics -- timed per call on
   the embedded recording's real opportunities, p50 and p99.  Beside it, in
   the same repetitions, what a Python searcher writes: ``pybreaker`` around a
-  function doing the same cycle in Python integers with a plain try/except.
+  function doing the same cycle in Python integers with a plain try/except,
+  and the same engine with the dry run's Python reference in place of its
+  compiled core (``DryRunExecutor(native=False)``): what the compiled core saves.
 * ``mempool_analysis``: one pending swap from ``Pipeline.feed`` to its
   opportunities in the queue (filter, ring, decode, analyze on a worker, drain).
 * ``state_sync``: one Sync event journaled and applied to the engine's state
@@ -62,16 +64,22 @@ def _python_cycle(amount_in: int, hops: list) -> int:
     return amount
 
 
-def _measure_execution(repeat: int) -> dict[str, list[int]]:
+REFERENCE = "tallyio, Python reference dry run"
+
+
+def _measure_execution(repeat: int, native: bool = True) -> dict[str, list[int]]:
     """execute_strategy per call (ns) on every opportunity of the embedded replay,
     each executed ``repeat`` times while the replay holds its block (lockstep), the
     first of those calls alone (the dry run decodes the trigger's swaps then; the
     repeats find them cached), and the pybreaker peer on the same opportunities and
-    reserves."""
+    reserves.  ``native=False``: the engine's dry run is the Python reference
+    (``DryRunExecutor(native=False)``, what the engine ran before the compiled core),
+    and the pybreaker peer is not measured."""
     import pybreaker
 
     from tallyio.engine.config import CoreConfig
     from tallyio.engine.engine import Engine
+    from tallyio.engine.executors import DryRunExecutor
     from tallyio.engine.strategy import CycleStrategy
     from tallyio.mempool import AnalyzerConfig
 
@@ -84,6 +92,9 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
         async with Engine(CoreConfig.replay(analyzer=AnalyzerConfig(**EXHAUSTIVE)),
                           strategies=[CycleStrategy()]) as engine:
             table = engine.table
+            if not native:     # same table, same trigger lookup: only the implementation differs
+                engine.executor = DryRunExecutor(table, dict(engine.routers), pending=engine.executor.pending,
+                                                 native=False)
             while (op := await engine.next_opportunity()) is not None:
                 for k in range(repeat):
                     t0 = perf_counter_ns()
@@ -93,7 +104,7 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
                     if k == 0:
                         first.append(spent)
                 # the peer: the same cycle on the same reserves, the way a Python bot does it
-                for _ in range(repeat):
+                for _ in range(repeat if native else 0):
                     t0 = perf_counter_ns()
                     hops = []
                     for k, pool in enumerate(op.pools):
@@ -109,6 +120,8 @@ def _measure_execution(repeat: int) -> dict[str, list[int]]:
                     peer.append(perf_counter_ns() - t0)
 
     asyncio.run(main())
+    if not native:
+        return {REFERENCE: mine, REFERENCE + ", first call per opportunity": first}
     return {"tallyio": mine, PYBREAKER: peer, "tallyio, first call per opportunity": first}
 
 
@@ -175,10 +188,12 @@ def sections(mode: str) -> list[Section]:
     def execution(progress: Progress) -> list[Figure]:
         def measure_both() -> dict[str, dict[str, float]]:
             runs = _measure_execution(repeat)
+            runs.update(_measure_execution(repeat, native=False))     # the same replay, the reference dry run
             return {name: _percentiles(ns) for name, ns in runs.items()}
 
         samples: dict[str, dict[str, list[float]]] = {"tallyio": {}, PYBREAKER: {},
-                                                      "tallyio, first call per opportunity": {}}
+                                                      "tallyio, first call per opportunity": {}, REFERENCE: {},
+                                                      REFERENCE + ", first call per opportunity": {}}
         for rep in range(reps):
             progress.step(f"engine_execution, repetition {rep + 1}/{reps}")
             for name, figures in measure_both().items():

@@ -4,8 +4,9 @@
 coincurve's cffi on the key's ``bytearray``) per call, beside, in the same
 repetitions:
 
-* coincurve's own signing: ``PrivateKey.sign_recoverable`` of a 32-byte digest
-  (no hashing, no encoding) -- the issue's bound: within 1.2x of it;
+* coincurve's own signing: ``PrivateKey.sign_recoverable`` of the same
+  transactions' signing digests (keccak of the type-2 payload, computed before
+  the timing: no hashing, no encoding) -- the issue's bound: within 1.2x of it;
 * eth-account's ``LocalAccount.sign_transaction`` of the same transaction
   (eth-keys on its coincurve backend when coincurve is installed): what a
   Python searcher calls.
@@ -72,15 +73,15 @@ def sections(mode: str) -> list[Section]:
         skipped = _peers_available()
         if COINCURVE in skipped:  # the Signer itself needs coincurve
             return [Figure("Signing", "Signer.sign_transaction (type 2)", skipped=skipped[COINCURVE])]
-        from tallyio.engine.keys import Signer
-        from tallyio.mempool._wstx import keccak256
+        from tallyio.engine.keys import Signer, _unsigned_fields
+        from tallyio.mempool._wsenc import keccak256, rlp_encode
 
         txs = _transactions()
         signer = Signer.from_hex(_BENCH_KEY)
         contenders = [("tallyio", lambda: {"sign": _per_call_ns(signer.sign_transaction, txs, calls)})]
         import coincurve
         secret = coincurve.PrivateKey(_BENCH_KEY)
-        digests = [keccak256(str(tx["nonce"]).encode()) for tx in txs]
+        digests = [keccak256(b"\x02" + rlp_encode(_unsigned_fields(tx))) for tx in txs]   # what Signer signs
         contenders.append((COINCURVE, lambda: {
             "sign": _per_call_ns(lambda d: secret.sign_recoverable(d, hasher=None), digests, calls)}))
         if ETH_ACCOUNT not in skipped:

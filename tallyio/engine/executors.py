@@ -10,7 +10,13 @@ gives it) and ``tallyio.amm``'s exact V2 math; writes nothing outside itself.
 The dry run answers "what would this action have made": it applies the
 triggering transaction's V2 swaps (decoded with ``tallyio.eth``) to a copy of the
 reserves, exactly as the analyzer did when it found the opportunity, then runs
-each action's path through ``tallyio.amm.get_amounts_out`` on that copy.
+each action's path through ``tallyio.amm.get_amounts_out`` on that copy.  It runs
+compiled (``tallyio.engine._dryrun.DryRunCore``: the same steps on a C overlay of
+the exact reserves); the Python code here is the reference, which also decides
+every case the compiled core leaves to it (an unknown router or pool, a failing
+AMM ``require()``, odd input: whatever yields FAILED or an error), so both give
+the same ``ExecutionResult``.  ``DryRunExecutor(..., native=False)`` runs the
+reference alone.
 
     >>> import asyncio
     >>> from tallyio.mempool import PoolTable, V2Pool
@@ -31,6 +37,7 @@ import time
 from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from tallyio.amm import get_amount_in, get_amount_out, get_amounts_out
+from tallyio.engine._dryrun import DryRunCore
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, SwapAction
 from tallyio.engine.strategy import StrategyContext
 from tallyio.eth import decode_call
@@ -42,6 +49,13 @@ __all__ = ["Executor", "DryRunExecutor"]
 
 _GAS_BASE = 60_000
 _GAS_PER_HOP = 90_000
+_SIMULATED = ExecutionStatus.SIMULATED
+_REVERTED = ExecutionStatus.REVERTED
+_monotonic_ns = time.monotonic_ns
+_new_result = tuple.__new__     # a NamedTuple built without its Python-level __new__ (every field given):
+# the fields after ``opportunity`` keep their defaults (robust to fields added at the end)
+_RESULT_TAIL = tuple(ExecutionResult._field_defaults[name]
+                     for name in ExecutionResult._fields[ExecutionResult._fields.index("opportunity") + 1:])
 
 
 @runtime_checkable
@@ -78,10 +92,14 @@ class DryRunExecutor:
     transaction moves no tokens); ``realized_profit`` is the sum over the
     successful actions of output - amount_in (for a cycle: the profit in its start
     token); ``gas_used`` the executor's estimate (60,000 + 90,000 per hop, or the
-    action's ``gas_limit``).  Not safe for two threads at once (one engine calls it)."""
+    action's ``gas_limit``).  Not safe for two threads at once (one engine calls it).
+
+    ``native`` (default True) runs the compiled core, falling back to the Python
+    reference for whatever it leaves undecided (``native_deferred`` counts those);
+    ``native=False`` runs the reference only.  Both give the same results."""
 
     def __init__(self, table: PoolTable, routers: Mapping[bytes, int] = (), *,
-                 pending: Optional[Callable[[bytes], Optional[PendingTx]]] = None) -> None:
+                 pending: Optional[Callable[[bytes], Optional[PendingTx]]] = None, native: bool = True) -> None:
         if not isinstance(table, PoolTable):
             raise TypeError(f"DryRunExecutor: table must be a PoolTable, got {type(table).__name__}")
         self.table = table
@@ -101,6 +119,17 @@ class DryRunExecutor:
         self._static: Dict[bytes, Tuple[bytes, int]] = {}     # pool -> (token0, fee_bps): never change
         self._trigger_cache: Optional[tuple] = None
         self._closed = False
+        self._core: Optional[DryRunCore] = DryRunCore(table, dict(self.routers)) if native else None
+
+    @property
+    def implementation(self) -> str:
+        """``"native"`` (the compiled core, the reference for what it defers) or ``"python"``."""
+        return "python" if self._core is None else "native"
+
+    @property
+    def native_deferred(self) -> int:
+        """Executions the compiled core left to the Python reference (0 with ``native=False``)."""
+        return 0 if self._core is None else self._core.deferred
 
     # ---- the protocol -----------------------------------------------------------------
     async def execute(self, actions: Sequence[Action], ctx: StrategyContext) -> ExecutionResult:
@@ -117,12 +146,31 @@ class DryRunExecutor:
     # ---- the work (also callable without a loop) ------------------------------------
     def execute_now(self, actions: Sequence[Action]) -> ExecutionResult:
         """``execute`` without the coroutine (for the sync face and benchmarks)."""
-        started = time.monotonic_ns()
+        started = _monotonic_ns()
         if self._closed:
             return ExecutionResult(ExecutionStatus.FAILED, error="DryRunExecutor is closed")
         if not actions:
             return ExecutionResult.rejected("no actions")
         opportunity = getattr(actions[0], "opportunity", None)
+        core = self._core
+        if core is not None:
+            done = core.run(actions, None if opportunity is None else opportunity.trigger_tx, self.pending)
+            if done is not None:
+                outputs, profit, gas, reverted_at = done
+                self.last_outputs = outputs
+                expected = None if opportunity is None else opportunity.profit
+                if reverted_at < 0:
+                    self.executed += 1
+                    return _new_result(ExecutionResult, (_SIMULATED, (), gas, expected, profit,
+                                                         _monotonic_ns() - started, None, opportunity) + _RESULT_TAIL)
+                self.reverted += 1
+                error = f"action {reverted_at}: output under min_amount_out {actions[reverted_at].min_amount_out}"
+                return _new_result(ExecutionResult, (_REVERTED, (), gas, expected, profit,
+                                                     _monotonic_ns() - started, error, opportunity) + _RESULT_TAIL)
+        return self._execute_reference(actions, opportunity, started)
+
+    def _execute_reference(self, actions: Sequence[Action], opportunity, started: int) -> ExecutionResult:
+        """The Python reference of ``execute_now`` (after its first checks)."""
         try:
             overlay: Dict[bytes, List[int]] = {}
             if opportunity is not None and opportunity.trigger_tx is not None and self.pending is not None:

@@ -2,16 +2,19 @@
 transactions with it, without ever showing it.
 
 Owns: the key's only long-lived copy (a ``bytearray`` zeroed by ``close()``
-and on collection), the type-2 transaction's fields (encoded with the
-project's native ``rlp_encode`` and ``keccak256``) and the signature.
-Touches nothing else: no file is written, nothing is logged.
+and on collection), the checks of a type-2 transaction's fields and the
+signature.  Touches nothing else: no file is written, nothing is logged.
 
-Signing calls libsecp256k1 through coincurve's cffi binding, reading the
-secret straight from the ``bytearray`` (no immutable ``bytes`` copy of the key
-is made per signature, and no public key is re-derived per signature); the
-result is byte-for-byte what eth-account produces for the same transaction
-(RFC 6979 nonces, low-s), which the tests check.  eth-account decrypts
-keystores.
+Signing is one C call (``tallyio.engine._sign``): a plain transaction dict is
+checked and RLP-encoded there, anything else is checked (errors name the
+field) and encoded here with the project's ``rlp_encode``; then keccak, and
+libsecp256k1 -- coincurve's, called from C through the function addresses of
+coincurve's cffi module -- reading the secret straight from the ``bytearray``
+(no immutable ``bytes`` copy of the key is made per signature, and no public
+key is re-derived per signature).  Without those addresses (an unusual
+coincurve build) the same steps run through cffi.  The result is
+byte-for-byte what eth-account produces for the same transaction (RFC 6979
+nonces, low-s), which the tests check.  eth-account decrypts keystores.
 
 What Python cannot guarantee (said, not hidden): the text a key was read from
 (an environment variable's ``str``, the ``bytes`` eth-account's keystore
@@ -40,6 +43,8 @@ import os
 import threading
 from typing import Any, Mapping
 
+from tallyio.engine._sign import sign_type2 as _sign_type2
+from tallyio.engine._sign import sign_type2_dict as _sign_type2_dict
 from tallyio.errors import ConfigError, KeystoreError, SignerError
 from tallyio.mempool._wsenc import keccak256, rlp_encode
 
@@ -51,6 +56,8 @@ _UINT64 = 2**64 - 1
 _FIELDS = frozenset(("type", "chainId", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas", "to", "value", "data",
                      "accessList"))
 _SECP: tuple | None = None
+_SIGN: Any = None       # tallyio.engine._sign.SecpFunctions once resolved; False: sign through cffi
+_ZERO_KEY = bytes(32)
 
 
 def _secp():
@@ -66,6 +73,51 @@ def _secp():
         raise SignerError("signing needs coincurve (pip install 'tallyio[node]')") from None
     _SECP = (ffi, lib, GLOBAL_CONTEXT.ctx)
     return _SECP
+
+
+def _native_signing():
+    """coincurve's libsecp256k1 functions as C addresses for ``_sign.sign_type2`` (one
+    call from the RLP to the raw transaction, no cffi per signature), or False when
+    they cannot be taken (an unusual coincurve build): then cffi is used."""
+    global _SIGN
+    if _SIGN is None:
+        from tallyio.engine._sign import SecpFunctions
+        try:
+            _SIGN = SecpFunctions(*_secp())
+        except TypeError:  # pragma: no cover - depends on the coincurve build
+            _SIGN = False
+    return _SIGN
+
+
+def _rlp_decode_list(payload: bytes) -> list:
+    """The items of the flat RLP list ``payload`` as the encoder took them (ints for
+    scalar fields, bytes for ``to``/``data``, the access list re-decoded): the inverse of
+    ``rlp_encode`` on ``_unsigned_fields``'s output, for the cffi path."""
+    def item(buf: bytes, at: int) -> tuple[Any, int]:
+        b0 = buf[at]
+        if b0 < 0x80:
+            return buf[at:at + 1], at + 1
+        if b0 < 0xB8:
+            n = b0 - 0x80
+            return buf[at + 1:at + 1 + n], at + 1 + n
+        if b0 < 0xC0:
+            k = b0 - 0xB7
+            n = int.from_bytes(buf[at + 1:at + 1 + k], "big")
+            return buf[at + 1 + k:at + 1 + k + n], at + 1 + k + n
+        if b0 < 0xF8:
+            start, end = at + 1, at + 1 + b0 - 0xC0
+        else:
+            k = b0 - 0xF7
+            start = at + 1 + k
+            end = start + int.from_bytes(buf[at + 1:start], "big")
+        items = []
+        while start < end:
+            value, start = item(buf, start)
+            items.append(value)
+        return items, end
+
+    decoded, _ = item(payload, 0)
+    return decoded
 
 
 # ---- field checks: errors name the field, never a key -------------------------
@@ -273,8 +325,26 @@ class Signer:
         hex; absent for a contract creation), ``value`` (default 0), ``data``
         (bytes or hex), ``accessList`` (default empty), ``type`` (2 if given).
         A missing or out-of-range field raises ``SignerError`` naming it."""
-        fields = _unsigned_fields(tx)
-        digest = keccak256(b"\x02" + rlp_encode(fields))
+        native = _SIGN if _SIGN is not None else _native_signing()
+        if native:
+            with self._lock:
+                if self._key == _ZERO_KEY:
+                    raise SignerError(f"signer of {self._address_hex()} is closed")
+                try:
+                    # the common dict is checked and encoded in C; anything else is checked (and
+                    # refused with the field's name) and encoded here, then signed in C
+                    signed = _sign_type2_dict(native, self._key, tx)
+                    if signed is None:
+                        signed = _sign_type2(native, self._key, rlp_encode(_unsigned_fields(tx)))
+                    return signed
+                except RuntimeError:
+                    raise SignerError("libsecp256k1 could not sign (nonce generation failed)") from None
+        return self._sign_through_cffi(rlp_encode(_unsigned_fields(tx)))
+
+    def _sign_through_cffi(self, unsigned: bytes) -> tuple[bytes, bytes]:
+        """``sign_transaction``'s path when coincurve's functions cannot be called from
+        C (see ``_native_signing``): the same bytes, through cffi."""
+        digest = keccak256(b"\x02" + unsigned)
         ffi, lib, ctx = _secp()
         signature = ffi.new("secp256k1_ecdsa_recoverable_signature *")
         with self._lock:
@@ -288,6 +358,7 @@ class Signer:
         recid = ffi.new("int *")
         lib.secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, compact, recid, signature)
         sig = bytes(ffi.buffer(compact, 64))
+        fields = list(_rlp_decode_list(unsigned))
         fields += [recid[0], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")]
         raw = b"\x02" + rlp_encode(fields)
         return raw, keccak256(raw)
@@ -296,7 +367,7 @@ class Signer:
     @property
     def closed(self) -> bool:
         """True once the key has been zeroed."""
-        return not any(self._key)
+        return self._key == _ZERO_KEY
 
     def _zero(self) -> None:
         key = self._key
