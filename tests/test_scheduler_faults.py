@@ -272,9 +272,12 @@ def test_stop_from_a_done_callback():
     scheduler = NumaScheduler(make_config(workers_per_numa_node=2)).start()
     n = 300
     counts = np.zeros(n, dtype=np.int64)
-    gate = Gate()
+    # both workers held: the future (and its stop) cannot run until every task below is accepted
+    gate, second = Gate(), Gate()
+    second.release = gate.release
     try:
         gated(scheduler, gate)
+        gated(scheduler, second)
         fut = scheduler.submit(pow, 2, 3)
         fut.add_done_callback(lambda f: scheduler.stop())
         for i in range(n):
