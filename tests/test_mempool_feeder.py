@@ -23,7 +23,7 @@ from tallyio.mempool._feeder import ReplayFeeder
 from tallyio.mempool._pipeline import Pipeline
 from tallyio.mempool._pools import PoolTable
 from tallyio.mempool.config import FilterConfig
-from tallyio.mempool.recording import Recorder, ReplaySource, embedded_recording, encode
+from tallyio.mempool.recording import ReplaySource, embedded_recording, encode
 from tallyio.mempool.synthetic import ROUTERS, WETH, make_market, swap_tx
 from tallyio.state._recordlog import crc32, walk
 from tallyio.state.recordlog import HEADER_SIZE, RecordType, RecordWriter, _check_header, _scan

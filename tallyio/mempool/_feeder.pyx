@@ -41,7 +41,7 @@ import mmap
 import os
 from pathlib import Path
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 from posix.time cimport timespec
@@ -59,7 +59,7 @@ from tallyio.mempool._ring cimport tio_dropring_queued
 from tallyio.state._recordlog cimport (tio_rlog_cursor, tio_rlog_record, tio_rlog_open, tio_rlog_peek,
                                        tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END)
 
-from tallyio.eth.types import BlockHeader, PendingTx
+from tallyio.eth.types import PendingTx
 
 __all__ = ["ReplayFeeder"]
 
@@ -351,7 +351,7 @@ cdef class ReplayFeeder:
         self.end_reason = "end of log"
         try:
             expect = None
-            for k, (p, first, size) in enumerate(self._segments):
+            for p, first, size in self._segments:
                 if expect is not None and first != expect:
                     self.end_reason = f"gap: {p} starts at {first}, expected {expect}"
                     break

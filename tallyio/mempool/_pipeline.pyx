@@ -58,35 +58,34 @@ head, at the end of a replay, or on ``scan_arbitrage()``, which ``NodeSource``'s
 import time
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
-from libc.string cimport memset, memcpy
+from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from tallyio._ext.common cimport (
-    TIO_OK, TIO_CACHE_LINE, tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
+    TIO_OK, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
     tio_atomic_load_u64_relaxed, tio_atomic_store_u64_seqcst, tio_atomic_cas_u64_acqrel,
     tio_atomic_fetch_add_u64_relaxed, tio_fence_seqcst, tio_cpu_relax, tio_backoff,
     tio_backoff_reset, tio_backoff_snooze, tio_now_ns,
 )
 from tallyio._ext.scheduler cimport tio_sched, tio_sched_of, tio_submit_native
-from tallyio._ext.swap cimport tio_decoded_call, tio_decode_stats, TIO_DECODE_OK
+from tallyio._ext.swap cimport TIO_DECODE_OK
 from tallyio.eth._decode cimport tio_decode_call
 from tallyio.mempool._ring cimport (
-    tio_dropring, tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
+    tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
     tio_dropring_record, tio_dropring_queued, tio_dropring_received, tio_dropring_dropped,
     tio_dropring_processed_acquire, tio_dropring_reject, pending_fill, pending_push,
     PendingRing, DROP_OVERSIZE, TIO_PENDING_INLINE,
 )
 from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
-from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
+from tallyio.mempool._filter cimport (TxFilter, tio_filter_check, tio_filter_target,
                                       FILTER_PASS)
-from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
+from tallyio.mempool._pools cimport PoolTable, pooltable_apply_sync
 from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
-from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
-                                        tio_analyze_call, fill_cfg, AN_COUNTERS, AN_OPPORTUNITIES, tio_arb_stats,
-                                        tio_scan_touched)
+from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyze_call, fill_cfg,
+                                        AN_COUNTERS, AN_OPPORTUNITIES, tio_scan_touched)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
-from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake, tio_opp_wake_signal
+from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake_signal
 
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
