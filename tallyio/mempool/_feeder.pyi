@@ -1,12 +1,12 @@
 """Type stub for tallyio.mempool._feeder (compiled)."""
 import os
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
-from tallyio.eth.types import BlockHeader, PendingTx
+from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
 from tallyio.mempool._pipeline import Pipeline
 from typing_extensions import Self, disjoint_base
 
-__all__ = ["ReplayFeeder"]
+__all__ = ["ReplayFeeder", "replay_items"]
 
 @disjoint_base
 class ReplayFeeder:
@@ -41,3 +41,7 @@ class ReplayFeeder:
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
+
+def replay_items(
+    path: Union[str, os.PathLike[str]], end: Optional[dict[str, str]] = None
+) -> Iterator[tuple[int, Union[PendingTx, BlockHeader, SyncEvent, Any]]]: ...

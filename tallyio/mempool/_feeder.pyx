@@ -41,7 +41,8 @@ import mmap
 import os
 from pathlib import Path
 
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 from posix.time cimport timespec
@@ -56,12 +57,14 @@ from tallyio.mempool._pipeline cimport (
     REC_PENDING_TX, REC_BLOCK_HEADER, REC_POOL_SNAPSHOT,
 )
 from tallyio.mempool._ring cimport tio_dropring_queued
+from tallyio.mempool._u256py cimport u256_to_int
+from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
 from tallyio.state._recordlog cimport (tio_rlog_cursor, tio_rlog_record, tio_rlog_open, tio_rlog_peek,
                                        tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END)
 
 from tallyio.eth.types import PendingTx
 
-__all__ = ["ReplayFeeder"]
+__all__ = ["ReplayFeeder", "replay_items"]
 
 cdef extern from "<time.h>" nogil:
     int clock_nanosleep(int clockid, int flags, const timespec *request, timespec *remain)
@@ -83,6 +86,7 @@ cdef enum:
     TICK_SLACK_NS = 1000000         # a realtime tick (should_stop) only this long before a record is due
     TICK_RECORDS = 65536            # full speed: a tick every this many records
     LOOKUP = 65536                  # accepted transactions remembered for pending_tx (the engine's dry run)
+    TX_PAYLOAD_HEAD = 202           # recording.py's _TX_HEAD.size
 
 
 cdef struct feeder_state:
@@ -503,3 +507,106 @@ cdef class ReplayFeeder:
             free(self.f.lk_where)
             free(self.f)
             self.f = NULL
+
+
+# ---- ReplaySource's read path: the same walk, a Python item per record ---------------------
+
+cdef inline uint32_t le32_at(const uint8_t *p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef inline uint64_t le64_at(const uint8_t *p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef object be_int(const uint8_t *p):
+    cdef tio_u256 v
+    tio_u256_from_be32(&v, p)
+    return u256_to_int(&v)
+
+
+cdef object pending_from_payload(const uint8_t *p, uint64_t n):
+    """recording.py's PENDING_TX payload -> PendingTx, or None when it does not parse
+    (the caller lets recording.decode raise its error)."""
+    cdef uint32_t n_in, n_raw
+    if n < TX_PAYLOAD_HEAD:
+        return None
+    n_in = le32_at(p + 194)
+    n_raw = le32_at(p + 198)
+    if <uint64_t>TX_PAYLOAD_HEAD + n_in + n_raw != n:
+        return None
+    return PendingTx(PyBytes_FromStringAndSize(<const char *>p, 32),
+                     PyBytes_FromStringAndSize(<const char *>p + 32, 20),
+                     PyBytes_FromStringAndSize(<const char *>p + 52, 20) if p[72] else None,
+                     le64_at(p + 74), be_int(p + 90), le64_at(p + 82), be_int(p + 122), be_int(p + 154),
+                     PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD, n_in), p[73],
+                     le64_at(p + 186),
+                     PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD + n_in, n_raw))
+
+
+def replay_items(path, dict end=None):
+    """``(timestamp, item)`` for each item of a recording, in order, as ``ReplaySource``
+    yields them (pool snapshots and other applications' records left out): the records
+    walked by the native cursor, a PENDING_TX built in C, every other kind decoded by
+    ``recording.decode``.  ``end["end"]`` says where it stopped (RecordReader's words).
+
+    >>> from tallyio.mempool.recording import embedded_recording
+    >>> sum(1 for _ in replay_items(embedded_recording()[0]))
+    210
+    """
+    from tallyio.mempool.recording import decode
+    from tallyio.state.recordlog import HEADER_SIZE, _check_header, _segments
+    cdef tio_rlog_cursor cur
+    cdef tio_rlog_record rec
+    cdef const uint8_t[::1] view
+    cdef int status
+    files = [p for _, p in _segments(Path(path))]
+    if os.path.exists(path):
+        files.append(path)
+    if not files:
+        raise FileNotFoundError(f"no record log at {path}")
+    if end is None:
+        end = {}
+    end["end"] = "not read yet"
+    expect = None
+    for p in files:
+        with open(p, "rb") as fh:
+            first = _check_header(fh.read(HEADER_SIZE), str(p))
+            size = os.fstat(fh.fileno()).st_size
+            if expect is not None and first != expect:
+                end["end"] = f"gap: {p} starts at {first}, expected {expect}"
+                return
+            expect = first
+            if size <= HEADER_SIZE:
+                continue
+            mm = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
+        try:
+            view = mm
+            tio_rlog_open(&cur, &view[0], size, HEADER_SIZE, first)
+            while True:
+                status = tio_rlog_peek(&cur, &rec)
+                if status != TIO_RLOG_OK:
+                    break
+                tio_rlog_advance(&cur, &rec)
+                if rec.type == REC_POOL_SNAPSHOT:
+                    continue
+                item = None
+                if rec.type == REC_PENDING_TX:
+                    item = pending_from_payload(rec.payload, rec.length)
+                if item is None:
+                    item = decode(rec.type, PyBytes_FromStringAndSize(<const char *>rec.payload, rec.length))
+                    if item is None:
+                        continue
+                yield rec.ts, item
+            expect = cur.expect_seq
+            if status != TIO_RLOG_END and mm[cur.offset:size].count(0) != size - cur.offset:
+                end["end"] = f"torn or invalid record at {p} offset {cur.offset}"
+                return
+        finally:
+            view = None
+            mm.close()
+    end["end"] = "end of log"
