@@ -30,12 +30,17 @@ by ``tallyio.mempool.recording.decode`` and given to ``Pipeline.feed`` in its tu
     >>> from tallyio.mempool.recording import ReplaySource, embedded_recording
     >>> path, golden = embedded_recording()
     >>> routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
-    >>> with Pipeline(ReplaySource(path).pool_table(), routers_v2=routers, workers=1) as pipe:
-    ...     with ReplayFeeder(pipe, path) as feeder:
-    ...         info = feeder.run()
-    ...     found = pipe.opportunities.get_many(1 << 16)
-    >>> info["end"], info["records"], len(found) == len(golden["opportunities"])
-    ('end of log', 211, True)
+    >>> def replay(native):
+    ...     with Pipeline(ReplaySource(path).pool_table(), routers_v2=routers, workers=1) as pipe:
+    ...         if native:
+    ...             with ReplayFeeder(pipe, path) as feeder:
+    ...                 info = feeder.run()
+    ...         else:
+    ...             info = pipe.run(ReplaySource(path))
+    ...         return info, sorted(op[:6] for op in pipe.opportunities.get_many(1 << 16))
+    >>> (info, mine), (_, theirs) = replay(True), replay(False)
+    >>> info["end"], info["records"], mine == theirs, len(mine) > 0
+    ('end of log', 211, True, True)
 """
 import mmap
 import os
