@@ -378,6 +378,7 @@ class Engine:
         self._feeder_done = False
         self._feeder_error: Optional[BaseException] = None
         self._feeder: Optional[threading.Thread] = None
+        self._replay_feeder = None
         self._source = None
         self._records_fed = 0
         self._own_txs_skipped = 0
@@ -453,7 +454,7 @@ class Engine:
                                  opportunity_capacity=config.opportunity_capacity)
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
-                                           pending=self._pending.get)
+                                           pending=self._pending_tx)
         # a real executor's sends are journaled as intents BEFORE they go out: a crash between the
         # node accepting a transaction and its result's record cannot lead to a second send
         self._journal_intents = self._store is not None and type(self.executor) is not DryRunExecutor
@@ -651,52 +652,45 @@ class Engine:
         self._m_errors.inc()
 
     def _feed_replay(self) -> None:
-        from tallyio.mempool import ReplaySource
+        """The replay's feeder thread: tallyio.mempool's native ReplayFeeder walks the
+        recording without the GIL (batches into the ring, one worker wake-up per batch,
+        realtime pacing by a nogil sleep); this thread comes back to Python only for the
+        lockstep barrier before a block, each block header (on_block), and stop checks."""
+        from tallyio.mempool._feeder import ReplayFeeder
         from tallyio.state import RecordType
 
-        feed = self.pipeline.feed
-        lockstep = self.config.replay_lockstep
         resume = self._resume_position
-        pending_since_barrier = False
-        index = 0
-        realtime = self.config.replay_realtime
-        first_ts = start_wall = None
+
+        def barrier(position: int) -> bool:
+            if not self._wait_settled():
+                return False
+            if position > resume:
+                self._journal(RecordType.ENGINE_EVENT, _POSITION.pack(_ENGINE_EVENT_POSITION, position))
+            return True
+
         try:
-            for record in ReplaySource(self._replay_path):
-                if self._stopping():
-                    break
-                if realtime:                   # paced here, not in ReplaySource: stop() interrupts the wait
-                    ts = getattr(record, "received_ns", 0)
-                    if first_ts is None:
-                        first_ts, start_wall = ts, time.monotonic_ns()
-                        self.replay_clock = (first_ts, start_wall)
-                    wait = (ts - first_ts) - (time.monotonic_ns() - start_wall)
-                    if wait > 0 and self._stop_event.wait(wait / 1e9):
-                        break
-                index += 1
-                if type(record) is PendingTx:
-                    if index <= resume:
-                        continue                    # settled before the restart
-                    self._remember(record)
-                    pending_since_barrier = True
-                elif pending_since_barrier and lockstep:
-                    if not self._wait_settled():
-                        break
-                    pending_since_barrier = False
-                    if index - 1 > resume:
-                        self._journal(RecordType.ENGINE_EVENT, _POSITION.pack(_ENGINE_EVENT_POSITION, index - 1))
-                feed(record)
-                self._records_fed += 1
-                if type(record) is BlockHeader:
-                    self._blocks.append(record)
-            if not self._stopping():
-                self.pipeline.scan_arbitrage()     # the last block's standing cycles (no record follows them)
+            feeder = self._replay_feeder = ReplayFeeder(self.pipeline, self._replay_path,
+                                                        realtime=self.config.replay_realtime,
+                                                        skip_pending=resume)
+            if feeder.realtime:
+                self.replay_clock = feeder.start_clock()
+            info = feeder.run(on_barrier=barrier if self.config.replay_lockstep else None,
+                              on_block=self._blocks.append, should_stop=self._stopping)
+            self._records_fed = info["items"] - info["skipped"]
             self.pipeline.drain()
         except BaseException as exc:            # reported by stats()/health() and stop()
             self._feeder_error = exc
         finally:
             self._feeder_done = True
             self.bridge.end()                   # wakes a consumer waiting for what no longer comes
+
+    def _pending_tx(self, tx_hash: bytes) -> Optional[PendingTx]:
+        """The dry run's view of a trigger: a live source's remembered transaction, or
+        the replay feeder's (read back from the recording)."""
+        tx = self._pending.get(tx_hash)
+        if tx is None and self._replay_feeder is not None:
+            tx = self._replay_feeder.pending_tx(tx_hash)
+        return tx
 
     def _stopping(self) -> bool:
         return self.state in ("stopping", "stopped")

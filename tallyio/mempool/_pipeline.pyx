@@ -58,35 +58,34 @@ head, at the end of a replay, or on ``scan_arbitrage()``, which ``NodeSource``'s
 import time
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
-from libc.string cimport memset, memcpy
+from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from tallyio._ext.common cimport (
-    TIO_OK, TIO_CACHE_LINE, tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
+    TIO_OK, tio_atomic_init_u64, tio_atomic_load_u64_acquire,
     tio_atomic_load_u64_relaxed, tio_atomic_store_u64_seqcst, tio_atomic_cas_u64_acqrel,
     tio_atomic_fetch_add_u64_relaxed, tio_fence_seqcst, tio_cpu_relax, tio_backoff,
     tio_backoff_reset, tio_backoff_snooze, tio_now_ns,
 )
 from tallyio._ext.scheduler cimport tio_sched, tio_sched_of, tio_submit_native
-from tallyio._ext.swap cimport tio_decoded_call, tio_decode_stats, TIO_DECODE_OK
+from tallyio._ext.swap cimport TIO_DECODE_OK
 from tallyio.eth._decode cimport tio_decode_call
 from tallyio.mempool._ring cimport (
-    tio_dropring, tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
+    tio_pending, tio_dropring_pop_many, tio_dropring_release_many,
     tio_dropring_record, tio_dropring_queued, tio_dropring_received, tio_dropring_dropped,
     tio_dropring_processed_acquire, tio_dropring_reject, pending_fill, pending_push,
     PendingRing, DROP_OVERSIZE, TIO_PENDING_INLINE,
 )
 from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
-from tallyio.mempool._filter cimport (TxFilter, tio_filter, tio_filter_check, tio_filter_target,
+from tallyio.mempool._filter cimport (TxFilter, tio_filter_check, tio_filter_target,
                                       FILTER_PASS)
-from tallyio.mempool._pools cimport PoolTable, tio_pooltable, pooltable_apply_sync
+from tallyio.mempool._pools cimport PoolTable, pooltable_apply_sync
 from tallyio.mempool._addrtable cimport addr_table_get, TIO_ADDR_MISSING
-from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyzer_stats,
-                                        tio_analyze_call, fill_cfg, AN_COUNTERS, AN_OPPORTUNITIES, tio_arb_stats,
-                                        tio_scan_touched)
+from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_analyze_call, fill_cfg,
+                                        AN_COUNTERS, AN_OPPORTUNITIES, tio_scan_touched)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
-from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake, tio_opp_wake_signal
+from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake_signal
 
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
@@ -94,55 +93,6 @@ from tallyio.mempool.config import AnalyzerConfig, FilterConfig
 from tallyio.mempool.records import V3PoolEvent
 
 __all__ = ["Pipeline"]
-
-cdef enum:
-    SLOT_IDLE = 0
-    SLOT_RUNNING = 1
-    BATCH = 32
-    MAX_SLOTS = 64
-
-
-cdef struct pipe_slot:
-    tio_atomic_u64 state                  # SLOT_IDLE / SLOT_RUNNING (see the module doc)
-    void *pipe                            # pipe_state *
-    uint64_t batches                      # this slot's counters: written by the task that
-    uint64_t records                      # holds the slot, read by stats() (approximate
-    tio_decode_stats dstats               # while tasks run, exact after drain())
-    tio_analyzer_stats astats
-    tio_decoded_call call                 # scratch: one per slot, never per transaction
-    char _pad[TIO_CACHE_LINE]
-
-
-cdef struct pipe_state:
-    tio_dropring *ring
-    tio_analyze_ctx ctx
-    tio_opp_wake *wake           # the opportunity queue's consumer wake-up (the queue owns it)
-    tio_sched *sched
-    pipe_slot *slots
-    int n_slots
-    tio_atomic_u64 submit_failures
-    # the watcher's own state (one thread: feed / replay_file)
-    tio_filter *filter
-    tio_pooltable *table
-    uint64_t next_seq
-    bint barrier_needed
-    uint64_t blocks
-    uint64_t syncs
-    uint64_t syncs_refused       # a recorded Sync with a reserve >= 2**112
-    uint64_t v3_events           # V3PoolEvent records fed (known pool or not: see pools' stats)
-    uint64_t bad_records         # recorded payloads that do not parse
-    uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
-    # standing arbitrage (the watcher's): pools applied Syncs changed since the last scan
-    bint arbitrage               # AnalyzerConfig.standing_arbitrage
-    uint64_t max_arb_cycles
-    int32_t *touched             # [n_pools], in the order of their first Sync
-    uint8_t *is_touched          # [n_pools]
-    uint64_t n_touched
-    uint64_t touched_block       # the block the touched state is valid for: max(Sync block + 1)
-    uint64_t *cycle_stamp        # [n_cycles]: block + 1 a cycle was last screened for
-    tio_analyzer_stats arb_st
-    tio_arb_stats arb
-
 
 cdef void drain_task(void *arg) noexcept nogil:
     """The workers' native task: decode and analyze records until the ring is empty."""
@@ -275,11 +225,10 @@ cdef int scan_touched(pipe_state *pipe) noexcept nogil:
     return found
 
 
-# ---- the native replay loop (Pipeline.replay_file) ----------------------------------------
-# Reads a recording (tallyio.state.recordlog's format; the payloads of
-# tallyio.mempool.recording) straight from its memory map and feeds the pipeline without
-# the GIL: the same checks as RecordReader (type != 0, length inside the file, sequence =
-# previous + 1, CRC-32 over header + payload), the same payload layouts as recording.py.
+# ---- raw records (the native replay feeder, tallyio/mempool/_feeder.pyx) ------------------
+# The payload layouts of tallyio/mempool/recording.py, read in place (the record log's own
+# framing and checksums are tallyio/state/_recordlog's): the same fields feed() takes from a
+# PendingTx / BlockHeader / SyncEvent, applied the same way.
 
 cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
     cdef uint64_t v
@@ -293,61 +242,10 @@ cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
     return v
 
 
-cdef uint32_t CRC_TABLE[8][256]     # slice-by-8: CRC_TABLE[k][b] is b's CRC advanced k more zero bytes
-
-cdef void crc_init() noexcept nogil:
-    cdef uint32_t c, n, k, _bit
-    for n in range(256):
-        c = n
-        for _bit in range(8):
-            c = (0xEDB88320u ^ (c >> 1)) if (c & 1) else (c >> 1)
-        CRC_TABLE[0][n] = c
-    for n in range(256):
-        for k in range(1, 8):
-            CRC_TABLE[k][n] = (CRC_TABLE[k - 1][n] >> 8) ^ CRC_TABLE[0][CRC_TABLE[k - 1][n] & 0xFF]
-
-
-crc_init()      # at import: the table is read-only afterwards
-
-
-cdef inline uint32_t crc32_update(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nogil:
-    """zlib's crc32(data, crc) (IEEE, reflected), eight bytes per step (slice-by-8; one
-    table lookup per byte was most of the reader's own time on 200-500-byte records)."""
-    cdef uint32_t lo, hi
-    crc = crc ^ 0xFFFFFFFFu
-    while n >= 8:
-        lo = le32(p) ^ crc
-        hi = le32(p + 4)
-        crc = (CRC_TABLE[7][lo & 0xFF] ^ CRC_TABLE[6][(lo >> 8) & 0xFF]
-               ^ CRC_TABLE[5][(lo >> 16) & 0xFF] ^ CRC_TABLE[4][lo >> 24]
-               ^ CRC_TABLE[3][hi & 0xFF] ^ CRC_TABLE[2][(hi >> 8) & 0xFF]
-               ^ CRC_TABLE[1][(hi >> 16) & 0xFF] ^ CRC_TABLE[0][hi >> 24])
-        p += 8
-        n -= 8
-    while n:
-        crc = CRC_TABLE[0][(crc ^ p[0]) & 0xFF] ^ (crc >> 8)
-        p += 1
-        n -= 1
-    return crc ^ 0xFFFFFFFFu
-
-
 cdef enum:
-    REC_PENDING_TX = 1
-    REC_BLOCK_HEADER = 2
-    REC_SYNC_EVENT = 3
     TX_HEAD = 202          # recording.py _TX_HEAD.size
     BLOCK_SIZE = 136       # _BLOCK.size
     SYNC_SIZE = 137        # _SYNC.size
-    SCAN_END = 0
-    SCAN_TORN = 1
-    SCAN_TIMEOUT = 2
-
-
-cdef struct scan_result:
-    uint64_t records
-    uint64_t pending
-    uint64_t end_offset
-    uint64_t last_seq
 
 
 cdef inline void replay_barrier(pipe_state *pipe) noexcept nogil:
@@ -356,25 +254,27 @@ cdef inline void replay_barrier(pipe_state *pipe) noexcept nogil:
         pipe.barrier_needed = False
 
 
-cdef void replay_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcept nogil:
+cdef int feed_raw_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcept nogil:
     cdef tio_pending rec
     cdef uint32_t n_in, n_raw, target = 0
     if n < TX_HEAD:
         pipe.bad_records += 1
-        return
+        return PIPE_BAD
     n_in = le32(p + 194)
     n_raw = le32(p + 198)
     if <uint64_t>TX_HEAD + n_in + n_raw != n:
         pipe.bad_records += 1
-        return
+        return PIPE_BAD
+    if pipe.n_touched:
+        scan_touched(pipe)              # the Syncs before this record are all applied
     if not p[72]:
         tio_filter_target(pipe.filter, NULL)
-        return
+        return PIPE_FED
     if tio_filter_target(pipe.filter, p + 52) != FILTER_PASS:
-        return
+        return PIPE_FED
     if n_in > TIO_PENDING_INLINE:
         tio_dropring_reject(pipe.ring, DROP_OVERSIZE)
-        return
+        return PIPE_FED
     memcpy(rec.hash, p, 32)
     memcpy(rec.sender, p + 32, 20)
     memcpy(rec.to, p + 52, 20)
@@ -389,74 +289,65 @@ cdef void replay_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexcep
     rec.input_len = n_in
     memcpy(rec.input, p + TX_HEAD, n_in)
     if tio_filter_check(pipe.filter, &rec, &target) != FILTER_PASS:
-        return
+        return PIPE_FED
     rec.target = target
     rec.seq = pipe.next_seq
     pipe.next_seq += 1
-    pending_push(pipe.ring, &rec)
-    kick(pipe, BATCH)           # the end of the scan and every barrier kick the rest
+    pending_push(pipe.ring, &rec)       # no wake-up here: the caller kicks once per batch
     pipe.barrier_needed = True
+    return PIPE_ACCEPTED
 
 
-cdef int replay_scan(pipe_state *pipe, const uint8_t *buf, uint64_t size, uint64_t offset,
-                     uint64_t first_seq, scan_result *out) noexcept nogil:
-    """Walk the records of one log file from `offset` and feed each to the pipeline."""
-    cdef uint16_t rtype
-    cdef uint32_t length, crc
-    cdef uint64_t seq, expect = first_seq, rsize
-    cdef int status
-    cdef const uint8_t *rec
-    cdef const uint8_t *payload
+cdef int pipe_feed_raw(pipe_state *pipe, uint16_t rtype, const uint8_t *payload,
+                       uint64_t length) noexcept nogil:
+    """One recorded payload into the pipeline (the feeder's thread is the watcher): a
+    PENDING_TX is filtered and queued WITHOUT waking a worker (call pipe_kick once per
+    batch); a BLOCK_HEADER / SYNC_EVENT waits at the block barrier and is applied.
+    PIPE_ACCEPTED (a transaction queued), PIPE_FED (handled), PIPE_BAD (counted in
+    bad_records), PIPE_NOT_NATIVE (another type: decode it in Python and feed())."""
     cdef tio_u256 r0, r1, base_fee
-    while offset + 24 <= size:
-        rec = buf + offset
-        rtype = <uint16_t>(rec[0] | (rec[1] << 8))
-        length = le32(rec + 4)
-        seq = le64(rec + 8)
-        if rtype == 0 or seq != expect:
-            break
-        rsize = (24 + <uint64_t>length + 4 + 7) & ~(<uint64_t>7)
-        if offset + rsize > size:
-            break
-        crc = crc32_update(0, rec, 24 + <uint64_t>length)
-        if crc != le32(rec + 24 + length):
-            break
-        payload = rec + 24
-        if rtype == REC_PENDING_TX or rtype == REC_BLOCK_HEADER:
-            scan_touched(pipe)              # the Syncs before this record are all applied
-        if rtype == REC_PENDING_TX:
-            replay_pending(pipe, payload, length)
-            out.pending += 1
-        elif rtype == REC_BLOCK_HEADER:
-            if length != BLOCK_SIZE:
-                pipe.bad_records += 1
-            else:
-                replay_barrier(pipe)
-                tio_u256_from_be32(&base_fee, payload + 80)
-                pipe.ctx.base_fee = (base_fee.w[0] if (base_fee.w[1] | base_fee.w[2] | base_fee.w[3]) == 0
-                                     else <uint64_t>-1)
-                pipe.ctx.block_number = le64(payload) + 1
-                pipe.blocks += 1
-        elif rtype == REC_SYNC_EVENT:
-            if length != SYNC_SIZE:
-                pipe.bad_records += 1
-            else:
-                replay_barrier(pipe)
-                tio_u256_from_be32(&r0, payload + 20)
-                tio_u256_from_be32(&r1, payload + 52)
-                status = pooltable_apply_sync(pipe.table, payload, &r0, &r1)
-                if status < 0:
-                    pipe.syncs_refused += 1
-                elif status == 1:
-                    mark_touched(pipe, payload, le64(payload + 84))
-                pipe.syncs += 1
-        out.records += 1
-        out.last_seq = seq
-        expect = seq + 1
-        offset += rsize
-    out.end_offset = offset
+    cdef int status
+    if rtype == REC_PENDING_TX:
+        return feed_raw_pending(pipe, payload, length)
+    if rtype == REC_BLOCK_HEADER:
+        if length != BLOCK_SIZE:
+            pipe.bad_records += 1
+            return PIPE_BAD
+        scan_touched(pipe)              # the block's Syncs are all applied
+        replay_barrier(pipe)
+        tio_u256_from_be32(&base_fee, payload + 80)
+        pipe.ctx.base_fee = (base_fee.w[0] if (base_fee.w[1] | base_fee.w[2] | base_fee.w[3]) == 0
+                             else <uint64_t>-1)
+        pipe.ctx.block_number = le64(payload) + 1
+        pipe.blocks += 1
+        return PIPE_FED
+    if rtype == REC_SYNC_EVENT:
+        if length != SYNC_SIZE:
+            pipe.bad_records += 1
+            return PIPE_BAD
+        replay_barrier(pipe)
+        tio_u256_from_be32(&r0, payload + 20)
+        tio_u256_from_be32(&r1, payload + 52)
+        status = pooltable_apply_sync(pipe.table, payload, &r0, &r1)
+        if status < 0:
+            pipe.syncs_refused += 1
+        elif status == 1:
+            mark_touched(pipe, payload, le64(payload + 84))
+        pipe.syncs += 1
+        return PIPE_FED
+    return PIPE_NOT_NATIVE
+
+
+cdef void pipe_kick(pipe_state *pipe) noexcept nogil:
+    """Wake the workers the queued records need (one call per batch, not per record)."""
+    kick(pipe, 1)
+
+
+cdef void pipe_finish(pipe_state *pipe) noexcept nogil:
+    """End of a source: the last Syncs' standing cycles, then every queued record analyzed."""
     scan_touched(pipe)
-    return SCAN_END
+    wait_quiescent(pipe, <uint64_t>1 << 62)
+    pipe.barrier_needed = False
 
 
 cdef class Pipeline:
@@ -467,18 +358,6 @@ cdef class Pipeline:
     ``routers_v2`` / ``routers_v3`` / ``universal_routers``: addresses the filter lets
     through, each optionally ``(address, exchange_id)`` (the exchange whose pools the
     router swaps through, as in ``V2Pool.exchange``).  ``feed`` from one thread only."""
-
-    cdef pipe_state *pipe
-    cdef readonly PoolTable table
-    cdef readonly TxFilter filter
-    cdef readonly PendingRing ring
-    cdef readonly OpportunityQueue opportunities
-    cdef readonly object scheduler
-    cdef readonly object analyzer_config
-    cdef tio_analyzer_cfg cfg
-    cdef bint own_scheduler
-    cdef readonly uint64_t unknown_records
-    cdef object closed
 
     def __cinit__(self, *args, **kwargs):
         self.pipe = NULL
@@ -627,53 +506,17 @@ cdef class Pipeline:
         return n
 
     def replay_file(self, path):
-        """Feed a recording to the pipeline from its memory map without the GIL (the
-        native twin of ``run(ReplaySource(path))``, records checked the same way), then
-        drain.  A recording of several segments goes through ReplaySource instead.
+        """Feed a recording to the pipeline at full speed from its memory map without the
+        GIL (``tallyio.mempool._feeder.ReplayFeeder``: the native twin of
+        ``run(ReplaySource(path))``, records checked the same way), then drain.
         Returns ``{"records", "pending", "end"}`` (``end``: "end of log" or where a torn
         or invalid record stopped it)."""
-        import glob
-        import mmap
-        import os
-        import struct
-        from tallyio.errors import CorruptFileError, ForeignFileError, FutureVersionError
-        from tallyio.mempool.recording import ReplaySource
-        from tallyio.state.recordlog import FORMAT_VERSION, MAGIC
-        if glob.glob(glob.escape(os.fspath(path)) + ".[0-9]*"):
-            n = self.run(ReplaySource(path))
-            return {"records": n, "pending": None, "end": "segmented: read by ReplaySource"}
-        cdef scan_result res
-        cdef const uint8_t[::1] view
-        cdef uint64_t size, header_size, first_seq
-        memset(&res, 0, sizeof(res))
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(24)
-            if len(head) < 24 or head[:8] != MAGIC:
-                raise ForeignFileError(f"{path}: not a tallyio record log")
-            version, header_size, first_seq = struct.unpack_from("<IIQ", head, 8)
-            if version > FORMAT_VERSION:
-                raise FutureVersionError(f"{path}: record log format {version}, this reader knows {FORMAT_VERSION}")
-            if header_size < 24 or header_size > size:
-                raise CorruptFileError(f"{path}: header size {header_size} out of range")
-            if size <= header_size:
-                return {"records": 0, "pending": 0, "end": "end of log"}
-            mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
-        try:
-            view = mm
-            with nogil:
-                replay_scan(self.pipe, &view[0], size, header_size, first_seq, &res)
-            view = None
-        finally:
-            mm.close()
-        tail = "end of log"
-        if res.end_offset < size:
-            with open(path, "rb") as f:
-                f.seek(res.end_offset)
-                if f.read(size - res.end_offset).count(0) != size - res.end_offset:
-                    tail = f"torn or invalid record at offset {res.end_offset}"
-        self.drain()
-        return {"records": res.records, "pending": res.pending, "end": tail}
+        from tallyio.mempool._feeder import ReplayFeeder
+        if self.closed:
+            raise RuntimeError("Pipeline is closed")
+        with ReplayFeeder(self, path) as feeder:
+            info = feeder.run()
+        return {"records": info["records"], "pending": info["pending"], "end": info["end"]}
 
     def scan_arbitrage(self) -> int:
         """Scan now for standing arbitrage on the pools the Syncs applied since the last

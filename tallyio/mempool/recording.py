@@ -255,22 +255,21 @@ class ReplaySource:
         return None
 
     def __iter__(self) -> Iterator[Item]:
-        reader = RecordReader(self.path)
+        # the records walked by the native cursor (tallyio.state._recordlog) and pending
+        # transactions built in C; every other kind goes through decode() above
+        from tallyio.mempool._feeder import replay_items
+
+        end: dict = {}
         start_rec = start_wall = None
-        for record in reader:
-            if record.type == RecordType.POOL_SNAPSHOT:
-                continue
-            item = decode(record.type, record.payload)
-            if item is None:
-                continue
+        for ts, item in replay_items(self.path, end):
             if self.realtime:
                 if start_rec is None:
-                    start_rec, start_wall = record.ts, time.monotonic_ns()
-                wait = (record.ts - start_rec) - (time.monotonic_ns() - start_wall)
+                    start_rec, start_wall = ts, time.monotonic_ns()
+                wait = (ts - start_rec) - (time.monotonic_ns() - start_wall)
                 if wait > 0:
                     time.sleep(wait / 1e9)
             yield item
-        self.end_reason = reader.end_reason
+        self.end_reason = end["end"]
 
 
 def embedded_recording() -> tuple[str, dict]:
