@@ -76,3 +76,7 @@ cdef int aave_account_health(const aave_asset *assets, Py_ssize_t n, tio_u256 *h
 # out[c * n + d] (statuses AAVE_OK; AAVE_NOT_SIZED for pairs not eligible); 1 on any revert
 cdef int aave_size_account(const aave_asset *assets, Py_ssize_t n, tio_u256 *health_factor,
                            aave_amounts *out, int *statuses) noexcept nogil
+# scaled balances -> balances, in place: collateral = rayMul(scaled, income[a]), debt =
+# rayMul(scaled, debt_index[a]) (the tokens' balanceOf); 1 where rayMul reverts
+cdef int aave_balances(aave_asset *assets, Py_ssize_t n, const tio_u256 *income,
+                       const tio_u256 *debt_index) noexcept nogil

@@ -570,7 +570,7 @@ cdef class LiquidationSizer:
                     u256_from_int(scaled_debt[a], &row.debt, f"accounts[{i}] scaled_debt[{a}]")
             with nogil:
                 for i in range(count):
-                    account_status[i] = _balances(&assets[i * n], n, income, debt_index)
+                    account_status[i] = aave_balances(&assets[i * n], n, income, debt_index)
                     if account_status[i] == 0:
                         account_status[i] = aave_size_account(&assets[i * n], n, &health[i], &out[i * n * n],
                                                               &statuses[i * n * n])
@@ -593,8 +593,8 @@ cdef class LiquidationSizer:
             free(account_status)
 
 
-cdef int _balances(aave_asset *assets, Py_ssize_t n, const tio_u256 *income, const tio_u256 *debt_index) noexcept nogil:
-    """Scaled balances -> balances: rayMul(scaled, normalized index), in place; 1 on overflow."""
+cdef int aave_balances(aave_asset *assets, Py_ssize_t n, const tio_u256 *income,
+                       const tio_u256 *debt_index) noexcept nogil:
     cdef Py_ssize_t a
     for a in range(n):
         if not tio_u256_is_zero(&assets[a].collateral):

@@ -8,6 +8,7 @@
 # balance below 0 or past 2**256 - 1 (nothing is changed then).
 from libc.stdint cimport uint8_t
 from tallyio._ext.u256 cimport tio_u256
+from tallyio.amm._aave cimport aave_asset
 
 ctypedef struct health_core:
     Py_ssize_t n_assets
@@ -55,6 +56,11 @@ cdef class HealthCore:
     cdef health_core core
     cdef list _addresses
     cdef dict _slots
+    # the exact per-asset state for the C confirmation of the screen's candidates: price, unit
+    # and threshold in exact[a] (balances filled per account), the normalized indexes (ray)
+    cdef aave_asset *exact
+    cdef tio_u256 *income
+    cdef tio_u256 *debt_index
     cdef int _grow(self, Py_ssize_t capacity) except -1
     cdef int _grow_row(self, double **array, Py_ssize_t capacity) except -1
     cdef int _grow_columns(self, Py_ssize_t old, Py_ssize_t capacity) except -1

@@ -32,7 +32,7 @@ accumulates a bound on it per account and the slack includes it, so the screen
 stays a proven superset.  A re-sum (a position event, a non-finite value, and
 every ``REFRESH_EVERY`` updates for all rows) sets ``drift`` back to 0.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY, isfinite, isinf
@@ -41,8 +41,9 @@ from libc.float cimport FLT_MAX
 import numpy
 
 from tallyio._ext.common cimport TIO_OK, TIO_INVALID
-from tallyio._ext.u256 cimport (tio_u256, tio_u256_add, tio_u256_to_ld, tio_u256_is_zero,
-                                u256_from_int, u256_to_int)
+from tallyio._ext.u256 cimport (tio_u256, tio_u256_add, tio_u256_to_ld, tio_u256_is_zero, tio_u256_cmp,
+                                tio_u256_from_u64, u256_from_int, u256_to_int)
+from tallyio.amm._aave cimport aave_asset, aave_balances, aave_account_health
 
 cdef extern from *:
     """
@@ -319,6 +320,11 @@ cdef class HealthCore:
         self.core.inverse_unit = <double *>calloc(n, sizeof(double))
         self.core.collateral_rounding = <double *>calloc(n, sizeof(double))
         self.core.infinite_cells = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
+        self.exact = <aave_asset *>calloc(n, sizeof(aave_asset))
+        self.income = <tio_u256 *>calloc(n, sizeof(tio_u256))
+        self.debt_index = <tio_u256 *>calloc(n, sizeof(tio_u256))
+        if self.exact == NULL or self.income == NULL or self.debt_index == NULL:
+            raise MemoryError("HealthMatrix: out of memory for the per-asset arrays")
         if (self.core.collateral_value == NULL or self.core.debt_value == NULL
                 or self.core.collateral_weight == NULL or self.core.rounding_of == NULL
                 or self.core.collateral_rounding == NULL or self.core.inverse_unit == NULL
@@ -349,6 +355,9 @@ cdef class HealthCore:
         free(self.core.rounding_of)
         free(self.core.collateral_rounding)
         free(self.core.inverse_unit)
+        free(self.exact)
+        free(self.income)
+        free(self.debt_index)
 
     cdef int _grow(self, Py_ssize_t capacity) except -1:
         """Make room for ``capacity`` accounts (zeroed); all or nothing."""
@@ -547,6 +556,59 @@ cdef class HealthCore:
         if self.core.n_accounts:
             memcpy(&view[0], self.core.health, self.core.n_accounts * sizeof(double))
         return out
+
+    def _set_exact(self, Py_ssize_t asset_index, price, income, debt_index, unit, threshold):
+        """One reserve's exact price, normalized indexes (ray), unit and liquidation
+        threshold (bps), for ``_confirm``."""
+        self._check_asset(asset_index)
+        cdef aave_asset *row = &self.exact[asset_index]
+        u256_from_int(price, &row.price, "price")
+        u256_from_int(unit, &row.unit, "unit")
+        u256_from_int(income, &self.income[asset_index], "income")
+        u256_from_int(debt_index, &self.debt_index[asset_index], "debt_index")
+        if not 0 <= threshold <= 10_000:
+            raise ValueError(f"threshold {threshold} outside [0, 10000] bps")
+        row.liquidation_threshold = threshold
+        return None
+
+    def _confirm(self, candidates):
+        """The exact decision on the screen's candidates, in C: ``(liquidatable,
+        undecided)`` slot lists; ``liquidatable`` have a health factor below 1
+        (GenericLogic on the exact scaled balances), ``undecided`` are those whose
+        computation passed 2**256 - 1 somewhere (the reference decides them: it
+        raises where the contract reverts)."""
+        cdef Py_ssize_t n = self.core.n_assets, a, k, count, slot
+        cdef const int64_t[::1] slots = numpy.ascontiguousarray(candidates, dtype=numpy.int64)
+        count = slots.shape[0]
+        for k in range(count):
+            self._check(slots[k], 0)
+        cdef aave_asset *assets = <aave_asset *>calloc(n, sizeof(aave_asset))
+        cdef int8_t *verdict = <int8_t *>calloc(count if count else 1, sizeof(int8_t))
+        cdef tio_u256 hf, wad
+        if assets == NULL or verdict == NULL:
+            free(assets)
+            free(verdict)
+            raise MemoryError("HealthMatrix: out of memory confirming candidates")
+        tio_u256_from_u64(&wad, 1000000000000000000)
+        with nogil:
+            for k in range(count):
+                slot = slots[k]
+                for a in range(n):
+                    assets[a] = self.exact[a]
+                    assets[a].collateral = self.core.scaled_collateral[slot * n + a]
+                    assets[a].debt = self.core.scaled_debt[slot * n + a]
+                    assets[a].use_as_collateral = self.core.enabled[slot * n + a]
+                if aave_balances(assets, n, self.income, self.debt_index) != 0 \
+                        or aave_account_health(assets, n, &hf) != 0:
+                    verdict[k] = -1
+                else:
+                    verdict[k] = 1 if tio_u256_cmp(&hf, &wad) < 0 else 0
+        try:
+            return ([slots[k] for k in range(count) if verdict[k] == 1],
+                    [slots[k] for k in range(count) if verdict[k] == -1])
+        finally:
+            free(assets)
+            free(verdict)
 
     def _sums(self, Py_ssize_t slot):
         """``(numerator, denominator, collateral, rounding, drift, slack)`` of one
