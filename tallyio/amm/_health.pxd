@@ -22,35 +22,34 @@ ctypedef struct health_core:
     float *collateral_cells       # the scaled collateral (0 when not enabled)
     float *debt_cells             # the scaled debt
     Py_ssize_t *infinite_cells    # [n_assets]: cells of the column past float32's range (inf)
+    Py_ssize_t *holders           # [n_assets]: accounts with a non-zero cell in the column
     # per account [capacity], structure of arrays: the float sums of the health factor
     double *numerator             # sum collateral value * threshold (base currency)
     double *denominator           # sum debt value
-    double *collateral            # sum collateral value (for the threshold truncation's bound)
-    double *rounding              # 1 + the per-asset roundings of the positions held
-    double *drift                 # bound on the error the incremental updates added since a re-sum
+    double *slack                 # the per-position roundings, 1 bp + float32 error of the collateral, and
+                                  # the drift bound of the incremental updates since the last re-sum
     double *health                # numerator / denominator (inf without debt)
     Py_ssize_t *scratch           # [capacity]: the slots a re-sum visits
     Py_ssize_t updates            # incremental asset updates since every row was last re-summed
-    double *collateral_value      # [n_assets]: income index / RAY * price, per whole token (0: not collateral)
-    double *collateral_weight     # [n_assets]: collateral_value * liquidation threshold / 10000
+    double *collateral_weight     # [n_assets]: income index / RAY * price * liquidation threshold / 10000
     double *debt_value            # [n_assets]: debt index / RAY * price, per whole token
+    double *slack_per_token       # [n_assets]: income / RAY * price * (1 bp + float32 error): 0 if never collateral
+    double *slack_collateral      # [n_assets]: 2 * (0.5 * price / 10**decimals + 1) per collateral held (0: never)
+    double *slack_debt            # [n_assets]: 2 * (0.5 * price / 10**decimals + 1) per debt held
     double *inverse_unit          # [n_assets]: 10 ** -decimals
-    double *rounding_of           # [n_assets]: 0.5 * price / 10**decimals + 1, one asset's rounding
-    double *collateral_rounding   # [n_assets]: rounding_of, or 0 for a reserve that is never collateral
 
 # One position event: add the signed (two's complement) deltas to the exact scaled balances
 # and refresh the account's float row.
 cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset,
                             const tio_u256 *d_collateral, const tio_u256 *d_debt) noexcept nogil
-# Re-sum one account's numerator, denominator, collateral, rounding and health from its cells
-# (drift back to 0).
+# Re-sum one account's numerator, denominator, slack and health from its cells (drift back to 0).
 cdef void health_refresh_row(health_core *core, Py_ssize_t slot) noexcept nogil
 # Install new per-asset factors for `asset` and bring every account holding it up to date:
 # an incremental column pass (each holder's sums move by cell * (new - old factor)) when
 # everything is finite, else a re-sum of each holder.  Returns the number of holders.
-cdef Py_ssize_t health_update_asset(health_core *core, Py_ssize_t asset, double collateral_value,
-                                    double collateral_weight, double debt_value, double rounding,
-                                    double collateral_rounding) noexcept nogil
+cdef Py_ssize_t health_update_asset(health_core *core, Py_ssize_t asset, double collateral_weight,
+                                    double debt_value, double slack_per_token, double slack_collateral,
+                                    double slack_debt) noexcept nogil
 
 cdef class HealthCore:
     cdef health_core core

@@ -1,8 +1,8 @@
 """The native store behind ``tallyio.amm.health.HealthMatrix``: exact scaled
 balances of accounts x assets (tio_u256), their float64 images, and per account
 the float health factor with a bound on its error.  Owns its C arrays; touches
-nothing else.  The exact decisions (account data, who is liquidatable) are made
-in Python by ``tallyio.amm.aave`` from the exact balances kept here.
+nothing else.  The exact decisions (who is liquidatable) are made on 256-bit
+integers from the exact balances kept here (below).
 
 One writer at a time: no method releases the GIL, and the C entries in
 ``_health.pxd`` are for a caller that already owns the matrix.
@@ -25,12 +25,19 @@ the exact health factor can be below 1 only when
 the totals for the float32 cells (docs/liquidation.md).
 
 A price (or index) update of asset j does not re-sum the rows: every account's
-sums move by ``cell_j * (new factor - old factor)`` in one branch-free pass over
-column j (a non-holder's cells are 0: its sums move by exactly 0).  Each such
-step adds a float error of at most a few ulps of the terms involved; ``drift``
-accumulates a bound on it per account and the slack includes it, so the screen
-stays a proven superset.  A re-sum (a position event, a non-finite value, and
-every ``REFRESH_EVERY`` updates for all rows) sets ``drift`` back to 0.
+sums (numerator, denominator, and the slack sum of the roundings and the 1 bp
+and float32 terms) move by ``cell_j * (new - old factor)`` in one branch-free,
+vectorized pass over column j (a non-holder's cells are 0: its sums move by
+exactly 0).  Each such step adds a float error of at most a few ulps of the
+terms involved; the slack sum takes a bound on it too (4 ulps of every term and
+new sum), so the screen stays a proven superset.  A re-sum (a position event, a
+non-finite value, and every ``REFRESH_EVERY`` updates for all rows) drops the
+accumulated drift.
+
+The screen's candidates are decided in C as well (``_confirm``:
+GenericLogic's health factor on the exact scaled balances, through
+``tallyio.amm._aave``); an account whose computation passes 2**256 - 1 is
+handed back to the reference, ``tallyio.amm.aave``.
 """
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
@@ -78,50 +85,54 @@ cdef double FLOAT_SLACK = 1e-12
 cdef double CELL_SLACK = 1e-6
 #: the weighted liquidation threshold is truncated to whole bps: up to 1 bp of the collateral
 cdef double THRESHOLD_TRUNCATION = 1e-4
+#: the slack of an account holding nothing: twice (numerator and denominator) the 1 of percentMul's
+#: and wadDiv's half-up rounding, with room
+cdef double BASE_SLACK = 2.0
 #: incremental asset updates between two re-sums of every row (keeps the drift, and so the screen, tight)
 cdef Py_ssize_t REFRESH_EVERY = 4096
 
 cdef extern from *:
     """
+    #include <float.h>
     #include <math.h>
     #include <stddef.h>
     /* One asset's factors moved: every account's sums move by its cells times the change
        (a non-holder's cells are 0, so its sums move by exactly 0).  The error each step adds
-       is at most an ulp of each product and of each new sum (rounded to nearest): `drift`
-       accumulates 4 ulps (2**-51) of all of them, a bound with room to spare.  Branch-free and
-       over restrict pointers so the compiler vectorizes it.  *broken counts sums that are no
-       longer finite (their rows need a re-sum). */
-    static ptrdiff_t tio_health_column_update(
-        ptrdiff_t n, const float *restrict ccol, const float *restrict dcol, double d_weight,
-        double d_value, double d_debt, double d_rounding, double d_collateral_rounding,
-        double *restrict numerator, double *restrict denominator, double *restrict collateral,
-        double *restrict rounding, double *restrict drift, double *restrict health, ptrdiff_t *broken)
+       is at most an ulp of each product and of each new sum (rounded to nearest); the slack
+       sum takes 4 ulps (2**-51) of all of them on top (its own rounding included), a bound
+       with room to spare.  Branch-free (selects, no division by 0, no reductions) over
+       restrict pointers so GCC vectorizes it; it may do so only when told that the compares
+       do not trap (we never read the FP exception flags), hence the attribute. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    __attribute__((optimize("no-trapping-math")))
+    #endif
+    static void tio_health_column_update(
+        ptrdiff_t n, const float *restrict ccol, const float *restrict dcol, double d_weight, double d_debt,
+        double d_slack_per_token, double d_slack_collateral, double d_slack_debt,
+        double *restrict numerator, double *restrict denominator, double *restrict slack,
+        double *restrict health)
     {
         const double ulps = 0x1p-51;
-        ptrdiff_t held = 0, bad = 0;
         for (ptrdiff_t s = 0; s < n; s++) {
             double c = ccol[s], d = dcol[s];
-            double tn = c * d_weight, td = d * d_debt, tc = c * d_value;
-            double num = numerator[s] + tn, den = denominator[s] + td, col = collateral[s] + tc;
-            double rnd = rounding[s] + (double)(c != 0.0f) * d_collateral_rounding + (double)(d != 0.0f) * d_rounding;
+            double has_c = c != 0.0 ? 1.0 : 0.0, has_d = d != 0.0 ? 1.0 : 0.0;
+            double tn = c * d_weight, td = d * d_debt;
+            double ts = c * d_slack_per_token + has_c * d_slack_collateral + has_d * d_slack_debt;
+            double num = numerator[s] + tn, den = denominator[s] + td, sl = slack[s] + ts;
+            sl += ulps * (fabs(tn) + fabs(td) + fabs(ts) + fabs(num) + fabs(den) + fabs(sl));
             numerator[s] = num;
             denominator[s] = den;
-            collateral[s] = col;
-            rounding[s] = rnd;
-            drift[s] += ulps * (fabs(tn) + fabs(td) + fabs(tc) + fabs(num) + fabs(den) + fabs(col) + 2.0 * fabs(rnd));
-            health[s] = den > 0.0 ? num / den : INFINITY;
-            held += (c != 0.0f) | (d != 0.0f);
-            bad += !(isfinite(num) && isfinite(den) && isfinite(col));
+            slack[s] = sl;
+            double positive = den > 0.0 ? den : 1.0;
+            double q = num / positive;
+            health[s] = den > 0.0 ? q : INFINITY;
         }
-        *broken = bad;
-        return held;
     }
     """
-    Py_ssize_t tio_health_column_update(Py_ssize_t n, const float *ccol, const float *dcol, double d_weight,
-                                        double d_value, double d_debt, double d_rounding,
-                                        double d_collateral_rounding, double *numerator, double *denominator,
-                                        double *collateral, double *rounding, double *drift, double *health,
-                                        Py_ssize_t *broken) noexcept nogil
+    void tio_health_column_update(Py_ssize_t n, const float *ccol, const float *dcol, double d_weight,
+                                  double d_debt, double d_slack_per_token, double d_slack_collateral,
+                                  double d_slack_debt, double *numerator, double *denominator,
+                                  double *slack, double *health) noexcept nogil
 
 
 cdef inline int _is_negative(const tio_u256 *x) noexcept nogil:
@@ -149,28 +160,26 @@ cdef inline float _to_cell(double tokens) noexcept nogil:
 
 cdef void health_refresh_row(health_core *core, Py_ssize_t slot) noexcept nogil:
     cdef Py_ssize_t a, n = core.n_assets, capacity = core.capacity
-    cdef double c, d, numerator = 0.0, denominator = 0.0, collateral = 0.0, rounding = 1.0
+    cdef double c, d, numerator = 0.0, denominator = 0.0, slack = BASE_SLACK
     # branch-free: whether a cell is empty is a coin toss across accounts, and a
     # mispredicted branch per cell cost more than the arithmetic it skipped
     for a in range(n):
         c = core.collateral_cells[a * capacity + slot]
         d = core.debt_cells[a * capacity + slot]
         numerator += c * core.collateral_weight[a]
-        collateral += c * core.collateral_value[a]
         denominator += d * core.debt_value[a]
-        rounding += <double>(c != 0.0) * core.collateral_rounding[a] + <double>(d != 0.0) * core.rounding_of[a]
+        slack += (c * core.slack_per_token[a] + <double>(c != 0.0) * core.slack_collateral[a]
+                  + <double>(d != 0.0) * core.slack_debt[a])
     core.numerator[slot] = numerator
     core.denominator[slot] = denominator
-    core.collateral[slot] = collateral
-    core.rounding[slot] = rounding
-    core.drift[slot] = 0.0
+    core.slack[slot] = slack
     core.health[slot] = numerator / denominator if denominator > 0.0 else INFINITY
 
 
 cdef inline bint _finite_asset(const health_core *core, Py_ssize_t asset) noexcept nogil:
-    return (isfinite(core.collateral_value[asset]) and isfinite(core.collateral_weight[asset])
-            and isfinite(core.debt_value[asset]) and isfinite(core.rounding_of[asset])
-            and isfinite(core.collateral_rounding[asset]))
+    return (isfinite(core.collateral_weight[asset]) and isfinite(core.debt_value[asset])
+            and isfinite(core.slack_per_token[asset]) and isfinite(core.slack_collateral[asset])
+            and isfinite(core.slack_debt[asset]))
 
 
 cdef Py_ssize_t _resum_holders(health_core *core, Py_ssize_t asset) noexcept nogil:
@@ -188,56 +197,57 @@ cdef Py_ssize_t _resum_holders(health_core *core, Py_ssize_t asset) noexcept nog
     return held
 
 
-cdef Py_ssize_t health_update_asset(health_core *core, Py_ssize_t asset, double collateral_value,
-                                    double collateral_weight, double debt_value, double rounding,
-                                    double collateral_rounding) noexcept nogil:
-    cdef Py_ssize_t held, slot, k, broken
+cdef Py_ssize_t health_update_asset(health_core *core, Py_ssize_t asset, double collateral_weight,
+                                    double debt_value, double slack_per_token, double slack_collateral,
+                                    double slack_debt) noexcept nogil:
+    cdef Py_ssize_t slot
     cdef bint incremental
-    cdef double d_weight, d_value, d_debt, d_rounding, d_collateral_rounding
+    cdef double d_weight, d_debt, d_slack_per_token, d_slack_collateral, d_slack_debt
     if asset < 0 or asset >= core.n_assets:
         return 0
-    incremental = (_finite_asset(core, asset) and isfinite(collateral_value) and isfinite(collateral_weight)
-                   and isfinite(debt_value) and isfinite(rounding) and isfinite(collateral_rounding)
+    incremental = (_finite_asset(core, asset) and isfinite(collateral_weight) and isfinite(debt_value)
+                   and isfinite(slack_per_token) and isfinite(slack_collateral) and isfinite(slack_debt)
                    and core.infinite_cells[asset] == 0 and core.updates < REFRESH_EVERY)
     d_weight = collateral_weight - core.collateral_weight[asset]
-    d_value = collateral_value - core.collateral_value[asset]
     d_debt = debt_value - core.debt_value[asset]
-    d_rounding = rounding - core.rounding_of[asset]
-    d_collateral_rounding = collateral_rounding - core.collateral_rounding[asset]
-    core.collateral_value[asset] = collateral_value
+    d_slack_per_token = slack_per_token - core.slack_per_token[asset]
+    d_slack_collateral = slack_collateral - core.slack_collateral[asset]
+    d_slack_debt = slack_debt - core.slack_debt[asset]
     core.collateral_weight[asset] = collateral_weight
     core.debt_value[asset] = debt_value
-    core.rounding_of[asset] = rounding
-    core.collateral_rounding[asset] = collateral_rounding
+    core.slack_per_token[asset] = slack_per_token
+    core.slack_collateral[asset] = slack_collateral
+    core.slack_debt[asset] = slack_debt
     if not incremental:
         if core.updates >= REFRESH_EVERY:
-            # the periodic re-sum of every row: the drift of every account back to 0
+            # the periodic re-sum of every row: every account's accumulated drift back to 0
             core.updates = 0
             for slot in range(core.n_accounts):
                 health_refresh_row(core, slot)
-            return _count_holders(core, asset)
+            return core.holders[asset]
         return _resum_holders(core, asset)
     core.updates += 1
-    held = tio_health_column_update(core.n_accounts, &core.collateral_cells[asset * core.capacity],
-                                    &core.debt_cells[asset * core.capacity], d_weight, d_value, d_debt,
-                                    d_rounding, d_collateral_rounding, core.numerator, core.denominator,
-                                    core.collateral, core.rounding, core.drift, core.health, &broken)
-    if broken:
-        # a sum left the finite doubles (inf - inf is nan from then on): re-sum those rows
+    tio_health_column_update(core.n_accounts, &core.collateral_cells[asset * core.capacity],
+                             &core.debt_cells[asset * core.capacity], d_weight, d_debt, d_slack_per_token,
+                             d_slack_collateral, d_slack_debt, core.numerator, core.denominator, core.slack,
+                             core.health)
+    if _any_infinite(core):
+        # a row with an infinite cell (or factor) elsewhere has infinite or nan sums (inf - inf is
+        # nan from then on): re-sum those rows; no other row can leave the finite doubles (a
+        # finite float32 cell times a finite factor is far below the double range)
         for slot in range(core.n_accounts):
             if not (isfinite(core.numerator[slot]) and isfinite(core.denominator[slot])
-                    and isfinite(core.collateral[slot])):
+                    and isfinite(core.slack[slot])):
                 health_refresh_row(core, slot)
-    return held
+    return core.holders[asset]
 
 
-cdef Py_ssize_t _count_holders(const health_core *core, Py_ssize_t asset) noexcept nogil:
-    cdef Py_ssize_t slot, held = 0
-    cdef const float *ccol = &core.collateral_cells[asset * core.capacity]
-    cdef const float *dcol = &core.debt_cells[asset * core.capacity]
-    for slot in range(core.n_accounts):
-        held += (ccol[slot] != 0.0) | (dcol[slot] != 0.0)
-    return held
+cdef inline bint _any_infinite(const health_core *core) noexcept nogil:
+    cdef Py_ssize_t a
+    for a in range(core.n_assets):
+        if core.infinite_cells[a] != 0 or not _finite_asset(core, a):
+            return True
+    return False
 
 
 cdef inline void _store(health_core *core, Py_ssize_t i, const tio_u256 *collateral,
@@ -250,9 +260,11 @@ cdef inline void _store(health_core *core, Py_ssize_t i, const tio_u256 *collate
     core.scaled_collateral[i] = collateral[0]
     core.scaled_debt[i] = debt[0]
     core.infinite_cells[asset] -= isinf(c[0]) + isinf(d[0])
+    core.holders[asset] -= (c[0] != 0.0) | (d[0] != 0.0)
     c[0] = _to_cell(_to_double(collateral) * core.inverse_unit[asset]) if core.enabled[i] else 0.0
     d[0] = _to_cell(_to_double(debt) * core.inverse_unit[asset])
     core.infinite_cells[asset] += isinf(c[0]) + isinf(d[0])
+    core.holders[asset] += (c[0] != 0.0) | (d[0] != 0.0)
 
 
 cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset,
@@ -272,11 +284,11 @@ cdef int health_apply_delta(health_core *core, Py_ssize_t slot, Py_ssize_t asset
 
 
 cdef inline double _slack(const health_core *core, Py_ssize_t slot) noexcept nogil:
-    """How far the exact numerator/denominator may lie from the float sums (see the module)."""
+    """How far the exact numerator/denominator may lie from the float sums (see the module):
+    the row's slack sum (roundings, threshold truncation and cells of the collateral, drift)
+    plus the float32 cells of the debt and the float sums' own error."""
     cdef double numerator = core.numerator[slot], denominator = core.denominator[slot]
-    cdef double collateral = core.collateral[slot]
-    return (2.0 * core.rounding[slot] + collateral * THRESHOLD_TRUNCATION + (numerator + denominator) * FLOAT_SLACK
-            + (collateral + denominator) * CELL_SLACK + core.drift[slot])
+    return core.slack[slot] + denominator * CELL_SLACK + (numerator + denominator) * FLOAT_SLACK
 
 
 cdef inline bint _may_be_liquidatable(const health_core *core, Py_ssize_t slot) noexcept nogil:
@@ -313,22 +325,23 @@ cdef class HealthCore:
         self._addresses = []
         self._slots = {}
         self.core.updates = 0
-        self.core.collateral_value = <double *>calloc(n, sizeof(double))
         self.core.collateral_weight = <double *>calloc(n, sizeof(double))
         self.core.debt_value = <double *>calloc(n, sizeof(double))
-        self.core.rounding_of = <double *>calloc(n, sizeof(double))
+        self.core.slack_per_token = <double *>calloc(n, sizeof(double))
+        self.core.slack_collateral = <double *>calloc(n, sizeof(double))
+        self.core.slack_debt = <double *>calloc(n, sizeof(double))
         self.core.inverse_unit = <double *>calloc(n, sizeof(double))
-        self.core.collateral_rounding = <double *>calloc(n, sizeof(double))
         self.core.infinite_cells = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
+        self.core.holders = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
         self.exact = <aave_asset *>calloc(n, sizeof(aave_asset))
         self.income = <tio_u256 *>calloc(n, sizeof(tio_u256))
         self.debt_index = <tio_u256 *>calloc(n, sizeof(tio_u256))
         if self.exact == NULL or self.income == NULL or self.debt_index == NULL:
             raise MemoryError("HealthMatrix: out of memory for the per-asset arrays")
-        if (self.core.collateral_value == NULL or self.core.debt_value == NULL
-                or self.core.collateral_weight == NULL or self.core.rounding_of == NULL
-                or self.core.collateral_rounding == NULL or self.core.inverse_unit == NULL
-                or self.core.infinite_cells == NULL):
+        if (self.core.slack_per_token == NULL or self.core.debt_value == NULL
+                or self.core.collateral_weight == NULL or self.core.slack_collateral == NULL
+                or self.core.slack_debt == NULL or self.core.inverse_unit == NULL
+                or self.core.infinite_cells == NULL or self.core.holders == NULL):
             raise MemoryError("HealthMatrix: out of memory for the per-asset arrays")
         for a in range(n):
             # the face checks that reserves are ReserveConfig records; here only their decimals matter
@@ -342,18 +355,17 @@ cdef class HealthCore:
         free(self.core.collateral_cells)
         free(self.core.debt_cells)
         free(self.core.infinite_cells)
+        free(self.core.holders)
         free(self.core.numerator)
         free(self.core.denominator)
-        free(self.core.collateral)
-        free(self.core.rounding)
-        free(self.core.drift)
+        free(self.core.slack)
         free(self.core.health)
         free(self.core.scratch)
-        free(self.core.collateral_value)
         free(self.core.collateral_weight)
         free(self.core.debt_value)
-        free(self.core.rounding_of)
-        free(self.core.collateral_rounding)
+        free(self.core.slack_per_token)
+        free(self.core.slack_collateral)
+        free(self.core.slack_debt)
         free(self.core.inverse_unit)
         free(self.exact)
         free(self.income)
@@ -386,9 +398,7 @@ cdef class HealthCore:
         self.core.scratch = <Py_ssize_t *>p
         self._grow_row(&self.core.numerator, capacity)
         self._grow_row(&self.core.denominator, capacity)
-        self._grow_row(&self.core.collateral, capacity)
-        self._grow_row(&self.core.rounding, capacity)
-        self._grow_row(&self.core.drift, capacity)
+        self._grow_row(&self.core.slack, capacity)
         self._grow_row(&self.core.health, capacity)
         memset(&self.core.scaled_collateral[old_cells], 0, (cells - old_cells) * sizeof(tio_u256))
         memset(&self.core.scaled_debt[old_cells], 0, (cells - old_cells) * sizeof(tio_u256))
@@ -445,9 +455,7 @@ cdef class HealthCore:
             self._grow(2 * self.core.capacity)
         self.core.numerator[new_slot] = 0.0
         self.core.denominator[new_slot] = 0.0
-        self.core.collateral[new_slot] = 0.0
-        self.core.rounding[new_slot] = 1.0
-        self.core.drift[new_slot] = 0.0
+        self.core.slack[new_slot] = BASE_SLACK
         self.core.health[new_slot] = INFINITY
         self._addresses.append(address)
         self._slots[address] = new_slot
@@ -532,9 +540,11 @@ cdef class HealthCore:
         returns how many were refreshed."""
         self._check_asset(asset_index)
         # a reserve with threshold 0 is never collateral (GenericLogic skips it)
-        return health_update_asset(&self.core, asset_index, collateral_value if threshold != 0.0 else 0.0,
-                                   collateral_value * threshold, debt_value, rounding,
-                                   rounding if threshold != 0.0 else 0.0)
+        # per collateral token: 1 bp (the weighted threshold's truncation) plus the float32 cell's error;
+        # per position held: twice its rounding (numerator and denominator each)
+        return health_update_asset(&self.core, asset_index, collateral_value * threshold, debt_value,
+                                   collateral_value * (THRESHOLD_TRUNCATION + CELL_SLACK) if threshold != 0.0 else 0.0,
+                                   2.0 * rounding if threshold != 0.0 else 0.0, 2.0 * rounding)
 
     cdef int _check_asset(self, Py_ssize_t asset) except -1:
         if not 0 <= asset < self.core.n_assets:
@@ -611,11 +621,11 @@ cdef class HealthCore:
             free(verdict)
 
     def _sums(self, Py_ssize_t slot):
-        """``(numerator, denominator, collateral, rounding, drift, slack)`` of one
-        account's float row (for tests of the incremental updates' error bound)."""
+        """``(numerator, denominator, slack sum, slack)`` of one account's float row
+        (for tests of the incremental updates' error bound)."""
         self._check(slot, 0)
-        return (self.core.numerator[slot], self.core.denominator[slot], self.core.collateral[slot],
-                self.core.rounding[slot], self.core.drift[slot], _slack(&self.core, slot))
+        return (self.core.numerator[slot], self.core.denominator[slot], self.core.slack[slot],
+                _slack(&self.core, slot))
 
     def _screen(self):
         """Slots whose exact health factor may be below 1 (a superset of the
