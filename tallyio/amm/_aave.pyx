@@ -18,7 +18,7 @@ path ``PositionBook.best_liquidation`` takes.
 LiquidationAmounts(debt_to_cover=850000000, collateral_to_liquidator=444125000000000000, \
 protocol_fee_collateral=2125000000000000)
 """
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u512, tio_u256_is_zero, tio_u256_cmp, tio_u256_add, tio_u256_sub,
@@ -44,11 +44,17 @@ cdef int MAX_ASSETS = 64
 
 
 cdef inline void _div_u64(tio_u256 *q, const tio_u256 *a, uint64_t d) noexcept nogil:
-    """q = a / d for a 64-bit d > 0: four DIV instructions, no Knuth D."""
+    """q = a / d for a 64-bit d > 0, limb by limb, no Knuth D: while the remainder
+    is 0 a limb is a 64-bit division (by a constant once inlined: a multiply), a
+    128/64 DIV only after (most amounts here fit one or two limbs)."""
     cdef uint64_t rem = 0
     cdef int i
     for i in range(3, -1, -1):
-        q.w[i] = tio_div_128_64(rem, a.w[i], d, &rem)
+        if rem == 0:
+            q.w[i] = a.w[i] // d
+            rem = a.w[i] % d
+        else:
+            q.w[i] = tio_div_128_64(rem, a.w[i], d, &rem)
 
 
 cdef inline bint _add_u64(tio_u256 *out, const tio_u256 *a, uint64_t b) noexcept nogil:
@@ -190,12 +196,12 @@ cdef inline bint _same(const aave_amounts *a, const aave_amounts *b) noexcept no
 cdef int aave_liquidation_sized(const aave_pair *pair, aave_amounts *out) noexcept nogil:
     cdef aave_amounts amounts, again
     cdef tio_u256 all_allowed
-    cdef int status, rounds
+    cdef int status, _round
     all_allowed.w[0] = all_allowed.w[1] = all_allowed.w[2] = all_allowed.w[3] = 0xFFFFFFFFFFFFFFFF
     status = aave_liquidation_amounts(pair, &all_allowed, &amounts)
     if status != AAVE_OK:
         return status
-    for rounds in range(8):
+    for _round in range(8):
         if tio_u256_is_zero(&amounts.debt_to_cover):
             out[0] = amounts
             return AAVE_OK
@@ -494,14 +500,30 @@ cdef class LiquidationSizer:
 
     cdef Py_ssize_t n
     cdef aave_asset *template
+    # set_market's columns and size_account's work space (one account: n assets, n * n pairs)
+    cdef bint has_market
+    cdef tio_u256 *price
+    cdef tio_u256 *income
+    cdef tio_u256 *debt_index
+    cdef aave_asset *assets
+    cdef aave_amounts *out
+    cdef int *statuses
 
     def __cinit__(self, reserves, *args, **kwargs):
         configs = list(reserves)
         self.n = len(configs)
         if not 1 <= self.n <= MAX_ASSETS:
             raise ValueError(f"LiquidationSizer takes 1 to {MAX_ASSETS} reserves, got {self.n}")
+        self.has_market = False
         self.template = <aave_asset *>calloc(self.n, sizeof(aave_asset))
-        if self.template == NULL:
+        self.price = <tio_u256 *>calloc(self.n, sizeof(tio_u256))
+        self.income = <tio_u256 *>calloc(self.n, sizeof(tio_u256))
+        self.debt_index = <tio_u256 *>calloc(self.n, sizeof(tio_u256))
+        self.assets = <aave_asset *>calloc(self.n, sizeof(aave_asset))
+        self.out = <aave_amounts *>calloc(self.n * self.n, sizeof(aave_amounts))
+        self.statuses = <int *>calloc(self.n * self.n, sizeof(int))
+        if (self.template == NULL or self.price == NULL or self.income == NULL or self.debt_index == NULL
+                or self.assets == NULL or self.out == NULL or self.statuses == NULL):
             raise MemoryError("LiquidationSizer: out of memory")
         for a, config in enumerate(configs):
             if not isinstance(config, ReserveConfig):
@@ -514,6 +536,54 @@ cdef class LiquidationSizer:
 
     def __dealloc__(self):
         free(self.template)
+        free(self.price)
+        free(self.income)
+        free(self.debt_index)
+        free(self.assets)
+        free(self.out)
+        free(self.statuses)
+
+    def set_market(self, prices, incomes, debt_indexes):
+        """Install the prices and normalized indexes (ray) ``size_account`` sizes at."""
+        self.has_market = False
+        self._column(prices, self.price, "prices")
+        self._column(incomes, self.income, "incomes")
+        self._column(debt_indexes, self.debt_index, "debt_indexes")
+        self.has_market = True
+
+    def size_account(self, scaled_collateral, scaled_debt, flags):
+        """``size_accounts`` for one account at the market of ``set_market``,
+        without allocating: the per-account path of ``PositionBook``.
+
+        >>> from tallyio.amm.aave import RAY, ReserveConfig
+        >>> sizer = LiquidationSizer([ReserveConfig(b"\\x01" * 20, 18, 8000, 8250, 10500, 1000)])
+        >>> sizer.set_market([10**8], [RAY], [RAY])
+        >>> sizer.size_account([10**18], [0], [True])   # no debt: health factor 2**256 - 1, nothing to size
+        (115792089237316195423570985008687907853269984665640564039457584007913129639935, [])
+        """
+        cdef Py_ssize_t n = self.n, a, k
+        cdef aave_asset *row
+        cdef tio_u256 health
+        cdef int status
+        if not self.has_market:
+            raise RuntimeError("LiquidationSizer.size_account needs set_market first")
+        if len(scaled_collateral) != n or len(scaled_debt) != n or len(flags) != n:
+            raise ValueError(f"size_account needs one entry per reserve ({n}) in each list")
+        for a in range(n):
+            row = &self.assets[a]
+            row[0] = self.template[a]
+            row.price = self.price[a]
+            row.use_as_collateral = 1 if flags[a] else 0
+            u256_from_int(scaled_collateral[a], &row.collateral, f"scaled_collateral[{a}]")
+            u256_from_int(scaled_debt[a], &row.debt, f"scaled_debt[{a}]")
+        with nogil:
+            status = aave_balances(self.assets, n, self.income, self.debt_index)
+            if status == 0:
+                status = aave_size_account(self.assets, n, &health, self.out, self.statuses)
+        if status != 0:
+            return None
+        return (u256_to_int(&health), [(k // n, k % n, _amounts(&self.out[k])) for k in range(n * n)
+                                       if self.statuses[k] == AAVE_OK])
 
     @property
     def n_assets(self):

@@ -26,8 +26,9 @@ ctypedef struct health_core:
     # per account [capacity], structure of arrays: the float sums of the health factor
     double *numerator             # sum collateral value * threshold (base currency)
     double *denominator           # sum debt value
-    double *slack                 # the per-position roundings, 1 bp + float32 error of the collateral, and
-                                  # the drift bound of the incremental updates since the last re-sum
+    # the per-position roundings, 1 bp + float32 error of the collateral, and the drift bound of
+    # the incremental updates since the last re-sum
+    double *slack
     double *health                # numerator / denominator (inf without debt)
     Py_ssize_t *scratch           # [capacity]: the slots a re-sum visits
     Py_ssize_t updates            # incremental asset updates since every row was last re-summed

@@ -414,14 +414,17 @@ class PositionBook:
         (``tallyio.amm._aave.LiquidationSizer``, proven equal to ``aave.py``); an
         account where an intermediate passes 2**256 - 1 goes to the reference
         (``aave.py``), which raises where the contract reverts."""
-        sizer, units = _sizer_of(self)
+        sizer, units, market = _sizer_of(self)
         price_list = [s.price for s in self._state] if prices is None else list(prices)
         acc = self._accounts.get(bytes(user))
         if acc is None:
             return None   # nothing held: no debt, health factor 2**256 - 1
         norms = [self.normalized(i, now_ts) for i in range(self._n)]
-        [sized] = sizer.size_accounts(price_list, [income for income, _ in norms], [debt for _, debt in norms],
-                                      [acc])
+        if market[0] != price_list or market[1] != norms:
+            # one conversion per market state, not per account (opportunities() sizes many in a row)
+            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
+            market[:] = [price_list, norms]
+        sized = sizer.size_account(*acc)
         if sized is None:
             sized = self._sized_in_python(user, now_ts, prices)
         hf, pairs = sized
@@ -533,11 +536,12 @@ class PositionBook:
 
 
 def _sizer_of(book: PositionBook) -> tuple:
-    """The book's ``LiquidationSizer`` and its reserves' units, made on first use."""
+    """The book's ``LiquidationSizer``, its reserves' units and the market (prices,
+    normalized indexes) last installed in it, made on first use."""
     cached = book.__dict__.get("_liquidation_sizer")
     if cached is None:
         cached = book.__dict__["_liquidation_sizer"] = (
-            LiquidationSizer([r.config for r in book.reserves]), [r.config.unit for r in book.reserves])
+            LiquidationSizer([r.config for r in book.reserves]), [r.config.unit for r in book.reserves], [None, None])
     return cached
 
 
