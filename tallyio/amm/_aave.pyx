@@ -331,8 +331,8 @@ def sized_liquidation(collateral, debt, health_factor):
     >>> from tallyio.amm.aave import Holding, ReserveConfig
     >>> r = ReserveConfig(b"\\x07" * 20, 18, 8000, 8500, 10500, 1000)
     >>> sized_liquidation(Holding(r, 10**8, 10**16, True, 0), Holding(r, 10**8, 0, False, 10**18), 9 * 10**17)
-    LiquidationAmounts(debt_to_cover=9523809523809524, collateral_to_liquidator=9952380952380953, \
-protocol_fee_collateral=47619047619047)
+    LiquidationAmounts(debt_to_cover=9523809523809524, collateral_to_liquidator=9952380952380952, \
+protocol_fee_collateral=47619047619048)
     """
     cdef aave_pair pair
     cdef aave_amounts out
