@@ -22,6 +22,8 @@ RESERVES = [
     ReserveConfig(bytes([7]) * 20, 2, 5000, 6500, 11500, 1000),    # 2 decimals: big rounding per unit
     ReserveConfig(bytes([8]) * 20, 24, 7000, 7800, 10800, 500),
 ]
+#: two re-sums' worth of rounding error: 8 terms, each within an ulp, twice
+RESUM_ERROR = 32 * 2.0**-53
 BASE_PRICES = [2000 * 10**8, 30_000 * 10**8, 10**8, 5 * 10**8, 10**8, 12 * 10**8, 3 * 10**8, 7 * 10**7]
 
 
@@ -76,6 +78,21 @@ def _brute_force(matrix: HealthMatrix, book: dict, slot: int):
     return user_account_data(holdings)
 
 
+def _check_drift_bound(matrix: HealthMatrix, before: list) -> None:
+    """The incremental price/index updates moved each account's float sums by
+    cell * (new - old factor): they differ from a re-sum by no more than the
+    drift bound they added to the slack sum (so the screen's slack covers it)."""
+    for slot, (numerator, denominator, slack_sum, _) in enumerate(before):
+        fresh = matrix._sums(slot)
+        if not all(np.isfinite([numerator, denominator, slack_sum, fresh[0], fresh[1], fresh[2]])):
+            continue  # a balance past float32: inf, re-summed on every update
+        drift = slack_sum - fresh[2] + RESUM_ERROR * fresh[2]
+        assert drift >= 0.0, (slot, slack_sum, fresh[2])
+        # besides the drift, each re-sum of <= 8 positive terms is within 8 ulps of the real sum
+        for name, value, resummed in (("numerator", numerator, fresh[0]), ("denominator", denominator, fresh[1])):
+            assert abs(value - resummed) <= drift + RESUM_ERROR * abs(resummed), (slot, name, value, resummed, drift)
+
+
 def _check_everything(matrix: HealthMatrix, book: dict) -> set:
     exact = {}
     for slot in range(len(matrix)):
@@ -85,8 +102,9 @@ def _check_everything(matrix: HealthMatrix, book: dict) -> set:
     brute = {slot for slot, data in exact.items() if data.health_factor < WAD}
     assert set(matrix.liquidatable().tolist()) == brute
     incremental = matrix.health_factors()
+    sums = [matrix._sums(slot) for slot in range(len(matrix))]
     matrix.refresh_all()
-    assert np.array_equal(incremental, matrix.health_factors())  # bit for bit: same rows, same order of sums
+    _check_drift_bound(matrix, sums)
     # the float health factor is a close image of the exact one when the collateral that counts and the debt
     # dwarf the per-asset roundings (up to 1.5e6 base units for the 2-decimal reserve) and the 1 bp
     # truncation of the weighted threshold
@@ -246,3 +264,72 @@ def test_balances_past_float32_are_screened_in_and_decided_exactly():
     assert np.isinf(matrix.health_factors()[other])
     assert matrix.account_data(other).health_factor > WAD
     assert matrix.liquidatable().tolist() == [slot]
+
+
+def test_many_price_updates_stay_within_the_slack_and_the_periodic_resum_drops_the_drift(seed):
+    # more incremental updates than REFRESH_EVERY (4096): the periodic re-sum of every row runs, and
+    # at every check the exact decisions equal the brute force and the drift bound holds
+    rng = random.Random(seed + 2)
+    matrix, book = _build(rng, 60)
+    for step in range(5000):
+        a = rng.randrange(len(RESERVES))
+        if step % 7 == 0:
+            matrix.set_indexes(a, *_indexes(rng))
+        else:
+            matrix.set_price(a, max(1, int(BASE_PRICES[a] * rng.uniform(0.2, 2.0))))
+        if step % 1250 == 0:
+            _check_everything(matrix, book)
+    _check_everything(matrix, book)
+
+
+def test_a_column_with_infinite_cells_and_rows_with_one_are_resummed_not_drifted():
+    whole = ReserveConfig(b"\x0f" * 20, 0, 7000, 8000, 10500, 0)
+    matrix = HealthMatrix([whole, RESERVES[2], RESERVES[0]])
+    for a, price in enumerate([1, 10**8, 2000 * 10**8]):
+        matrix.set_price(a, price)
+    huge = matrix.add_account(b"\x01" * 20)
+    matrix.set_position(huge, 0, 2**130, 0, True)            # an infinite collateral cell in column 0
+    matrix.set_position(huge, 1, 0, 10**6, False)
+    plain = matrix.add_account(b"\x02" * 20)
+    matrix.set_position(plain, 1, 0, 1600 * 10**6, False)
+    matrix.set_position(plain, 2, 10**18, 0, True)
+    for price in (2, 3, 1):                                   # column 0 has an inf cell: its holders re-summed
+        assert matrix.set_price(0, price) == 1
+    for price in (2100, 1700, 1900):                          # column 2 is finite: incremental, but the
+        assert matrix.set_price(2, price * 10**8) == 1        # row with an inf cell elsewhere is re-summed
+        assert matrix.set_price(1, 10**8 + price) == 2
+        assert np.isinf(matrix.health_factors()[huge])
+        assert np.isfinite(matrix.health_factors()[plain])
+    # the exact path decides both: the huge account is far above 1, the plain one is below 1 at 1900
+    assert matrix.liquidatable().tolist() == [plain]
+    assert matrix.account_data(plain).health_factor < WAD < matrix.account_data(huge).health_factor
+    # (1 WETH at 1900 x 82.5 % against 1600 USDC: the float agrees with the exact value closely)
+    assert matrix.health_factors()[plain] == pytest.approx(matrix.account_data(plain).health_factor / WAD, rel=1e-6)
+    # the infinite cell goes away: every later update is incremental again, and equals a re-sum
+    matrix.set_position(huge, 0, 10**6, 0, True)
+    matrix.set_price(2, 1800 * 10**8)
+    matrix.set_price(2, 1900 * 10**8)
+    sums = [matrix._sums(slot) for slot in range(len(matrix))]
+    matrix.refresh_all()
+    _check_drift_bound(matrix, sums)
+
+
+def test_the_c_confirmation_hands_overflowing_accounts_to_the_reference():
+    # a collateral balance past 2**256 (rayMul of the scaled balance overflows): the C confirmation cannot decide,
+    # the reference does, and it raises where the contract reverts
+    matrix = HealthMatrix(RESERVES[:3])
+    for a, price in enumerate(BASE_PRICES[:3]):
+        matrix.set_price(a, price)
+    slot = matrix.add_account(b"\x09" * 20)
+    matrix.set_position(slot, 0, 2**200, 0, True)
+    matrix.set_position(slot, 2, 0, 10**6, False)
+    liquidatable, undecided = matrix._confirm(np.array([slot]))
+    assert (liquidatable, undecided) == ([], [slot])
+    from tallyio.errors import AaveRevertError
+    with pytest.raises(AaveRevertError, match="ray_mul overflow"):
+        matrix.liquidatable()
+    with pytest.raises(IndexError, match="slot 7 out of range"):
+        matrix._confirm([7])
+    with pytest.raises(ValueError, match="threshold 10001 outside"):
+        matrix._set_exact(0, 1, RAY, RAY, 1, 10_001)
+    assert matrix._confirm(np.array([], dtype=np.int64)) == ([], [])

@@ -74,6 +74,8 @@ class HealthMatrix(HealthCore):
     def _install(self, asset: int) -> int:
         reserve, price = self.reserves[asset], self._prices[asset]
         unit = reserve.unit
+        self._set_exact(asset, price, self._incomes[asset], self._debt_indexes[asset], unit,
+                        reserve.liquidation_threshold)
         # the native cells are in whole tokens: the values are per token
         return self._set_asset(asset, self._incomes[asset] * price / RAY, self._debt_indexes[asset] * price / RAY,
                                reserve.liquidation_threshold / 10_000, price / (2 * unit) + 1.0)
@@ -127,8 +129,12 @@ class HealthMatrix(HealthCore):
 
     def liquidatable(self) -> np.ndarray:
         """Slots (int64, ascending) whose exact health factor is below 1: the
-        float screen proposes, ``account_data`` decides each one."""
-        candidates = self._screen()
-        keep = [slot for slot in candidates.tolist()
-                if self.account_data(slot).health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD]
+        float screen proposes, the exact integer path decides each one (in C,
+        GenericLogic on 256-bit integers; an account whose computation passes
+        2**256 - 1 is decided by ``account_data``, which raises where the
+        contract reverts)."""
+        keep, undecided = self._confirm(self._screen())
+        if undecided:
+            keep = sorted(keep + [slot for slot in undecided
+                                  if self.account_data(slot).health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD])
         return np.asarray(keep, dtype=np.int64)

@@ -10,7 +10,14 @@ Python over lists of accounts.
 * one position event: ``apply_delta`` from Python, and ``health_apply_delta``
   from C without the GIL; the peer updates its lists and recomputes the row;
 * ``liquidatable()``: the float screen plus the exact confirmation of every
-  candidate (reported, no peer).
+  candidate (reported, no peer);
+* exact liquidation sizing of under-water accounts (exact health factor and
+  every collateral x debt pair to the pool's fixed point):
+  ``LiquidationSizer.size_accounts`` in C beside the reference on Python ints
+  (``aave.py``: Holding records, user_account_data, liquidation_amounts);
+* a pending oracle update to its LIQUIDATION opportunities
+  (``PositionBook.on_pending``) over 100,000 tracked accounts x 8 assets: p50
+  and p99 over the updates of each repetition.
 
 Accounts hold each reserve with probability 1/2 (collateral enabled 80% of the
 time, debt 40%), seeded, so about half of them hold any one asset.
@@ -216,6 +223,161 @@ def sections(mode: str) -> list[Section]:
                            [("exact", f"liquidatable() over {n_accounts:,} accounts (screen + exact confirmation)")],
                            unit="ms", higher_is_better=False)
 
+    def sizing(progress: Progress) -> list[Figure]:
+        from tallyio.amm._aave import LiquidationSizer
+        from tallyio.amm.aave import RAY
+        reserves = _reserves()
+        count = {"smoke": 200, "quick": 2000, "full": 5000}[mode]
+        accounts = _underwater_accounts(count, reserves)
+        prices = list(BASE_PRICES)
+        sizer = LiquidationSizer(reserves)
+        ones = [RAY] * N_ASSETS
+
+        def native() -> dict[str, float]:
+            start = perf_counter_ns()
+            sized = sizer.size_accounts(prices, ones, ones, accounts)
+            elapsed = perf_counter_ns() - start
+            state["sized pairs"] = sum(len(r[1]) for r in sized if r is not None)
+            return {"sizing": elapsed / count}
+
+        def python() -> dict[str, float]:
+            start = perf_counter_ns()
+            pairs = sum(len(_size_in_python(reserves, prices, account)[1]) for account in accounts)
+            elapsed = perf_counter_ns() - start
+            if pairs != state.get("sized pairs", pairs):
+                raise RuntimeError(f"the reference sized {pairs} pairs, the C {state['sized pairs']}")
+            return {"sizing": elapsed / count}
+
+        samples = alternate([("tallyio", native), (REFERENCE, python)], reps, progress)
+        return figures_for("liquidation: exact sizing", samples,
+                           [("sizing", f"exact HF + every pair sized, per under-water account ({count:,} accounts)")],
+                           unit="ns/op", higher_is_better=False)
+
+    def pending(progress: Progress) -> list[Figure]:
+        import numpy as np
+        book_accounts = {"smoke": 2000, "quick": 100_000, "full": 100_000}[mode]
+        updates = {"smoke": 3, "quick": 9, "full": 15}[mode]
+        if "book" not in state:
+            state["book"] = build_book(book_accounts)
+        book, prices = state["book"]
+        rng = random.Random(7)
+
+        def measure() -> dict[str, float]:
+            latencies, found = [], []
+            for n in range(updates):
+                asset = rng.randrange(N_ASSETS)
+                tx = pending_price_update(asset, prices[asset] * rng.randrange(85, 99) // 100, n)
+                start = perf_counter_ns()
+                ops = book.on_pending(tx, 0, 2, 10**9)
+                latencies.append((perf_counter_ns() - start) / 1e6)
+                found.append(len(ops))
+            state["opportunities"] = (min(found), max(found))
+            return {"p50": float(np.percentile(latencies, 50)), "p99": float(np.percentile(latencies, 99))}
+
+        samples = alternate([("tallyio", measure)], reps, progress)
+        label = f"pending oracle update -> opportunities, {book_accounts:,} accounts x {N_ASSETS} assets"
+        return figures_for("liquidation: oracle update", samples, [("p50", f"{label}: p50"), ("p99", f"{label}: p99")],
+                           unit="ms", higher_is_better=False)
+
     return [("health factors after a price update", price_update),
             ("one position event", position_event),
-            ("liquidatable accounts, exact", liquidatable)]
+            ("liquidatable accounts, exact", liquidatable),
+            ("exact liquidation sizing", sizing),
+            ("pending oracle update to opportunities", pending)]
+
+
+REFERENCE = "the reference on Python ints (aave.py)"
+
+
+def _underwater_accounts(count: int, reserves, seed: int = 15) -> list[tuple[list[int], list[int], list[bool]]]:
+    """``count`` accounts (scaled balances at index 1 ray) with a health factor
+    between 0.7 and 1 at BASE_PRICES: 1-2 collateral and 1-2 debt reserves each."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        coll, debt, flags = [0] * N_ASSETS, [0] * N_ASSETS, [False] * N_ASSETS
+        assets = rng.sample(range(N_ASSETS), 4)
+        value = rng.randrange(1_000, 100_000) * 10**8
+        held = assets[:rng.choice((1, 2))]
+        for a in held:
+            coll[a] = value // len(held) * reserves[a].unit // BASE_PRICES[a]
+            flags[a] = True
+        # debt worth the collateral's threshold-weighted value / HF, HF in [0.7, 1)
+        weighted = sum(value // len(held) * reserves[a].liquidation_threshold // 10_000 for a in held)
+        target = weighted * 100 // rng.randrange(70, 100)
+        owed = assets[2:2 + rng.choice((1, 2))]
+        for a in owed:
+            debt[a] = target // len(owed) * reserves[a].unit // BASE_PRICES[a]
+        out.append((coll, debt, flags))
+    return out
+
+
+def _size_in_python(reserves, prices, account) -> tuple:
+    """The reference: Holding records, user_account_data and liquidation_amounts to
+    the fixed point (what PositionBook did per account before the C sizer)."""
+    from tallyio.amm.aave import WAD, Holding, liquidation_amounts, user_account_data
+    coll, debt, flags = account
+    holdings = [Holding(reserves[a], prices[a], coll[a], flags[a], debt[a])
+                for a in range(len(reserves)) if coll[a] or debt[a]]
+    hf = user_account_data(holdings).health_factor
+    if hf >= WAD:
+        return hf, []
+    pairs = []
+    for c in holdings:
+        if not (c.use_as_collateral and c.collateral and c.reserve.liquidation_threshold):
+            continue
+        for d in holdings:
+            if d.debt:
+                amounts = liquidation_amounts(c, d, hf, 2**256 - 1)
+                for _ in range(8):
+                    if amounts.debt_to_cover == 0:
+                        break
+                    again = liquidation_amounts(c, d, hf, amounts.debt_to_cover)
+                    if again == amounts:
+                        break
+                    amounts = again
+                pairs.append(amounts)
+    return hf, pairs
+
+
+POOL, ORACLE = b"\x99" * 20, b"\x0c" * 20
+
+
+def build_book(accounts: int, seed: int = 15):
+    """``(book, prices)``: a PositionBook of ``accounts`` accounts x 8 reserves with
+    1 collateral and 1-2 debt assets each, health factors spread over [0.98, 2.0)
+    at the starting prices (asv_bench/benchmarks/bench_positionbook.py uses it)."""
+    from tallyio.amm.aave import ReserveConfig
+    from tallyio.mempool.lending import LendingReserve, PositionBook
+    rng = random.Random(seed)
+    decimals = [18, 6, 8, 18, 6, 18, 8, 18][:N_ASSETS]
+    prices = [rng.randrange(10**8, 3 * 10**12) for _ in range(N_ASSETS)]
+    reserves = [LendingReserve(ReserveConfig(bytes([i + 1]) * 20, decimals[i], 7000, 8000, 10500, 1000),
+                               bytes([0x40 + i]) * 20, bytes([0x80 + i]) * 20) for i in range(N_ASSETS)]
+    book = PositionBook(POOL, reserves, eth_asset=0, oracle=ORACLE)
+    for i, p in enumerate(prices):
+        book.set_price(i, p)
+    for n in range(accounts):
+        user = n.to_bytes(20, "big")
+        assets = rng.sample(range(N_ASSETS), 3)
+        collateral_value = rng.randrange(1_000, 100_000) * 10**8
+        c = assets[0]
+        book.set_position(user, c, scaled_collateral=collateral_value * 10**decimals[c] // prices[c], scaled_debt=0,
+                          use_as_collateral=True)
+        debt_value = collateral_value * 8000 // 10_000 * 10_000 // rng.randrange(9_800, 20_000)
+        for k, d in enumerate(assets[1:1 + rng.choice((1, 2))]):
+            share = debt_value // 2 if k == 0 else debt_value - debt_value // 2
+            book.set_position(user, d, scaled_collateral=0, scaled_debt=share * 10**decimals[d] // prices[d],
+                              use_as_collateral=False)
+    return book, prices
+
+
+def pending_price_update(asset: int, price: int, n: int):
+    """A pending ``setAssetPrice(asset, price)`` to ORACLE (the n-th one)."""
+    import time
+
+    from tallyio.eth.aave import SET_ASSET_PRICE_SELECTOR
+    from tallyio.eth.types import PendingTx
+    data = SET_ASSET_PRICE_SELECTOR + bytes(12) + bytes([asset + 1]) * 20 + price.to_bytes(32, "big")
+    return PendingTx(n.to_bytes(32, "big"), b"\x01" * 20, ORACLE, n, 0, 60_000, 10**10, 10**9, data, 2,
+                     time.monotonic_ns())

@@ -38,6 +38,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 from tallyio.amm.aave import (WAD, AccountData, Holding, ReserveConfig, liquidation_amounts, normalized_debt,
                               normalized_income, ray_div, ray_mul, user_account_data)
+from tallyio.amm._aave import LiquidationSizer
 from tallyio.amm.health import HealthMatrix
 from tallyio.eth.aave import decode_aave_log, decode_oracle_call
 from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate,
@@ -407,49 +408,80 @@ class PositionBook:
                          prices: Optional[Sequence[int]] = None, trigger_tx: Optional[bytes] = None,
                          received_ns: int = 0) -> Optional[Opportunity]:
         """The most profitable single ``liquidationCall`` on ``user`` at ``now_ts``
-        (every enabled collateral x every debt, sized exactly), or None."""
-        holdings = self.holdings(user, now_ts, prices)
-        hf = user_account_data(holdings).health_factor
+        (every enabled collateral x every debt, sized exactly), or None.
+
+        The exact health factor and every pair's sizing run in C
+        (``tallyio.amm._aave.LiquidationSizer``, proven equal to ``aave.py``); an
+        account where an intermediate passes 2**256 - 1 goes to the reference
+        (``aave.py``), which raises where the contract reverts."""
+        sizer, units, market = _sizer_of(self)
+        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        acc = self._accounts.get(bytes(user))
+        if acc is None:
+            return None   # nothing held: no debt, health factor 2**256 - 1
+        norms = [self.normalized(i, now_ts) for i in range(self._n)]
+        if market[0] != price_list or market[1] != norms:
+            # one conversion per market state, not per account (opportunities() sizes many in a row)
+            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
+            market[:] = [price_list, norms]
+        sized = sizer.size_account(*acc)
+        if sized is None:
+            sized = self._sized_in_python(user, now_ts, prices)
+        hf, pairs = sized
         if hf >= WAD:
             return None
         gas_cost_wei = self.gas_estimate * base_fee_per_gas
         eth_price = None
         if self.eth_asset is not None:
-            eth_price = (self._state[self.eth_asset].price if prices is None else prices[self.eth_asset])
+            eth_price = price_list[self.eth_asset]
+        gas_base = gas_cost_wei * eth_price // WAD if eth_price else 0
         best = None
-        for c in holdings:
-            if not (c.use_as_collateral and c.collateral and c.reserve.liquidation_threshold):
+        for c, d, amounts in pairs:
+            if amounts.debt_to_cover == 0 or amounts.collateral_to_liquidator == 0:
                 continue
-            for d in holdings:
-                if not d.debt:
-                    continue
-                amounts = _sized(c, d, hf)
-                if amounts.debt_to_cover == 0 or amounts.collateral_to_liquidator == 0:
-                    continue
-                # values in the base currency (the oracle's unit), truncated like Aave's own conversions
-                got_base = amounts.collateral_to_liquidator * c.price // c.reserve.unit
-                paid_base = amounts.debt_to_cover * d.price // d.reserve.unit
-                gas_base = gas_cost_wei * eth_price // WAD if eth_price else 0
-                net_base = got_base - paid_base - gas_base
-                if best is None or net_base > best[0]:
-                    best = (net_base, c, d, amounts, got_base, paid_base, gas_base)
+            # values in the base currency (the oracle's unit), truncated like Aave's own conversions
+            got_base = amounts.collateral_to_liquidator * price_list[c] // units[c]
+            paid_base = amounts.debt_to_cover * price_list[d] // units[d]
+            net_base = got_base - paid_base - gas_base
+            if best is None or net_base > best[0]:
+                best = (net_base, c, d, amounts, got_base, paid_base)
         if best is None:
             return None
-        net_base, c, d, amounts, got_base, paid_base, gas_base = best
+        net_base, c, d, amounts, got_base, paid_base = best
         if net_base < self.min_profit_base:
             return None
+        c_price, d_price, c_unit, d_unit = price_list[c], price_list[d], units[c], units[d]
         # the gross profit in the debt token: the collateral received, valued in the debt token, minus what was paid
-        profit_debt = amounts.collateral_to_liquidator * c.price * d.reserve.unit // (c.reserve.unit * d.price) \
+        profit_debt = amounts.collateral_to_liquidator * c_price * d_unit // (c_unit * d_price) \
             - amounts.debt_to_cover
         net_debt = net_eth = None
         if eth_price:
-            net_debt = profit_debt - gas_base * d.reserve.unit // d.price
+            net_debt = profit_debt - gas_base * d_unit // d_price
             net_eth = (got_base - paid_base) * WAD // eth_price - gas_cost_wei
-        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,), (d.reserve.asset, c.reserve.asset),
+        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,),
+                           (self.reserves[d].config.asset, self.reserves[c].config.asset),
                            amount_in=amounts.debt_to_cover, profit=profit_debt, gas_estimate=self.gas_estimate,
                            base_fee_per_gas=base_fee_per_gas, profit_net_of_gas=net_debt, block_number=block_number,
                            received_ns=received_ns, detected_ns=time.monotonic_ns(), user=bytes(user),
                            amount_out=amounts.collateral_to_liquidator, profit_net_of_gas_eth=net_eth)
+
+    def _sized_in_python(self, user: bytes, now_ts: int, prices: Optional[Sequence[int]]) -> tuple:
+        """``(health_factor, [(collateral index, debt index, amounts)])`` on the
+        reference (``aave.py``): the path for an account the C sizer hands back
+        (an intermediate past 2**256 - 1, where the reference raises)."""
+        holdings = self.holdings(user, now_ts, prices)
+        hf = user_account_data(holdings).health_factor
+        if hf >= WAD:
+            return hf, []
+        column = {h.reserve.asset: self._asset_index[h.reserve.asset] for h in holdings}
+        pairs = []
+        for c in holdings:
+            if not (c.use_as_collateral and c.collateral and c.reserve.liquidation_threshold):
+                continue
+            for d in holdings:
+                if d.debt:
+                    pairs.append((column[c.reserve.asset], column[d.reserve.asset], _sized(c, d, hf)))
+        return hf, pairs
 
     def on_pending(self, tx: PendingTx, now_ts: int, block_number: int,
                    base_fee_per_gas: int = 0) -> List[Opportunity]:
@@ -501,6 +533,16 @@ class PositionBook:
                 flag = bool((config >> (2 * reserve_ids[i] + 1)) & 1)  # UserConfiguration: bit 2*id+1 = collateral
                 if coll or debt or user in self._accounts:
                     self.set_position(user, i, scaled_collateral=coll, scaled_debt=debt, use_as_collateral=flag)
+
+
+def _sizer_of(book: PositionBook) -> tuple:
+    """The book's ``LiquidationSizer``, its reserves' units and the market (prices,
+    normalized indexes) last installed in it, made on first use."""
+    cached = book.__dict__.get("_liquidation_sizer")
+    if cached is None:
+        cached = book.__dict__["_liquidation_sizer"] = (
+            LiquidationSizer([r.config for r in book.reserves]), [r.config.unit for r in book.reserves], [None, None])
+    return cached
 
 
 def _sized(collateral: Holding, debt: Holding, health_factor: int):
