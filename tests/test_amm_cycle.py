@@ -78,6 +78,17 @@ def test_big_reserves_within_the_proven_slack(hops):
     assert result.evaluations <= 4096 + 5
 
 
+def test_bounds_lost_to_cancellation_certify_nothing():
+    # reserves of 1 against 2**64 and 2**75: the long double bounds of the region come out
+    # empty although the inputs 40..47 all earn the best profit (found by Hypothesis): the
+    # sizing keeps the best profit but must not claim it searched the whole region
+    hops = [(1, 18401791981711495523, 30), (1, 37778931862957161704448, 30)]
+    result = cycle_size(hops)
+    amount, profit, _ = ref.cycle_search(hops)
+    assert result.profit == profit == ref.cycle_profit(result.amount_in, hops)
+    assert not result.certified or result.amount_in == amount
+
+
 def test_big_balanced_cycle_is_certified_empty():
     same = [(U112, U112, 30), (U112, U112, 30)]
     assert cycle_size(same) == (0, 0, True, 5)

@@ -24,7 +24,7 @@ True
 from collections import namedtuple
 
 from libc.float cimport LDBL_EPSILON
-from libc.math cimport sqrtl, fabsl, floorl
+from libc.math cimport sqrtl, fabsl, floorl, INFINITY
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
@@ -206,10 +206,14 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         if lo < 1.0:
             lo = 1.0
     certified[0] = 0
-    if hi < lo:
-        certified[0] = 1                           # no input can earn >= t
+    if hi < lo and tio_u256_is_zero(&best.profit):
+        certified[0] = 1                           # no input can earn >= 1
     else:
-        count = floorl(hi) - floorl(lo) + 1.0         # the integers floor(lo) .. floor(hi)
+        # The integers floor(lo) .. floor(hi).  An empty region although an input earned t
+        # (which lies in it by definition) means the bounds lost to cancellation in b, as
+        # on reserves of 1 against 2**64 and more: then nothing is proven, and the inputs
+        # around the best are scanned as for a region too wide to prove.
+        count = floorl(hi) - floorl(lo) + 1.0 if hi >= lo else INFINITY
         if count <= <long double>max_evaluations:
             tio_u256_from_ld(&x, lo)
             steps = <uint64_t>count
