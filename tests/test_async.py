@@ -397,6 +397,46 @@ def test_cancelled_while_running_runs_to_the_end_and_drops_the_result(scheduler)
     assert m.tasks_succeeded == 1
 
 
+class _Holder:
+    """A value that refers back to the future carrying it: a reference cycle."""
+    future = None
+
+
+def test_a_queued_call_is_hidden_from_the_collector_and_its_cycles_are_collected_after(scheduler):
+    # LoopPort.submit untracks a queued call (the queue owns it; traversing a
+    # burst of queued calls in every collection was pure cost) and tracks it
+    # again when it comes back to the loop: a cycle through it must then be
+    # collectable, and a cancelled queued call must be tracked again too.
+    import gc
+    import weakref
+    release = threading.Event()
+
+    async def main():
+        started = [threading.Event() for _ in range(scheduler.worker_count)]
+        blockers = [scheduler.submit_async(_blocker(e, release), k) for k, e in enumerate(started)]
+        for e in started:
+            assert await asyncio.to_thread(e.wait, 30)
+        holder = _Holder()
+        queued = scheduler.submit_async(lambda: holder)
+        cancelled = scheduler.run(lambda: holder)
+        assert not gc.is_tracked(queued) and not gc.is_tracked(cancelled)
+        cancelled.cancel()
+        holder.future = queued
+        release.set()
+        assert await queued is holder
+        await asyncio.gather(*blockers)
+        await settle(scheduler)
+        assert gc.is_tracked(queued) and gc.is_tracked(cancelled)
+        return weakref.ref(holder)
+
+    holder_ref = asyncio.run(main())
+    # holder -> future -> its value holder: only the collector frees the pair
+    gc.collect()
+    assert holder_ref() is None
+    m = assert_async_conserved(scheduler)
+    assert m.async_cancelled == 1
+
+
 def test_cancel_after_done_changes_nothing(scheduler):
     async def main():
         future = scheduler.submit_async(pow, 2, 5)
