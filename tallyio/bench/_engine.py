@@ -363,7 +363,9 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
 
     return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
                         "dropped": float(counts["dropped"]),
+                        "arrival->detected p50": pcts(detected)["p50"],
                         "arrival->detected p99": pcts(detected)["p99"],
+                        "detected->returned p50": pcts(handoff)["p50"],
                         "detected->returned p99": pcts(handoff)["p99"]},
             "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))},
             "machine floor (a thread waking on the schedule)": pcts(floor)}

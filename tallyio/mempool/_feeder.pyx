@@ -44,7 +44,6 @@ by ``tallyio.mempool.recording.decode`` and given to ``Pipeline.feed`` in its tu
 """
 import mmap
 import os
-from pathlib import Path
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -65,7 +64,8 @@ from tallyio.mempool._ring cimport tio_dropring_queued
 from tallyio.mempool._u256py cimport u256_to_int
 from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
 from tallyio.state._recordlog cimport (tio_rlog_cursor, tio_rlog_record, tio_rlog_open, tio_rlog_peek,
-                                       tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END)
+                                       tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END, tio_le32, tio_le64,
+                                       rlog_check_header, rlog_segment_files)
 
 from tallyio.eth.types import PendingTx
 
@@ -261,7 +261,7 @@ cdef class ReplayFeeder:
 
     def __init__(self, Pipeline pipeline not None, path, *, realtime=False, skip_pending=0,
                  native_kinds=(1, 2, 3)):
-        from tallyio.state.recordlog import _check_header, _segments, HEADER_SIZE
+        from tallyio.state.recordlog import HEADER_SIZE
         if not isinstance(realtime, bool):
             raise TypeError(f"ReplayFeeder: realtime must be a bool, got {type(realtime).__name__}")
         if isinstance(skip_pending, bool) or not isinstance(skip_pending, int) or skip_pending < 0:
@@ -281,15 +281,11 @@ cdef class ReplayFeeder:
         self._fallback_pending = {}
         self._maps = []
         self._bufs = []
-        files = [p for _, p in _segments(Path(path))]
-        if os.path.exists(path):
-            files.append(path)
-        if not files:
-            raise FileNotFoundError(f"no record log at {path}")
+        files = rlog_segment_files(path)
         self._segments = []
         for p in files:                    # (path, first_seq, size): headers checked now
             with open(p, "rb") as fh:
-                first = _check_header(fh.read(HEADER_SIZE), str(p))
+                first = rlog_check_header(fh.read(HEADER_SIZE), str(p))
                 self._segments.append((p, first, os.fstat(fh.fileno()).st_size))
         self.f = <feeder_state *>calloc(1, sizeof(feeder_state))
         if self.f == NULL:
@@ -516,18 +512,6 @@ cdef class ReplayFeeder:
 
 # ---- ReplaySource's read path: the same walk, a Python item per record ---------------------
 
-cdef inline uint32_t le32_at(const uint8_t *p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline uint64_t le64_at(const uint8_t *p) noexcept nogil:
-    cdef uint64_t v
-    memcpy(&v, p, 8)
-    return v
-
-
 cdef object be_int(const uint8_t *p):
     cdef tio_u256 v
     tio_u256_from_be32(&v, p)
@@ -540,16 +524,16 @@ cdef object pending_from_payload(const uint8_t *p, uint64_t n):
     cdef uint32_t n_in, n_raw
     if n < TX_PAYLOAD_HEAD:
         return None
-    n_in = le32_at(p + 194)
-    n_raw = le32_at(p + 198)
+    n_in = tio_le32(p + 194)
+    n_raw = tio_le32(p + 198)
     if <uint64_t>TX_PAYLOAD_HEAD + n_in + n_raw != n:
         return None
     return PendingTx(PyBytes_FromStringAndSize(<const char *>p, 32),
                      PyBytes_FromStringAndSize(<const char *>p + 32, 20),
                      PyBytes_FromStringAndSize(<const char *>p + 52, 20) if p[72] else None,
-                     le64_at(p + 74), be_int(p + 90), le64_at(p + 82), be_int(p + 122), be_int(p + 154),
+                     tio_le64(p + 74), be_int(p + 90), tio_le64(p + 82), be_int(p + 122), be_int(p + 154),
                      PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD, n_in), p[73],
-                     le64_at(p + 186),
+                     tio_le64(p + 186),
                      PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD + n_in, n_raw))
 
 
@@ -564,23 +548,19 @@ def replay_items(path, dict end=None):
     210
     """
     from tallyio.mempool.recording import decode
-    from tallyio.state.recordlog import HEADER_SIZE, _check_header, _segments
+    from tallyio.state.recordlog import HEADER_SIZE
     cdef tio_rlog_cursor cur
     cdef tio_rlog_record rec
     cdef const uint8_t[::1] view
     cdef int status
-    files = [p for _, p in _segments(Path(path))]
-    if os.path.exists(path):
-        files.append(path)
-    if not files:
-        raise FileNotFoundError(f"no record log at {path}")
+    files = rlog_segment_files(path)
     if end is None:
         end = {}
     end["end"] = "not read yet"
     expect = None
     for p in files:
         with open(p, "rb") as fh:
-            first = _check_header(fh.read(HEADER_SIZE), str(p))
+            first = rlog_check_header(fh.read(HEADER_SIZE), str(p))
             size = os.fstat(fh.fileno()).st_size
             if expect is not None and first != expect:
                 end["end"] = f"gap: {p} starts at {first}, expected {expect}"
