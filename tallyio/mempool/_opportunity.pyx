@@ -226,7 +226,7 @@ cdef class OpportunityQueue:
             (False, 1, True)
         """
         cdef uint64_t deadline
-        cdef uint32_t k
+        cdef uint32_t _k
         if tio_dropring_queued(self.ring) != 0:
             return True
         if ns == 0:
@@ -235,7 +235,7 @@ cdef class OpportunityQueue:
             deadline = tio_now_ns() + ns
             while True:
                 # a clock read every 64 pauses: the clock is ~25 ns, a pause ~40-140 ns
-                for k in range(64):
+                for _k in range(64):
                     if tio_dropring_queued(self.ring) != 0:
                         break
                     tio_cpu_relax()
