@@ -22,9 +22,12 @@ by ``tallyio.mempool.recording.decode`` and given to ``Pipeline.feed`` in its tu
   speed analyzes every transaction, on every run.
 * ``realtime=True``: each record is due at ``start + (its ts - the first ts)`` on the
   monotonic clock (``clock``); the feeder sleeps (without the GIL, ``clock_nanosleep`` to
-  the absolute due time) until the next record is due, wakes the workers for what it
-  queued before each sleep, and feeds everything already due as one batch.  A live
-  stream's ring drops its oldest record when full (counted), as a node source's does.
+  the absolute time, its thread's timer slack at 1 ns for the run) until ``spin_ns``
+  before the next record is due, then spins to it, and feeds everything already due as
+  one batch.  Before each wait, what it queued is analyzed: on its own thread when slot 0
+  is idle and at most a batch waits (``inline_analysis``: no worker wake-up, which costs
+  more than the analysis), else by the workers.  A live stream's ring drops its oldest
+  record when full (counted), as a node source's does.
 
     >>> from tallyio.mempool import Pipeline
     >>> from tallyio.mempool.recording import ReplaySource, embedded_recording
@@ -289,6 +292,10 @@ cdef class ReplayFeeder:
     records ``ReplaySource`` yields) are not fed: a resumed replay's already-settled ones.
     ``native_kinds``: the record types applied in C (default PENDING_TX, BLOCK_HEADER,
     SYNC_EVENT); the others, and these when left out, go through ``decode`` and ``feed``.
+    ``spin_ns`` (realtime, 0 .. 2 ms): the last stretch before a due record is spun, not
+    slept (a sleep wakes tens of microseconds late on a VM); longer waits sleep.
+    ``inline_analysis`` (realtime): analyze what is queued on the feeder's thread before a
+    wait when slot 0 is idle (False: always wake a worker).
 
     The feeder's thread is the pipeline's watcher while ``run`` runs: nothing else may
     ``feed`` it meanwhile.  ``stop()`` may be called from any thread."""

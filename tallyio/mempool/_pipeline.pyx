@@ -30,6 +30,9 @@ submits the task.  The task, on finding the ring empty, stores IDLE, then (seq_c
 fence) looks at the ring again and takes the slot back (CAS IDLE -> RUNNING) if a record
 arrived.  The two fences order "publish, then read state" against "store IDLE, then read
 ring": at least one side sees the other, so a record is never left with no task coming.
+A realtime replay feeder may also take slot 0 by the same CAS and run the task on its own
+thread (``pipe_drain_inline``: no wake-up when it has time before its next record); the
+slot is held and released exactly as a worker holds it (tallyio/_ext/README.md).
 
     >>> from tallyio.mempool.records import V2Pool
     >>> from tallyio.mempool._pools import PoolTable
