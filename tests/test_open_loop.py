@@ -235,3 +235,22 @@ def test_an_idle_consumer_sleeps_after_its_spin_and_does_not_burn_cpu():
 
     assert asyncio.run(main()).received_ns == 9
     assert nospin.wakes == 1
+
+
+def test_the_sync_face_takes_a_push_within_its_spin():
+    for _ in range(5):
+        queue = OpportunityQueue(64)
+        bridge = OpportunityBridge(queue, spin_ns=10_000_000)
+
+        def push():
+            bridge.idle.wait()
+            queue._push_synthetic(1, 3)
+
+        thread = threading.Thread(target=push)
+        thread.start()
+        assert bridge.get_sync(timeout=30).received_ns == 3
+        thread.join()
+        if bridge.polled == 1:
+            break
+        assert bridge.sleeps == 1 and bridge.wakes == 1         # came after the spin: slept, woken
+    assert bridge.polled == 1 and bridge.sleeps == 0 and queue.stats()["wakes"] == 0
