@@ -24,6 +24,8 @@ class ReplayFeeder:
         realtime: bool = False,
         skip_pending: int = 0,
         native_kinds: Iterable[int] = (1, 2, 3),
+        spin_ns: int = 30000,
+        inline_analysis: bool = True,
     ) -> None: ...
     def start_clock(self) -> Optional[tuple[int, int]]: ...
     @property

@@ -22,9 +22,12 @@ by ``tallyio.mempool.recording.decode`` and given to ``Pipeline.feed`` in its tu
   speed analyzes every transaction, on every run.
 * ``realtime=True``: each record is due at ``start + (its ts - the first ts)`` on the
   monotonic clock (``clock``); the feeder sleeps (without the GIL, ``clock_nanosleep`` to
-  the absolute due time) until the next record is due, wakes the workers for what it
-  queued before each sleep, and feeds everything already due as one batch.  A live
-  stream's ring drops its oldest record when full (counted), as a node source's does.
+  the absolute time, its thread's timer slack at 1 ns for the run) until ``spin_ns``
+  before the next record is due, then spins to it, and feeds everything already due as
+  one batch.  Before each wait, what it queued is analyzed: on its own thread when slot 0
+  is idle and at most a batch waits (``inline_analysis``: no worker wake-up, which costs
+  more than the analysis), else by the workers.  A live stream's ring drops its oldest
+  record when full (counted), as a node source's does.
 
     >>> from tallyio.mempool import Pipeline
     >>> from tallyio.mempool.recording import ReplaySource, embedded_recording
@@ -44,7 +47,6 @@ by ``tallyio.mempool.recording.decode`` and given to ``Pipeline.feed`` in its tu
 """
 import mmap
 import os
-from pathlib import Path
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -55,17 +57,18 @@ from posix.time cimport timespec
 from tallyio._ext.common cimport (
     tio_atomic_u64, tio_atomic_init_u64, tio_atomic_load_u64_relaxed, tio_atomic_store_u64_relaxed,
     tio_atomic_load_u64_acquire, tio_atomic_store_u64_release, tio_now_ns, tio_backoff,
-    tio_backoff_reset, tio_backoff_snooze,
+    tio_backoff_reset, tio_backoff_snooze, tio_cpu_relax,
 )
 from tallyio.mempool._pipeline cimport (
-    Pipeline, pipe_state, pipe_feed_raw, pipe_kick, pipe_finish, BATCH, PIPE_ACCEPTED, PIPE_BAD,
+    Pipeline, pipe_state, pipe_feed_raw, pipe_kick, pipe_drain_inline, pipe_finish, BATCH, PIPE_ACCEPTED, PIPE_BAD,
     REC_PENDING_TX, REC_BLOCK_HEADER, REC_POOL_SNAPSHOT,
 )
 from tallyio.mempool._ring cimport tio_dropring_queued
 from tallyio.mempool._u256py cimport u256_to_int
 from tallyio._ext.u256 cimport tio_u256, tio_u256_from_be32
 from tallyio.state._recordlog cimport (tio_rlog_cursor, tio_rlog_record, tio_rlog_open, tio_rlog_peek,
-                                       tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END)
+                                       tio_rlog_advance, TIO_RLOG_OK, TIO_RLOG_END, tio_le32, tio_le64,
+                                       rlog_check_header, rlog_segment_files)
 
 from tallyio.eth.types import PendingTx
 
@@ -76,6 +79,24 @@ cdef extern from "<time.h>" nogil:
     enum:
         CLOCK_MONOTONIC
         TIMER_ABSTIME
+
+cdef extern from *:
+    """
+    /* The calling thread's timer slack (Linux: prctl PR_SET/GET_TIMERSLACK): how late the
+     * kernel may fire its sleeps to merge wake-ups; 50 us by default.  Elsewhere a no-op
+     * returning -1 (nothing to restore). */
+    #if defined(__linux__)
+    #include <sys/prctl.h>
+    static long tio_feeder_set_timerslack(long ns) {
+        long old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        if (old < 0 || prctl(PR_SET_TIMERSLACK, (unsigned long)ns, 0, 0, 0) != 0) return -1;
+        return old;
+    }
+    #else
+    static long tio_feeder_set_timerslack(long ns) { (void)ns; return -1; }
+    #endif
+    """
+    long tio_feeder_set_timerslack(long ns) nogil
 
 cdef enum:
     # why feeder_loop returned to Python
@@ -88,7 +109,9 @@ cdef enum:
     PAUSE_TICK = 6          # a chance for Python to look at should_stop()
 
     SLEEP_SLICE_NS = 2000000        # a realtime wait re-checks stop() at least this often
+    TIMER_SLACK_NS = 1              # a realtime run's timer slack (the kernel's default is 50 us)
     TICK_SLACK_NS = 1000000         # a realtime tick (should_stop) only this long before a record is due
+    SPIN_NS = 30000                 # realtime: the default spin before a due record (ReplayFeeder's spin_ns)
     TICK_RECORDS = 65536            # full speed: a tick every this many records
     LOOKUP = 65536                  # accepted transactions remembered for pending_tx (the engine's dry run)
     TX_PAYLOAD_HEAD = 202           # recording.py's _TX_HEAD.size
@@ -113,6 +136,8 @@ cdef struct feeder_state:
     uint64_t tick_ns             # realtime: return PAUSE_TICK while waiting at most this often
     uint64_t last_tick
     uint64_t batch_n             # accepted since the last kick
+    uint64_t spin_ns             # realtime: spin (not sleep) the last spin_ns before a record is due
+    bint inline_analysis         # realtime: analyze what is queued on this thread before a wait
     tio_atomic_u64 stop
     # counters (the feeder's thread writes them; read after run, or approximately)
     uint64_t records             # valid records walked (every type)
@@ -123,6 +148,8 @@ cdef struct feeder_state:
     uint64_t kicks
     uint64_t sleeps
     uint64_t waits_for_room
+    uint64_t inline_drains       # batches this thread analyzed itself (no worker woken)
+    uint64_t spins               # realtime waits that ended spinning
     # accepted transactions: hash[0:8] and (segment << 48 | payload offset), newest last
     tio_atomic_u64 *lk_key
     tio_atomic_u64 *lk_where
@@ -134,6 +161,17 @@ cdef inline void batch_done(feeder_state *f) noexcept nogil:
         pipe_kick(f.pipe)
         f.kicks += 1
         f.batch_n = 0
+
+
+cdef inline void flush_before_wait(feeder_state *f) noexcept nogil:
+    """Realtime, the next record not due yet: what is queued is analyzed now, on this
+    thread when slot 0 is idle (no wake-up: the wait absorbs the work), else by a worker."""
+    if f.batch_n:
+        if f.inline_analysis and pipe_drain_inline(f.pipe):
+            f.inline_drains += 1
+            f.batch_n = 0
+        else:
+            batch_done(f)
 
 
 cdef void sleep_until(uint64_t due) noexcept nogil:
@@ -183,12 +221,25 @@ cdef int feeder_loop(feeder_state *f) noexcept nogil:
             due = f.start_wall + (rec.ts - f.first_ts if rec.ts > f.first_ts else 0)
             now = tio_now_ns()
             if now < due:
-                batch_done(f)               # what is queued goes to the workers before we sleep
+                if f.batch_n:
+                    flush_before_wait(f)    # what is queued is analyzed before we wait
+                    now = tio_now_ns()
+                    if now >= due:
+                        continue
                 # a tick needs the GIL: only with 1 ms of slack (the consumer may hold it)
                 if f.tick_ns and due - now >= TICK_SLACK_NS and now - f.last_tick >= f.tick_ns:
                     f.last_tick = now
                     return PAUSE_TICK
-                wake = due if due - now <= SLEEP_SLICE_NS else now + SLEEP_SLICE_NS
+                if due - now <= f.spin_ns:
+                    # the last stretch spun, not slept: a sleep wakes tens of microseconds
+                    # late here (timer and scheduler), a spin within a clock read
+                    f.spins += 1
+                    while tio_now_ns() < due:
+                        tio_cpu_relax()
+                    continue
+                wake = due - f.spin_ns
+                if wake - now > SLEEP_SLICE_NS:
+                    wake = now + SLEEP_SLICE_NS
                 f.sleeps += 1
                 sleep_until(wake)
                 continue                    # stop() and the clock again
@@ -241,6 +292,10 @@ cdef class ReplayFeeder:
     records ``ReplaySource`` yields) are not fed: a resumed replay's already-settled ones.
     ``native_kinds``: the record types applied in C (default PENDING_TX, BLOCK_HEADER,
     SYNC_EVENT); the others, and these when left out, go through ``decode`` and ``feed``.
+    ``spin_ns`` (realtime, 0 .. 2 ms): the last stretch before a due record is spun, not
+    slept (a sleep wakes tens of microseconds late on a VM); longer waits sleep.
+    ``inline_analysis`` (realtime): analyze what is queued on the feeder's thread before a
+    wait when slot 0 is idle (False: always wake a worker).
 
     The feeder's thread is the pipeline's watcher while ``run`` runs: nothing else may
     ``feed`` it meanwhile.  ``stop()`` may be called from any thread."""
@@ -260,12 +315,16 @@ cdef class ReplayFeeder:
         self.f = NULL
 
     def __init__(self, Pipeline pipeline not None, path, *, realtime=False, skip_pending=0,
-                 native_kinds=(1, 2, 3)):
-        from tallyio.state.recordlog import _check_header, _segments, HEADER_SIZE
+                 native_kinds=(1, 2, 3), spin_ns=SPIN_NS, inline_analysis=True):
+        from tallyio.state.recordlog import HEADER_SIZE
         if not isinstance(realtime, bool):
             raise TypeError(f"ReplayFeeder: realtime must be a bool, got {type(realtime).__name__}")
         if isinstance(skip_pending, bool) or not isinstance(skip_pending, int) or skip_pending < 0:
             raise ValueError(f"ReplayFeeder: skip_pending must be an int >= 0, got {skip_pending!r}")
+        if isinstance(spin_ns, bool) or not isinstance(spin_ns, int) or not 0 <= spin_ns <= SLEEP_SLICE_NS:
+            raise ValueError(f"ReplayFeeder: spin_ns must be an int in 0 .. {SLEEP_SLICE_NS}, got {spin_ns!r}")
+        if not isinstance(inline_analysis, bool):
+            raise TypeError(f"ReplayFeeder: inline_analysis must be a bool, got {type(inline_analysis).__name__}")
         mask = 0
         for kind in native_kinds:
             if kind not in (1, 2, 3):
@@ -281,15 +340,11 @@ cdef class ReplayFeeder:
         self._fallback_pending = {}
         self._maps = []
         self._bufs = []
-        files = [p for _, p in _segments(Path(path))]
-        if os.path.exists(path):
-            files.append(path)
-        if not files:
-            raise FileNotFoundError(f"no record log at {path}")
+        files = rlog_segment_files(path)
         self._segments = []
         for p in files:                    # (path, first_seq, size): headers checked now
             with open(p, "rb") as fh:
-                first = _check_header(fh.read(HEADER_SIZE), str(p))
+                first = rlog_check_header(fh.read(HEADER_SIZE), str(p))
                 self._segments.append((p, first, os.fstat(fh.fileno()).st_size))
         self.f = <feeder_state *>calloc(1, sizeof(feeder_state))
         if self.f == NULL:
@@ -303,6 +358,8 @@ cdef class ReplayFeeder:
         self.f.backpressure = not realtime
         self.f.native_mask = mask
         self.f.skip_until = skip_pending
+        self.f.spin_ns = spin_ns
+        self.f.inline_analysis = inline_analysis
         tio_atomic_init_u64(&self.f.stop, 0)
         tio_atomic_init_u64(&self.f.lk_n, 0)
 
@@ -344,6 +401,7 @@ cdef class ReplayFeeder:
         ``should_stop()``: looked at between batches (a realtime replay: while waiting,
         at most every 20 ms); True stops the run.  Returns the counters (``stats()``)."""
         cdef int why
+        cdef long old_slack = -1
         if self.f == NULL:
             raise RuntimeError("ReplayFeeder is closed")
         if self._running:
@@ -358,6 +416,9 @@ cdef class ReplayFeeder:
         feed = self.pipeline.feed
         stopped = False
         self.end_reason = "end of log"
+        if self.realtime:
+            # this thread's sleeps fire on time (restored below: run may be any thread)
+            old_slack = tio_feeder_set_timerslack(TIMER_SLACK_NS)
         try:
             expect = None
             for p, first, size in self._segments:
@@ -415,6 +476,8 @@ cdef class ReplayFeeder:
                     pipe_finish(self.f.pipe)
         finally:
             self._running = False
+            if old_slack >= 0:
+                tio_feeder_set_timerslack(old_slack)
         return self.stats()
 
     cdef _open_segment(self, buf, uint64_t size, uint64_t first):
@@ -476,13 +539,15 @@ cdef class ReplayFeeder:
         """``records`` (walked, every type), ``items`` (what ReplaySource would yield),
         ``pending``, ``accepted`` (queued by the C loop), ``skipped`` (skip_pending),
         ``fallback`` (fed through Python), ``kicks`` (worker wake-ups asked: once per
-        batch), ``sleeps`` (realtime waits), ``waits_for_room`` (backpressure), ``end``."""
+        batch), ``sleeps`` (realtime waits), ``waits_for_room`` (backpressure),
+        ``inline_drains`` (realtime: batches this thread analyzed itself), ``spins``
+        (realtime waits that ended in a spin), ``end``."""
         if self.f == NULL:
             return {"end": self.end_reason}
         return {"records": self.f.records, "items": self.f.items, "pending": self.f.pending,
                 "accepted": self.f.accepted, "skipped": self.f.skipped, "fallback": self.f.fallback,
                 "kicks": self.f.kicks, "sleeps": self.f.sleeps, "waits_for_room": self.f.waits_for_room,
-                "end": self.end_reason}
+                "inline_drains": self.f.inline_drains, "spins": self.f.spins, "end": self.end_reason}
 
     def close(self):
         """Unmap the recording (pending_tx returns None afterwards).  Not while run runs."""
@@ -516,18 +581,6 @@ cdef class ReplayFeeder:
 
 # ---- ReplaySource's read path: the same walk, a Python item per record ---------------------
 
-cdef inline uint32_t le32_at(const uint8_t *p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline uint64_t le64_at(const uint8_t *p) noexcept nogil:
-    cdef uint64_t v
-    memcpy(&v, p, 8)
-    return v
-
-
 cdef object be_int(const uint8_t *p):
     cdef tio_u256 v
     tio_u256_from_be32(&v, p)
@@ -540,16 +593,16 @@ cdef object pending_from_payload(const uint8_t *p, uint64_t n):
     cdef uint32_t n_in, n_raw
     if n < TX_PAYLOAD_HEAD:
         return None
-    n_in = le32_at(p + 194)
-    n_raw = le32_at(p + 198)
+    n_in = tio_le32(p + 194)
+    n_raw = tio_le32(p + 198)
     if <uint64_t>TX_PAYLOAD_HEAD + n_in + n_raw != n:
         return None
     return PendingTx(PyBytes_FromStringAndSize(<const char *>p, 32),
                      PyBytes_FromStringAndSize(<const char *>p + 32, 20),
                      PyBytes_FromStringAndSize(<const char *>p + 52, 20) if p[72] else None,
-                     le64_at(p + 74), be_int(p + 90), le64_at(p + 82), be_int(p + 122), be_int(p + 154),
+                     tio_le64(p + 74), be_int(p + 90), tio_le64(p + 82), be_int(p + 122), be_int(p + 154),
                      PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD, n_in), p[73],
-                     le64_at(p + 186),
+                     tio_le64(p + 186),
                      PyBytes_FromStringAndSize(<const char *>p + TX_PAYLOAD_HEAD + n_in, n_raw))
 
 
@@ -564,23 +617,19 @@ def replay_items(path, dict end=None):
     210
     """
     from tallyio.mempool.recording import decode
-    from tallyio.state.recordlog import HEADER_SIZE, _check_header, _segments
+    from tallyio.state.recordlog import HEADER_SIZE
     cdef tio_rlog_cursor cur
     cdef tio_rlog_record rec
     cdef const uint8_t[::1] view
     cdef int status
-    files = [p for _, p in _segments(Path(path))]
-    if os.path.exists(path):
-        files.append(path)
-    if not files:
-        raise FileNotFoundError(f"no record log at {path}")
+    files = rlog_segment_files(path)
     if end is None:
         end = {}
     end["end"] = "not read yet"
     expect = None
     for p in files:
         with open(p, "rb") as fh:
-            first = _check_header(fh.read(HEADER_SIZE), str(p))
+            first = rlog_check_header(fh.read(HEADER_SIZE), str(p))
             size = os.fstat(fh.fileno()).st_size
             if expect is not None and first != expect:
                 end["end"] = f"gap: {p} starts at {first}, expected {expect}"

@@ -7,8 +7,9 @@
 The feeder's thread is the pipeline's watcher (ONE thread feeds: ``Pipeline.feed`` or
 these, never two at once).  ``pipe_feed_raw`` takes a payload in recording.py's layout;
 a pending transaction is queued without waking a worker: the caller wakes them once per
-batch with ``pipe_kick`` (the wake-up protocol is the one of the module doc), and ends a
-source with ``pipe_finish``."""
+batch with ``pipe_kick`` (the wake-up protocol is the one of the module doc), or, with time
+to spare before its next record, analyzes what it queued itself with ``pipe_drain_inline``
+(slot 0 taken by the same CAS, no wake-up at all); it ends a source with ``pipe_finish``."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t
 
 from tallyio._ext.common cimport tio_atomic_u64, TIO_CACHE_LINE
@@ -86,6 +87,7 @@ cdef struct pipe_state:
 cdef int pipe_feed_raw(pipe_state *pipe, uint16_t rtype, const uint8_t *payload,
                        uint64_t length) noexcept nogil
 cdef void pipe_kick(pipe_state *pipe) noexcept nogil
+cdef bint pipe_drain_inline(pipe_state *pipe) noexcept nogil
 cdef void pipe_finish(pipe_state *pipe) noexcept nogil
 
 

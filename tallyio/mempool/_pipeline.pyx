@@ -30,6 +30,9 @@ submits the task.  The task, on finding the ring empty, stores IDLE, then (seq_c
 fence) looks at the ring again and takes the slot back (CAS IDLE -> RUNNING) if a record
 arrived.  The two fences order "publish, then read state" against "store IDLE, then read
 ring": at least one side sees the other, so a record is never left with no task coming.
+A realtime replay feeder may also take slot 0 by the same CAS and run the task on its own
+thread (``pipe_drain_inline``: no wake-up when it has time before its next record); the
+slot is held and released exactly as a worker holds it (tallyio/_ext/README.md).
 
     >>> from tallyio.mempool.records import V2Pool
     >>> from tallyio.mempool._pools import PoolTable
@@ -86,6 +89,7 @@ from tallyio.mempool._analyzer cimport (tio_analyze_ctx, tio_analyzer_cfg, tio_a
                                         AN_COUNTERS, AN_OPPORTUNITIES, tio_scan_touched)
 from tallyio.mempool._analyzer import COUNTERS as ANALYZER_COUNTERS
 from tallyio.mempool._opportunity cimport OpportunityQueue, tio_opp_wake_signal
+from tallyio.state._recordlog cimport tio_le32, tio_le64
 
 from tallyio.eth import DECODE_STATUSES
 from tallyio.eth.types import BlockHeader, PendingTx, SyncEvent
@@ -230,18 +234,6 @@ cdef int scan_touched(pipe_state *pipe) noexcept nogil:
 # framing and checksums are tallyio/state/_recordlog's): the same fields feed() takes from a
 # PendingTx / BlockHeader / SyncEvent, applied the same way.
 
-cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
-    cdef uint64_t v
-    memcpy(&v, p, 8)
-    return v
-
-
-cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
 cdef enum:
     TX_HEAD = 202          # recording.py _TX_HEAD.size
     BLOCK_SIZE = 136       # _BLOCK.size
@@ -260,8 +252,8 @@ cdef int feed_raw_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexce
     if n < TX_HEAD:
         pipe.bad_records += 1
         return PIPE_BAD
-    n_in = le32(p + 194)
-    n_raw = le32(p + 198)
+    n_in = tio_le32(p + 194)
+    n_raw = tio_le32(p + 198)
     if <uint64_t>TX_HEAD + n_in + n_raw != n:
         pipe.bad_records += 1
         return PIPE_BAD
@@ -280,12 +272,12 @@ cdef int feed_raw_pending(pipe_state *pipe, const uint8_t *p, uint64_t n) noexce
     memcpy(rec.to, p + 52, 20)
     rec.has_to = 1
     rec.tx_type = p[73]
-    rec.nonce = le64(p + 74)
-    rec.gas = le64(p + 82)
+    rec.nonce = tio_le64(p + 74)
+    rec.gas = tio_le64(p + 82)
     tio_u256_from_be32(&rec.value, p + 90)
     tio_u256_from_be32(&rec.max_fee_per_gas, p + 122)
     tio_u256_from_be32(&rec.max_priority_fee_per_gas, p + 154)
-    rec.received_ns = le64(p + 186)
+    rec.received_ns = tio_le64(p + 186)
     rec.input_len = n_in
     memcpy(rec.input, p + TX_HEAD, n_in)
     if tio_filter_check(pipe.filter, &rec, &target) != FILTER_PASS:
@@ -318,7 +310,7 @@ cdef int pipe_feed_raw(pipe_state *pipe, uint16_t rtype, const uint8_t *payload,
         tio_u256_from_be32(&base_fee, payload + 80)
         pipe.ctx.base_fee = (base_fee.w[0] if (base_fee.w[1] | base_fee.w[2] | base_fee.w[3]) == 0
                              else <uint64_t>-1)
-        pipe.ctx.block_number = le64(payload) + 1
+        pipe.ctx.block_number = tio_le64(payload) + 1
         pipe.blocks += 1
         return PIPE_FED
     if rtype == REC_SYNC_EVENT:
@@ -332,7 +324,7 @@ cdef int pipe_feed_raw(pipe_state *pipe, uint16_t rtype, const uint8_t *payload,
         if status < 0:
             pipe.syncs_refused += 1
         elif status == 1:
-            mark_touched(pipe, payload, le64(payload + 84))
+            mark_touched(pipe, payload, tio_le64(payload + 84))
         pipe.syncs += 1
         return PIPE_FED
     return PIPE_NOT_NATIVE
@@ -341,6 +333,26 @@ cdef int pipe_feed_raw(pipe_state *pipe, uint16_t rtype, const uint8_t *payload,
 cdef void pipe_kick(pipe_state *pipe) noexcept nogil:
     """Wake the workers the queued records need (one call per batch, not per record)."""
     kick(pipe, 1)
+
+
+cdef bint pipe_drain_inline(pipe_state *pipe) noexcept nogil:
+    """The watcher runs the workers' task itself, on its own thread, when slot 0 is idle
+    and at most a batch waits: a realtime source that has time before its next record
+    saves the worker's wake-up (a futex wake and a context switch: tens of microseconds
+    on a VM, most of a transaction's latency).  The slot protocol is unchanged: the
+    watcher takes slot 0 by the same CAS a kick does and runs drain_task, which stores
+    IDLE and looks at the ring again after its fence before it returns.  False (nothing
+    done) when slot 0 is held or more than a batch waits: the caller kicks instead."""
+    cdef uint64_t expected = SLOT_IDLE
+    if tio_dropring_queued(pipe.ring) > BATCH:
+        return False
+    # relaxed pre-check; the CAS decides (acq_rel: as kick takes a slot)
+    if tio_atomic_load_u64_relaxed(&pipe.slots[0].state) != SLOT_IDLE:
+        return False
+    if not tio_atomic_cas_u64_acqrel(&pipe.slots[0].state, &expected, SLOT_RUNNING):
+        return False
+    drain_task(&pipe.slots[0])
+    return True
 
 
 cdef void pipe_finish(pipe_state *pipe) noexcept nogil:

@@ -15,8 +15,14 @@ sequence = previous + 1, length <= MAX_PAYLOAD and inside the file, CRC-32 over 
 
 ``peek`` validates the record at the cursor (its CRC is computed once: a peeked record
 is remembered until advanced past), so a caller may look at a record, decide to hand
-it to someone else, and advance later."""
+it to someone else, and advance later.
+
+Also here, for every native reader of a recording's payloads (this module, the pipeline's
+raw records, the replay feeder): ``tio_le32`` / ``tio_le64``, the little-endian readers of
+the format, and ``rlog_check_header`` / ``rlog_segment_files``, the file-level checks of
+``tallyio.state.recordlog`` under a public C name."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
     TIO_RLOG_OK = 0
@@ -51,3 +57,26 @@ cdef void tio_rlog_open(tio_rlog_cursor *c, const uint8_t *buf, uint64_t size, u
                         uint64_t first_seq) noexcept nogil
 cdef int tio_rlog_peek(tio_rlog_cursor *c, tio_rlog_record *out) noexcept nogil
 cdef void tio_rlog_advance(tio_rlog_cursor *c, const tio_rlog_record *rec) noexcept nogil
+
+
+# The format's little-endian fields, read in place at any alignment (memcpy: one load once
+# compiled).  The host is little-endian: tio_atomic.h and the wire formats assume it too.
+cdef inline uint32_t tio_le32(const uint8_t *p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+
+cdef inline uint64_t tio_le64(const uint8_t *p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+# recordlog.py's file-level checks, for the native readers (with the GIL):
+# rlog_check_header(the first HEADER_SIZE bytes, a name for errors) -> the segment's first
+# sequence number, or ForeignFileError / FutureVersionError / CorruptFileError naming `where`;
+# rlog_segment_files(path) -> the files of the log at `path` in order (its sealed segments,
+# then `path` itself when it exists), FileNotFoundError when there is none.
+cdef uint64_t rlog_check_header(bytes raw, str where) except? 0
+cdef list rlog_segment_files(object path)

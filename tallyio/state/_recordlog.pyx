@@ -1,7 +1,8 @@
 # cython: language_level=3
 # Owns: the native reader of the record log (see _recordlog.pxd); the format itself is
 # recordlog.py's (that module writes it and documents it; this one only reads it).
-# Touches: nothing but the bytes it is given.
+# Touches: the bytes it is given, and recordlog.py's header check and segment list (rlog_*
+# wrap them for the native readers: one implementation).
 """The record log read from C: zlib's CRC-32 and a nogil cursor over a segment's records
 (the C API is in ``_recordlog.pxd``; the mempool's native replay feeder walks recordings
 with it).  From Python, for tests and tools:
@@ -11,21 +12,29 @@ with it).  From Python, for tests and tools:
     True
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
 
 __all__ = ["crc32", "walk"]
 
 
-cdef inline uint64_t le64(const uint8_t *p) noexcept nogil:
-    cdef uint64_t v
-    memcpy(&v, p, 8)
-    return v
+cdef uint64_t rlog_check_header(bytes raw, str where) except? 0:
+    """recordlog._check_header (the one implementation of the header's checks)."""
+    from tallyio.state.recordlog import _check_header
+    return _check_header(raw, where)
 
 
-cdef inline uint32_t le32(const uint8_t *p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
+cdef list rlog_segment_files(object path):
+    """The files of the log at `path`, oldest first: recordlog's sealed segments, then the
+    live file when it exists."""
+    import os
+    from pathlib import Path
+
+    from tallyio.state.recordlog import _segments
+    files = [p for _, p in _segments(Path(path))]
+    if os.path.exists(path):
+        files.append(path)
+    if not files:
+        raise FileNotFoundError(f"no record log at {path}")
+    return files
 
 
 cdef uint32_t CRC_TABLE[8][256]     # slice-by-8: CRC_TABLE[k][b] is b's CRC advanced k more zero bytes
@@ -52,8 +61,8 @@ cdef uint32_t tio_crc32(uint32_t crc, const uint8_t *p, uint64_t n) noexcept nog
     cdef uint32_t lo, hi
     crc = crc ^ 0xFFFFFFFFu
     while n >= 8:
-        lo = le32(p) ^ crc
-        hi = le32(p + 4)
+        lo = tio_le32(p) ^ crc
+        hi = tio_le32(p + 4)
         crc = (CRC_TABLE[7][lo & 0xFF] ^ CRC_TABLE[6][(lo >> 8) & 0xFF]
                ^ CRC_TABLE[5][(lo >> 16) & 0xFF] ^ CRC_TABLE[4][lo >> 24]
                ^ CRC_TABLE[3][hi & 0xFF] ^ CRC_TABLE[2][(hi >> 8) & 0xFF]
@@ -87,9 +96,9 @@ cdef int tio_rlog_peek(tio_rlog_cursor *c, tio_rlog_record *out) noexcept nogil:
     rec = c.buf + off
     out.type = <uint16_t>(rec[0] | (rec[1] << 8))
     out.flags = <uint16_t>(rec[2] | (rec[3] << 8))
-    out.length = le32(rec + 4)
-    out.seq = le64(rec + 8)
-    out.ts = le64(rec + 16)
+    out.length = tio_le32(rec + 4)
+    out.seq = tio_le64(rec + 8)
+    out.ts = tio_le64(rec + 16)
     out.offset = off
     out.payload = rec + TIO_RLOG_RECORD_HEADER
     if out.type == 0 or out.seq != c.expect_seq or out.length > TIO_RLOG_MAX_PAYLOAD:
@@ -99,7 +108,7 @@ cdef int tio_rlog_peek(tio_rlog_cursor *c, tio_rlog_record *out) noexcept nogil:
         return TIO_RLOG_INVALID
     if c.checked_offset != off + 1:
         if tio_crc32(0, rec, TIO_RLOG_RECORD_HEADER + <uint64_t>out.length) != \
-                le32(rec + TIO_RLOG_RECORD_HEADER + out.length):
+                tio_le32(rec + TIO_RLOG_RECORD_HEADER + out.length):
             return TIO_RLOG_INVALID
         c.checked_offset = off + 1
     return TIO_RLOG_OK
