@@ -33,6 +33,7 @@ scaled balances to the unit, and the health factor at any timestamp follows.
 """
 from __future__ import annotations
 
+import struct
 import time
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
@@ -45,7 +46,7 @@ from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceU
                                AaveTokenEvent, AaveUserAction, PendingTx)
 from tallyio.mempool.records import Opportunity, OpportunityKind
 
-__all__ = ["LendingReserve", "PositionBook", "scaled_deltas", "LIQUIDATION_GAS"]
+__all__ = ["LendingReserve", "LendingSnapshot", "PositionBook", "scaled_deltas", "LIQUIDATION_GAS"]
 
 RAY = 10**27
 UINT256_MAX = 2**256 - 1
@@ -60,6 +61,39 @@ class LendingReserve(NamedTuple):
     a_token: bytes
     debt_token: bytes
     """the variable-debt token (stable-rate debt is not tracked: the deployments here keep it off)."""
+
+
+class LendingSnapshot(NamedTuple):
+    """A whole :class:`PositionBook` as bytes (:meth:`PositionBook.snapshot`): the
+    reserves (risk parameters, tokens), their indexes, rates and prices, and every
+    account's exact scaled balances and flags, as of ``block``. A recording holds
+    one after each resync of the live market (``RecordType.LENDING_SNAPSHOT``): a
+    replay starts its book from it (``PositionBook.from_snapshot``)."""
+
+    payload: bytes
+    received_ns: int = 0
+
+    @property
+    def block(self) -> int:
+        """The block the snapshot's state is as of."""
+        return _SNAP_HEAD.unpack_from(self.payload)[6]
+
+    @property
+    def pool(self) -> bytes:
+        return _SNAP_HEAD.unpack_from(self.payload)[1]
+
+
+# snapshot payload, little-endian (256-bit values as 32-byte big-endian words):
+#   head: magic 8, pool 20, oracle 20, has_oracle u8, eth_asset i16 (-1: none), gas_estimate u64,
+#         block u64, min_profit_base 32, n_reserves u16, n_accounts u32
+#   per reserve: asset 20, decimals u8, ltv u16, threshold u16, bonus u16, protocol fee u16, a_token 20,
+#                debt_token 20, liquidity_index 32, liquidity_rate 32, variable_index 32, variable_rate 32,
+#                last_update u64, price 32
+#   per account: user 20, then per reserve: scaled collateral 32, scaled debt 32, flags u8
+#                (bit 0: used as collateral, bit 1: a holder of the reserve -- what a price of it can move)
+_SNAP_MAGIC = b"TIOLEND1"
+_SNAP_HEAD = struct.Struct("<8s20s20sBhQQ32sHI")
+_SNAP_RESERVE = struct.Struct("<20sBHHHH20s20s32s32s32s32sQ32s")
 
 
 class _ReserveState:
@@ -483,6 +517,39 @@ class PositionBook:
                     pairs.append((column[c.reserve.asset], column[d.reserve.asset], _sized(c, d, hf)))
         return hf, pairs
 
+    def simulate_liquidation(self, user: bytes, collateral_asset: bytes, debt_asset: bytes, debt_to_cover: int,
+                             now_ts: int, prices: Optional[Sequence[int]] = None) -> tuple:
+        """What ``liquidationCall(collateral_asset, debt_asset, user, debt_to_cover)`` does
+        on the book's state at ``now_ts`` (``prices``: one per reserve; None: the book's):
+        ``(LiquidationAmounts, profit)``, the exact amounts of ``tallyio.amm.aave`` and the
+        profit in the debt token (the collateral received valued at the oracle prices, minus
+        the debt paid; gas not counted). Raises ``AaveRevertError`` where the pool reverts
+        (health factor not below 1, collateral not enabled, no debt) and KeyError for an
+        asset that is not a reserve."""
+        c, d = self.asset_index(collateral_asset), self.asset_index(debt_asset)
+        holdings = self.holdings(user, now_ts, prices)
+        hf = user_account_data(holdings).health_factor
+        by_asset = {h.reserve.asset: h for h in holdings}
+        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        empty = [Holding(self.reserves[i].config, price_list[i], 0, False, 0) for i in (c, d)]
+        amounts = liquidation_amounts(by_asset.get(bytes(collateral_asset), empty[0]),
+                                      by_asset.get(bytes(debt_asset), empty[1]), hf, debt_to_cover)
+        c_unit, d_unit = self.reserves[c].config.unit, self.reserves[d].config.unit
+        profit = amounts.collateral_to_liquidator * price_list[c] * d_unit // (c_unit * price_list[d]) \
+            - amounts.debt_to_cover
+        return amounts, profit
+
+    def pending_prices(self, tx: PendingTx) -> Optional[List[int]]:
+        """The book's prices with the pending oracle update ``tx`` applied (None when
+        ``tx`` is not a ``setAssetPrice`` of one of its reserves to :attr:`oracle`)."""
+        update = decode_oracle_call(tx, self.oracle)
+        asset = None if update is None else self._asset_index.get(update.asset)
+        if asset is None:
+            return None
+        prices = [s.price for s in self._state]
+        prices[asset] = update.price
+        return prices
+
     def on_pending(self, tx: PendingTx, now_ts: int, block_number: int,
                    base_fee_per_gas: int = 0) -> List[Opportunity]:
         """The opportunities a pending oracle update (``setAssetPrice`` to
@@ -502,6 +569,64 @@ class PositionBook:
         prices[asset] = update.price
         return self.opportunities(now_ts, block_number, base_fee_per_gas, prices=prices, trigger_tx=tx.hash,
                                   received_ns=tx.received_ns, among=self._holders[asset])
+
+    # ---- snapshots (a recording's starting point) ----
+    def snapshot(self, block: int = 0, received_ns: int = 0) -> LendingSnapshot:
+        """The whole book as a :class:`LendingSnapshot` (as of ``block``)."""
+        w = _w
+        parts = [_SNAP_HEAD.pack(_SNAP_MAGIC, self.pool, self.oracle or bytes(20), self.oracle is not None,
+                                 -1 if self.eth_asset is None else self.eth_asset, self.gas_estimate, block,
+                                 w(self.min_profit_base), self._n, len(self._accounts))]
+        for r, st in zip(self.reserves, self._state):
+            c = r.config
+            parts.append(_SNAP_RESERVE.pack(c.asset, c.decimals, c.ltv, c.liquidation_threshold, c.liquidation_bonus,
+                                            c.liquidation_protocol_fee, r.a_token, r.debt_token,
+                                            w(st.liquidity_index), w(st.liquidity_rate), w(st.variable_index),
+                                            w(st.variable_rate), st.last_update, w(st.price)))
+        holders = self._holders
+        for user, (coll, debt, flags) in self._accounts.items():
+            parts.append(user)
+            for i in range(self._n):
+                parts.append(w(coll[i]) + w(debt[i]) + bytes((flags[i] | (user in holders[i]) << 1,)))
+        return LendingSnapshot(b"".join(parts), received_ns)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: LendingSnapshot) -> "PositionBook":
+        """The book a :meth:`snapshot` was taken of (same reserves, state, accounts in the same order);
+        ValueError naming what is wrong in a malformed payload."""
+        raw = bytes(snapshot.payload)
+        if len(raw) < _SNAP_HEAD.size or raw[:8] != _SNAP_MAGIC:
+            raise ValueError(f"a lending snapshot starts with {_SNAP_MAGIC!r}, got {raw[:8]!r}")
+        (_, pool, oracle, has_oracle, eth_asset, gas, _block, min_profit, n, n_accounts) = _SNAP_HEAD.unpack_from(raw)
+        size = _SNAP_HEAD.size + n * _SNAP_RESERVE.size + n_accounts * (20 + 65 * n)
+        if len(raw) != size:
+            raise ValueError(f"lending snapshot: {len(raw)} bytes, its head ({n} reserves, {n_accounts} accounts) "
+                             f"says {size}")
+        off = _SNAP_HEAD.size
+        reserves, states = [], []
+        for _ in range(n):
+            (asset, dec, ltv, lt, bonus, fee, a_tok, d_tok, li, lr, vi, vr, last,
+             price) = _SNAP_RESERVE.unpack_from(raw, off)
+            off += _SNAP_RESERVE.size
+            reserves.append(LendingReserve(ReserveConfig(asset, dec, ltv, lt, bonus, fee), a_tok, d_tok))
+            states.append((_i(li), _i(lr), _i(vi), _i(vr), last, _i(price)))
+        book = cls(pool, reserves, eth_asset=None if eth_asset < 0 else eth_asset, gas_estimate=gas,
+                   min_profit_base=_i(min_profit), oracle=oracle if has_oracle else None)
+        for i, (li, lr, vi, vr, last, price) in enumerate(states):
+            book.set_reserve_state(i, li, lr, vi, vr, last)
+            book.set_price(i, price)
+        for _ in range(n_accounts):
+            user = raw[off:off + 20]
+            off += 20
+            for i in range(n):
+                coll, debt, flags = _i(raw[off:off + 32]), _i(raw[off + 32:off + 64]), raw[off + 64]
+                off += 65
+                book.set_position(user, i, scaled_collateral=coll, scaled_debt=debt, use_as_collateral=flags & 1)
+                if flags & 2:
+                    book._holders[i].add(user)
+                elif not (coll or debt):
+                    book._holders[i].discard(user)
+        return book
 
     # ---- resync from a node ----
     def resync(self, rpc: Any, users: Iterable[bytes], block: Any = "latest", *,
@@ -561,6 +686,14 @@ def _sized(collateral: Holding, debt: Holding, health_factor: int):
             return amounts
         amounts = again
     raise ArithmeticError("liquidation sizing did not reach a fixed point")  # pragma: no cover (never seen)
+
+
+def _w(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _i(word: bytes) -> int:
+    return int.from_bytes(word, "big")
 
 
 def _word_address(address: bytes) -> bytes:
