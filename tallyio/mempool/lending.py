@@ -428,15 +428,72 @@ class PositionBook:
         """One LIQUIDATION opportunity per liquidatable account at ``now_ts`` (the
         block it is for: ``block_number``), sized on its best collateral/debt
         pair, best net profit first; accounts whose best pair does not reach
-        ``min_profit_base`` are left out."""
+        ``min_profit_base`` are left out.
+
+        Every account the screen found is sized in ONE C call
+        (``LiquidationSizer.best_liquidations``: exact health factor, every pair to
+        the pool's fixed point, the best pair picked, without the GIL); an account
+        it hands back goes to the reference, as in :meth:`best_liquidation` (the
+        per-account path, which gives the same opportunities)."""
+        users = self.liquidatable(now_ts, prices, among=among)
+        if not users:
+            return []
+        sizer, units, _ = _sizer_of(self)
+        price_list = self._install_market(now_ts, prices)
+        accounts = self._accounts
+        sized = sizer.best_liquidations([accounts[user] for user in users])
+        gas_cost_wei = self.gas_estimate * base_fee_per_gas
+        eth_price = price_list[self.eth_asset] if self.eth_asset is not None else None
+        gas_base = gas_cost_wei * eth_price // WAD if eth_price else 0
         ops = []
-        for user in self.liquidatable(now_ts, prices, among=among):
-            op = self.best_liquidation(user, now_ts, block_number, base_fee_per_gas, prices=prices,
-                                       trigger_tx=trigger_tx, received_ns=received_ns)
+        for user, best in zip(users, sized):
+            if best is None:
+                op = self.best_liquidation(user, now_ts, block_number, base_fee_per_gas, prices=prices,
+                                           trigger_tx=trigger_tx, received_ns=received_ns)
+            else:
+                hf, c, d, debt_to_cover, collateral, got_base, paid_base = best
+                if hf >= WAD or c < 0:
+                    continue
+                op = self._opportunity(user, c, d, debt_to_cover, collateral, got_base, paid_base, price_list,
+                                       units, gas_cost_wei, gas_base, eth_price, block_number, base_fee_per_gas,
+                                       trigger_tx, received_ns)
             if op is not None:
                 ops.append(op)
         ops.sort(key=lambda o: -(o.profit_net_of_gas if o.profit_net_of_gas is not None else o.profit))
         return ops
+
+    def _install_market(self, now_ts: int, prices: Optional[Sequence[int]]) -> List[int]:
+        """The sizer's prices and normalized indexes set to ``now_ts`` (once per market state);
+        returns the prices."""
+        sizer, _, market = _sizer_of(self)
+        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        norms = [self.normalized(i, now_ts) for i in range(self._n)]
+        if market[0] != price_list or market[1] != norms:
+            # one conversion per market state, not per account (opportunities() sizes many in a row)
+            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
+            market[:] = [price_list, norms]
+        return price_list
+
+    def _opportunity(self, user: bytes, c: int, d: int, debt_to_cover: int, collateral: int, got_base: int,
+                     paid_base: int, price_list: List[int], units: List[int], gas_cost_wei: int, gas_base: int,
+                     eth_price: Optional[int], block_number: int, base_fee_per_gas: int,
+                     trigger_tx: Optional[bytes], received_ns: int) -> Optional[Opportunity]:
+        """The LIQUIDATION opportunity of ``user``'s best pair (None under ``min_profit_base``)."""
+        if got_base - paid_base - gas_base < self.min_profit_base:
+            return None
+        c_price, d_price, c_unit, d_unit = price_list[c], price_list[d], units[c], units[d]
+        # the gross profit in the debt token: the collateral received, valued in the debt token, minus what was paid
+        profit_debt = collateral * c_price * d_unit // (c_unit * d_price) - debt_to_cover
+        net_debt = net_eth = None
+        if eth_price:
+            net_debt = profit_debt - gas_base * d_unit // d_price
+            net_eth = (got_base - paid_base) * WAD // eth_price - gas_cost_wei
+        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,),
+                           (self.reserves[d].config.asset, self.reserves[c].config.asset),
+                           amount_in=debt_to_cover, profit=profit_debt, gas_estimate=self.gas_estimate,
+                           base_fee_per_gas=base_fee_per_gas, profit_net_of_gas=net_debt, block_number=block_number,
+                           received_ns=received_ns, detected_ns=time.monotonic_ns(), user=bytes(user),
+                           amount_out=collateral, profit_net_of_gas_eth=net_eth)
 
     def best_liquidation(self, user: bytes, now_ts: int, block_number: int, base_fee_per_gas: int = 0, *,
                          prices: Optional[Sequence[int]] = None, trigger_tx: Optional[bytes] = None,
@@ -448,16 +505,11 @@ class PositionBook:
         (``tallyio.amm._aave.LiquidationSizer``, proven equal to ``aave.py``); an
         account where an intermediate passes 2**256 - 1 goes to the reference
         (``aave.py``), which raises where the contract reverts."""
-        sizer, units, market = _sizer_of(self)
-        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        sizer, units, _ = _sizer_of(self)
         acc = self._accounts.get(bytes(user))
         if acc is None:
             return None   # nothing held: no debt, health factor 2**256 - 1
-        norms = [self.normalized(i, now_ts) for i in range(self._n)]
-        if market[0] != price_list or market[1] != norms:
-            # one conversion per market state, not per account (opportunities() sizes many in a row)
-            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
-            market[:] = [price_list, norms]
+        price_list = self._install_market(now_ts, prices)
         sized = sizer.size_account(*acc)
         if sized is None:
             sized = self._sized_in_python(user, now_ts, prices)
@@ -481,23 +533,10 @@ class PositionBook:
                 best = (net_base, c, d, amounts, got_base, paid_base)
         if best is None:
             return None
-        net_base, c, d, amounts, got_base, paid_base = best
-        if net_base < self.min_profit_base:
-            return None
-        c_price, d_price, c_unit, d_unit = price_list[c], price_list[d], units[c], units[d]
-        # the gross profit in the debt token: the collateral received, valued in the debt token, minus what was paid
-        profit_debt = amounts.collateral_to_liquidator * c_price * d_unit // (c_unit * d_price) \
-            - amounts.debt_to_cover
-        net_debt = net_eth = None
-        if eth_price:
-            net_debt = profit_debt - gas_base * d_unit // d_price
-            net_eth = (got_base - paid_base) * WAD // eth_price - gas_cost_wei
-        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,),
-                           (self.reserves[d].config.asset, self.reserves[c].config.asset),
-                           amount_in=amounts.debt_to_cover, profit=profit_debt, gas_estimate=self.gas_estimate,
-                           base_fee_per_gas=base_fee_per_gas, profit_net_of_gas=net_debt, block_number=block_number,
-                           received_ns=received_ns, detected_ns=time.monotonic_ns(), user=bytes(user),
-                           amount_out=amounts.collateral_to_liquidator, profit_net_of_gas_eth=net_eth)
+        _, c, d, amounts, got_base, paid_base = best
+        return self._opportunity(user, c, d, amounts.debt_to_cover, amounts.collateral_to_liquidator, got_base,
+                                 paid_base, price_list, units, gas_cost_wei, gas_base, eth_price, block_number,
+                                 base_fee_per_gas, trigger_tx, received_ns)
 
     def _sized_in_python(self, user: bytes, now_ts: int, prices: Optional[Sequence[int]]) -> tuple:
         """``(health_factor, [(collateral index, debt index, amounts)])`` on the
