@@ -331,3 +331,23 @@ def test_the_aave_fields_come_from_the_environment():
             CoreConfig.from_env({**env, variable: value})
     with pytest.raises(ConfigError, match="^TALLYIO_NODE_URL=.*an Aave market is followed live from a ws://"):
         CoreConfig.from_env({**env, "TALLYIO_REPLAY_PATH": "", "TALLYIO_NODE_URL": "http://127.0.0.1:1"})
+
+
+def test_a_big_book_freezes_the_cyclic_gc_after_its_resync():
+    import gc
+
+    feed = LendingFeed(POOL, ORACLE, PROVIDER, lambda op: None, freeze_gc_at=30)
+    small = LendingFeed(POOL, ORACLE, PROVIDER, lambda op: None, freeze_gc_at=None)
+    before = gc.get_freeze_count()
+    try:
+        small.load_snapshot(make_book(40).snapshot(1))
+        assert small.stats()["gc_freezes"] == 0 and gc.get_freeze_count() == before
+        feed.load_snapshot(make_book(20).snapshot(1))
+        assert feed.stats()["gc_freezes"] == 0
+        feed.load_snapshot(make_book(40).snapshot(2))
+        assert feed.stats()["gc_freezes"] == 1 and gc.get_freeze_count() > before
+        assert gc.is_tracked(feed.book._accounts[user(1)][0])
+    finally:
+        gc.unfreeze()
+    with pytest.raises(ValueError, match="freeze_gc_at must be None or an int >= 0"):
+        LendingFeed(POOL, ORACLE, PROVIDER, lambda op: None, freeze_gc_at=-1)

@@ -305,10 +305,11 @@ class CoreConfig:
 
         >>> CoreConfig.from_env({"TALLYIO_ENGINE_WORKERS": "3", "TALLYIO_EXECUTE": "no"}).workers
         3
-        >>> CoreConfig.from_env({"TALLYIO_AAVE_POOL": "0x" + "11" * 20}).aave
-        Traceback (most recent call last):
-        ...
-        tallyio.errors.ConfigError: TALLYIO_AAVE_POOL='0x1111111111111111111111111111111111111111' is invalid: CoreConfig.aave_data_provider must be set too: an Aave market needs aave_pool, aave_data_provider and aave_oracle (got aave_pool)
+        >>> try:
+        ...     CoreConfig.from_env({"TALLYIO_AAVE_POOL": "0x" + "11" * 20})
+        ... except ConfigError as exc:
+        ...     print(str(exc)[:30], "...", str(exc).split(": ")[1][:45])
+        TALLYIO_AAVE_POOL='0x111111111 ... CoreConfig.aave_data_provider must be set too
         >>> CoreConfig.from_env({"TALLYIO_ENGINE_WORKERS": "many"})
         Traceback (most recent call last):
         ...
