@@ -109,7 +109,8 @@ def encode(item: Item) -> tuple[RecordType, bytes, int]:
             return RecordType.LENDING_SNAPSHOT, bytes(item.payload), item.received_ns or time.monotonic_ns()
     except struct.error as exc:
         raise ValueError(f"{type(item).__name__} cannot be recorded: {exc}") from None
-    raise TypeError("a recording holds PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog and LendingSnapshot, "
+    raise TypeError("a recording holds PendingTx, BlockHeader, SyncEvent, V3PoolEvent and RawLog records "
+                    "and LendingSnapshots, "
                     f"got {type(item).__name__}")
 
 
