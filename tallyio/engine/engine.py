@@ -319,6 +319,10 @@ class Engine:
     executor is passed in.  For a node source give the pool ``table`` and the
     V2 ``routers`` (``[(router address, exchange)]``); a replay takes both from
     the recording (its snapshot; the embedded one's routers from its golden file).
+    ``recorder`` (a ``tallyio.mempool.Recorder``; node source only) records what the
+    source delivered, the Aave market's book and logs included, so that
+    ``Engine(CoreConfig.replay(path, <the same aave_* fields>))`` gives the same
+    opportunities (docs/liquidations.md, "Recording a market and replaying it").
 
     Asynchronous face: ``async with Engine(...)``, ``await start()``/``stop()``,
     ``await next_opportunity()``, ``await execute_strategy(op)``.  Synchronous
@@ -530,6 +534,9 @@ class Engine:
             lending.on_resync = recorder.write
 
         def sink(record: Any) -> None:
+            if type(record) is PendingTx and record.sender == self.context.account:
+                feed(record)            # the engine's own: not analyzed live, so not replayed either
+                return
             if type(record) in _AAVE_RECORDS:
                 raw = lending.raw_log(record) if lending is not None else None
                 if raw is not None:
