@@ -22,6 +22,9 @@ class LiquidationSizer:
     def set_market(self, prices: Sequence[int], incomes: Sequence[int], debt_indexes: Sequence[int]) -> None: ...
     def size_account(self, scaled_collateral: Sequence[int], scaled_debt: Sequence[int],
                      flags: Sequence[bool]) -> tuple[int, list[tuple[int, int, LiquidationAmounts]]] | None: ...
+    def best_liquidations(
+        self, accounts: Iterable[tuple[Sequence[int], Sequence[int], Sequence[bool]]],
+    ) -> list[tuple[int, int, int, int, int, int, int] | None]: ...
     def size_accounts(
         self, prices: Sequence[int], incomes: Sequence[int], debt_indexes: Sequence[int],
         accounts: Iterable[tuple[Sequence[int], Sequence[int], Sequence[bool]]],

@@ -590,6 +590,87 @@ cdef class LiquidationSizer:
         """The number of reserves."""
         return self.n
 
+    def best_liquidations(self, accounts):
+        """Each account's most profitable ``liquidationCall`` at the market of
+        ``set_market``, in one nogil pass over the batch (``PositionBook.opportunities``
+        after an oracle update: one call for every account the screen found).
+
+        ``accounts``: ``(scaled_collateral, scaled_debt, use_as_collateral)`` lists,
+        one entry per reserve.  Per account: None where the reference must decide
+        (an intermediate past 2**256 - 1, as ``size_accounts``), else
+        ``(health_factor, c, d, debt_to_cover, collateral_to_liquidator, got_base,
+        paid_base)``: the pair (collateral ``c``, debt ``d``; -1, -1 when the health
+        factor is not below 1 or no pair moves anything) whose collateral value
+        ``collateral * price[c] // unit[c]`` minus debt value ``debt * price[d] //
+        unit[d]`` (base currency, truncated as Aave converts) is largest, the first
+        such in ``size_accounts``' pair order -- what ``PositionBook.best_liquidation``
+        picks from the per-account path, without a Python object per pair.
+
+        >>> from tallyio.amm.aave import RAY, ReserveConfig
+        >>> weth = ReserveConfig(b"\\x01" * 20, 18, 8000, 8250, 10500, 1000)
+        >>> usdc = ReserveConfig(b"\\x02" * 20, 6, 7500, 8000, 10450, 1000)
+        >>> sizer = LiquidationSizer([weth, usdc])
+        >>> sizer.set_market([1900 * 10**8, 10**8], [RAY, RAY], [RAY, RAY])
+        >>> sizer.best_liquidations([([10**18, 0], [0, 1600 * 10**6], [True, False]),
+        ...                          ([10**18, 0], [0, 10**6], [True, False])])
+        [(979687500000000000, 0, 1, 800000000, 439999999999999999, 83599999999, 80000000000), \
+(1567500000000000000000, -1, -1, 0, 0, 0, 0)]
+        """
+        cdef Py_ssize_t n = self.n, count, i, a
+        if not self.has_market:
+            raise RuntimeError("LiquidationSizer.best_liquidations needs set_market first")
+        rows = accounts if isinstance(accounts, list) else list(accounts)
+        count = len(rows)
+        if count == 0:
+            return []
+        cdef aave_asset *assets = <aave_asset *>calloc(count * n, sizeof(aave_asset))
+        cdef aave_best *best = <aave_best *>calloc(count, sizeof(aave_best))
+        cdef aave_amounts *out = <aave_amounts *>calloc(n * n, sizeof(aave_amounts))
+        cdef int *statuses = <int *>calloc(n * n, sizeof(int))
+        cdef aave_asset *row
+        cdef aave_best *b
+        try:
+            if assets == NULL or best == NULL or out == NULL or statuses == NULL:
+                raise MemoryError(f"LiquidationSizer: out of memory for {count} accounts")
+            for i in range(count):
+                try:
+                    scaled_collateral, scaled_debt, flags = rows[i]
+                except (TypeError, ValueError):
+                    raise TypeError(f"accounts[{i}] must be (scaled_collateral, scaled_debt, use_as_collateral) "
+                                    f"lists") from None
+                if len(scaled_collateral) != n or len(scaled_debt) != n or len(flags) != n:
+                    raise ValueError(f"accounts[{i}] needs one entry per reserve ({n}) in each list")
+                for a in range(n):
+                    row = &assets[i * n + a]
+                    row[0] = self.template[a]
+                    row.price = self.price[a]
+                    row.use_as_collateral = 1 if flags[a] else 0
+                    u256_from_int(scaled_collateral[a], &row.collateral, f"accounts[{i}] scaled_collateral[{a}]")
+                    u256_from_int(scaled_debt[a], &row.debt, f"accounts[{i}] scaled_debt[{a}]")
+            with nogil:
+                for i in range(count):
+                    best[i].status = aave_balances(&assets[i * n], n, self.income, self.debt_index)
+                    if best[i].status == 0:
+                        best[i].status = aave_best_pair(&assets[i * n], n, &best[i], out, statuses)
+            results = []
+            for i in range(count):
+                b = &best[i]
+                if b.status != 0:
+                    results.append(None)
+                elif b.collateral < 0:
+                    results.append((u256_to_int(&b.health_factor), -1, -1, 0, 0, 0, 0))
+                else:
+                    results.append((u256_to_int(&b.health_factor), b.collateral, b.debt,
+                                    u256_to_int(&b.amounts.debt_to_cover),
+                                    u256_to_int(&b.amounts.collateral_to_liquidator),
+                                    u256_to_int(&b.got_base), u256_to_int(&b.paid_base)))
+            return results
+        finally:
+            free(assets)
+            free(best)
+            free(out)
+            free(statuses)
+
     cdef int _column(self, object values, tio_u256 *out, str name) except -1:
         if len(values) != self.n:
             raise ValueError(f"{name} needs one value per reserve ({self.n}), got {len(values)}")
@@ -661,6 +742,52 @@ cdef class LiquidationSizer:
             free(out)
             free(statuses)
             free(account_status)
+
+
+ctypedef struct aave_best:
+    int status                      # 0, or 1: the reference decides (an intermediate past 2**256 - 1)
+    tio_u256 health_factor
+    Py_ssize_t collateral           # -1: nothing to liquidate
+    Py_ssize_t debt
+    aave_amounts amounts
+    tio_u256 got_base               # collateral_to_liquidator * price / unit (truncated)
+    tio_u256 paid_base              # debt_to_cover * price / unit (truncated)
+
+
+cdef inline bint _base_value(tio_u256 *out, const tio_u256 *amount, const aave_asset *asset) noexcept nogil:
+    """out = amount * price // unit; True on overflow (the reference decides)."""
+    cdef tio_u256 t, r
+    if tio_u256_mul(&t, amount, &asset.price) != 0:
+        return True
+    return tio_u256_divmod(out, &r, &t, &asset.unit) != 0
+
+
+cdef int aave_best_pair(const aave_asset *assets, Py_ssize_t n, aave_best *best, aave_amounts *out,
+                        int *statuses) noexcept nogil:
+    """Size every pair of one account (balances already normalized) and keep the one whose
+    got_base - paid_base is largest (the first on a tie); 1 where the reference decides."""
+    cdef Py_ssize_t k
+    cdef tio_u256 got, paid, lhs, rhs
+    best.collateral = best.debt = -1
+    if aave_size_account(assets, n, &best.health_factor, out, statuses) != 0:
+        return 1
+    for k in range(n * n):
+        if statuses[k] != AAVE_OK or tio_u256_is_zero(&out[k].debt_to_cover) \
+                or tio_u256_is_zero(&out[k].collateral_to_liquidator):
+            continue
+        if _base_value(&got, &out[k].collateral_to_liquidator, &assets[k // n]) \
+                or _base_value(&paid, &out[k].debt_to_cover, &assets[k % n]):
+            return 1
+        if best.collateral >= 0:
+            # got - paid > best.got - best.paid  <=>  got + best.paid > best.got + paid (no signed values)
+            if tio_u256_add(&lhs, &got, &best.paid_base) != 0 or tio_u256_add(&rhs, &best.got_base, &paid) != 0:
+                return 1
+            if tio_u256_cmp(&lhs, &rhs) <= 0:
+                continue
+        best.collateral, best.debt = k // n, k % n
+        best.amounts = out[k]
+        best.got_base, best.paid_base = got, paid
+    return 0
 
 
 cdef int aave_balances(aave_asset *assets, Py_ssize_t n, const tio_u256 *income,

@@ -22,7 +22,7 @@ half-up, then the truncating ``/ 10**decimals``), plus 1 bp of the collateral
 (the weighted threshold is truncated to whole bps), plus percentMul's 0.5; so
 the exact health factor can be below 1 only when
 ``numerator < denominator + slack`` with ``slack`` twice that sum plus 1e-6 of
-the totals for the float32 cells (docs/liquidation.md).
+the totals for the float32 cells (docs/liquidations.md).
 
 A price (or index) update of asset j does not re-sum the rows: every account's
 sums (numerator, denominator, and the slack sum of the roundings and the 1 bp

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from tallyio.environment import check_environment
+from tallyio.environment import check_environment, register
 from tallyio.errors import ConfigError
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
 
@@ -145,8 +145,9 @@ class CoreConfig:
     """True: send real transactions (needs ``node_url`` and a signer)."""
     aave_pool: Optional[str] = None
     """an Aave v3 market to follow (``0x`` + 40 hex digits: its Pool proxy); with
-    ``aave_data_provider`` and ``aave_oracle``, and a ``ws://``/``wss://`` node: its
-    LIQUIDATION opportunities come out of ``next_opportunity()`` (docs/liquidation.md)."""
+    ``aave_data_provider`` and ``aave_oracle``, and a ``ws://``/``wss://`` node or a replay of
+    a recording made with one: its LIQUIDATION opportunities come out of ``next_opportunity()``
+    (docs/liquidations.md)."""
     aave_data_provider: Optional[str] = None
     """the market's ``AaveProtocolDataProvider`` (the reserves are read from it)."""
     aave_oracle: Optional[str] = None
@@ -231,9 +232,10 @@ class CoreConfig:
         if missing:
             raise ConfigError(f"CoreConfig.{missing[0]} must be set too: an Aave market needs aave_pool, "
                               f"aave_data_provider and aave_oracle (got {', '.join(given)})")
-        if self.node_url is None or not self.node_url.startswith(("ws://", "wss://")):
+        if self.node_url is not None and not self.node_url.startswith(("ws://", "wss://")):
             raise ConfigError("CoreConfig.aave_pool: an Aave market is followed live from a ws:// or wss:// "
-                              f"node_url (its logs are subscribed to), got node_url={self.node_url!r}")
+                              f"node_url (its logs are subscribed to) or replayed from a recording, "
+                              f"got node_url={self.node_url!r}")
 
     @property
     def aave(self) -> bool:
@@ -303,6 +305,11 @@ class CoreConfig:
 
         >>> CoreConfig.from_env({"TALLYIO_ENGINE_WORKERS": "3", "TALLYIO_EXECUTE": "no"}).workers
         3
+        >>> try:
+        ...     CoreConfig.from_env({"TALLYIO_AAVE_POOL": "0x" + "11" * 20})
+        ... except ConfigError as exc:
+        ...     print(str(exc)[:30], "...", str(exc).split(": ")[1][:45])
+        TALLYIO_AAVE_POOL='0x111111111 ... CoreConfig.aave_data_provider must be set too
         >>> CoreConfig.from_env({"TALLYIO_ENGINE_WORKERS": "many"})
         Traceback (most recent call last):
         ...
@@ -326,10 +333,12 @@ class CoreConfig:
         try:
             cls(**values)
         except ConfigError as exc:
-            # name the variable, not only the field
-            for variable, (name, _) in _ENVIRONMENT.items():
-                if f"CoreConfig.{name} " in str(exc) and name in values:
-                    raise ConfigError(f"{variable}={environ.get(variable)!r} is invalid: {exc}") from None
+            # name the variable, not only the field: the field the message is about, else one it names
+            # (a missing Aave address names the ones that were given)
+            for exact in (True, False):
+                for variable, (name, _) in _ENVIRONMENT.items():
+                    if name in values and (f"CoreConfig.{name} " in str(exc) if exact else name in str(exc)):
+                        raise ConfigError(f"{variable}={environ.get(variable)!r} is invalid: {exc}") from None
             raise
         return values
 
@@ -373,4 +382,22 @@ _ENVIRONMENT = {
     "TALLYIO_CHECKPOINT_INTERVAL_MS": ("checkpoint_interval_ms", _parse_float),
     "TALLYIO_METRICS_ENDPOINT": ("metrics_endpoint", _parse_optional),
     "TALLYIO_EXECUTE": ("execute", _parse_bool),
+    # an Aave market (docs/liquidations.md): addresses checked by CoreConfig._check_aave
+    "TALLYIO_AAVE_POOL": ("aave_pool", _parse_optional),
+    "TALLYIO_AAVE_DATA_PROVIDER": ("aave_data_provider", _parse_optional),
+    "TALLYIO_AAVE_ORACLE": ("aave_oracle", _parse_optional),
+    "TALLYIO_AAVE_ETH_ASSET": ("aave_eth_asset", _parse_optional),
+    "TALLYIO_AAVE_FROM_BLOCK": ("aave_from_block", _parse_int),
+    "TALLYIO_AAVE_BLOCK_SECONDS": ("aave_block_seconds", _parse_int),
 }
+
+# the Aave variables are registered here, not in environment.py's built-in table (whose rows the
+# top-level README must list: the lead moves them there on merge)
+for _variable, _meaning in (
+        ("TALLYIO_AAVE_POOL", "an Aave v3 market's Pool (0x address): CoreConfig.aave_pool"),
+        ("TALLYIO_AAVE_DATA_PROVIDER", "the market's AaveProtocolDataProvider: CoreConfig.aave_data_provider"),
+        ("TALLYIO_AAVE_ORACLE", "the market's price oracle: CoreConfig.aave_oracle"),
+        ("TALLYIO_AAVE_ETH_ASSET", "the reserve whose oracle price is ETH's, or off: CoreConfig.aave_eth_asset"),
+        ("TALLYIO_AAVE_FROM_BLOCK", "first block of the market's logs to catch up on: CoreConfig.aave_from_block"),
+        ("TALLYIO_AAVE_BLOCK_SECONDS", "seconds from a head to a liquidation's block: CoreConfig.aave_block_seconds")):
+    register(_variable, "tallyio.engine", _meaning)

@@ -40,7 +40,7 @@ from tallyio.engine.config import CoreConfig, parse_endpoint
 from tallyio.engine.executors import DryRunExecutor, Executor
 from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus
 from tallyio.engine.strategy import Strategy, StrategyContext
-from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate,
+from tallyio.eth.types import (RawLog, AaveCollateralToggle, AaveLiquidation, AavePriceUpdate, AaveReserveUpdate,
                                AaveTokenEvent, AaveUserAction, BlockHeader, PendingTx)
 from tallyio.mempool import OpportunityQueue, Pipeline, PoolTable
 from tallyio.mempool.records import Opportunity
@@ -347,6 +347,10 @@ class Engine:
     executor is passed in.  For a node source give the pool ``table`` and the
     V2 ``routers`` (``[(router address, exchange)]``); a replay takes both from
     the recording (its snapshot; the embedded one's routers from its golden file).
+    ``recorder`` (a ``tallyio.mempool.Recorder``; node source only) records what the
+    source delivered, the Aave market's book and logs included, so that
+    ``Engine(CoreConfig.replay(path, <the same aave_* fields>))`` gives the same
+    opportunities (docs/liquidations.md, "Recording a market and replaying it").
 
     Asynchronous face: ``async with Engine(...)``, ``await start()``/``stop()``,
     ``await next_opportunity()``, ``await execute_strategy(op)``.  Synchronous
@@ -358,7 +362,7 @@ class Engine:
     def __init__(self, config: Optional[CoreConfig] = None, strategies: Iterable[Strategy] = (),
                  executor: Optional[Executor] = None, *, table: Optional[PoolTable] = None,
                  routers: Optional[Sequence[tuple]] = None, registry: Any = None,
-                 scheduler: Any = None) -> None:
+                 scheduler: Any = None, recorder: Any = None) -> None:
         self.config = CoreConfig.replay() if config is None else config
         if not isinstance(self.config, CoreConfig):
             raise TypeError(f"Engine: config must be a CoreConfig, got {type(self.config).__name__}")
@@ -418,6 +422,9 @@ class Engine:
         self._stop_event = threading.Event()
         self.lending = None
         """the Aave market followed (``tallyio.mempool.lending_feed.LendingFeed``) when configured."""
+        self._recorder = recorder
+        """a node source's records are written to it (``tallyio.mempool.Recorder``): a replay of it
+        with the same config gives the same opportunities (_record_live)."""
         self.replay_clock: Optional[tuple] = None
         """realtime replay: (first recorded ns, monotonic ns it was paced from); an
         item recorded at ``t`` is due at ``clock[1] + t - clock[0]`` (open-loop latency)."""
@@ -480,9 +487,12 @@ class Engine:
                                  analyzer_config=config.analyzer, routers_v2=routers,
                                  ring_capacity=config.ring_capacity,
                                  opportunity_capacity=config.opportunity_capacity)
+        if config.aave:
+            self.lending = self._lending_feed()
         if self.executor is None:
             self.executor = DryRunExecutor(table, {address: exchange for address, exchange in routers},
-                                           pending=self._pending_tx)
+                                           pending=self._pending_tx,
+                                           liquidations=None if self.lending is None else self._dry_liquidation)
         # a real executor's sends are journaled as intents BEFORE they go out: a crash between the
         # node accepting a transaction and its result's record cannot lead to a second send
         self._journal_intents = self._store is not None and type(self.executor) is not DryRunExecutor
@@ -505,9 +515,9 @@ class Engine:
             from tallyio.mempool import NodeSource
             on_idle = self.pipeline.scan_arbitrage            # a block's standing cycles
             if config.aave:
-                self.lending = self._lending_feed()
                 on_idle = self._on_idle_lending
-            self._source = NodeSource(config.node_url, self._feed_live, pools=table.pool_addresses,
+            sink = self._feed_live if self._recorder is None else self._record_live(table)
+            self._source = NodeSource(config.node_url, sink, pools=table.pool_addresses,
                                       on_idle=on_idle, lending=self.lending).start()
 
     # ---- the Aave market (liquidations) --------------------------------------------------
@@ -541,6 +551,101 @@ class Engine:
             lending.apply(record)
             return True
         return False
+
+    def _record_live(self, table: PoolTable) -> Any:
+        """The node source's sink when recording: every record goes to the recorder first (the
+        lending path's decoded records as the raw logs they came from, and the market's book
+        after each resync: tallyio.mempool.lending_feed), then to ``_feed_live``."""
+        recorder, lending, feed = self._recorder, self.lending, self._feed_live
+        recorder.snapshot(table)
+        if lending is not None:
+            lending.on_resync = recorder.write
+
+        def sink(record: Any) -> None:
+            if type(record) is PendingTx and record.sender == self.context.account:
+                feed(record)            # the engine's own: not analyzed live, so not replayed either
+                return
+            if type(record) in _AAVE_RECORDS:
+                raw = lending.raw_log(record) if lending is not None else None
+                if raw is not None:
+                    recorder.write(raw)
+            else:
+                recorder.write(record)
+            feed(record)
+        return sink
+
+    def _replay_lending_hooks(self) -> dict:
+        """The replay feeder's lending hooks (an Aave market configured): the recorded book
+        (LENDING_SNAPSHOT) and raw logs go to the LendingFeed, each pending transaction to the
+        oracle to its ``on_pending``, and the scan the live engine ran when the node fell idle
+        after a block (its head and its logs in, in either order) runs before the first record
+        of a later block (then, in lockstep, the consumer settles what it found before the book
+        moves on)."""
+        lending = self.lending
+        if lending is None:
+            return {"on_block": self._blocks.append}
+        from tallyio.eth.aave import decode_aave_log
+        from tallyio.mempool.lending import LendingSnapshot
+
+        lockstep = self.config.replay_lockstep
+        newest = [0]                    # the latest block whose head or logs came
+
+        def scan() -> None:
+            if lending.scan() and lockstep:
+                self._wait_settled()
+
+        def reach(block: int) -> None:
+            if block > newest[0]:
+                scan()                  # everything of the blocks before it is in
+                newest[0] = block
+
+        def on_block(header: BlockHeader) -> None:
+            reach(header.number)
+            lending.on_head(header)
+            self._blocks.append(header)
+
+        def on_other(item: Any) -> bool:
+            kind = type(item)
+            if kind is RawLog:
+                if item.address in lending_addresses():
+                    record = decode_aave_log(item.to_rpc(), received_ns=item.received_ns)
+                    if record is not None:
+                        reach(record.block_number)
+                        lending.apply(record)
+                        return True
+                return False
+            if kind is LendingSnapshot:
+                lending.load_snapshot(item)
+                newest[0] = max(newest[0], item.block)
+                return True
+            return False
+
+        def lending_addresses() -> frozenset:
+            book = lending.book
+            if book is None:
+                return frozenset()
+            if self._lending_addresses is None or self._lending_addresses[0] is not book:
+                self._lending_addresses = (book, frozenset(lending.log_addresses(None)))
+            return self._lending_addresses[1]
+
+        def on_pending(tx: PendingTx) -> None:
+            self._remember(tx)          # the dry run prices a liquidation it triggered at its price
+            if lending.on_pending(tx) and lockstep:
+                self._wait_settled()
+
+        self._lending_addresses = None
+        self._lending_scan = scan
+        return {"on_block": on_block, "on_other": on_other, "lending_to": lending.oracle, "on_lending_tx": on_pending}
+
+    def _dry_liquidation(self, action: Any) -> tuple:
+        """The dry run of a LiquidationAction: ``LendingFeed.simulate`` on the book (with the
+        pending oracle update that triggered it, when one did)."""
+        op = action.opportunity
+        trigger = None
+        if op is not None and op.trigger_tx is not None:
+            trigger = self._pending_tx(op.trigger_tx)
+        return self.lending.simulate(action.user, action.collateral_asset, action.debt_asset, action.debt_to_cover,
+                                     trigger)
 
     def _table_and_routers(self) -> tuple:
         config = self.config
@@ -703,9 +808,11 @@ class Engine:
             if feeder.realtime:
                 self.replay_clock = feeder.start_clock()
             info = feeder.run(on_barrier=barrier if self.config.replay_lockstep else None,
-                              on_block=self._blocks.append, should_stop=self._stopping)
+                              should_stop=self._stopping, **self._replay_lending_hooks())
             self._records_fed = info["items"] - info["skipped"]
             self.pipeline.drain()
+            if self.lending is not None and not self._stopping():
+                self._lending_scan()            # the last block's scan (the live engine's last idle)
         except BaseException as exc:            # reported by stats()/health() and stop()
             self._feeder_error = exc
         finally:

@@ -38,7 +38,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, 
 
 from tallyio.amm import get_amount_in, get_amount_out, get_amounts_out
 from tallyio.engine._dryrun import DryRunCore
-from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, SwapAction
+from tallyio.engine.records import Action, ExecutionResult, ExecutionStatus, LiquidationAction, SwapAction
 from tallyio.engine.strategy import StrategyContext
 from tallyio.eth import decode_call
 from tallyio.eth.calls import SWAP_AMOUNT_UNKNOWN, SWAP_FEE_ON_TRANSFER
@@ -49,6 +49,7 @@ __all__ = ["Executor", "DryRunExecutor"]
 
 _GAS_BASE = 60_000
 _GAS_PER_HOP = 90_000
+_GAS_LIQUIDATION = 400_000      # tallyio.mempool.lending.LIQUIDATION_GAS: a liquidationCall's estimate
 _SIMULATED = ExecutionStatus.SIMULATED
 _REVERTED = ExecutionStatus.REVERTED
 _monotonic_ns = time.monotonic_ns
@@ -96,10 +97,20 @@ class DryRunExecutor:
 
     ``native`` (default True) runs the compiled core, falling back to the Python
     reference for whatever it leaves undecided (``native_deferred`` counts those);
-    ``native=False`` runs the reference only.  Both give the same results."""
+    ``native=False`` runs the reference only.  Both give the same results.
+
+    ``liquidations`` (the engine gives ``LendingFeed.simulate`` when it follows an Aave
+    market) dry-runs ``LiquidationAction``s: ``liquidations(action)`` returns the exact
+    ``(LiquidationAmounts, profit in the debt token)`` of ``tallyio.amm.aave`` on the
+    book's state, or raises ``AaveRevertError`` where the pool would revert (REVERTED).
+    ``realized_profit`` is that profit (gross of gas, the unit of the opportunity's
+    ``profit``), ``last_outputs`` the collateral each would have received, ``gas_used``
+    the action's ``gas_limit`` or 400,000.  A ``FundingSwapAction`` before it is not
+    simulated (its ETH cost is not in the profit): counted in ``funding_skipped``."""
 
     def __init__(self, table: PoolTable, routers: Mapping[bytes, int] = (), *,
-                 pending: Optional[Callable[[bytes], Optional[PendingTx]]] = None, native: bool = True) -> None:
+                 pending: Optional[Callable[[bytes], Optional[PendingTx]]] = None, native: bool = True,
+                 liquidations: Optional[Callable[[LiquidationAction], tuple]] = None) -> None:
         if not isinstance(table, PoolTable):
             raise TypeError(f"DryRunExecutor: table must be a PoolTable, got {type(table).__name__}")
         self.table = table
@@ -112,6 +123,8 @@ class DryRunExecutor:
                                  f"got {exchange!r}")
             self.routers[router] = exchange
         self.pending = pending
+        self.liquidations = liquidations
+        self.funding_skipped = 0
         self.executed = 0
         self.reverted = 0
         self.failed = 0
@@ -152,6 +165,8 @@ class DryRunExecutor:
         if not actions:
             return ExecutionResult.rejected("no actions")
         opportunity = getattr(actions[0], "opportunity", None)
+        if type(actions[-1]) is LiquidationAction:
+            return self._execute_liquidations(actions, opportunity, started)
         core = self._core
         if core is not None:
             done = core.run(actions, None if opportunity is None else opportunity.trigger_tx, self.pending)
@@ -205,6 +220,44 @@ class DryRunExecutor:
                                expected_profit=None if opportunity is None else opportunity.profit,
                                realized_profit=profit, latency_ns=time.monotonic_ns() - started,
                                error=reverted, opportunity=opportunity)
+
+    def _execute_liquidations(self, actions: Sequence[Action], opportunity, started: int) -> ExecutionResult:
+        """LiquidationActions (and the funding swaps before them) on the lending book."""
+        from tallyio.errors import AaveRevertError
+
+        expected = None if opportunity is None else opportunity.profit
+        if self.liquidations is None:
+            self.failed += 1
+            return ExecutionResult(ExecutionStatus.FAILED, opportunity=opportunity, expected_profit=expected,
+                                   error="dry run: a LiquidationAction needs liquidations= (an Aave market's book)",
+                                   latency_ns=time.monotonic_ns() - started)
+        profit = gas = 0
+        outputs = []
+        try:
+            for action in actions:
+                if type(action) is not LiquidationAction:
+                    if type(action).__name__ != "FundingSwapAction":
+                        raise TypeError(f"the dry run executes LiquidationAction here, got {type(action).__name__}")
+                    self.funding_skipped += 1
+                    continue
+                amounts, gained = self.liquidations(action)
+                outputs.append(amounts.collateral_to_liquidator)
+                profit += gained
+                gas += action.gas_limit if action.gas_limit is not None else _GAS_LIQUIDATION
+        except AaveRevertError as exc:
+            self.reverted += 1
+            return ExecutionResult(ExecutionStatus.REVERTED, gas_used=gas, expected_profit=expected,
+                                   realized_profit=profit, latency_ns=time.monotonic_ns() - started,
+                                   error=f"action {len(outputs)}: {exc}", opportunity=opportunity)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            self.failed += 1
+            return ExecutionResult(ExecutionStatus.FAILED, error=f"dry run: {exc}", opportunity=opportunity,
+                                   expected_profit=expected, latency_ns=time.monotonic_ns() - started)
+        self.last_outputs = tuple(outputs)
+        self.executed += 1
+        return ExecutionResult(ExecutionStatus.SIMULATED, gas_used=gas, expected_profit=expected,
+                               realized_profit=profit, latency_ns=time.monotonic_ns() - started,
+                               opportunity=opportunity)
 
     def _after_trigger(self, trigger: bytes) -> Dict[bytes, List[int]]:
         """A fresh overlay holding the reserves the trigger's swaps leave.  A trigger

@@ -37,6 +37,9 @@ class ReplayFeeder:
         on_barrier: Optional[Callable[[int], Any]] = None,
         on_block: Optional[Callable[[BlockHeader], Any]] = None,
         should_stop: Optional[Callable[[], bool]] = None,
+        lending_to: Optional[bytes] = None,
+        on_lending_tx: Optional[Callable[[PendingTx], Any]] = None,
+        on_other: Optional[Callable[[Any], Any]] = None,
     ) -> dict[str, Any]: ...
     def pending_tx(self, tx_hash: bytes) -> Optional[PendingTx]: ...
     def stats(self) -> dict[str, Any]: ...

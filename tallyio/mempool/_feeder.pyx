@@ -107,6 +107,7 @@ cdef enum:
     PAUSE_BARRIER = 4       # lockstep: pending transactions came, the record at the cursor is not one
     PAUSE_BLOCK = 5         # a block header was just applied (on_block)
     PAUSE_TICK = 6          # a chance for Python to look at should_stop()
+    PAUSE_LENDING_TX = 7    # a pending transaction to the lending hook's address was just fed (on_lending_tx)
 
     SLEEP_SLICE_NS = 2000000        # a realtime wait re-checks stop() at least this often
     TIMER_SLACK_NS = 1              # a realtime run's timer slack (the kernel's default is 50 us)
@@ -154,6 +155,9 @@ cdef struct feeder_state:
     tio_atomic_u64 *lk_key
     tio_atomic_u64 *lk_where
     tio_atomic_u64 lk_n
+    # the lending hook (issue 15): pending transactions to this address also go to Python
+    bint lending_watch
+    uint8_t lending_to[20]
 
 
 cdef inline void batch_done(feeder_state *f) noexcept nogil:
@@ -192,6 +196,12 @@ cdef inline void remember(feeder_state *f, const tio_rlog_record *rec) noexcept 
     tio_atomic_store_u64_relaxed(&f.lk_where[n % LOOKUP],
                                  (f.segment << 48) | (rec.offset + 24))
     tio_atomic_store_u64_release(&f.lk_n, n + 1)
+
+
+cdef inline bint lending_tx(const feeder_state *f, const tio_rlog_record *rec) noexcept nogil:
+    """A PENDING_TX payload whose ``to`` (offset 52, has_to at 72) is the lending hook's address."""
+    return (rec.length >= TX_PAYLOAD_HEAD and rec.payload[72] != 0
+            and memcmp(rec.payload + 52, f.lending_to, 20) == 0)
 
 
 cdef int feeder_loop(feeder_state *f) noexcept nogil:
@@ -272,6 +282,10 @@ cdef int feeder_loop(feeder_state *f) noexcept nogil:
                 if f.batch_n >= BATCH:
                     batch_done(f)
             tio_rlog_advance(&f.cur, rec)
+            # the lending hook: one predictable branch per transaction when off
+            if f.lending_watch and lending_tx(f, rec):
+                batch_done(f)
+                return PAUSE_LENDING_TX
         else:
             batch_done(f)                   # a barrier: the workers take what is queued first
             status = pipe_feed_raw(f.pipe, rec.type, rec.payload, rec.length)
@@ -391,7 +405,8 @@ cdef class ReplayFeeder:
         if self.f != NULL:
             tio_atomic_store_u64_relaxed(&self.f.stop, 1)
 
-    def run(self, *, on_barrier=None, on_block=None, should_stop=None):
+    def run(self, *, on_barrier=None, on_block=None, should_stop=None, lending_to=None, on_lending_tx=None,
+            on_other=None):
         """Feed the whole recording (or until ``stop()``), then, unless stopped, scan the
         last Syncs' standing cycles and wait until every queued transaction is analyzed.
 
@@ -399,7 +414,14 @@ cdef class ReplayFeeder:
         follows pending transactions (``position``: the items before it); returning
         False stops the run.  ``on_block(header)``: each BlockHeader once applied.
         ``should_stop()``: looked at between batches (a realtime replay: while waiting,
-        at most every 20 ms); True stops the run.  Returns the counters (``stats()``)."""
+        at most every 20 ms); True stops the run.
+
+        The lending hook (issue 15; both optional): ``on_lending_tx(tx)`` is called with
+        each pending transaction to ``lending_to`` (20 bytes: an Aave market's oracle) right
+        after the C loop fed it to the pipeline; ``on_other(item)`` is offered each record
+        the C loop hands back (a RAW_LOG, a LENDING_SNAPSHOT) before ``Pipeline.feed``:
+        returning True keeps it from the pipeline.  Off, the swap path pays one branch per
+        transaction.  Returns the counters (``stats()``)."""
         cdef int why
         cdef long old_slack = -1
         if self.f == NULL:
@@ -409,6 +431,11 @@ cdef class ReplayFeeder:
         if self.pipeline.closed:
             raise RuntimeError("ReplayFeeder.run: the pipeline is closed")
         from tallyio.mempool.recording import decode
+        if lending_to is not None:
+            if not (isinstance(lending_to, bytes) and len(lending_to) == 20) or not callable(on_lending_tx):
+                raise ValueError("ReplayFeeder.run: lending_to is a 20-byte address and needs on_lending_tx")
+            memcpy(self.f.lending_to, <const char *>lending_to, 20)
+        self.f.lending_watch = lending_to is not None
         self._running = True
         self.f.lockstep = on_barrier is not None
         self.f.pause_blocks = on_block is not None
@@ -446,11 +473,15 @@ cdef class ReplayFeeder:
                         rtype = self.f.rec.type
                         tio_rlog_advance(&self.f.cur, &self.f.rec)
                         self.f.records += 1
-                        self._fallback(decode(rtype, payload), feed)
+                        self._fallback(decode(rtype, payload), feed, on_other)
                     elif why == PAUSE_BARRIER:
                         self.f.pending_since = 0
                         if on_barrier(self.f.items) is False:
                             stopped = True
+                    elif why == PAUSE_LENDING_TX:
+                        on_lending_tx(decode(REC_PENDING_TX,
+                                             bytes(buf[self.f.rec.offset + 24:self.f.rec.offset + 24
+                                                       + self.f.rec.length])))
                     elif why == PAUSE_BLOCK:
                         on_block(decode(REC_BLOCK_HEADER,
                                         bytes(buf[self.f.rec.offset + 24:self.f.rec.offset + 24
@@ -484,12 +515,15 @@ cdef class ReplayFeeder:
         cdef const uint8_t[::1] view = buf
         tio_rlog_open(&self.f.cur, &view[0], size, 64, first)
 
-    def _fallback(self, item, feed):
-        """A record the C loop hands back: decoded here, fed as ReplaySource's items are."""
+    def _fallback(self, item, feed, on_other=None):
+        """A record the C loop hands back: decoded here, fed as ReplaySource's items are
+        (unless ``on_other`` took it)."""
         if item is None:
             return                               # another application's record
         self.f.items += 1
         self.f.fallback += 1
+        if on_other is not None and on_other(item):
+            return
         if type(item) is PendingTx:
             self.f.pending += 1
             if self.f.items <= self.f.skip_until:

@@ -33,6 +33,7 @@ scaled balances to the unit, and the health factor at any timestamp follows.
 """
 from __future__ import annotations
 
+import struct
 import time
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
@@ -45,7 +46,7 @@ from tallyio.eth.types import (AaveCollateralToggle, AaveLiquidation, AavePriceU
                                AaveTokenEvent, AaveUserAction, PendingTx)
 from tallyio.mempool.records import Opportunity, OpportunityKind
 
-__all__ = ["LendingReserve", "PositionBook", "scaled_deltas", "LIQUIDATION_GAS"]
+__all__ = ["LendingReserve", "LendingSnapshot", "PositionBook", "scaled_deltas", "LIQUIDATION_GAS"]
 
 RAY = 10**27
 UINT256_MAX = 2**256 - 1
@@ -60,6 +61,39 @@ class LendingReserve(NamedTuple):
     a_token: bytes
     debt_token: bytes
     """the variable-debt token (stable-rate debt is not tracked: the deployments here keep it off)."""
+
+
+class LendingSnapshot(NamedTuple):
+    """A whole :class:`PositionBook` as bytes (:meth:`PositionBook.snapshot`): the
+    reserves (risk parameters, tokens), their indexes, rates and prices, and every
+    account's exact scaled balances and flags, as of ``block``. A recording holds
+    one after each resync of the live market (``RecordType.LENDING_SNAPSHOT``): a
+    replay starts its book from it (``PositionBook.from_snapshot``)."""
+
+    payload: bytes
+    received_ns: int = 0
+
+    @property
+    def block(self) -> int:
+        """The block the snapshot's state is as of."""
+        return _SNAP_HEAD.unpack_from(self.payload)[6]
+
+    @property
+    def pool(self) -> bytes:
+        return _SNAP_HEAD.unpack_from(self.payload)[1]
+
+
+# snapshot payload, little-endian (256-bit values as 32-byte big-endian words):
+#   head: magic 8, pool 20, oracle 20, has_oracle u8, eth_asset i16 (-1: none), gas_estimate u64,
+#         block u64, min_profit_base 32, n_reserves u16, n_accounts u32
+#   per reserve: asset 20, decimals u8, ltv u16, threshold u16, bonus u16, protocol fee u16, a_token 20,
+#                debt_token 20, liquidity_index 32, liquidity_rate 32, variable_index 32, variable_rate 32,
+#                last_update u64, price 32
+#   per account: user 20, then per reserve: scaled collateral 32, scaled debt 32, flags u8
+#                (bit 0: used as collateral, bit 1: a holder of the reserve -- what a price of it can move)
+_SNAP_MAGIC = b"TIOLEND1"
+_SNAP_HEAD = struct.Struct("<8s20s20sBhQQ32sHI")
+_SNAP_RESERVE = struct.Struct("<20sBHHHH20s20s32s32s32s32sQ32s")
 
 
 class _ReserveState:
@@ -394,15 +428,72 @@ class PositionBook:
         """One LIQUIDATION opportunity per liquidatable account at ``now_ts`` (the
         block it is for: ``block_number``), sized on its best collateral/debt
         pair, best net profit first; accounts whose best pair does not reach
-        ``min_profit_base`` are left out."""
+        ``min_profit_base`` are left out.
+
+        Every account the screen found is sized in ONE C call
+        (``LiquidationSizer.best_liquidations``: exact health factor, every pair to
+        the pool's fixed point, the best pair picked, without the GIL); an account
+        it hands back goes to the reference, as in :meth:`best_liquidation` (the
+        per-account path, which gives the same opportunities)."""
+        users = self.liquidatable(now_ts, prices, among=among)
+        if not users:
+            return []
+        sizer, units, _ = _sizer_of(self)
+        price_list = self._install_market(now_ts, prices)
+        accounts = self._accounts
+        sized = sizer.best_liquidations([accounts[user] for user in users])
+        gas_cost_wei = self.gas_estimate * base_fee_per_gas
+        eth_price = price_list[self.eth_asset] if self.eth_asset is not None else None
+        gas_base = gas_cost_wei * eth_price // WAD if eth_price else 0
         ops = []
-        for user in self.liquidatable(now_ts, prices, among=among):
-            op = self.best_liquidation(user, now_ts, block_number, base_fee_per_gas, prices=prices,
-                                       trigger_tx=trigger_tx, received_ns=received_ns)
+        for user, best in zip(users, sized):
+            if best is None:
+                op = self.best_liquidation(user, now_ts, block_number, base_fee_per_gas, prices=prices,
+                                           trigger_tx=trigger_tx, received_ns=received_ns)
+            else:
+                hf, c, d, debt_to_cover, collateral, got_base, paid_base = best
+                if hf >= WAD or c < 0:
+                    continue
+                op = self._opportunity(user, c, d, debt_to_cover, collateral, got_base, paid_base, price_list,
+                                       units, gas_cost_wei, gas_base, eth_price, block_number, base_fee_per_gas,
+                                       trigger_tx, received_ns)
             if op is not None:
                 ops.append(op)
         ops.sort(key=lambda o: -(o.profit_net_of_gas if o.profit_net_of_gas is not None else o.profit))
         return ops
+
+    def _install_market(self, now_ts: int, prices: Optional[Sequence[int]]) -> List[int]:
+        """The sizer's prices and normalized indexes set to ``now_ts`` (once per market state);
+        returns the prices."""
+        sizer, _, market = _sizer_of(self)
+        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        norms = [self.normalized(i, now_ts) for i in range(self._n)]
+        if market[0] != price_list or market[1] != norms:
+            # one conversion per market state, not per account (opportunities() sizes many in a row)
+            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
+            market[:] = [price_list, norms]
+        return price_list
+
+    def _opportunity(self, user: bytes, c: int, d: int, debt_to_cover: int, collateral: int, got_base: int,
+                     paid_base: int, price_list: List[int], units: List[int], gas_cost_wei: int, gas_base: int,
+                     eth_price: Optional[int], block_number: int, base_fee_per_gas: int,
+                     trigger_tx: Optional[bytes], received_ns: int) -> Optional[Opportunity]:
+        """The LIQUIDATION opportunity of ``user``'s best pair (None under ``min_profit_base``)."""
+        if got_base - paid_base - gas_base < self.min_profit_base:
+            return None
+        c_price, d_price, c_unit, d_unit = price_list[c], price_list[d], units[c], units[d]
+        # the gross profit in the debt token: the collateral received, valued in the debt token, minus what was paid
+        profit_debt = collateral * c_price * d_unit // (c_unit * d_price) - debt_to_cover
+        net_debt = net_eth = None
+        if eth_price:
+            net_debt = profit_debt - gas_base * d_unit // d_price
+            net_eth = (got_base - paid_base) * WAD // eth_price - gas_cost_wei
+        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,),
+                           (self.reserves[d].config.asset, self.reserves[c].config.asset),
+                           amount_in=debt_to_cover, profit=profit_debt, gas_estimate=self.gas_estimate,
+                           base_fee_per_gas=base_fee_per_gas, profit_net_of_gas=net_debt, block_number=block_number,
+                           received_ns=received_ns, detected_ns=time.monotonic_ns(), user=bytes(user),
+                           amount_out=collateral, profit_net_of_gas_eth=net_eth)
 
     def best_liquidation(self, user: bytes, now_ts: int, block_number: int, base_fee_per_gas: int = 0, *,
                          prices: Optional[Sequence[int]] = None, trigger_tx: Optional[bytes] = None,
@@ -414,16 +505,11 @@ class PositionBook:
         (``tallyio.amm._aave.LiquidationSizer``, proven equal to ``aave.py``); an
         account where an intermediate passes 2**256 - 1 goes to the reference
         (``aave.py``), which raises where the contract reverts."""
-        sizer, units, market = _sizer_of(self)
-        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        sizer, units, _ = _sizer_of(self)
         acc = self._accounts.get(bytes(user))
         if acc is None:
             return None   # nothing held: no debt, health factor 2**256 - 1
-        norms = [self.normalized(i, now_ts) for i in range(self._n)]
-        if market[0] != price_list or market[1] != norms:
-            # one conversion per market state, not per account (opportunities() sizes many in a row)
-            sizer.set_market(price_list, [income for income, _ in norms], [debt for _, debt in norms])
-            market[:] = [price_list, norms]
+        price_list = self._install_market(now_ts, prices)
         sized = sizer.size_account(*acc)
         if sized is None:
             sized = self._sized_in_python(user, now_ts, prices)
@@ -447,23 +533,10 @@ class PositionBook:
                 best = (net_base, c, d, amounts, got_base, paid_base)
         if best is None:
             return None
-        net_base, c, d, amounts, got_base, paid_base = best
-        if net_base < self.min_profit_base:
-            return None
-        c_price, d_price, c_unit, d_unit = price_list[c], price_list[d], units[c], units[d]
-        # the gross profit in the debt token: the collateral received, valued in the debt token, minus what was paid
-        profit_debt = amounts.collateral_to_liquidator * c_price * d_unit // (c_unit * d_price) \
-            - amounts.debt_to_cover
-        net_debt = net_eth = None
-        if eth_price:
-            net_debt = profit_debt - gas_base * d_unit // d_price
-            net_eth = (got_base - paid_base) * WAD // eth_price - gas_cost_wei
-        return Opportunity(OpportunityKind.LIQUIDATION, trigger_tx, (self.pool,),
-                           (self.reserves[d].config.asset, self.reserves[c].config.asset),
-                           amount_in=amounts.debt_to_cover, profit=profit_debt, gas_estimate=self.gas_estimate,
-                           base_fee_per_gas=base_fee_per_gas, profit_net_of_gas=net_debt, block_number=block_number,
-                           received_ns=received_ns, detected_ns=time.monotonic_ns(), user=bytes(user),
-                           amount_out=amounts.collateral_to_liquidator, profit_net_of_gas_eth=net_eth)
+        _, c, d, amounts, got_base, paid_base = best
+        return self._opportunity(user, c, d, amounts.debt_to_cover, amounts.collateral_to_liquidator, got_base,
+                                 paid_base, price_list, units, gas_cost_wei, gas_base, eth_price, block_number,
+                                 base_fee_per_gas, trigger_tx, received_ns)
 
     def _sized_in_python(self, user: bytes, now_ts: int, prices: Optional[Sequence[int]]) -> tuple:
         """``(health_factor, [(collateral index, debt index, amounts)])`` on the
@@ -482,6 +555,39 @@ class PositionBook:
                 if d.debt:
                     pairs.append((column[c.reserve.asset], column[d.reserve.asset], _sized(c, d, hf)))
         return hf, pairs
+
+    def simulate_liquidation(self, user: bytes, collateral_asset: bytes, debt_asset: bytes, debt_to_cover: int,
+                             now_ts: int, prices: Optional[Sequence[int]] = None) -> tuple:
+        """What ``liquidationCall(collateral_asset, debt_asset, user, debt_to_cover)`` does
+        on the book's state at ``now_ts`` (``prices``: one per reserve; None: the book's):
+        ``(LiquidationAmounts, profit)``, the exact amounts of ``tallyio.amm.aave`` and the
+        profit in the debt token (the collateral received valued at the oracle prices, minus
+        the debt paid; gas not counted). Raises ``AaveRevertError`` where the pool reverts
+        (health factor not below 1, collateral not enabled, no debt) and KeyError for an
+        asset that is not a reserve."""
+        c, d = self.asset_index(collateral_asset), self.asset_index(debt_asset)
+        holdings = self.holdings(user, now_ts, prices)
+        hf = user_account_data(holdings).health_factor
+        by_asset = {h.reserve.asset: h for h in holdings}
+        price_list = [s.price for s in self._state] if prices is None else list(prices)
+        empty = [Holding(self.reserves[i].config, price_list[i], 0, False, 0) for i in (c, d)]
+        amounts = liquidation_amounts(by_asset.get(bytes(collateral_asset), empty[0]),
+                                      by_asset.get(bytes(debt_asset), empty[1]), hf, debt_to_cover)
+        c_unit, d_unit = self.reserves[c].config.unit, self.reserves[d].config.unit
+        profit = amounts.collateral_to_liquidator * price_list[c] * d_unit // (c_unit * price_list[d]) \
+            - amounts.debt_to_cover
+        return amounts, profit
+
+    def pending_prices(self, tx: PendingTx) -> Optional[List[int]]:
+        """The book's prices with the pending oracle update ``tx`` applied (None when
+        ``tx`` is not a ``setAssetPrice`` of one of its reserves to :attr:`oracle`)."""
+        update = decode_oracle_call(tx, self.oracle)
+        asset = None if update is None else self._asset_index.get(update.asset)
+        if asset is None:
+            return None
+        prices = [s.price for s in self._state]
+        prices[asset] = update.price
+        return prices
 
     def on_pending(self, tx: PendingTx, now_ts: int, block_number: int,
                    base_fee_per_gas: int = 0) -> List[Opportunity]:
@@ -502,6 +608,64 @@ class PositionBook:
         prices[asset] = update.price
         return self.opportunities(now_ts, block_number, base_fee_per_gas, prices=prices, trigger_tx=tx.hash,
                                   received_ns=tx.received_ns, among=self._holders[asset])
+
+    # ---- snapshots (a recording's starting point) ----
+    def snapshot(self, block: int = 0, received_ns: int = 0) -> LendingSnapshot:
+        """The whole book as a :class:`LendingSnapshot` (as of ``block``)."""
+        w = _w
+        parts = [_SNAP_HEAD.pack(_SNAP_MAGIC, self.pool, self.oracle or bytes(20), self.oracle is not None,
+                                 -1 if self.eth_asset is None else self.eth_asset, self.gas_estimate, block,
+                                 w(self.min_profit_base), self._n, len(self._accounts))]
+        for r, st in zip(self.reserves, self._state):
+            c = r.config
+            parts.append(_SNAP_RESERVE.pack(c.asset, c.decimals, c.ltv, c.liquidation_threshold, c.liquidation_bonus,
+                                            c.liquidation_protocol_fee, r.a_token, r.debt_token,
+                                            w(st.liquidity_index), w(st.liquidity_rate), w(st.variable_index),
+                                            w(st.variable_rate), st.last_update, w(st.price)))
+        holders = self._holders
+        for user, (coll, debt, flags) in self._accounts.items():
+            parts.append(user)
+            for i in range(self._n):
+                parts.append(w(coll[i]) + w(debt[i]) + bytes((flags[i] | (user in holders[i]) << 1,)))
+        return LendingSnapshot(b"".join(parts), received_ns)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: LendingSnapshot) -> "PositionBook":
+        """The book a :meth:`snapshot` was taken of (same reserves, state, accounts in the same order);
+        ValueError naming what is wrong in a malformed payload."""
+        raw = bytes(snapshot.payload)
+        if len(raw) < _SNAP_HEAD.size or raw[:8] != _SNAP_MAGIC:
+            raise ValueError(f"a lending snapshot starts with {_SNAP_MAGIC!r}, got {raw[:8]!r}")
+        (_, pool, oracle, has_oracle, eth_asset, gas, _block, min_profit, n, n_accounts) = _SNAP_HEAD.unpack_from(raw)
+        size = _SNAP_HEAD.size + n * _SNAP_RESERVE.size + n_accounts * (20 + 65 * n)
+        if len(raw) != size:
+            raise ValueError(f"lending snapshot: {len(raw)} bytes, its head ({n} reserves, {n_accounts} accounts) "
+                             f"says {size}")
+        off = _SNAP_HEAD.size
+        reserves, states = [], []
+        for _ in range(n):
+            (asset, dec, ltv, lt, bonus, fee, a_tok, d_tok, li, lr, vi, vr, last,
+             price) = _SNAP_RESERVE.unpack_from(raw, off)
+            off += _SNAP_RESERVE.size
+            reserves.append(LendingReserve(ReserveConfig(asset, dec, ltv, lt, bonus, fee), a_tok, d_tok))
+            states.append((_i(li), _i(lr), _i(vi), _i(vr), last, _i(price)))
+        book = cls(pool, reserves, eth_asset=None if eth_asset < 0 else eth_asset, gas_estimate=gas,
+                   min_profit_base=_i(min_profit), oracle=oracle if has_oracle else None)
+        for i, (li, lr, vi, vr, last, price) in enumerate(states):
+            book.set_reserve_state(i, li, lr, vi, vr, last)
+            book.set_price(i, price)
+        for _ in range(n_accounts):
+            user = raw[off:off + 20]
+            off += 20
+            for i in range(n):
+                coll, debt, flags = _i(raw[off:off + 32]), _i(raw[off + 32:off + 64]), raw[off + 64]
+                off += 65
+                book.set_position(user, i, scaled_collateral=coll, scaled_debt=debt, use_as_collateral=flags & 1)
+                if flags & 2:
+                    book._holders[i].add(user)
+                elif not (coll or debt):
+                    book._holders[i].discard(user)
+        return book
 
     # ---- resync from a node ----
     def resync(self, rpc: Any, users: Iterable[bytes], block: Any = "latest", *,
@@ -561,6 +725,14 @@ def _sized(collateral: Holding, debt: Holding, health_factor: int):
             return amounts
         amounts = again
     raise ArithmeticError("liquidation sizing did not reach a fixed point")  # pragma: no cover (never seen)
+
+
+def _w(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _i(word: bytes) -> int:
+    return int.from_bytes(word, "big")
 
 
 def _word_address(address: bytes) -> bytes:

@@ -26,6 +26,9 @@ Payloads (little-endian integers, 256-bit amounts as 32-byte big-endian words):
     RAW_LOG        version u8 (1), address 20, len(topics) u8 (0..4), block_number u64,
                    log_index u64, transaction_hash 32, removed u8, received_ns u64,
                    block_timestamp u64, len(data) u32, topics 32 each, data
+    LENDING_SNAPSHOT  an Aave market's book (``PositionBook.snapshot``: starts with its
+                   own magic and version, ``TIOLEND1``), written after each resync of the
+                   live market so a replay starts from the same state
 
 Versions: the record types are the log format's (``RecordType``: new kinds get new
 numbers, never renumbered), so a recording made before V3_POOL_EVENT and RAW_LOG existed
@@ -52,12 +55,13 @@ from typing import Iterable, Iterator, Optional, Union
 
 from tallyio.eth.types import BlockHeader, PendingTx, RawLog, SyncEvent
 from tallyio.mempool._pools import PoolTable
+from tallyio.mempool.lending import LendingSnapshot
 from tallyio.mempool.records import V3PoolEvent
 from tallyio.state.recordlog import RecordReader, RecordType, RecordWriter
 
 __all__ = ["Recorder", "ReplaySource", "encode", "decode", "embedded_recording"]
 
-Item = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog]
+Item = Union[PendingTx, BlockHeader, SyncEvent, V3PoolEvent, RawLog, LendingSnapshot]
 
 _TX_HEAD = struct.Struct("<32s20s20sBBQQ32s32s32sQII")
 _BLOCK = struct.Struct("<Q32s32sQ32sQQQ")
@@ -101,9 +105,12 @@ def encode(item: Item) -> tuple[RecordType, bytes, int]:
             return _encode_v3_event(item)
         if isinstance(item, RawLog):
             return _encode_raw_log(item)
+        if isinstance(item, LendingSnapshot):
+            return RecordType.LENDING_SNAPSHOT, bytes(item.payload), item.received_ns or time.monotonic_ns()
     except struct.error as exc:
         raise ValueError(f"{type(item).__name__} cannot be recorded: {exc}") from None
-    raise TypeError("a recording holds PendingTx, BlockHeader, SyncEvent, V3PoolEvent and RawLog, "
+    raise TypeError("a recording holds PendingTx, BlockHeader, SyncEvent, V3PoolEvent and RawLog records "
+                    "and LendingSnapshots, "
                     f"got {type(item).__name__}")
 
 
@@ -190,6 +197,10 @@ def decode(rtype: int, payload: bytes) -> Union[Item, PoolTable, None]:
         return _decode_v3_event(payload)
     if rtype == RecordType.RAW_LOG:
         return _decode_raw_log(payload)
+    if rtype == RecordType.LENDING_SNAPSHOT:
+        if payload[:8] != b"TIOLEND1":
+            raise ValueError(f"LENDING_SNAPSHOT record: starts with {payload[:8]!r}, this reader knows b'TIOLEND1'")
+        return LendingSnapshot(payload)
     return None
 
 

@@ -101,6 +101,7 @@ class RecordType(enum.IntEnum):
     EXECUTION_RESULT = 7  #: what became of an action (sent, mined, reverted, dropped)
     V3_POOL_EVENT = 8     #: a tallyio.mempool.records.V3PoolEvent (a V3 pool's Swap/Mint/Burn, or its resynced state)
     RAW_LOG = 9           #: a tallyio.eth.types.RawLog (any contract's log, as the node sent it)
+    LENDING_SNAPSHOT = 10  #: a tallyio.mempool.lending.LendingSnapshot (an Aave book a replay starts from)
 
 
 _TYPES = {int(t): t for t in RecordType}   # a dict lookup: RecordType(n) costs ~1 us
