@@ -28,22 +28,30 @@ from libc.math cimport sqrtl, fabsl, floorl, INFINITY
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
-                                tio_u256_from_u64, tio_u256_mul, tio_u256_mul_u64, tio_u256_divmod,
-                                tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
-from tallyio.amm._v2 cimport (v2_amount_out, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
+                                tio_u256_from_u64, tio_u256_mul_fast, tio_u256_mul_u64, tio_u256_divmod_fast,
+                                tio_u256_to_ld, tio_u256_from_ld_fast, tio_u256_mul_divmod_q128, u256_from_int,
+                                u256_to_int)
+from tallyio.amm._v2 cimport (v2_amount_out_inline, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
                               AMM_INSUFFICIENT_LIQUIDITY)
 from tallyio.errors import AmmError
 
 
 cdef int v2_cycle_output(const tio_u256 *amount_in, const tio_u256 *reserves, const uint32_t *fee_bps,
                          int hops, tio_u256 *amount_out) noexcept nogil:
-    cdef tio_u256 amount = amount_in[0]
+    # Each hop writes into one of two scratch amounts and reads the other (the hop's output
+    # may not alias its input), the last one into amount_out: copying each hop's output back
+    # into the input would load 32 bytes just stored as four limbs, which the CPU cannot
+    # forward from its store buffer (a stall of ~a dozen cycles per hop).
+    cdef tio_u256 scratch[2]
+    cdef const tio_u256 *source = amount_in
+    cdef tio_u256 *target
     cdef int i, status
     for i in range(hops):
-        status = v2_amount_out(&amount, &reserves[2 * i], &reserves[2 * i + 1], fee_bps[i], amount_out)
+        target = amount_out if i == hops - 1 else &scratch[i & 1]
+        status = v2_amount_out_inline(source, &reserves[2 * i], &reserves[2 * i + 1], fee_bps[i], target)
         if status != AMM_OK:
             return status
-        amount = amount_out[0]
+        source = target
     return AMM_OK
 
 
@@ -53,7 +61,7 @@ cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, c
     end, the least z with getAmountOut(z) >= y is ceil(y base R_in / (keep (R_out - y)))
     (getAmountOut(z) >= y  <=>  keep z (R_out - y) >= y base R_in).  0 on success; -1
     when no input reaches target or an intermediate needs more than 256 bits."""
-    cdef tio_u256 y = target[0], numerator, denominator, rem
+    cdef tio_u256 y = target[0], numerator, denominator, rem, scaled_in
     cdef uint64_t keep, base
     cdef int i
     for i in range(hops - 1, -1, -1):
@@ -66,12 +74,27 @@ cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, c
         if fee_bps[i] % 10 == 0:
             keep = 1000 - fee_bps[i] // 10
             base = 1000
-        if tio_u256_mul(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
-            return -1
         tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
+        if (reserves[2 * i].w[2] | reserves[2 * i].w[3] | denominator.w[2] | denominator.w[3]) == 0 \
+                and ((reserves[2 * i].w[1] | denominator.w[1]) >> 49) == 0:
+            # R_in base and (R_out - y) keep are below 2**127, y below R_out: the short
+            # mulDiv computes y (R_in base) / ((R_out - y) keep), the same quotient as the
+            # general route's (y R_in base) / ..., whose steps cannot overflow here; it
+            # declines (and the general route runs) only when the quotient passes 2**128
+            tio_u256_mul_u64(&scaled_in, &reserves[2 * i], base)
+            tio_u256_mul_u64(&denominator, &denominator, keep)
+            if tio_u256_mul_divmod_q128(&numerator, &rem, &y, &scaled_in, &denominator) == 0:
+                y = numerator
+                if not tio_u256_is_zero(&rem):
+                    tio_u256_from_u64(&rem, 1)
+                    tio_u256_add(&y, &y, &rem)     # y < 2**128 here: no carry out
+                continue
+            tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
+        if tio_u256_mul_fast(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
+            return -1
         if tio_u256_mul_u64(&denominator, &denominator, keep):
             return -1
-        if tio_u256_divmod(&y, &rem, &numerator, &denominator) != 0:    # keep > 0 and y < R_out: never
+        if tio_u256_divmod_fast(&y, &rem, &numerator, &denominator) != 0:    # keep > 0 and y < R_out: never
             return -1
         if not tio_u256_is_zero(&rem):
             tio_u256_from_u64(&rem, 1)
@@ -176,7 +199,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
 
     # 1. the continuous optimum and its integer neighbours
     x0 = d * (sqrtl(n / d) - 1.0) / m if n > d else 0.0
-    tio_u256_from_ld(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
+    tio_u256_from_ld_fast(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
     first_five = x
     for _k in range(5):
         _consider(&best, &x, reserves, fee_bps, hops)
@@ -215,7 +238,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         # around the best are scanned as for a region too wide to prove.
         count = floorl(hi) - floorl(lo) + 1.0 if hi >= lo else INFINITY
         if count <= <long double>max_evaluations:
-            tio_u256_from_ld(&x, lo)
+            tio_u256_from_ld_fast(&x, lo)
             steps = <uint64_t>count
             for _k in range(steps):
                 _consider(&best, &x, reserves, fee_bps, hops)
