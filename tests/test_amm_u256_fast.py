@@ -92,3 +92,11 @@ def test_zero_division_still_raises():
     import pytest
     with pytest.raises(ZeroDivisionError):
         _u256.divmod_fast(1, 0)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                 st.floats(0, 2.0 ** 70), st.integers(0, 1 << 66).map(float),
+                 st.sampled_from([0.0, 0.5, 1.0, 2.0 ** 64, 2.0 ** 64 - 2048, 2.0 ** 256, -1.0])))
+def test_from_float_fast_equals_from_float(x):
+    assert _u256.from_float_fast(x) == _u256.from_float(x)

@@ -275,6 +275,29 @@ CycleSize.__doc__ = """The sizing of a cycle: the input, its exact profit, wheth
 proven equal to a brute-force search, and how many exact path evaluations it took."""
 
 
+cdef int _load_hops(object hops, tio_u256 *reserves, uint32_t *fees) except -1:
+    """Fill reserves (2 per hop) and fees from ``hops``; returns the hop count."""
+    cdef int count
+    try:
+        count = len(hops)
+    except TypeError:
+        raise TypeError("hops must be a sequence of (reserve_in, reserve_out, fee_bps) triples") from None
+    if not 1 <= count <= AMM_MAX_CYCLE_HOPS:
+        raise AmmError(f"hops: INVALID_PATH: a cycle needs 1 to {AMM_MAX_CYCLE_HOPS} hops, got {count}",
+                       "INVALID_PATH")
+    for i, hop in enumerate(hops):
+        try:
+            reserve_in, reserve_out, fee = hop
+        except (TypeError, ValueError):
+            raise TypeError(f"hops[{i}] must be a (reserve_in, reserve_out, fee_bps) triple, got {hop!r}") from None
+        u256_from_int(reserve_in, &reserves[2 * i], f"hops[{i}] reserve_in")
+        u256_from_int(reserve_out, &reserves[2 * i + 1], f"hops[{i}] reserve_out")
+        if type(fee) is not int or not 0 <= fee < 10000:
+            raise ValueError(f"hops[{i}] fee_bps must be an int in [0, 10000), got {fee!r}")
+        fees[i] = fee
+    return count
+
+
 def cycle_size(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     """Size the cycle ``hops`` = ``[(reserve_in, reserve_out, fee_bps), ...]`` (token A ->
     ... -> A): a :class:`CycleSize`.  ``max_evaluations`` bounds the exact evaluations
@@ -289,26 +312,10 @@ def cycle_size(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     cdef tio_u256 amount, gain
     cdef int certified = 0, status, count
     cdef uint32_t evaluations = 0, budget
-    try:
-        count = len(hops)
-    except TypeError:
-        raise TypeError("hops must be a sequence of (reserve_in, reserve_out, fee_bps) triples") from None
-    if not 1 <= count <= AMM_MAX_CYCLE_HOPS:
-        raise AmmError(f"hops: INVALID_PATH: a cycle needs 1 to {AMM_MAX_CYCLE_HOPS} hops, got {count}",
-                       "INVALID_PATH")
     if type(max_evaluations) is not int or not 0 <= max_evaluations <= 1 << 30:
         raise ValueError(f"max_evaluations must be an int in [0, 2**30], got {max_evaluations!r}")
+    count = _load_hops(hops, reserves, fees)
     budget = max_evaluations
-    for i, hop in enumerate(hops):
-        try:
-            reserve_in, reserve_out, fee = hop
-        except (TypeError, ValueError):
-            raise TypeError(f"hops[{i}] must be a (reserve_in, reserve_out, fee_bps) triple, got {hop!r}") from None
-        u256_from_int(reserve_in, &reserves[2 * i], f"hops[{i}] reserve_in")
-        u256_from_int(reserve_out, &reserves[2 * i + 1], f"hops[{i}] reserve_out")
-        if type(fee) is not int or not 0 <= fee < 10000:
-            raise ValueError(f"hops[{i}] fee_bps must be an int in [0, 10000), got {fee!r}")
-        fees[i] = fee
     with nogil:
         status = v2_best_cycle_input(reserves, fees, count, budget, &amount, &gain, &certified, &evaluations)
     if status != AMM_OK:
@@ -327,3 +334,42 @@ def best_cycle_input(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     """
     r = cycle_size(hops, max_evaluations)
     return r.amount_in, r.profit
+
+
+def cycle_output(amount_in, hops):
+    """The amount of the start token that comes back from pushing ``amount_in`` through
+    every hop of ``hops`` (getAmountOut hop by hop, the path the sizing evaluates);
+    AmmError where a hop would revert.
+
+    >>> cycle_output(30559, [(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
+    33404
+    """
+    cdef tio_u256 reserves[2 * AMM_MAX_CYCLE_HOPS]
+    cdef uint32_t fees[AMM_MAX_CYCLE_HOPS]
+    cdef tio_u256 amount, out
+    cdef int count, status
+    u256_from_int(amount_in, &amount, "amount_in")
+    count = _load_hops(hops, reserves, fees)
+    status = v2_cycle_output(&amount, reserves, fees, count, &out)
+    if status != AMM_OK:
+        raise_amm_status(status, "cycle_output")
+    return u256_to_int(&out)
+
+
+def smallest_input_for(target, hops):
+    """The least input whose :func:`cycle_output` is at least ``target`` (what the sizing
+    uses to find where a run of equal outputs starts), or ``None`` when no input reaches
+    it (or an intermediate would pass 2**256).
+
+    >>> smallest_input_for(33404, [(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
+    30559
+    """
+    cdef tio_u256 reserves[2 * AMM_MAX_CYCLE_HOPS]
+    cdef uint32_t fees[AMM_MAX_CYCLE_HOPS]
+    cdef tio_u256 wanted, first
+    cdef int count
+    u256_from_int(target, &wanted, "target")
+    count = _load_hops(hops, reserves, fees)
+    if _smallest_input_for(&wanted, reserves, fees, count, &first) != 0:
+        return None
+    return u256_to_int(&first)

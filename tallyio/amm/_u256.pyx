@@ -19,7 +19,7 @@ from tallyio._ext.u256 cimport (
     tio_u256_divmod, tio_u512_divmod_u256, tio_u256_mul_div, tio_u256_mul_div_rounding_up,
     tio_u256_div_rounding_up, tio_u256_shl, tio_u256_shr, tio_u256_to_ld, tio_u256_from_ld,
     tio_u256_cmp, tio_u256_bit_length, u256_from_int, u256_to_int,
-    tio_u256_mul_fast, tio_u256_divmod_fast, tio_u256_divmod_q128)
+    tio_u256_mul_fast, tio_u256_divmod_fast, tio_u256_divmod_q128, tio_u256_from_ld_fast)
 from libc.stdint cimport uint64_t
 
 
@@ -207,3 +207,11 @@ def divmod_q128(a, b):
     if tio_u256_divmod_q128(&q, &r, &x, &y) != 0:
         return None
     return u256_to_int(&q), u256_to_int(&r)
+
+
+def from_float_fast(double x):
+    """``floor(x)`` clamped to [0, 2**256 - 1], like :func:`from_float` (one conversion
+    when ``1 <= x < 2**64``)."""
+    cdef tio_u256 r
+    tio_u256_from_ld_fast(&r, x)
+    return u256_to_int(&r)
