@@ -44,6 +44,8 @@ cdef int v2_amount_out(const tio_u256 *amount_in, const tio_u256 *reserve_in, co
     if tio_u256_is_zero(reserve_in) or tio_u256_is_zero(reserve_out):
         return AMM_INSUFFICIENT_LIQUIDITY
     _fee_fraction(fee_bps, &keep, &base)
+    if tio_v2_amount_out_small(amount_in, reserve_in, reserve_out, keep, base, amount_out) == 0:
+        return AMM_OK                                                 # pool-sized operands (_v2.pxd)
     if tio_u256_mul_u64(&with_fee, amount_in, keep):                  # amountIn.mul(997)
         return AMM_OVERFLOW
     if tio_u256_mul_fast(&numerator, &with_fee, reserve_out):              # amountInWithFee.mul(reserveOut)
