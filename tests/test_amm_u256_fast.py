@@ -100,3 +100,30 @@ def test_zero_division_still_raises():
                  st.sampled_from([0.0, 0.5, 1.0, 2.0 ** 64, 2.0 ** 64 - 2048, 2.0 ** 256, -1.0])))
 def test_from_float_fast_equals_from_float(x):
     assert _u256.from_float_fast(x) == _u256.from_float(x)
+
+
+def _around(bits):
+    return st.builds(lambda k, d: max(1, (1 << k) + d), st.sampled_from(bits), st.integers(-2, 2))
+
+
+# V2 operands on both sides of the 128-bit getAmountOut's bounds (amount_in, reserve_in < 2**113,
+# reserve_out < 2**128) and of 2**64 (one or two quotient digits)
+V2_OPERAND = st.one_of(st.integers(1, (1 << 112) - 1), _around([1, 63, 64, 65, 112, 113, 114, 127, 128, 129, 250]),
+                       st.integers(1, U256))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(V2_OPERAND, V2_OPERAND, V2_OPERAND, st.sampled_from([30, 25, 0, 1, 100, 9999]))
+def test_v2_amount_out_equals_the_solidity_reference_across_the_short_route(amount, reserve_in, reserve_out, fee):
+    from tallyio.amm import get_amount_out
+    from tallyio.amm import reference as ref
+    from tallyio.errors import AmmError
+    try:
+        expected = ref.amount_out(amount, reserve_in, reserve_out, fee)
+    except ref.Revert:
+        expected = "revert"
+    try:
+        got = get_amount_out(amount, reserve_in, reserve_out, fee)
+    except AmmError:
+        got = "revert"
+    assert got == expected
