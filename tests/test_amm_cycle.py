@@ -200,3 +200,13 @@ def test_big_reserves_answer_is_the_first_input_of_its_run(hops, budget):
         assert out - result.amount_in == result.profit
         assert _reverts(cycle_output, result.amount_in - 1, hops) in ("revert",) or \
             cycle_output(result.amount_in - 1, hops) < out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(EDGE_HOPS, st.one_of(st.integers(1, 1 << 20), _around([1, 64, 112, 113, 114, 127, 128])))
+def test_smallest_input_for_a_target_just_below_the_last_reserve(hops, gap):
+    """Targets close to the last hop's reserve_out: a huge reserve_out with a small
+    reserve_out - y takes the short route, a quotient past 2**128 must leave it."""
+    from tallyio.amm._cycle import smallest_input_for
+    target = max(1, hops[-1][1] - gap)
+    assert smallest_input_for(target, hops) == ref.smallest_input_for(target, hops)

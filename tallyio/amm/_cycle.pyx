@@ -29,10 +29,9 @@ from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
                                 tio_u256_from_u64, tio_u256_mul_fast, tio_u256_mul_u64, tio_u256_divmod_fast,
-                                tio_u256_to_ld, tio_u256_from_ld_fast, tio_u256_mul_divmod_q128, u256_from_int,
-                                u256_to_int)
-from tallyio.amm._v2 cimport (v2_amount_out_inline, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
-                              AMM_INSUFFICIENT_LIQUIDITY)
+                                tio_u256_to_ld, tio_u256_from_ld_fast, u256_from_int, u256_to_int)
+from tallyio.amm._v2 cimport (v2_amount_out_inline, tio_v2_least_input_small, raise_amm_status, AMM_OK,
+                              AMM_INVALID_PATH, AMM_BAD_FEE, AMM_INSUFFICIENT_LIQUIDITY)
 from tallyio.errors import AmmError
 
 
@@ -61,7 +60,7 @@ cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, c
     end, the least z with getAmountOut(z) >= y is ceil(y base R_in / (keep (R_out - y)))
     (getAmountOut(z) >= y  <=>  keep z (R_out - y) >= y base R_in).  0 on success; -1
     when no input reaches target or an intermediate needs more than 256 bits."""
-    cdef tio_u256 y = target[0], numerator, denominator, rem, scaled_in
+    cdef tio_u256 y = target[0], numerator, denominator, rem
     cdef uint64_t keep, base
     cdef int i
     for i in range(hops - 1, -1, -1):
@@ -74,22 +73,10 @@ cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, c
         if fee_bps[i] % 10 == 0:
             keep = 1000 - fee_bps[i] // 10
             base = 1000
+        if tio_v2_least_input_small(&y, &reserves[2 * i], &reserves[2 * i + 1], keep, base, &numerator) == 0:
+            y = numerator                      # pool-sized operands: on 128-bit halves (_v2.pxd)
+            continue
         tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
-        if (reserves[2 * i].w[2] | reserves[2 * i].w[3] | denominator.w[2] | denominator.w[3]) == 0 \
-                and ((reserves[2 * i].w[1] | denominator.w[1]) >> 49) == 0:
-            # R_in base and (R_out - y) keep are below 2**127, y below R_out: the short
-            # mulDiv computes y (R_in base) / ((R_out - y) keep), the same quotient as the
-            # general route's (y R_in base) / ..., whose steps cannot overflow here; it
-            # declines (and the general route runs) only when the quotient passes 2**128
-            tio_u256_mul_u64(&scaled_in, &reserves[2 * i], base)
-            tio_u256_mul_u64(&denominator, &denominator, keep)
-            if tio_u256_mul_divmod_q128(&numerator, &rem, &y, &scaled_in, &denominator) == 0:
-                y = numerator
-                if not tio_u256_is_zero(&rem):
-                    tio_u256_from_u64(&rem, 1)
-                    tio_u256_add(&y, &y, &rem)     # y < 2**128 here: no carry out
-                continue
-            tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
         if tio_u256_mul_fast(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
             return -1
         if tio_u256_mul_u64(&denominator, &denominator, keep):

@@ -78,7 +78,44 @@ cdef extern from * nogil:
         out->w[2] = out->w[3] = 0;
         return 0;
     }
+
+    /* The least z with getAmountOut(z) >= y on one hop: ceil(y * (base * reserve_in) /
+       (keep * (reserve_out - y))) (getAmountOut(z) >= y  <=>  keep z (R_out - y) >= y base R_in),
+       on 128-bit halves for 0 < y < reserve_out < 2**128, reserve_in < 2**113 and
+       reserve_out - y < 2**113, where no product can pass 2**256 and the general route
+       (y * reserve_in * base, then the division) gives the same quotient.  Returns 0 and
+       writes out; 1 (nothing written) for other operands or a result of 2**128 or more. */
+    static inline int tio_v2_least_input_small(const tio_u256 *y, const tio_u256 *reserve_in,
+                                               const tio_u256 *reserve_out, uint64_t keep, uint64_t base,
+                                               tio_u256 *out)
+    {
+        if ((y->w[2] | y->w[3] | reserve_in->w[2] | reserve_in->w[3] | reserve_out->w[2] | reserve_out->w[3]) != 0
+            || (reserve_in->w[1] >> 49) != 0)
+            return 1;
+        tio_u128_t yy = ((tio_u128_t)y->w[1] << 64) | y->w[0];
+        tio_u128_t r_in = ((tio_u128_t)reserve_in->w[1] << 64) | reserve_in->w[0];
+        tio_u128_t r_out = ((tio_u128_t)reserve_out->w[1] << 64) | reserve_out->w[0];
+        if (yy == 0 || yy >= r_out || ((r_out - yy) >> 113) != 0)
+            return 1;
+        tio_u128_t denominator = (r_out - yy) * keep;     /* < 2**113 * 10000 < 2**127, > 0 */
+        tio_u128_t hi, lo, q, r;
+        tio_mul_128(yy, r_in * base, &hi, &lo);           /* r_in * base < 2**127 */
+        if (hi >= denominator)
+            return 1;                                     /* the quotient passes 2**128 */
+        tio_div_256_128(hi, lo, denominator, &q, &r);
+        if (r != 0) {
+            if (q == ~(tio_u128_t)0)
+                return 1;
+            q += 1;
+        }
+        out->w[0] = (uint64_t)q;
+        out->w[1] = (uint64_t)(q >> 64);
+        out->w[2] = out->w[3] = 0;
+        return 0;
+    }
     """
+    int tio_v2_least_input_small(const tio_u256 *y, const tio_u256 *reserve_in, const tio_u256 *reserve_out,
+                                 uint64_t keep, uint64_t base, tio_u256 *out)
     int tio_v2_amount_out_small(const tio_u256 *amount_in, const tio_u256 *reserve_in,
                                 const tio_u256 *reserve_out, uint64_t keep, uint64_t base, tio_u256 *out)
 
