@@ -151,3 +151,62 @@ def test_the_c_api_is_reentrant_across_threads():
     def both():
         return _bench.c_amount_out_ns(200_000)[1], _bench.c_best_cycle_ns(hops, 2000)[1]
     assert run_threads((both, ()), (both, ())) == [alone, alone]
+
+
+# ---- the 128-bit fast paths (tallyio/_ext/u256.pxd, _v2.pxd's v2_amount_out_inline) ---------
+# The sizing evaluates hops through a short route taken only when amount_in and reserve_in are
+# below 2**113 and reserve_out below 2**128; these draw operands on both sides of each bound
+# (and of 2**64, where the division switches between one and two digits).
+
+def _around(bits):
+    return st.builds(lambda k, d: max(1, (1 << k) + d), st.sampled_from(bits), st.integers(-2, 2))
+
+
+EDGE = st.one_of(st.integers(1, U112), _around([1, 63, 64, 65, 111, 112, 113, 114, 127, 128, 129, 200, 255]),
+                 st.integers(1, (1 << 256) - 1))
+EDGE_HOPS = st.lists(st.tuples(EDGE, EDGE, FEE), min_size=1, max_size=4)
+
+
+def _reverts(fn, *args):
+    try:
+        return fn(*args)
+    except (AmmError, ref.Revert):
+        return "revert"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(EDGE, EDGE_HOPS)
+def test_cycle_output_equals_the_reference_on_both_sides_of_the_fast_path(amount, hops):
+    from tallyio.amm._cycle import cycle_output
+    assert _reverts(cycle_output, amount, hops) == _reverts(ref.cycle_output, amount, hops)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(EDGE, EDGE_HOPS)
+def test_smallest_input_for_equals_the_reference_on_both_sides_of_the_fast_path(target, hops):
+    from tallyio.amm._cycle import smallest_input_for
+    assert smallest_input_for(target, hops) == ref.smallest_input_for(target, hops)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(_near_balanced(60, 111), _near_balanced(40, 80, count=(2, 4))), st.sampled_from([0, 4, 64]))
+def test_big_reserves_answer_is_the_first_input_of_its_run(hops, budget):
+    """The sizing reports the smallest input of a run of equal outputs (its run-start search
+    goes through the short mulDiv on these reserves): one wei less pays out less."""
+    from tallyio.amm._cycle import cycle_output
+    result = cycle_size(hops, max_evaluations=budget)
+    if result.amount_in > 1:
+        out = cycle_output(result.amount_in, hops)
+        assert out - result.amount_in == result.profit
+        assert _reverts(cycle_output, result.amount_in - 1, hops) in ("revert",) or \
+            cycle_output(result.amount_in - 1, hops) < out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(EDGE_HOPS, st.one_of(st.integers(1, 1 << 20), _around([1, 64, 112, 113, 114, 127, 128])))
+def test_smallest_input_for_a_target_just_below_the_last_reserve(hops, gap):
+    """Targets close to the last hop's reserve_out: a huge reserve_out with a small
+    reserve_out - y takes the short route, a quotient past 2**128 must leave it."""
+    from tallyio.amm._cycle import smallest_input_for
+    target = max(1, hops[-1][1] - gap)
+    assert smallest_input_for(target, hops) == ref.smallest_input_for(target, hops)

@@ -28,22 +28,29 @@ from libc.math cimport sqrtl, fabsl, floorl, INFINITY
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_cmp, tio_u256_sub, tio_u256_add, tio_u256_is_zero,
-                                tio_u256_from_u64, tio_u256_mul, tio_u256_mul_u64, tio_u256_divmod,
-                                tio_u256_to_ld, tio_u256_from_ld, u256_from_int, u256_to_int)
-from tallyio.amm._v2 cimport (v2_amount_out, raise_amm_status, AMM_OK, AMM_INVALID_PATH, AMM_BAD_FEE,
-                              AMM_INSUFFICIENT_LIQUIDITY)
+                                tio_u256_from_u64, tio_u256_mul_fast, tio_u256_mul_u64, tio_u256_divmod_fast,
+                                tio_u256_to_ld, tio_u256_from_ld_fast, u256_from_int, u256_to_int)
+from tallyio.amm._v2 cimport (v2_amount_out_inline, tio_v2_least_input_small, raise_amm_status, AMM_OK,
+                              AMM_INVALID_PATH, AMM_BAD_FEE, AMM_INSUFFICIENT_LIQUIDITY)
 from tallyio.errors import AmmError
 
 
 cdef int v2_cycle_output(const tio_u256 *amount_in, const tio_u256 *reserves, const uint32_t *fee_bps,
                          int hops, tio_u256 *amount_out) noexcept nogil:
-    cdef tio_u256 amount = amount_in[0]
+    # Each hop writes into one of two scratch amounts and reads the other (the hop's output
+    # may not alias its input), the last one into amount_out: copying each hop's output back
+    # into the input would load 32 bytes just stored as four limbs, which the CPU cannot
+    # forward from its store buffer (a stall of ~a dozen cycles per hop).
+    cdef tio_u256 scratch[2]
+    cdef const tio_u256 *source = amount_in
+    cdef tio_u256 *target
     cdef int i, status
     for i in range(hops):
-        status = v2_amount_out(&amount, &reserves[2 * i], &reserves[2 * i + 1], fee_bps[i], amount_out)
+        target = amount_out if i == hops - 1 else &scratch[i & 1]
+        status = v2_amount_out_inline(source, &reserves[2 * i], &reserves[2 * i + 1], fee_bps[i], target)
         if status != AMM_OK:
             return status
-        amount = amount_out[0]
+        source = target
     return AMM_OK
 
 
@@ -66,12 +73,15 @@ cdef int _smallest_input_for(const tio_u256 *target, const tio_u256 *reserves, c
         if fee_bps[i] % 10 == 0:
             keep = 1000 - fee_bps[i] // 10
             base = 1000
-        if tio_u256_mul(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
-            return -1
+        if tio_v2_least_input_small(&y, &reserves[2 * i], &reserves[2 * i + 1], keep, base, &numerator) == 0:
+            y = numerator                      # pool-sized operands: on 128-bit halves (_v2.pxd)
+            continue
         tio_u256_sub(&denominator, &reserves[2 * i + 1], &y)
+        if tio_u256_mul_fast(&numerator, &y, &reserves[2 * i]) or tio_u256_mul_u64(&numerator, &numerator, base):
+            return -1
         if tio_u256_mul_u64(&denominator, &denominator, keep):
             return -1
-        if tio_u256_divmod(&y, &rem, &numerator, &denominator) != 0:    # keep > 0 and y < R_out: never
+        if tio_u256_divmod_fast(&y, &rem, &numerator, &denominator) != 0:    # keep > 0 and y < R_out: never
             return -1
         if not tio_u256_is_zero(&rem):
             tio_u256_from_u64(&rem, 1)
@@ -176,7 +186,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
 
     # 1. the continuous optimum and its integer neighbours
     x0 = d * (sqrtl(n / d) - 1.0) / m if n > d else 0.0
-    tio_u256_from_ld(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
+    tio_u256_from_ld_fast(&x, x0 - 2.0 if x0 > 2.0 else 0.0)
     first_five = x
     for _k in range(5):
         _consider(&best, &x, reserves, fee_bps, hops)
@@ -215,7 +225,7 @@ cdef int v2_best_cycle_input(const tio_u256 *reserves, const uint32_t *fee_bps, 
         # around the best are scanned as for a region too wide to prove.
         count = floorl(hi) - floorl(lo) + 1.0 if hi >= lo else INFINITY
         if count <= <long double>max_evaluations:
-            tio_u256_from_ld(&x, lo)
+            tio_u256_from_ld_fast(&x, lo)
             steps = <uint64_t>count
             for _k in range(steps):
                 _consider(&best, &x, reserves, fee_bps, hops)
@@ -252,6 +262,29 @@ CycleSize.__doc__ = """The sizing of a cycle: the input, its exact profit, wheth
 proven equal to a brute-force search, and how many exact path evaluations it took."""
 
 
+cdef int _load_hops(object hops, tio_u256 *reserves, uint32_t *fees) except -1:
+    """Fill reserves (2 per hop) and fees from ``hops``; returns the hop count."""
+    cdef int count
+    try:
+        count = len(hops)
+    except TypeError:
+        raise TypeError("hops must be a sequence of (reserve_in, reserve_out, fee_bps) triples") from None
+    if not 1 <= count <= AMM_MAX_CYCLE_HOPS:
+        raise AmmError(f"hops: INVALID_PATH: a cycle needs 1 to {AMM_MAX_CYCLE_HOPS} hops, got {count}",
+                       "INVALID_PATH")
+    for i, hop in enumerate(hops):
+        try:
+            reserve_in, reserve_out, fee = hop
+        except (TypeError, ValueError):
+            raise TypeError(f"hops[{i}] must be a (reserve_in, reserve_out, fee_bps) triple, got {hop!r}") from None
+        u256_from_int(reserve_in, &reserves[2 * i], f"hops[{i}] reserve_in")
+        u256_from_int(reserve_out, &reserves[2 * i + 1], f"hops[{i}] reserve_out")
+        if type(fee) is not int or not 0 <= fee < 10000:
+            raise ValueError(f"hops[{i}] fee_bps must be an int in [0, 10000), got {fee!r}")
+        fees[i] = fee
+    return count
+
+
 def cycle_size(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     """Size the cycle ``hops`` = ``[(reserve_in, reserve_out, fee_bps), ...]`` (token A ->
     ... -> A): a :class:`CycleSize`.  ``max_evaluations`` bounds the exact evaluations
@@ -266,26 +299,10 @@ def cycle_size(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     cdef tio_u256 amount, gain
     cdef int certified = 0, status, count
     cdef uint32_t evaluations = 0, budget
-    try:
-        count = len(hops)
-    except TypeError:
-        raise TypeError("hops must be a sequence of (reserve_in, reserve_out, fee_bps) triples") from None
-    if not 1 <= count <= AMM_MAX_CYCLE_HOPS:
-        raise AmmError(f"hops: INVALID_PATH: a cycle needs 1 to {AMM_MAX_CYCLE_HOPS} hops, got {count}",
-                       "INVALID_PATH")
     if type(max_evaluations) is not int or not 0 <= max_evaluations <= 1 << 30:
         raise ValueError(f"max_evaluations must be an int in [0, 2**30], got {max_evaluations!r}")
+    count = _load_hops(hops, reserves, fees)
     budget = max_evaluations
-    for i, hop in enumerate(hops):
-        try:
-            reserve_in, reserve_out, fee = hop
-        except (TypeError, ValueError):
-            raise TypeError(f"hops[{i}] must be a (reserve_in, reserve_out, fee_bps) triple, got {hop!r}") from None
-        u256_from_int(reserve_in, &reserves[2 * i], f"hops[{i}] reserve_in")
-        u256_from_int(reserve_out, &reserves[2 * i + 1], f"hops[{i}] reserve_out")
-        if type(fee) is not int or not 0 <= fee < 10000:
-            raise ValueError(f"hops[{i}] fee_bps must be an int in [0, 10000), got {fee!r}")
-        fees[i] = fee
     with nogil:
         status = v2_best_cycle_input(reserves, fees, count, budget, &amount, &gain, &certified, &evaluations)
     if status != AMM_OK:
@@ -304,3 +321,42 @@ def best_cycle_input(hops, max_evaluations=AMM_CYCLE_DEFAULT_EVALUATIONS):
     """
     r = cycle_size(hops, max_evaluations)
     return r.amount_in, r.profit
+
+
+def cycle_output(amount_in, hops):
+    """The amount of the start token that comes back from pushing ``amount_in`` through
+    every hop of ``hops`` (getAmountOut hop by hop, the path the sizing evaluates);
+    AmmError where a hop would revert.
+
+    >>> cycle_output(30559, [(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
+    33404
+    """
+    cdef tio_u256 reserves[2 * AMM_MAX_CYCLE_HOPS]
+    cdef uint32_t fees[AMM_MAX_CYCLE_HOPS]
+    cdef tio_u256 amount, out
+    cdef int count, status
+    u256_from_int(amount_in, &amount, "amount_in")
+    count = _load_hops(hops, reserves, fees)
+    status = v2_cycle_output(&amount, reserves, fees, count, &out)
+    if status != AMM_OK:
+        raise_amm_status(status, "cycle_output")
+    return u256_to_int(&out)
+
+
+def smallest_input_for(target, hops):
+    """The least input whose :func:`cycle_output` is at least ``target`` (what the sizing
+    uses to find where a run of equal outputs starts), or ``None`` when no input reaches
+    it (or an intermediate would pass 2**256).
+
+    >>> smallest_input_for(33404, [(1_000_000, 2_000_000, 30), (1_000_000, 600_000, 30)])
+    30559
+    """
+    cdef tio_u256 reserves[2 * AMM_MAX_CYCLE_HOPS]
+    cdef uint32_t fees[AMM_MAX_CYCLE_HOPS]
+    cdef tio_u256 wanted, first
+    cdef int count
+    u256_from_int(target, &wanted, "target")
+    count = _load_hops(hops, reserves, fees)
+    if _smallest_input_for(&wanted, reserves, fees, count, &first) != 0:
+        return None
+    return u256_to_int(&first)

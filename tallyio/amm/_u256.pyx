@@ -18,7 +18,8 @@ from tallyio._ext.u256 cimport (
     tio_u256_add, tio_u256_sub, tio_u256_mul_u64, tio_u256_mul_full, tio_u256_mul,
     tio_u256_divmod, tio_u512_divmod_u256, tio_u256_mul_div, tio_u256_mul_div_rounding_up,
     tio_u256_div_rounding_up, tio_u256_shl, tio_u256_shr, tio_u256_to_ld, tio_u256_from_ld,
-    tio_u256_cmp, tio_u256_bit_length, u256_from_int, u256_to_int)
+    tio_u256_cmp, tio_u256_bit_length, u256_from_int, u256_to_int,
+    tio_u256_mul_fast, tio_u256_divmod_fast, tio_u256_divmod_q128, tio_u256_from_ld_fast)
 from libc.stdint cimport uint64_t
 
 
@@ -171,4 +172,46 @@ def from_float(double x):
     """``floor(x)`` clamped to [0, 2**256 - 1]."""
     cdef tio_u256 r
     tio_u256_from_ld(&r, x)
+    return u256_to_int(&r)
+
+
+# ---- the 128-bit fast paths of u256.pxd (same results as mul / divmod256, by construction
+# and by tests/test_amm_u256_fast.py) ----------------------------------------------------------
+
+def mul_fast(a, b):
+    """``a * b`` like :func:`mul`, four 64-bit products when both are below 2**128."""
+    cdef tio_u256 x, y, r
+    u256_from_int(a, &x, "a"); u256_from_int(b, &y, "b")
+    _check(tio_u256_mul_fast(&r, &x, &y), "mul")
+    return u256_to_int(&r)
+
+
+def divmod_fast(a, b):
+    """``(a // b, a % b)`` like :func:`divmod256`, one or two digit steps when
+    ``b < 2**128`` and the quotient fits 128 bits."""
+    cdef tio_u256 x, y, q, r
+    u256_from_int(a, &x, "a"); u256_from_int(b, &y, "b")
+    _check(tio_u256_divmod_fast(&q, &r, &x, &y), "divmod")
+    return u256_to_int(&q), u256_to_int(&r)
+
+
+def divmod_q128(a, b):
+    """``(a // b, a % b)`` by the short route alone, ``None`` when it does not apply
+    (``b == 0``, ``b >= 2**128`` or a quotient of 2**128 or more).
+
+    >>> divmod_q128(10**30, 7), divmod_q128(2**200, 3)
+    ((142857142857142857142857142857, 1), None)
+    """
+    cdef tio_u256 x, y, q, r
+    u256_from_int(a, &x, "a"); u256_from_int(b, &y, "b")
+    if tio_u256_divmod_q128(&q, &r, &x, &y) != 0:
+        return None
+    return u256_to_int(&q), u256_to_int(&r)
+
+
+def from_float_fast(double x):
+    """``floor(x)`` clamped to [0, 2**256 - 1], like :func:`from_float` (one conversion
+    when ``1 <= x < 2**64``)."""
+    cdef tio_u256 r
+    tio_u256_from_ld_fast(&r, x)
     return u256_to_int(&r)

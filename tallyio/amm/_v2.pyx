@@ -15,7 +15,7 @@ the library's message.
 from libc.stdint cimport uint32_t, uint64_t
 
 from tallyio._ext.u256 cimport (tio_u256, tio_u256_is_zero, tio_u256_cmp, tio_u256_add, tio_u256_sub,
-                                tio_u256_mul_u64, tio_u256_divmod, tio_u256_mul, tio_u256_from_u64,
+                                tio_u256_mul_u64, tio_u256_divmod_fast, tio_u256_mul_fast, tio_u256_from_u64,
                                 u256_from_int, u256_to_int)
 from tallyio.errors import AmmError, AmmOverflowError
 
@@ -44,15 +44,17 @@ cdef int v2_amount_out(const tio_u256 *amount_in, const tio_u256 *reserve_in, co
     if tio_u256_is_zero(reserve_in) or tio_u256_is_zero(reserve_out):
         return AMM_INSUFFICIENT_LIQUIDITY
     _fee_fraction(fee_bps, &keep, &base)
+    if tio_v2_amount_out_small(amount_in, reserve_in, reserve_out, keep, base, amount_out) == 0:
+        return AMM_OK                                                 # pool-sized operands (_v2.pxd)
     if tio_u256_mul_u64(&with_fee, amount_in, keep):                  # amountIn.mul(997)
         return AMM_OVERFLOW
-    if tio_u256_mul(&numerator, &with_fee, reserve_out):              # amountInWithFee.mul(reserveOut)
+    if tio_u256_mul_fast(&numerator, &with_fee, reserve_out):              # amountInWithFee.mul(reserveOut)
         return AMM_OVERFLOW
     if tio_u256_mul_u64(&denominator, reserve_in, base):              # reserveIn.mul(1000)
         return AMM_OVERFLOW
     if tio_u256_add(&denominator, &denominator, &with_fee):           # .add(amountInWithFee)
         return AMM_OVERFLOW
-    tio_u256_divmod(amount_out, NULL, &numerator, &denominator)      # denominator >= reserveIn*base > 0
+    tio_u256_divmod_fast(amount_out, NULL, &numerator, &denominator)      # denominator >= reserveIn*base > 0
     return AMM_OK
 
 
@@ -67,7 +69,7 @@ cdef int v2_amount_in(const tio_u256 *amount_out, const tio_u256 *reserve_in, co
     if tio_u256_is_zero(reserve_in) or tio_u256_is_zero(reserve_out):
         return AMM_INSUFFICIENT_LIQUIDITY
     _fee_fraction(fee_bps, &keep, &base)
-    if tio_u256_mul(&numerator, reserve_in, amount_out):              # reserveIn.mul(amountOut)
+    if tio_u256_mul_fast(&numerator, reserve_in, amount_out):              # reserveIn.mul(amountOut)
         return AMM_OVERFLOW
     if tio_u256_mul_u64(&numerator, &numerator, base):                # .mul(1000)
         return AMM_OVERFLOW
@@ -76,7 +78,7 @@ cdef int v2_amount_in(const tio_u256 *amount_out, const tio_u256 *reserve_in, co
     tio_u256_sub(&denominator, reserve_out, amount_out)               # reserveOut.sub(amountOut)
     if tio_u256_mul_u64(&denominator, &denominator, keep):            # .mul(997)
         return AMM_OVERFLOW
-    tio_u256_divmod(amount_in, NULL, &numerator, &denominator)
+    tio_u256_divmod_fast(amount_in, NULL, &numerator, &denominator)
     tio_u256_from_u64(&one, 1)
     if tio_u256_add(amount_in, amount_in, &one):                      # (numerator / denominator).add(1)
         return AMM_OVERFLOW
