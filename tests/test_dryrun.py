@@ -266,9 +266,12 @@ def test_native_equals_the_reference_on_hypothesis_inputs():
             decided["statuses"].add(results["native"][0].status)
 
     check()
-    # the equality above is not vacuous: most examples were decided by the native core itself,
-    # and they include successes and reverts (failures are the reference's by construction)
-    assert decided["native"] >= decided["runs"] // 2, decided
+    # the equality above is not vacuous: many examples were decided by the native core itself
+    # (about half; Hypothesis's mix of edge cases varies from run to run: 192 of 400 was seen, so
+    # the bound is a quarter, not a half), and they include successes and reverts (failures are
+    # the reference's by construction); test_the_native_core_decides_the_common_cases_itself
+    # pins the common cases down deterministically
+    assert decided["native"] >= decided["runs"] // 4, decided
     assert {ExecutionStatus.SIMULATED, ExecutionStatus.REVERTED, ExecutionStatus.FAILED} <= decided["statuses"]
 
 
