@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from tallyio.environment import check_environment, register
+from tallyio.environment import check_environment
 from tallyio.errors import ConfigError
 from tallyio.mempool.config import AnalyzerConfig, FilterConfig
 
@@ -390,14 +390,3 @@ _ENVIRONMENT = {
     "TALLYIO_AAVE_FROM_BLOCK": ("aave_from_block", _parse_int),
     "TALLYIO_AAVE_BLOCK_SECONDS": ("aave_block_seconds", _parse_int),
 }
-
-# the Aave variables are registered here, not in environment.py's built-in table (whose rows the
-# top-level README must list: the lead moves them there on merge)
-for _variable, _meaning in (
-        ("TALLYIO_AAVE_POOL", "an Aave v3 market's Pool (0x address): CoreConfig.aave_pool"),
-        ("TALLYIO_AAVE_DATA_PROVIDER", "the market's AaveProtocolDataProvider: CoreConfig.aave_data_provider"),
-        ("TALLYIO_AAVE_ORACLE", "the market's price oracle: CoreConfig.aave_oracle"),
-        ("TALLYIO_AAVE_ETH_ASSET", "the reserve whose oracle price is ETH's, or off: CoreConfig.aave_eth_asset"),
-        ("TALLYIO_AAVE_FROM_BLOCK", "first block of the market's logs to catch up on: CoreConfig.aave_from_block"),
-        ("TALLYIO_AAVE_BLOCK_SECONDS", "seconds from a head to a liquidation's block: CoreConfig.aave_block_seconds")):
-    register(_variable, "tallyio.engine", _meaning)
