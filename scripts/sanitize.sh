@@ -5,6 +5,9 @@
 # too) except the few listed in asan_skip below, each with its reason.
 #
 #   scripts/sanitize.sh [thread|address|all]      (default: all)
+#   scripts/sanitize.sh venv                      only create the virtual environment the runs use
+#                                                 (CI does that beside its other steps; it is network
+#                                                 and disk, not compiling)
 #
 # Each sanitizer gets its own copy of the source tree under $TALLYIO_SANITIZE_DIR
 # (default: a temp dir) built in place; the runtime is LD_PRELOADed into Python
@@ -13,7 +16,7 @@
 set -euo pipefail
 
 which="${1:-all}"
-case "$which" in thread|address|all) ;; *) echo "usage: $0 [thread|address|all]" >&2; exit 2;; esac
+case "$which" in thread|address|all|venv) ;; *) echo "usage: $0 [thread|address|all|venv]" >&2; exit 2;; esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${PYTHON:-python3}"
@@ -38,6 +41,7 @@ PY
 )
     "$venv/bin/python" -m pip install -q "setuptools>=77" "${deps[@]}"
 fi
+[ "$which" = venv ] && exit 0
 
 # ASan runs the whole suite except these, each with its reason:
 asan_skip=(
@@ -60,8 +64,11 @@ build_one() {
     local kind="$1" src="$work/$1"
     rm -rf "$src"
     mkdir -p "$src"
-    # copy the tree without build products
-    (cd "$repo" && tar --exclude=.git --exclude=build --exclude='*.so' --exclude='tallyio/*.c' \
+    # copy the tree without build products, except the C that Cython generated: it does not depend
+    # on the sanitizer (the flags reach only the C compiler), tar keeps its mtime, and cythonize
+    # regenerates any file older than its .pyx/.pxd/.pxi; so a tree that was built once (CI's
+    # install) is not cythonized twice more here
+    (cd "$repo" && tar --exclude=.git --exclude=build --exclude='*.so' --exclude='*.o' \
         --exclude='.venv*' --exclude=chain/node_modules -cf - .) | (cd "$src" && tar -xf -)
     echo "== building with -fsanitize=$kind in $src"
     (cd "$src" && TALLYIO_SANITIZE="$kind" "$venv/bin/python" setup.py -q build_ext --inplace >"$work/$kind-build.log" 2>&1) \
