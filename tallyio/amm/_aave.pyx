@@ -616,7 +616,7 @@ cdef class LiquidationSizer:
         [(979687500000000000, 0, 1, 800000000, 439999999999999999, 83599999999, 80000000000), \
 (1567500000000000000000, -1, -1, 0, 0, 0, 0)]
         """
-        cdef Py_ssize_t n = self.n, count, i, a
+        cdef Py_ssize_t n = self.n, count, i
         if not self.has_market:
             raise RuntimeError("LiquidationSizer.best_liquidations needs set_market first")
         rows = accounts if isinstance(accounts, list) else list(accounts)
@@ -627,26 +627,11 @@ cdef class LiquidationSizer:
         cdef aave_best *best = <aave_best *>calloc(count, sizeof(aave_best))
         cdef aave_amounts *out = <aave_amounts *>calloc(n * n, sizeof(aave_amounts))
         cdef int *statuses = <int *>calloc(n * n, sizeof(int))
-        cdef aave_asset *row
         cdef aave_best *b
         try:
             if assets == NULL or best == NULL or out == NULL or statuses == NULL:
                 raise MemoryError(f"LiquidationSizer: out of memory for {count} accounts")
-            for i in range(count):
-                try:
-                    scaled_collateral, scaled_debt, flags = rows[i]
-                except (TypeError, ValueError):
-                    raise TypeError(f"accounts[{i}] must be (scaled_collateral, scaled_debt, use_as_collateral) "
-                                    f"lists") from None
-                if len(scaled_collateral) != n or len(scaled_debt) != n or len(flags) != n:
-                    raise ValueError(f"accounts[{i}] needs one entry per reserve ({n}) in each list")
-                for a in range(n):
-                    row = &assets[i * n + a]
-                    row[0] = self.template[a]
-                    row.price = self.price[a]
-                    row.use_as_collateral = 1 if flags[a] else 0
-                    u256_from_int(scaled_collateral[a], &row.collateral, f"accounts[{i}] scaled_collateral[{a}]")
-                    u256_from_int(scaled_debt[a], &row.debt, f"accounts[{i}] scaled_debt[{a}]")
+            self._load_accounts(rows, assets, self.price)
             with nogil:
                 for i in range(count):
                     best[i].status = aave_balances(&assets[i * n], n, self.income, self.debt_index)
@@ -671,6 +656,28 @@ cdef class LiquidationSizer:
             free(out)
             free(statuses)
 
+    cdef int _load_accounts(self, list rows, aave_asset *assets, const tio_u256 *price) except -1:
+        """Fill ``assets`` (``len(rows)`` x n, calloc'd by the caller) from the
+        accounts' Python lists at ``price``: the GIL-held half of a batch."""
+        cdef Py_ssize_t n = self.n, i, a
+        cdef aave_asset *row
+        for i in range(len(rows)):
+            try:
+                scaled_collateral, scaled_debt, flags = rows[i]
+            except (TypeError, ValueError):
+                raise TypeError(f"accounts[{i}] must be (scaled_collateral, scaled_debt, use_as_collateral) "
+                                f"lists") from None
+            if len(scaled_collateral) != n or len(scaled_debt) != n or len(flags) != n:
+                raise ValueError(f"accounts[{i}] needs one entry per reserve ({n}) in each list")
+            for a in range(n):
+                row = &assets[i * n + a]
+                row[0] = self.template[a]
+                row.price = price[a]
+                row.use_as_collateral = 1 if flags[a] else 0
+                u256_from_int(scaled_collateral[a], &row.collateral, f"accounts[{i}] scaled_collateral[{a}]")
+                u256_from_int(scaled_debt[a], &row.debt, f"accounts[{i}] scaled_debt[{a}]")
+        return 0
+
     cdef int _column(self, object values, tio_u256 *out, str name) except -1:
         if len(values) != self.n:
             raise ValueError(f"{name} needs one value per reserve ({self.n}), got {len(values)}")
@@ -684,7 +691,7 @@ cdef class LiquidationSizer:
         normalized ``incomes`` / ``debt_indexes`` (ray): balances are
         ``rayMul(scaled, index)`` as the tokens' ``balanceOf``.  One nogil pass
         over all of them; see the class for the result."""
-        cdef Py_ssize_t n = self.n, count, i, a, k
+        cdef Py_ssize_t n = self.n, count, i, k
         cdef tio_u256 price[64]
         cdef tio_u256 income[64]
         cdef tio_u256 debt_index[64]
@@ -700,25 +707,10 @@ cdef class LiquidationSizer:
         cdef aave_amounts *out = <aave_amounts *>calloc(count * n * n, sizeof(aave_amounts))
         cdef int *statuses = <int *>calloc(count * n * n, sizeof(int))
         cdef int *account_status = <int *>calloc(count, sizeof(int))
-        cdef aave_asset *row
         try:
             if assets == NULL or health == NULL or out == NULL or statuses == NULL or account_status == NULL:
                 raise MemoryError(f"LiquidationSizer: out of memory for {count} accounts")
-            for i in range(count):
-                try:
-                    scaled_collateral, scaled_debt, flags = rows[i]
-                except (TypeError, ValueError):
-                    raise TypeError(f"accounts[{i}] must be (scaled_collateral, scaled_debt, use_as_collateral) "
-                                    f"lists") from None
-                if len(scaled_collateral) != n or len(scaled_debt) != n or len(flags) != n:
-                    raise ValueError(f"accounts[{i}] needs one entry per reserve ({n}) in each list")
-                for a in range(n):
-                    row = &assets[i * n + a]
-                    row[0] = self.template[a]
-                    row.price = price[a]
-                    row.use_as_collateral = 1 if flags[a] else 0
-                    u256_from_int(scaled_collateral[a], &row.collateral, f"accounts[{i}] scaled_collateral[{a}]")
-                    u256_from_int(scaled_debt[a], &row.debt, f"accounts[{i}] scaled_debt[{a}]")
+            self._load_accounts(rows, assets, price)
             with nogil:
                 for i in range(count):
                     account_status[i] = aave_balances(&assets[i * n], n, income, debt_index)
