@@ -99,3 +99,25 @@ def test_nonce_gaps_match_a_model(nonces):
         assert f.check(make_tx(i, nonce=n)) == ("nonce_gap" if gap else "pass")
         if not gap:
             next_nonce = n + 1 if next_nonce is None else max(next_nonce, n + 1)
+
+
+@pytest.mark.parametrize("numbering", ["big-endian", "little-endian", "keccak-like"])
+def test_the_recent_hash_index_spreads_structured_hashes(numbering):
+    # hashes numbered big-endian (as tests and the open-loop bench make them) differ only in
+    # their last bytes; a multiply-shift put 30,000 of them in ONE slot, so every lookup
+    # probed the whole set.  With the index at load <= 1/2, a good spread leaves at least
+    # ~3/4 of n keys in distinct start slots; require 0.6.
+    import hashlib
+
+    n = 20_000
+    f = TxFilter(FilterConfig(recent_hashes=n, check_nonces=False), routers_v2=[ROUTER])
+    make = {"big-endian": lambda i: i.to_bytes(32, "big"),
+            "little-endian": lambda i: i.to_bytes(32, "little"),
+            "keccak-like": lambda i: hashlib.sha3_256(i.to_bytes(8, "big")).digest()}[numbering]
+    slots = {f._recent_slot(make(i + 1)) for i in range(n)}
+    assert len(slots) >= 0.6 * n
+    # and the set still answers exactly over that many keys
+    assert all(f.check(make_tx(0)._replace(hash=make(i + 1))) == "pass" for i in range(n))
+    assert f.check(make_tx(0)._replace(hash=make(n))) == "duplicate"
+    with pytest.raises(ValueError, match="32 bytes"):
+        f._recent_slot(b"\x01")

@@ -85,6 +85,7 @@ cdef extern from "tio_platform.h" nogil:
     uint64_t tio_ticks()
     bint tio_is_pow2(uint64_t x)
     uint64_t tio_next_pow2(uint64_t x)
+    uint64_t tio_mix64(uint64_t z)
     ctypedef struct tio_backoff:
         uint32_t step
     void tio_backoff_reset(tio_backoff *b)

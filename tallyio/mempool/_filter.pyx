@@ -32,7 +32,7 @@ from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 
 from tallyio._ext.common cimport (tio_atomic_init_u64, tio_atomic_load_u64_relaxed,
-                                  tio_atomic_store_u64_relaxed, tio_next_pow2)
+                                  tio_atomic_store_u64_relaxed, tio_next_pow2, tio_mix64)
 from tallyio._ext.checks cimport role_claim
 from tallyio._ext.u256 cimport tio_u256_cmp
 from tallyio.mempool._addrtable cimport (addr_table_init, addr_table_free,
@@ -55,9 +55,22 @@ TARGET_KINDS = {"router_v2": TARGET_ROUTER_V2, "router_v3": TARGET_ROUTER_V3,
 
 # ---- the recent-hash set -----------------------------------------------------------
 
+cdef inline void key_of(const uint8_t *h, tio_hash_key *key) noexcept nogil:
+    """A 32-byte hash folded to its 128-bit key (b never 0: 0 marks an empty index slot)."""
+    cdef uint64_t w0, w1, w2, w3
+    memcpy(&w0, h, 8)
+    memcpy(&w1, h + 8, 8)
+    memcpy(&w2, h + 16, 8)
+    memcpy(&w3, h + 24, 8)
+    key.a = w0 ^ (w2 * 0x9E3779B97F4A7C15ULL)
+    key.b = (w1 ^ (w3 * 0xC2B2AE3D27D4EB4FULL)) | 1
+
+
 cdef inline uint64_t hash_slot(const tio_filter *f, const tio_hash_key *k) noexcept nogil:
-    cdef uint64_t h = (k.a ^ (k.b * 0x9E3779B97F4A7C15ULL)) * 0xC2B2AE3D27D4EB4FULL
-    return (h ^ (h >> 31)) & f.recent_mask
+    # both words through a full avalanche: the slot is the low bits, and keys that differ
+    # only in their high bits (hashes numbered big-endian, as tests and benches make them)
+    # all landed in one slot with a multiply-shift, every lookup probing the whole set
+    return tio_mix64(k.a ^ tio_mix64(k.b)) & f.recent_mask
 
 
 cdef inline bint recent_contains(const tio_filter *f, const tio_hash_key *k) noexcept nogil:
@@ -121,19 +134,14 @@ cdef int tio_filter_check(tio_filter *f, const tio_pending *p, uint32_t *target)
     target table's value for `to` (kind << 24 | exchange id).  One thread only."""
     cdef uint32_t t
     cdef tio_hash_key key
-    cdef uint64_t k0, k1, k2, w0, w1, w2, w3
+    cdef uint64_t k0, k1, k2
     cdef tio_nonce_entry *e
     if not p.has_to:
         return verdict(f, FILTER_NOT_TARGET)
     t = addr_table_get(&f.targets, p.to)
     if t == TIO_ADDR_MISSING:
         return verdict(f, FILTER_NOT_TARGET)
-    memcpy(&w0, p.hash, 8)
-    memcpy(&w1, p.hash + 8, 8)
-    memcpy(&w2, p.hash + 16, 8)
-    memcpy(&w3, p.hash + 24, 8)
-    key.a = w0 ^ (w2 * 0x9E3779B97F4A7C15ULL)
-    key.b = (w1 ^ (w3 * 0xC2B2AE3D27D4EB4FULL)) | 1
+    key_of(p.hash, &key)
     if recent_contains(f, &key):
         return verdict(f, FILTER_DUPLICATE)
     recent_add(f, &key)
@@ -244,6 +252,15 @@ cdef class TxFilter:
         int_to_u256(tx.value, &rec.value, "PendingTx.value")
         int_to_u256(tx.max_fee_per_gas, &rec.max_fee_per_gas, "PendingTx.max_fee_per_gas")
         return VERDICTS[tio_filter_check(&self.f, &rec, &target)]
+
+    def _recent_slot(self, bytes tx_hash) -> int:
+        """The recent-hash index slot a 32-byte hash starts its probe at (for tests of the
+        index's spread; not public API)."""
+        cdef tio_hash_key key
+        if len(tx_hash) != 32:
+            raise ValueError(f"_recent_slot: a hash is 32 bytes, got {len(tx_hash)}")
+        key_of(tx_hash, &key)
+        return hash_slot(&self.f, &key)
 
     def stats(self) -> dict:
         """Counts: ``seen``, ``passed`` and one per drop reason (``not_target`` ...)."""

@@ -76,6 +76,16 @@ static inline uint64_t tio_next_pow2(uint64_t x) {
     return 1ull << (64 - __builtin_clzll(x - 1));
 }
 
+/* A full 64-bit avalanche (splitmix64's finalizer): every input bit reaches every
+ * output bit, so a table indexed by its low bits spreads keys that differ only in
+ * their high bits (sequential big-endian hashes, structured addresses) as well as
+ * random ones.  A bijection: distinct inputs give distinct outputs. */
+static inline uint64_t tio_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /*
  * Back-off for a waiter that has nothing to do: spin with PAUSE (cheap, keeps
  * latency at tens of nanoseconds), then yield the core, then sleep in growing
