@@ -323,6 +323,29 @@ def test_sync_face_for_scripts_and_life_cycle_errors():
         Engine(CoreConfig(node_url="ws://127.0.0.1:1")).start_sync()
 
 
+def test_latency_settings_reach_their_parts_and_change_no_result():
+    """consumer_spin_us / inline_analysis / gc_freeze: the replay's results are the golden
+    ones either way; the bridge spins as configured; gc_freeze freezes the heap alive at
+    start for the run and stop() gives it back to the collector."""
+    import gc
+
+    config = CoreConfig.replay(analyzer=EXHAUSTIVE, consumer_spin_us=0, inline_analysis=False, gc_freeze=True)
+    with Engine(config, strategies=[CycleStrategy()]) as engine:
+        assert engine.bridge.spin_ns == 0
+        frozen = gc.get_freeze_count()
+        assert frozen > 0 and engine.stats()["process"]["gc_frozen_objects"] == frozen
+        results = []
+        while (op := engine.next_opportunity_sync(timeout=60)) is not None:
+            results.append(engine.execute_strategy_sync(op))
+        inline = engine.pipeline.stats()["pipeline"]["inline_feeds"]
+    assert gc.get_freeze_count() == 0
+    assert inline == 0                      # a replay feeds through the native feeder, not feed()
+    assert sorted(key(r.opportunity) for r in results) == sorted(golden_profits())
+    assert sum(r.realized_profit for r in results) == sum(golden_profits().values())
+    with Engine(CoreConfig.replay(consumer_spin_us=12.5)) as engine:
+        assert engine.bridge.spin_ns == 12_500 and gc.get_freeze_count() == 0
+
+
 def test_dry_run_reverts_under_min_amount_out_and_fails_on_unknown_router():
     from tallyio.mempool import PoolTable, V2Pool
 

@@ -48,6 +48,13 @@ BAD_FIELDS = [
     ("metrics_endpoint", "localhost:99999", "metrics_endpoint"),
     ("metrics_endpoint", ":80", "metrics_endpoint"),
     ("execute", "true", "execute"),
+    ("consumer_spin_us", -1, "consumer_spin_us"),
+    ("consumer_spin_us", 10_001, "consumer_spin_us"),
+    ("consumer_spin_us", float("nan"), "consumer_spin_us"),
+    ("replay_spin_us", 2_001, "replay_spin_us"),
+    ("replay_spin_us", "30", "replay_spin_us"),
+    ("inline_analysis", 1, "inline_analysis"),
+    ("gc_freeze", "yes", "gc_freeze"),
 ]
 
 
@@ -106,6 +113,10 @@ def test_from_env_reads_every_variable_and_names_the_bad_one(tmp_path):
     assert (config.node_url, config.signer_key_env, config.workers, config.checkpoint_dir,
             config.checkpoint_interval_ms, config.metrics_endpoint, config.execute) == (
         "ws://127.0.0.1:8546", "BOT_KEY", 3, str(tmp_path), 125.5, "127.0.0.1:0", True)
+    latency = CoreConfig.from_env({"TALLYIO_CONSUMER_SPIN_US": "2000", "TALLYIO_REPLAY_SPIN_US": "0",
+                                   "TALLYIO_INLINE_ANALYSIS": "off", "TALLYIO_GC_FREEZE": "1"})
+    assert (latency.consumer_spin_us, latency.replay_spin_us, latency.inline_analysis, latency.gc_freeze) == (
+        2000.0, 0.0, False, True)
     assert CoreConfig.from_env({"TALLYIO_REPLAY_PATH": "/tmp/a.tio"}).replay_path == "/tmp/a.tio"
     ks = CoreConfig.from_env({"TALLYIO_KEYSTORE": "/k.json", "TALLYIO_KEYSTORE_PASSWORD_ENV": "KS_PASS"})
     assert ks.keystore_path == "/k.json" and ks.keystore_password_env == "KS_PASS"
@@ -114,7 +125,8 @@ def test_from_env_reads_every_variable_and_names_the_bad_one(tmp_path):
     assert CoreConfig.from_env({}, workers=5).workers == 5
     for variable, value in [("TALLYIO_ENGINE_WORKERS", "two"), ("TALLYIO_ENGINE_WORKERS", "0"),
                             ("TALLYIO_EXECUTE", "maybe"), ("TALLYIO_CHECKPOINT_INTERVAL_MS", "soon"),
-                            ("TALLYIO_NODE_URL", "localhost:8545"), ("TALLYIO_METRICS_ENDPOINT", "nohost")]:
+                            ("TALLYIO_NODE_URL", "localhost:8545"), ("TALLYIO_METRICS_ENDPOINT", "nohost"),
+                            ("TALLYIO_REPLAY_SPIN_US", "5000"), ("TALLYIO_GC_FREEZE", "maybe")]:
         with pytest.raises(ConfigError, match=variable):
             CoreConfig.from_env({variable: value})
 

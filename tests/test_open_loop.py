@@ -6,6 +6,8 @@ What is proved:
   of the analyzer transaction by transaction, each once; the ring's counters are conserved
   (received == processed + dropped + in_flight); both paths really ran (inline drains and
   worker kicks counted); with ``inline_analysis=False`` the same;
+* a live source's ``feed`` with ``inline_analysis=True`` (the engine's default) finds the
+  analyzer's opportunities, each once, analyzing on the feeding thread;
 * the feeder's timer slack is restored after a realtime run on the caller's thread, and a
   feeder waiting for a far-off record does not spin through the wait (its CPU time stays a
   small part of the wait: the spin is bounded by ``spin_ns``);
@@ -91,6 +93,38 @@ def test_realtime_inline_analysis_finds_the_full_speed_replay_s_opportunities_ea
         assert info["inline_drains"] > 0 and info["kicks"] > 0
     else:
         assert info["inline_drains"] == 0 and info["kicks"] > 0
+
+
+@pytest.mark.concurrency
+def test_live_feed_with_inline_analysis_finds_the_reference_s_opportunities_each_once(seed):
+    """``Pipeline(inline_analysis=True).feed`` (a live source's thread, the engine's default):
+    each transaction analyzed on the feeding thread when slot 0 is idle, the block barriers
+    and Syncs as before; the opportunities are the analyzer's, transaction by transaction,
+    each once; the ring's counters are conserved.  A full-speed ``run`` on the same kind of
+    pipeline never analyzes inline (it wakes a worker per batch)."""
+    pools, items = scenario(seed, n_tx=scaled(300))
+    with Pipeline(PoolTable(pools, weth=WETH), routers_v2=ROUTER_TARGETS, filter_config=NO_NONCES,
+                  opportunity_capacity=1 << 16, inline_analysis=True) as pipe:
+        for item in items:
+            pipe.feed(item)
+        pipe.scan_arbitrage()
+        pipe.drain()
+        ops = pipe.opportunities.get_many(1 << 20)
+        stats = pipe.stats()
+    ring = stats["ring"]
+    assert sorted(map(key, ops)) == reference(pools, items)
+    assert ring["received"] == ring["processed"] + ring["dropped"] + ring["in_flight"]
+    assert ring["dropped"] == 0 and ring["in_flight"] == 0
+    # every accepted transaction found slot 0 idle (one feeding thread, nothing else queued)
+    assert stats["pipeline"]["inline_feeds"] == ring["received"] > 0
+    with Pipeline(PoolTable(pools, weth=WETH), routers_v2=ROUTER_TARGETS, filter_config=NO_NONCES,
+                  opportunity_capacity=1 << 16, inline_analysis=True) as pipe:
+        pipe.run(items)
+        again = pipe.opportunities.get_many(1 << 20)
+        assert pipe.stats()["pipeline"]["inline_feeds"] == 0
+    assert sorted(map(key, again)) == reference(pools, items)
+    with pytest.raises(TypeError, match="inline_analysis"):
+        Pipeline(PoolTable(pools, weth=WETH), inline_analysis=1)
 
 
 def test_every_trigger_of_a_paced_replay_is_analyzed_once(tmp_path, seed):

@@ -53,8 +53,12 @@ EXHAUSTIVE = dict(max_sized=64, max_cycles=100_000, max_evaluations=1 << 20)
 
 
 def _percentiles(ns: list[int]) -> dict[str, float]:
+    """p50 / p99 / p99.9 of ``ns`` in microseconds (NaN when empty)."""
+    if not ns:
+        return {"p50": float("nan"), "p99": float("nan"), "p99.9": float("nan")}
     arr = np.asarray(ns, dtype=np.float64) / 1000.0
-    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99))}
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+            "p99.9": float(np.percentile(arr, 99.9))}
 
 
 def _python_cycle(amount_in: int, hops: list) -> int:
@@ -127,8 +131,10 @@ def _measure_execution(repeat: int, native: bool = True) -> dict[str, list[int]]
     return {"tallyio": mine, PYBREAKER: peer, "tallyio, first call per opportunity": first}
 
 
-def _measure_analysis(rounds: int) -> list[int]:
-    """Pipeline.feed of one pending swap -> drained -> its opportunities taken (ns)."""
+def _measure_analysis(rounds: int, inline: bool = True) -> list[int]:
+    """Pipeline.feed of one pending swap -> drained -> its opportunities taken (ns).
+    ``inline``: as the engine feeds a live source (``CoreConfig.inline_analysis``: the
+    feeding thread analyzes when a worker slot is idle); False: a worker is woken."""
     from tallyio.eth.types import PendingTx
     from tallyio.mempool import AnalyzerConfig, FilterConfig, Pipeline, ReplaySource
     from tallyio.mempool.recording import embedded_recording
@@ -139,7 +145,7 @@ def _measure_analysis(rounds: int) -> list[int]:
     routers = [(bytes.fromhex(a[2:]), k) for a, k in golden["routers_v2"]]
     out: list[int] = []
     with Pipeline(src.pool_table(), routers_v2=routers, analyzer_config=AnalyzerConfig(),
-                  filter_config=FilterConfig(recent_hashes=1, check_nonces=False)) as pipe:
+                  filter_config=FilterConfig(recent_hashes=1, check_nonces=False), inline_analysis=inline) as pipe:
         feed, drain, take = pipe.feed, pipe.drain, pipe.opportunities.get_many
         for _ in range(rounds):
             for tx in txs:
@@ -209,7 +215,9 @@ def sections(mode: str) -> list[Section]:
 
     def analysis(progress: Progress) -> list[Figure]:
         rounds = {"smoke": 1, "quick": 10, "full": 40}[mode]
-        samples = alternate([("tallyio", lambda: _percentiles(_measure_analysis(rounds)))], reps, progress)
+        samples = alternate([("tallyio", lambda: _percentiles(_measure_analysis(rounds))),
+                             ("tallyio, a worker woken per transaction (inline_analysis=False)",
+                              lambda: _percentiles(_measure_analysis(rounds, inline=False)))], reps, progress)
         cases = [("p50", "mempool_analysis: feed -> opportunities p50"),
                  ("p99", "mempool_analysis: feed -> opportunities p99")]
         return figures_for("engine", samples, cases, unit="us", higher_is_better=False)
@@ -251,13 +259,21 @@ def _open_loop_recording(directory: str, rate: int, seconds: float) -> tuple[str
     return out, txs
 
 
-def _wake_floor(rate: int, seconds: float, tuned: bool = False) -> list[int]:
+BUSY_POLL = dict(replay_spin_us=2000.0, consumer_spin_us=2000.0, gc_freeze=True)
+"""The open loop's second tallyio row: both waits spin through the 100 us gaps (the
+feeder and next_opportunity's thread never sleep while transactions come, so neither
+waits for a wake-up) and the heap alive at start is frozen out of GC passes."""
+BUSY_POLL_ROW = "tallyio, busy-poll (both waits spin 2 ms, gc_freeze)"
+
+
+def _wake_floor(rate: int, seconds: float, tuned: bool = False, spin: int = 30_000) -> list[int]:
     """The machine's own floor for the open loop: one thread sleeping until each
     arrival of the same schedule and recording how late it woke (ns).  Nothing else
     of ours runs meanwhile: this is the OS scheduler and the timer alone (on a shared
     VM, other processes' run-queue time).  ``tuned``: as the replay feeder waits (its
-    timer slack at 1 ns, restored after, and the last 30 us spun), so the p50 is not
-    the kernel's default 50 us slack."""
+    timer slack at 1 ns, restored after, and the last ``spin`` ns spun), so the p50 is
+    not the kernel's default 50 us slack; a ``spin`` longer than the gap never sleeps
+    (the busy-poll row's floor: only preemption makes it late)."""
     import ctypes
     import sys
     import time
@@ -268,7 +284,7 @@ def _wake_floor(rate: int, seconds: float, tuned: bool = False) -> list[int]:
         prctl = ctypes.CDLL(None).prctl
         old_slack = prctl(30, 0, 0, 0, 0)                   # PR_GET_TIMERSLACK
         prctl(29, 1, 0, 0, 0)                               # PR_SET_TIMERSLACK: 1 ns
-    spin = 30_000 if tuned else 0
+    spin = spin if tuned else 0
     late: list[int] = []
     step = 1_000_000_000 // rate
     try:
@@ -313,22 +329,26 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
         path, txs = _open_loop_recording(directory, rate, seconds)
         config = CoreConfig.replay(path, replay_realtime=True, filter=FilterConfig(check_nonces=False),
                                    ring_capacity=1 << 16, opportunity_capacity=1 << 16)
-        mine: list[int] = []
-        detected: list[int] = []        # scheduled arrival -> detected by a worker
-        handoff: list[int] = []         # detected -> returned by next_opportunity
 
-        async def run_engine() -> dict:
+        async def run_engine(config: CoreConfig) -> dict[str, float]:
+            latency: list[int] = []
+            detected: list[int] = []        # scheduled arrival -> detected by the analyzer
+            handoff: list[int] = []         # detected -> returned by next_opportunity
             async with Engine(config, routers=routers) as engine:
                 while (op := await engine.next_opportunity()) is not None:
                     now = time.monotonic_ns()
                     first, wall = engine.replay_clock
                     due = wall + op.received_ns - first
-                    mine.append(now - due)
+                    latency.append(now - due)
                     detected.append(op.detected_ns - due)
                     handoff.append(now - op.detected_ns)
-                return engine.stats()["opportunities"]
+                dropped = engine.stats()["opportunities"]["dropped"]
+            stages = {"arrival->detected": _percentiles(detected), "detected->returned": _percentiles(handoff)}
+            return {**_percentiles(latency), "opportunities": float(len(latency)), "dropped": float(dropped),
+                    **{f"{stage} {c}": figures[c] for stage, figures in stages.items() for c in ("p50", "p99")}}
 
-        counts = asyncio.run(run_engine())
+        mine = asyncio.run(run_engine(config))
+        busy = asyncio.run(run_engine(config.replace(**BUSY_POLL)))
 
         table = ReplaySource(path).pool_table()
         searcher = PythonSearcher(table, {address: exchange for address, exchange in routers})
@@ -370,26 +390,19 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
         asyncio.run(run_peer())
         floor = _wake_floor(rate, seconds)
         tuned = _wake_floor(rate, seconds, tuned=True)
+        spinning = _wake_floor(rate, seconds, tuned=True, spin=2_000_000)
     finally:
         sys.setswitchinterval(switch)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def pcts(ns: list[int]) -> dict[str, float]:
-        if not ns:
-            return {"p50": float("nan"), "p99": float("nan"), "p99.9": float("nan")}
-        arr = np.asarray(ns, dtype=np.float64) / 1000.0
-        return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
-                "p99.9": float(np.percentile(arr, 99.9))}
+    return {"tallyio": mine,
+            BUSY_POLL_ROW: busy,
+            "python searcher (asyncio, eth-abi, ints)": {**_percentiles(peer), "opportunities": float(len(peer))},
+            "machine floor (a thread waking on the schedule)": _percentiles(floor),
+            "machine floor, tuned (1 ns timer slack, last 30 us spun)": _percentiles(tuned),
+            "machine floor, busy-poll (a thread spinning to each arrival)": _percentiles(spinning)}
 
-    return {"tallyio": {**pcts(mine), "opportunities": float(len(mine)),
-                        "dropped": float(counts["dropped"]),
-                        "arrival->detected p50": pcts(detected)["p50"],
-                        "arrival->detected p99": pcts(detected)["p99"],
-                        "detected->returned p50": pcts(handoff)["p50"],
-                        "detected->returned p99": pcts(handoff)["p99"]},
-            "python searcher (asyncio, eth-abi, ints)": {**pcts(peer), "opportunities": float(len(peer))},
-            "machine floor (a thread waking on the schedule)": pcts(floor),
-            "machine floor, tuned (1 ns timer slack, last 30 us spun)": pcts(tuned)}
+
 
 
 def open_loop_sections(mode: str) -> list[Section]:
@@ -410,6 +423,11 @@ def open_loop_sections(mode: str) -> list[Section]:
                  for c in ("p50", "p99", "p99.9")]
         cases += [(f"{stage} {c}", f"open loop, where the time goes: {stage.replace('->', ' -> ')} {c}")
                   for stage in ("arrival->detected", "detected->returned") for c in ("p50", "p99")]
-        return figures_for("engine", by, cases, unit="us", higher_is_better=False,
-                           targets={"p99": [Target(100.0)], "p99.9": [Target(250.0)]})
+        targets = {"p99": [Target(100.0)], "p99.9": [Target(250.0)]}
+        busy = by.pop(BUSY_POLL_ROW)
+        # the default settings' row and the busy-poll row, each beside the peers and the floors
+        return (figures_for("engine", by, cases, unit="us", higher_is_better=False, targets=targets)
+                + figures_for("engine", {**by, BUSY_POLL_ROW: busy},
+                              [(key, label + ", busy-poll") for key, label in cases],
+                              unit="us", higher_is_better=False, targets=targets, mine=BUSY_POLL_ROW))
     return [("end-to-end, open loop, 10,000 tx/s", open_loop)]

@@ -143,6 +143,24 @@ class CoreConfig:
     """``host:port`` of the Prometheus endpoint (port 0: a free one); None: none served."""
     execute: bool = False
     """True: send real transactions (needs ``node_url`` and a signer)."""
+    consumer_spin_us: float = 150.0
+    """``next_opportunity()`` polls the opportunity queue this long, without the GIL, before
+    it sleeps on the queue's eventfd (a wake-up costs tens of microseconds); 0: sleep at
+    once.  Longer than the gap between transactions keeps the loop's thread busy while
+    they come (docs/engine.md, "Latency settings")."""
+    replay_spin_us: float = 30.0
+    """a realtime replay's feeder spins, instead of sleeping, this long before each record
+    is due (a sleep wakes late); up to 2000.  At or above the gap between records it never
+    sleeps while they come: busy polling."""
+    inline_analysis: bool = True
+    """the source's thread analyzes a transaction itself when the first worker is idle and
+    at most a batch waits (no worker wake-up); a burst still goes to the workers."""
+    gc_freeze: bool = False
+    """``start()`` ends with ``gc.collect()`` + ``gc.freeze()``: the cyclic collector's
+    passes then skip everything alive at start (the pool table, the strategies, the
+    imports), so a pass run from ``next_opportunity``'s thread costs the young objects
+    only.  ``stop()`` unfreezes.  Process-wide: objects the rest of the program made before
+    start are never collected as cycles while the engine runs."""
     aave_pool: Optional[str] = None
     """an Aave v3 market to follow (``0x`` + 40 hex digits: its Pool proxy); with
     ``aave_data_provider`` and ``aave_oracle``, and a ``ws://``/``wss://`` node or a replay of
@@ -205,6 +223,10 @@ class CoreConfig:
         _optional_str("metrics_endpoint", self.metrics_endpoint)
         if self.metrics_endpoint is not None:
             parse_endpoint(self.metrics_endpoint)
+        _number("consumer_spin_us", self.consumer_spin_us, 0.0, 10_000.0)
+        _number("replay_spin_us", self.replay_spin_us, 0.0, 2_000.0)
+        _bool("inline_analysis", self.inline_analysis)
+        _bool("gc_freeze", self.gc_freeze)
         _bool("execute", self.execute)
         if self.execute and self.node_url is None:
             raise ConfigError("CoreConfig.execute=True needs node_url (a replay is always a dry run)")
@@ -382,6 +404,10 @@ _ENVIRONMENT = {
     "TALLYIO_CHECKPOINT_INTERVAL_MS": ("checkpoint_interval_ms", _parse_float),
     "TALLYIO_METRICS_ENDPOINT": ("metrics_endpoint", _parse_optional),
     "TALLYIO_EXECUTE": ("execute", _parse_bool),
+    "TALLYIO_CONSUMER_SPIN_US": ("consumer_spin_us", _parse_float),
+    "TALLYIO_REPLAY_SPIN_US": ("replay_spin_us", _parse_float),
+    "TALLYIO_INLINE_ANALYSIS": ("inline_analysis", _parse_bool),
+    "TALLYIO_GC_FREEZE": ("gc_freeze", _parse_bool),
     # an Aave market (docs/liquidations.md): addresses checked by CoreConfig._check_aave
     "TALLYIO_AAVE_POOL": ("aave_pool", _parse_optional),
     "TALLYIO_AAVE_DATA_PROVIDER": ("aave_data_provider", _parse_optional),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import hashlib
 import os
 import struct
@@ -408,6 +409,7 @@ class Engine:
         self._strategy_errors = 0
         self._profit = 0
         self._feeder_done = False
+        self._gc_frozen = False
         self._feeder_error: Optional[BaseException] = None
         self._feeder: Optional[threading.Thread] = None
         self._replay_feeder = None
@@ -486,7 +488,8 @@ class Engine:
         self.pipeline = Pipeline(table, scheduler=scheduler, filter_config=config.filter,
                                  analyzer_config=config.analyzer, routers_v2=routers,
                                  ring_capacity=config.ring_capacity,
-                                 opportunity_capacity=config.opportunity_capacity)
+                                 opportunity_capacity=config.opportunity_capacity,
+                                 inline_analysis=config.inline_analysis)
         if config.aave:
             self.lending = self._lending_feed()
         if self.executor is None:
@@ -499,13 +502,19 @@ class Engine:
         account = getattr(self.executor, "address", None)     # the account a node executor sends from
         if isinstance(account, bytes) and len(account) == 20:
             self.context.account = account
-        self.bridge = OpportunityBridge(self.pipeline.opportunities)
+        self.bridge = OpportunityBridge(self.pipeline.opportunities, spin_ns=round(config.consumer_spin_us * 1000))
         for slot in self._slots:
             slot.strategy.on_start(self.context)
         if config.metrics_endpoint is not None:
             from tallyio.metrics import MetricsServer
             host, port = parse_endpoint(config.metrics_endpoint)
             self._server = MetricsServer(self.registry, host=host, port=port).start()
+        if config.gc_freeze:
+            # the heap alive now (table, strategies, imports) out of every later pass; the
+            # collect first, so no garbage is frozen with it; stop() unfreezes
+            gc.collect()
+            gc.freeze()
+            self._gc_frozen = True
         self._started_at = time.monotonic()
         self.bridge.start(loop)
         if config.node_url is None:
@@ -804,7 +813,9 @@ class Engine:
         try:
             feeder = self._replay_feeder = ReplayFeeder(self.pipeline, self._replay_path,
                                                         realtime=self.config.replay_realtime,
-                                                        skip_pending=resume)
+                                                        skip_pending=resume,
+                                                        spin_ns=round(self.config.replay_spin_us * 1000),
+                                                        inline_analysis=self.config.inline_analysis)
             if feeder.realtime:
                 self.replay_clock = feeder.start_clock()
             info = feeder.run(on_barrier=barrier if self.config.replay_lockstep else None,
@@ -1131,13 +1142,19 @@ class Engine:
                        lambda: self.executor is not None and self.executor.close(),
                        lambda: hasattr(self, "pipeline") and self.pipeline.close(),
                        lambda: self._own_scheduler is not None and self._own_scheduler.stop(),
-                       lambda: self._store is not None and self._store.close()):
+                       lambda: self._store is not None and self._store.close(),
+                       self._unfreeze_gc):
             try:
                 closer()
             except Exception:                    # every part gets closed; the first error is not lost:
                 if self._feeder_error is None:   # it is reported by health()
                     import sys
                     self._feeder_error = sys.exc_info()[1]
+
+    def _unfreeze_gc(self) -> None:
+        if self._gc_frozen:
+            self._gc_frozen = False
+            gc.unfreeze()
 
     def abandon(self) -> None:
         """Close the state WITHOUT a final checkpoint (what a crash leaves); for tests."""
@@ -1219,7 +1236,8 @@ class Engine:
             "latency_ns": latency,
             "error_rate": (failures + self._strategy_errors) / max(1, executions + self._strategy_errors),
             "process": {"cpu_percent": proc.cpu_percent(None), "cpu_seconds": sum(proc.cpu_times()[:2]),
-                        "rss_bytes": proc.memory_info().rss},
+                        "rss_bytes": proc.memory_info().rss, "gc_frozen_objects": gc.get_freeze_count(),
+                        "gc_collections": [generation["collections"] for generation in gc.get_stats()]},
             "metrics_url": None if self._server is None else self._server.url,
         }
 

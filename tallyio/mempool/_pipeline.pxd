@@ -72,6 +72,8 @@ cdef struct pipe_state:
     uint64_t v3_events           # V3PoolEvent records fed (known pool or not: see pools' stats)
     uint64_t bad_records         # recorded payloads that do not parse
     uint64_t kick_at             # feed: wake a worker once this many records wait (1 live)
+    bint inline_feed             # feed (live, kick_at 1): analyze on the caller's thread when slot 0 is idle
+    uint64_t inline_feeds        # feed calls that analyzed inline (no worker woken)
     # standing arbitrage (the watcher's): pools applied Syncs changed since the last scan
     bint arbitrage               # AnalyzerConfig.standing_arbitrage
     uint64_t max_arb_cycles

@@ -31,8 +31,11 @@ fence) looks at the ring again and takes the slot back (CAS IDLE -> RUNNING) if 
 arrived.  The two fences order "publish, then read state" against "store IDLE, then read
 ring": at least one side sees the other, so a record is never left with no task coming.
 A realtime replay feeder may also take slot 0 by the same CAS and run the task on its own
-thread (``pipe_drain_inline``: no wake-up when it has time before its next record); the
-slot is held and released exactly as a worker holds it (tallyio/_ext/README.md).
+thread (``pipe_drain_inline``: no wake-up when it has time before its next record), and so
+does ``feed`` on a live source's thread with ``inline_analysis=True`` (counted in
+``stats()["pipeline"]["inline_feeds"]``; a burst of more than a batch, or a busy slot 0,
+still kicks the workers); the slot is held and released exactly as a worker holds it
+(tallyio/_ext/README.md).
 
     >>> from tallyio.mempool.records import V2Pool
     >>> from tallyio.mempool._pools import PoolTable
@@ -376,8 +379,10 @@ cdef class Pipeline:
 
     def __init__(self, PoolTable table, *, scheduler=None, filter_config=None,
                  analyzer_config=None, routers_v2=(), routers_v3=(), universal_routers=(),
-                 ring_capacity=4096, opportunity_capacity=1024, workers=None):
+                 ring_capacity=4096, opportunity_capacity=1024, workers=None, inline_analysis=False):
         from tallyio import NumaScheduler, SchedulerConfig
+        if not isinstance(inline_analysis, bool):
+            raise TypeError(f"Pipeline: inline_analysis must be a bool, got {type(inline_analysis).__name__}")
         self.table = table
         self.filter = TxFilter(filter_config if filter_config is not None else FilterConfig(),
                                routers_v2=routers_v2, routers_v3=routers_v3,
@@ -415,6 +420,7 @@ cdef class Pipeline:
         self.pipe.table = &table.t
         tio_atomic_init_u64(&self.pipe.submit_failures, 0)
         self.pipe.kick_at = 1
+        self.pipe.inline_feed = inline_analysis
         self.pipe.arbitrage = self.analyzer_config.standing_arbitrage
         self.pipe.max_arb_cycles = self.analyzer_config.max_arbitrage_cycles
         # + 1: calloc(0) may return NULL
@@ -458,7 +464,12 @@ cdef class Pipeline:
             self.pipe.next_seq += 1
             with nogil:
                 pending_push(self.pipe.ring, &rec)
-                kick(self.pipe, self.pipe.kick_at)
+                # live (kick_at 1): analyzed here when slot 0 is idle and at most a batch waits,
+                # saving the worker's wake-up; else (and at full speed) the workers take it
+                if self.pipe.inline_feed and self.pipe.kick_at == 1 and pipe_drain_inline(self.pipe):
+                    self.pipe.inline_feeds += 1
+                else:
+                    kick(self.pipe, self.pipe.kick_at)
             self.pipe.barrier_needed = True
         elif type(record) is SyncEvent:
             self._barrier()
@@ -595,6 +606,7 @@ cdef class Pipeline:
                 "pipeline": {"blocks": self.pipe.blocks, "syncs": self.pipe.syncs,
                              "syncs_refused": self.pipe.syncs_refused, "v3_events": self.pipe.v3_events,
                              "bad_records": self.pipe.bad_records, "batches": batches,
+                             "inline_feeds": self.pipe.inline_feeds,
                              "records": records, "unknown_records": self.unknown_records,
                              "submit_failures": tio_atomic_load_u64_relaxed(&self.pipe.submit_failures),
                              "block_number": self.pipe.ctx.block_number,
