@@ -516,6 +516,10 @@ def test_bench_engine_group_smoke_runs_each_seed_benchmark():
             "machine floor (a thread waking on the schedule)"} <= set(p99.peers)
     assert {"open loop, where the time goes: arrival -> detected p99",
             "open loop, where the time goes: detected -> returned p99"} <= set(by_case)
+    # the busy-poll row beside the default one and the floors, and the host's steal time
+    busy = by_case["end-to-end open loop at 10k tx/s: arrival -> next_opportunity p99, busy-poll"]
+    assert {"tallyio", "machine floor, busy-poll (a thread spinning to each arrival)"} <= set(busy.peers)
+    assert by_case["open loop: the host's steal time during the run (the VM's CPUs not running)"].samples
 
 
 def test_native_strategy_driven_by_the_engine_matches_the_python_one():

@@ -26,14 +26,20 @@
   sides run with the GIL switch interval at ``SWITCH_INTERVAL`` (100 us
   instead of CPython's 5 ms: a latency-minded deployment sets it, and with the
   default a thread waiting for the GIL waits up to 5 ms behind a busy one).
-  A third row is the machine's floor: one thread of ours sleeping until each
-  arrival of the same schedule, how late it woke (the OS and the timer alone).
+  A second tallyio row runs the same schedule with ``BUSY_POLL`` (both waits spin
+  through the gaps, ``gc_freeze``: what a latency-first deployment on dedicated cores
+  sets).  The machine's floors: one thread of ours sleeping until each arrival of the
+  same schedule, how late it woke (the OS and the timer alone), the same tuned as the
+  feeder waits, and one spinning to each arrival (only preemption makes it late); and
+  the host's steal time during each engine run (/proc/stat), so a run's tail can be
+  read against what the hypervisor took.
 
 Owns only the temporary directories it creates (and removes).
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import struct
 import tempfile
@@ -266,6 +272,18 @@ waits for a wake-up) and the heap alive at start is frozen out of GC passes."""
 BUSY_POLL_ROW = "tallyio, busy-poll (both waits spin 2 ms, gc_freeze)"
 
 
+def _steal_us() -> float:
+    """The machine's cumulative steal time in us (Linux /proc/stat, 10 ms resolution): the
+    time the hypervisor ran something else while this VM's CPUs wanted to run.  NaN where
+    it is not available."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return float(fields[8]) * 1e6 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def _wake_floor(rate: int, seconds: float, tuned: bool = False, spin: int = 30_000) -> list[int]:
     """The machine's own floor for the open loop: one thread sleeping until each
     arrival of the same schedule and recording how late it woke (ns).  Nothing else
@@ -334,6 +352,7 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
             latency: list[int] = []
             detected: list[int] = []        # scheduled arrival -> detected by the analyzer
             handoff: list[int] = []         # detected -> returned by next_opportunity
+            steal = _steal_us()
             async with Engine(config, routers=routers) as engine:
                 while (op := await engine.next_opportunity()) is not None:
                     now = time.monotonic_ns()
@@ -343,8 +362,10 @@ def _measure_open_loop(rate: int, seconds: float) -> dict[str, dict[str, float]]
                     detected.append(op.detected_ns - due)
                     handoff.append(now - op.detected_ns)
                 dropped = engine.stats()["opportunities"]["dropped"]
+            steal = _steal_us() - steal
             stages = {"arrival->detected": _percentiles(detected), "detected->returned": _percentiles(handoff)}
             return {**_percentiles(latency), "opportunities": float(len(latency)), "dropped": float(dropped),
+                    "host steal": steal,
                     **{f"{stage} {c}": figures[c] for stage, figures in stages.items() for c in ("p50", "p99")}}
 
         mine = asyncio.run(run_engine(config))
@@ -423,6 +444,7 @@ def open_loop_sections(mode: str) -> list[Section]:
                  for c in ("p50", "p99", "p99.9")]
         cases += [(f"{stage} {c}", f"open loop, where the time goes: {stage.replace('->', ' -> ')} {c}")
                   for stage in ("arrival->detected", "detected->returned") for c in ("p50", "p99")]
+        cases += [("host steal", "open loop: the host's steal time during the run (the VM's CPUs not running)")]
         targets = {"p99": [Target(100.0)], "p99.9": [Target(250.0)]}
         busy = by.pop(BUSY_POLL_ROW)
         # the default settings' row and the busy-poll row, each beside the peers and the floors
