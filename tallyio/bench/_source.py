@@ -13,6 +13,15 @@ pushes the notification at about the same moment, so a notification can arrive
 before the send returns: that counts as 0. Figures: p50, p99 (per run, median
 over runs) and transactions lost. Needs anvil (``TALLYIO_CHAIN_DIR`` or
 ``TALLYIO_ANVIL``) and the node extra; web3.py is an optional peer.
+
+A second section runs the whole live engine on the same chain: victim swaps big
+enough to open a backrun (25 tokens into WETH on exchange A or B) sent at 200/s,
+and for each, the time from its send returning to its BACKRUN opportunity
+returned by ``await next_opportunity()``; split at the frame read (our share:
+parse, filter, analysis, hand-off) and at the analysis (``detected_ns`` -> returned:
+the hand-off alone).  The engine's default (``inline_analysis``: the NodeSource
+thread analyzes when a worker slot is idle) alternates with a worker woken per
+transaction.
 """
 from __future__ import annotations
 
@@ -71,6 +80,40 @@ class _Chain:
             else:
                 out.append(swap_v3(self.sender, trader, u.v3_router, u.tokens[0], u.weth, amount, sign_only=True))
         return out  # type: ignore[return-value]
+
+    def presign_victims(self, n: int) -> list[tuple[bytes, bytes]]:
+        """``n`` fresh swaps big enough to open a backrun (token0 -> WETH on the V2
+        exchanges A and B in turn; pending, never mined, so each meets the same state)."""
+        from tallyio.devnet import swap_v2
+
+        self.node.rpc.call("anvil_dropAllTransactions")
+        self.sender.forget_nonces()
+        self.salt += 1
+        u, out = self.uniswap, []
+        for i in range(n):
+            trader = self.traders[i % len(self.traders)]
+            amount = 25 * 10**18 + self.salt * 100_000 + i
+            out.append(swap_v2(self.sender, trader, u.v2[i % 2].router, amount, [u.tokens[0], u.weth],
+                               sign_only=True))
+        return out  # type: ignore[return-value]
+
+    def table(self) -> tuple[object, list[tuple[bytes, int]]]:
+        """The V2 pools' PoolTable at the chain's current reserves, and the routers."""
+        from tallyio.devnet import get_reserves
+        from tallyio.mempool import PoolTable
+        from tallyio.mempool.records import V2Pool
+
+        raw = lambda address: bytes.fromhex(address[2:])  # noqa: E731
+        pools, seen = [], set()
+        for k, exchange in enumerate(self.uniswap.v2):
+            for (x, y), pair in exchange.pairs.items():
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                t0, t1 = sorted((x, y))             # a V2 pair's token0 is the lower address
+                pools.append(V2Pool(raw(pair), raw(t0), raw(t1), *get_reserves(self.node.rpc, pair), 30, k))
+        routers = [(raw(exchange.router), k) for k, exchange in enumerate(self.uniswap.v2)]
+        return PoolTable(pools, weth=raw(self.uniswap.weth)), routers
 
     def close(self) -> None:
         self.node.stop()
@@ -168,6 +211,58 @@ def _tallyio_run(chain: _Chain, n: int) -> dict[str, float]:
     return summary
 
 
+def _engine_run(chain: _Chain, n: int, inline: bool) -> dict[str, float]:
+    """The live engine on anvil: ``n`` victim swaps sent at RATE (a separate process);
+    for each backrun, the time from its victim's send returning to the opportunity
+    returned by ``await next_opportunity()``, split at the frame read (anvil + OS before
+    our work) and at the analysis (``detected_ns``)."""
+    from tallyio.engine.config import CoreConfig
+    from tallyio.engine.engine import Engine
+    from tallyio.mempool import FilterConfig, OpportunityKind
+
+    table, routers = chain.table()
+    signed = chain.presign_victims(n)
+    victims = {tx_hash for _, tx_hash in signed}
+    got: dict[bytes, tuple[int, int, int]] = {}     # victim -> (frame read, detected, returned)
+    config = CoreConfig(node_url=chain.node.ws_url, filter=FilterConfig(check_nonces=False), inline_analysis=inline)
+
+    async def main() -> tuple[dict[bytes, int], dict]:
+        async with Engine(config, table=table, routers=routers) as engine:
+            if not await asyncio.to_thread(engine.wait_connected, 30):
+                raise RuntimeError("the engine's NodeSource did not connect")
+            sending = asyncio.ensure_future(asyncio.to_thread(_send_paced, chain, signed))
+            deadline = time.monotonic() + 30 + n / RATE
+            while len(got) < n and time.monotonic() < deadline:
+                try:
+                    op = await asyncio.wait_for(engine.next_opportunity(), max(0.05, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    break
+                now = time.monotonic_ns()
+                if op is None:
+                    break
+                if op.kind is OpportunityKind.BACKRUN and op.trigger_tx in victims and op.trigger_tx not in got:
+                    got[op.trigger_tx] = (op.received_ns, op.detected_ns, now)
+                if sending.done() and len(got) == n:
+                    break
+            returned = await sending
+            return returned, engine.pipeline.stats()["pipeline"]
+
+    returned, pipeline = asyncio.run(main())
+    found = [(returned[h], *got[h]) for h in returned if h in got]
+
+    def pct(values: list[float], q: float) -> float:
+        values = sorted(values)
+        return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+    total = [max(0, ret - sent) / 1e3 for sent, _, _, ret in found]
+    ours = [(ret - frame) / 1e3 for _, frame, _, ret in found]
+    handoff = [(ret - det) / 1e3 for _, _, det, ret in found]
+    return {"p50": pct(total, 0.5), "p99": pct(total, 0.99), "missed": float(n - len(found)),
+            "ours_p50": pct(ours, 0.5), "ours_p99": pct(ours, 0.99),
+            "handoff_p50": pct(handoff, 0.5), "handoff_p99": pct(handoff, 0.99),
+            "inline_feeds": float(pipeline["inline_feeds"])}
+
+
 def _web3_run(chain: _Chain, n: int) -> dict[str, float]:
     from web3 import AsyncWeb3, WebSocketProvider
 
@@ -214,7 +309,7 @@ def _web3_run(chain: _Chain, n: int) -> dict[str, float]:
 
 
 def sections(mode: str) -> list[Section]:
-    """The source group's one section for ``mode`` (smoke, quick, full)."""
+    """The source group's sections for ``mode`` (smoke, quick, full)."""
     reps = {"smoke": 1, "quick": 3, "full": 3}[mode]
     n = {"smoke": 30, "quick": 600, "full": 2000}[mode]
 
@@ -256,7 +351,33 @@ def sections(mode: str) -> list[Section]:
                                unit="us", higher_is_better=False)
         return figures
 
-    return [(f"source: {n} swaps at {RATE:.0f}/s, NodeSource vs web3.py", latency)]
+    def live_engine(progress: Progress) -> list[Figure]:
+        victims = {"smoke": 20, "quick": 300, "full": 1000}[mode]
+        label = f"({victims} victim swaps at {RATE:.0f}/s)"
+        cases = [("p50", f"live engine: victim sent -> its backrun from next_opportunity(), p50 {label}"),
+                 ("p99", f"live engine: victim sent -> its backrun from next_opportunity(), p99 {label}"),
+                 ("ours_p50", "live engine: frame read -> next_opportunity() returned (our share), p50"),
+                 ("ours_p99", "live engine: frame read -> next_opportunity() returned (our share), p99"),
+                 ("handoff_p50", "live engine: detected -> next_opportunity() returned, p50"),
+                 ("handoff_p99", "live engine: detected -> next_opportunity() returned, p99")]
+        worker = "tallyio, a worker woken per transaction (inline_analysis=False)"
+        try:
+            chain = _Chain()
+        except Exception as exc:  # no anvil, no artifacts, no node extra: say why
+            return [Figure(GROUP, text, unit="us", skipped=f"{type(exc).__name__}: {exc}") for _, text in cases]
+        try:
+            samples = alternate([("tallyio", lambda: _engine_run(chain, victims, True)),
+                                 (worker, lambda: _engine_run(chain, victims, False))], reps, progress)
+        finally:
+            chain.close()
+        figures = figures_for(GROUP, samples, cases, unit="us", higher_is_better=False)
+        missed = ("missed", f"live engine: victims with no backrun returned (of {victims})")
+        figures += figures_for(GROUP, samples, [missed], unit="tasks", higher_is_better=False)
+        return figures
+
+    return [(f"source: {n} swaps at {RATE:.0f}/s, NodeSource vs web3.py", latency),
+            (f"source: the live engine on anvil, victim swaps at {RATE:.0f}/s, inline analysis vs a woken worker",
+             live_engine)]
 
 
 if __name__ == "__main__":
