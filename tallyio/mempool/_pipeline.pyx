@@ -372,7 +372,10 @@ cdef class Pipeline:
     ``scheduler``: a started NumaScheduler, or None to start and own one with 2 workers.
     ``routers_v2`` / ``routers_v3`` / ``universal_routers``: addresses the filter lets
     through, each optionally ``(address, exchange_id)`` (the exchange whose pools the
-    router swaps through, as in ``V2Pool.exchange``).  ``feed`` from one thread only."""
+    router swaps through, as in ``V2Pool.exchange``).  ``inline_analysis``: ``feed`` analyzes
+    a transaction on the calling thread when slot 0 is idle and at most a batch waits (a
+    live source's latency: no worker wake-up); ``run`` never does.  ``feed`` from one
+    thread only."""
 
     def __cinit__(self, *args, **kwargs):
         self.pipe = NULL
