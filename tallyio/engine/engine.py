@@ -156,6 +156,9 @@ class OpportunityBridge:
         self.sleeps = 0
         self.wakes = 0
         self.polled = 0
+        self.retracted = 0
+        """arms taken back (``arm()`` found records queued): each may still draw one producer
+        write, a stale wake-up a later sleep reads at once (the queue's protocol)"""
         self.idle = threading.Event()
         """set each time the consumer found the queue empty and is about to sleep (it is
         done with all it took): the lockstep replay's feeder waits on it, not polling."""
@@ -229,6 +232,7 @@ class OpportunityBridge:
             if not queue.arm():
                 # records queued but none taken: a producer has claimed a slot and not yet
                 # published it (a few ns), or drop-oldest evicted under us; let it finish
+                self.retracted += 1
                 races += 1
                 if races > 64:
                     races = 0
@@ -264,6 +268,7 @@ class OpportunityBridge:
                     self.polled += 1
                     continue
             if not queue.arm():
+                self.retracted += 1
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -305,7 +310,8 @@ class OpportunityBridge:
 
     def stats(self) -> dict:
         return {"queued": len(self.queue), "taken": self.taken, "batches": self.batches, "sleeps": self.sleeps,
-                "wakes": self.wakes, "polled": self.polled, "producer_wakes": self.queue.stats()["wakes"]}
+                "wakes": self.wakes, "polled": self.polled, "retracted": self.retracted,
+                "producer_wakes": self.queue.stats()["wakes"]}
 
 
 class _StrategySlot:
