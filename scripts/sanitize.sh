@@ -101,8 +101,11 @@ test_one() {
     echo "== pytest ${selection[*]} under $kind sanitizer (scale $scale)"
     status=0
     # setarch -R: TSan's shadow memory layout rejects the high-entropy ASLR of newer kernels.
+    # --capture=sys: pytest captures Python's sys.stdout/stderr only, so what C code writes to fd 2
+    # before it aborts (a broken TIO_DEBUG_ASSERT invariant, glibc's heap checks) reaches this log
+    # instead of dying with the test's capture file
     (cd "$src" && env "${env_vars[@]}" TALLYIO_TEST_SCALE="$scale" LD_PRELOAD="$runtime" setarch "$(uname -m)" -R \
-        "$venv/bin/python" -m pytest tests "${selection[@]}" -q -p no:cacheprovider -x -rfE) || status=$?
+        "$venv/bin/python" -m pytest tests "${selection[@]}" -q --capture=sys -p no:cacheprovider -x -rfE) || status=$?
     if [ -n "$(ls -A "$reports")" ]; then
         echo "!! $kind sanitizer reports:"; cat "$reports"/*; return 1
     fi
