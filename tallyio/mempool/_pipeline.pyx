@@ -554,6 +554,10 @@ cdef class Pipeline:
         cdef int found
         if self.closed:
             raise RuntimeError("Pipeline is closed")
+        if not self.pipe.n_touched:
+            # nothing to scan (the common idle: no Sync since the last scan); no GIL release,
+            # which would hand the GIL to (and take it back from) a consumer waiting for it
+            return 0
         with nogil:
             found = scan_touched(self.pipe)
         return found
