@@ -62,39 +62,26 @@ class _Chain:
             raise
         self.salt = 0
 
-    def presign(self, n: int) -> list[tuple[bytes, bytes]]:
-        """``n`` fresh swaps (V2 router A, V2 router B, V3 router in turn) after
-        dropping whatever the last run left pending."""
+    def presign(self, n: int, victims: bool = False) -> list[tuple[bytes, bytes]]:
+        """``n`` fresh swaps after dropping whatever the last run left pending: on V2
+        router A, V2 router B and the V3 router in turn; with ``victims``, swaps big
+        enough to open a backrun (25 tokens into WETH on the V2 exchanges A and B in
+        turn; pending, never mined, so each meets the same state)."""
         from tallyio.devnet import swap_v2, swap_v3
 
         self.node.rpc.call("anvil_dropAllTransactions")
         self.sender.forget_nonces()
         self.salt += 1
         u, out = self.uniswap, []
+        base, kinds = (25 * 10**18, 2) if victims else (10**15, 3)
         for i in range(n):
             trader = self.traders[i % len(self.traders)]
-            amount = 10**15 + self.salt * 100_000 + i
-            if i % 3 < 2:
-                out.append(swap_v2(self.sender, trader, u.v2[i % 3].router, amount, [u.tokens[0], u.weth],
+            amount = base + self.salt * 100_000 + i
+            if i % kinds < 2:
+                out.append(swap_v2(self.sender, trader, u.v2[i % kinds].router, amount, [u.tokens[0], u.weth],
                                    sign_only=True))
             else:
                 out.append(swap_v3(self.sender, trader, u.v3_router, u.tokens[0], u.weth, amount, sign_only=True))
-        return out  # type: ignore[return-value]
-
-    def presign_victims(self, n: int) -> list[tuple[bytes, bytes]]:
-        """``n`` fresh swaps big enough to open a backrun (token0 -> WETH on the V2
-        exchanges A and B in turn; pending, never mined, so each meets the same state)."""
-        from tallyio.devnet import swap_v2
-
-        self.node.rpc.call("anvil_dropAllTransactions")
-        self.sender.forget_nonces()
-        self.salt += 1
-        u, out = self.uniswap, []
-        for i in range(n):
-            trader = self.traders[i % len(self.traders)]
-            amount = 25 * 10**18 + self.salt * 100_000 + i
-            out.append(swap_v2(self.sender, trader, u.v2[i % 2].router, amount, [u.tokens[0], u.weth],
-                               sign_only=True))
         return out  # type: ignore[return-value]
 
     def table(self) -> tuple[object, list[tuple[bytes, int]]]:
@@ -221,7 +208,7 @@ def _engine_run(chain: _Chain, n: int, inline: bool) -> dict[str, float]:
     from tallyio.mempool import FilterConfig, OpportunityKind
 
     table, routers = chain.table()
-    signed = chain.presign_victims(n)
+    signed = chain.presign(n, victims=True)
     victims = {tx_hash for _, tx_hash in signed}
     got: dict[bytes, tuple[int, int, int]] = {}     # victim -> (frame read, detected, returned)
     config = CoreConfig(node_url=chain.node.ws_url, filter=FilterConfig(check_nonces=False), inline_analysis=inline)
